@@ -1,0 +1,1 @@
+"""Demo tasks of the example project."""

@@ -1,0 +1,34 @@
+"""Demo tasks: a quick one, a slow one, one that fails under a backoff policy, a FIFO one."""
+
+import time
+
+from celery import shared_task
+
+
+@shared_task
+def add(x: int, y: int) -> int:
+    """Quick: returns at once."""
+    return x + y
+
+
+@shared_task
+def slow(seconds: float = 5.0) -> float:
+    """Slow: sleeps, so a worker shows it as active."""
+    time.sleep(seconds)
+    return seconds
+
+
+@shared_task(acks_late=True, acks_on_failure_or_timeout=False)
+def flaky(reason: str = "demo failure") -> None:
+    """Always fails. Left unacknowledged, SQS redelivers it on the backoff policy's schedule.
+
+    List it in a predefined queue's ``backoff_tasks`` (see the README) to see
+    the policy in action.
+    """
+    raise RuntimeError(reason)
+
+
+@shared_task
+def ordered(group: str, n: int) -> str:
+    """Routed to the FIFO queue ``demo-ordered.fifo``: same-group tasks run in order."""
+    return f"{group}:{n}"

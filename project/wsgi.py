@@ -1,0 +1,9 @@
+"""WSGI entry point. sqs_broker's wrapper refuses to serve with DEBUG and keys in the URL."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+from sqs_broker.guard import get_wsgi_application  # noqa: E402
+
+application = get_wsgi_application()

@@ -1,0 +1,35 @@
+"""Django system checks: a thin adapter over :mod:`sqs_broker.findings`.
+
+Registered in :meth:`sqs_broker.apps.SqsBrokerConfig.ready`. ``manage.py
+check`` and ``runserver`` report them; the refusal of servers and workers to
+start lives in :mod:`sqs_broker.guard`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Info, Warning
+
+from sqs_broker import findings
+
+_KIND = {"error": Error, "warning": Warning, "info": Info}
+
+
+def to_message(finding: findings.Finding) -> CheckMessage:
+    message = finding.message if not finding.queue else f"[{finding.queue}] {finding.message}"
+    return _KIND[finding.level](message, hint=finding.hint, id=finding.id)
+
+
+def check_debug_credentials(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """E001 alone, under the security tag."""
+    return [to_message(f) for f in findings.offline() if f.id == "sqs_broker.E001"]
+
+
+def check_configuration(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Every other offline finding. Information findings stay in ``sqs_check``."""
+    return [
+        to_message(f)
+        for f in findings.offline()
+        if f.id != "sqs_broker.E001" and f.level != "info"
+    ]

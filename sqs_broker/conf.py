@@ -1,0 +1,104 @@
+"""Typed reads of the ``SQS_BROKER_*`` Django settings.
+
+Each property reads ``django.conf.settings`` on every access, so
+``override_settings`` works in tests and nothing is read at import time.
+Broker settings come from the environment through :mod:`sqs_broker.settings`;
+these are the app's own knobs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+EtaGuard = Literal["error", "warn", "off"]
+
+
+def _number(name: str, default: float, low: float) -> float:
+    value = getattr(settings, name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        raise ImproperlyConfigured(f"{name} must be a number >= {low:g}; got {value!r}.")
+    return value
+
+
+class Settings:
+    """The app's settings with their defaults; see the README's table."""
+
+    @property
+    def API_TOKEN(self) -> str | None:
+        """Bearer token for ``stats.json`` and ``metrics``; ``None`` disables token access."""
+        token = getattr(settings, "SQS_BROKER_API_TOKEN", None)
+        if token is not None and (not isinstance(token, str) or len(token) < 16):
+            raise ImproperlyConfigured(
+                "SQS_BROKER_API_TOKEN must be a string of at least 16 characters, or None."
+            )
+        return token or None
+
+    @property
+    def ETA_GUARD(self) -> EtaGuard:
+        value = getattr(settings, "SQS_BROKER_ETA_GUARD", "error")
+        if value not in ("error", "warn", "off"):
+            raise ImproperlyConfigured(
+                f"SQS_BROKER_ETA_GUARD must be 'error', 'warn' or 'off'; got {value!r}."
+            )
+        return value
+
+    @property
+    def MAX_ETA(self) -> float:
+        """The longest ETA/countdown (seconds) the project plans to use; 0 = none declared."""
+        return _number("SQS_BROKER_MAX_ETA", 0, 0)
+
+    @property
+    def CACHE_TTL(self) -> float:
+        """Seconds queue attributes are reused before SQS is asked again."""
+        return _number("SQS_BROKER_CACHE_TTL", 5, 0)
+
+    @property
+    def ONLINE_FINDINGS_TTL(self) -> float:
+        """Seconds the dashboard reuses the online findings."""
+        return _number("SQS_BROKER_ONLINE_FINDINGS_TTL", 60, 0)
+
+    @property
+    def MAX_WORKERS(self) -> int:
+        """Threads that fetch queue attributes at once."""
+        return int(_number("SQS_BROKER_MAX_WORKERS", 16, 1))
+
+    @property
+    def DISCOVER_BY_PREFIX(self) -> bool:
+        """With an empty queue name prefix, list every queue of the account too."""
+        return bool(getattr(settings, "SQS_BROKER_DISCOVER_BY_PREFIX", False))
+
+    @property
+    def REFRESH_SECONDS(self) -> int:
+        """Dashboard auto-refresh period; 0 turns it off."""
+        return int(_number("SQS_BROKER_REFRESH_SECONDS", 10, 0))
+
+    @property
+    def TELEMETRY(self) -> bool:
+        """Record worker heartbeats and task counters from inside the workers."""
+        return bool(getattr(settings, "SQS_BROKER_TELEMETRY", False))
+
+    @property
+    def TELEMETRY_INTERVAL(self) -> float:
+        """Seconds between telemetry flushes and heartbeats."""
+        return _number("SQS_BROKER_TELEMETRY_INTERVAL", 10, 0.1)
+
+    @property
+    def RETENTION_DAYS(self) -> float:
+        """Days of samples, heartbeats and counters kept before pruning."""
+        return _number("SQS_BROKER_RETENTION_DAYS", 7, 0)
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        """Seconds to open a connection to SQS for checks and the dashboard."""
+        return _number("SQS_BROKER_CONNECT_TIMEOUT", 5, 0.1)
+
+    @property
+    def READ_TIMEOUT(self) -> float:
+        """Seconds to wait for an SQS answer for checks and the dashboard."""
+        return _number("SQS_BROKER_READ_TIMEOUT", 10, 0.1)
+
+
+app_settings = Settings()

@@ -1,0 +1,189 @@
+"""What is safe to show: masked URLs, scrubbed text and Django's error reports.
+
+This module alone decides what may leave the process. Pages, JSON, metrics,
+command output, logs and error reports pass their text through it:
+
+* :func:`mask_url` hides the password (and most of the user) of a URL;
+* :func:`known_secrets` collects every secret the configuration holds, and
+  :func:`scrub` replaces each of them, in any spelling kombu or boto3 may
+  print (raw, ``safequote``-d, percent-encoded), with a fixed mask;
+* :class:`SafeExceptionReporterFilter` and :class:`SafeExceptionReporter`
+  keep them out of Django's technical 500 page and error e-mails;
+* :class:`SecretLogFilter` keeps them out of log records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from django.conf import settings
+from django.views.debug import ExceptionReporter
+from django.views.debug import SafeExceptionReporterFilter as DjangoFilter
+from kombu.utils.url import safequote
+
+MASK = "********"
+
+#: scheme://user:password@ — the password ends at the last '@' before the host.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@")
+
+#: Secrets shorter than this are not scrubbed from free text: replacing "a"
+#: everywhere would mangle output without protecting anything.
+MIN_SECRET_LENGTH = 6
+
+#: Environment variables whose values are secrets wherever they appear.
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password masked and its user cut to four characters."""
+    if not isinstance(url, str):
+        return url
+
+    def hide(match: re.Match[str]) -> str:
+        user = unquote(match["user"])
+        shown = f"{user[:4]}{MASK}" if len(user) > 4 else user
+        return f"{match['scheme']}{quote(shown, safe='*')}:{MASK}@"
+
+    return _URL_CREDENTIALS.sub(hide, url)
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user or password before its host."""
+    match = _URL_CREDENTIALS.search(url or "")
+    return bool(match and (match["user"] or match["password"]))
+
+
+def _spellings(secret: str) -> set[str]:
+    return {secret, safequote(secret), quote(secret, safe=""), quote(secret)}
+
+
+def _secrets_of_options(options: Mapping[str, Any] | None) -> Iterable[str]:
+    for queue in ((options or {}).get("predefined_queues") or {}).values():
+        if isinstance(queue, Mapping):
+            secret = queue.get("secret_access_key")
+            if isinstance(secret, str):
+                yield secret
+
+
+def known_secrets(env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Every secret value the configuration holds, in each spelling it may take."""
+    env = os.environ if env is None else env
+    found: list[str] = [env.get(name) or "" for name in SECRET_VARIABLES]
+    if settings.configured:
+        for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+            value = getattr(settings, name, None)
+            if isinstance(value, str):
+                found.extend(unquote(m["password"]) for m in _URL_CREDENTIALS.finditer(value))
+        found.extend(_secrets_of_options(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None)))
+        token = getattr(settings, "SQS_BROKER_API_TOKEN", None)
+        if isinstance(token, str):
+            found.append(token)
+    spellings: set[str] = set()
+    for secret in found:
+        if len(secret) >= MIN_SECRET_LENGTH:
+            spellings |= _spellings(secret)
+    return frozenset(spellings)
+
+
+def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with URL passwords and every known secret replaced by the mask."""
+    if not isinstance(text, str) or not text:
+        return text
+    text = mask_url(text)
+    pool = known_secrets() if secrets is None else secrets
+    # Longest first, so a secret is never half-replaced by one of its parts.
+    for secret in sorted(pool, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def scrub_data(value: Any, secrets: Iterable[str] | None = None) -> Any:
+    """``value`` (nested dicts, lists, strings) with every string scrubbed."""
+    pool = known_secrets() if secrets is None else frozenset(secrets)
+    if isinstance(value, str):
+        return scrub(value, pool)
+    if isinstance(value, Mapping):
+        return {key: scrub_data(item, pool) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(scrub_data(item, pool) for item in value)
+    return value
+
+
+class _Shown:
+    """A value rendered in advance, so the report shows its scrubbed repr."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class SafeExceptionReporterFilter(DjangoFilter):
+    """Django's filter, plus broker URLs, known secrets and frame variables.
+
+    Django hides settings whose *name* looks secret, but ``CELERY_BROKER_URL``
+    does not, and local variables in kombu's or boto3's frames are shown as is.
+    """
+
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|CREDENTIAL", flags=re.I
+    )
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return scrub(cleansed)
+        return cleansed
+
+    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> list[tuple[str, Any]]:
+        variables = super().get_traceback_frame_variables(request, tb_frame)
+        pool = known_secrets()
+        shown = []
+        for name, value in variables:
+            try:
+                text = repr(value)
+            except Exception:  # a broken __repr__ must not break the error page
+                text = f"<{type(value).__name__} object (repr failed)>"
+            shown.append((name, _Shown(scrub(text, pool))))
+        return shown
+
+
+class SafeExceptionReporter(ExceptionReporter):
+    """Django's reporter with every known secret scrubbed from its output.
+
+    The exception message and the source lines are not filtered by Django at
+    all; scrubbing the finished page covers them too.
+    """
+
+    def get_traceback_html(self) -> str:
+        # Secrets are scrubbed in their HTML-escaped spelling as well.
+        from django.utils.html import escape
+
+        pool = known_secrets()
+        html = str(super().get_traceback_html())
+        return scrub(html, pool | {str(escape(s)) for s in pool})
+
+    def get_traceback_text(self) -> str:
+        return scrub(str(super().get_traceback_text()))
+
+
+class SecretLogFilter(logging.Filter):
+    """Scrubs known secrets from a record's message before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True

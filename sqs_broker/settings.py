@@ -1,0 +1,469 @@
+"""Environment -> Celery-over-SQS settings.
+
+This module is the only place that reads SQS variables from the environment.
+:func:`celery_settings` is a pure function of a mapping (``os.environ`` by
+default) and returns Django settings in Celery's ``CELERY_`` namespace;
+:func:`include` is the one line a settings module adds::
+
+    from sqs_broker.settings import include
+    include(globals())
+
+Every bad value raises :class:`~django.core.exceptions.ImproperlyConfigured`
+naming the variable, what is wrong and the valid range. Messages never carry
+the value of a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from kombu.utils.url import safequote
+
+#: Variables this module reads; the README's table documents each one.
+VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECRET_ACCESS_KEY_FILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "SQS_CREDENTIALS_IN_URL",
+    "CELERY_BROKER_URL",
+    "SQS_REGION",
+    "SQS_ENDPOINT_URL",
+    "SQS_VISIBILITY_TIMEOUT",
+    "SQS_POLLING_INTERVAL",
+    "SQS_WAIT_TIME_SECONDS",
+    "SQS_QUEUE_NAME_PREFIX",
+    "SQS_PREDEFINED_QUEUES",
+    "SQS_PREDEFINED_QUEUES_FILE",
+    "SQS_STS_ROLE_ARN",
+    "SQS_STS_TOKEN_TIMEOUT",
+    "SQS_STS_TOKEN_BUFFER_TIME",
+    "CELERY_RESULT_BACKEND",
+    "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
+)
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_VISIBILITY_TIMEOUT = 1800
+DEFAULT_POLLING_INTERVAL = 1.0
+DEFAULT_WAIT_TIME_SECONDS = 10
+DEFAULT_STS_TOKEN_TIMEOUT = 900
+
+#: SQS limits, from the ReceiveMessage, SetQueueAttributes and AssumeRole docs.
+MAX_VISIBILITY_TIMEOUT = 43200
+MAX_WAIT_TIME_SECONDS = 20
+MIN_STS_TOKEN_TIMEOUT = 900
+MAX_STS_TOKEN_TIMEOUT = 43200
+
+#: Result backends that create a queue per task on the broker: never with SQS.
+FORBIDDEN_RESULT_SCHEMES = ("amqp", "rpc")
+
+PREDEFINED_QUEUE_KEYS = frozenset(
+    {"url", "access_key_id", "secret_access_key", "backoff_policy", "backoff_tasks", "region"}
+)
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", "f", ""})
+_ENDPOINT_RE = re.compile(r"^https?://[^/\s?#@]+(:\d{1,5})?/?$")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Static AWS keys read from the environment; secrets are kept out of repr."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key='**')"
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name} must be a boolean (true/false, 1/0, yes/no, on/off); got {_shown(value)}."
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    valid = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be {valid}; got {_shown(value)}.") from None
+    if number < low or (high is not None and number > high):
+        raise ImproperlyConfigured(f"{name} must be {valid}; got {number}.")
+    return number
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float) -> float:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < low:
+        raise ImproperlyConfigured(
+            f"{name} must be a finite number >= {low:g} (seconds); got {_shown(value)}."
+        )
+    return number
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A non-secret value for an error message: quoted and cut short."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE``."""
+    path = _raw(env, f"{name}_FILE")
+    if path is None:
+        return _raw(env, name)
+    if _raw(env, name) is not None:
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"{name}_FILE names a file that cannot be read ({exc.strerror})."
+        ) from None
+    if not value:
+        raise ImproperlyConfigured(f"{name}_FILE names an empty file.")
+    return value
+
+
+def credentials(env: Mapping[str, str]) -> Credentials | None:
+    """The static keys of the environment, or ``None`` to let boto3's chain decide."""
+    key_id = _raw(env, "AWS_ACCESS_KEY_ID")
+    secret = _secret(env, "AWS_SECRET_ACCESS_KEY")
+    if key_id is None and secret is None:
+        return None
+    if key_id is None or secret is None:
+        missing = "AWS_ACCESS_KEY_ID" if key_id is None else "AWS_SECRET_ACCESS_KEY"
+        raise ImproperlyConfigured(
+            f"{missing} is missing: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or neither to use boto3's credential chain (profile, IAM role)."
+        )
+    return Credentials(key_id, secret, _raw(env, "AWS_SESSION_TOKEN"))
+
+
+def endpoint(env: Mapping[str, str]) -> tuple[str, bool] | None:
+    """``(host[:port], is_secure)`` of ``SQS_ENDPOINT_URL``, or ``None`` for AWS."""
+    value = _raw(env, "SQS_ENDPOINT_URL")
+    if value is None:
+        return None
+    if not _ENDPOINT_RE.match(value):
+        raise ImproperlyConfigured(
+            "SQS_ENDPOINT_URL must be http(s)://host[:port] with no path or credentials, "
+            f"e.g. http://127.0.0.1:4566; got {_shown(value)}."
+        )
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ImproperlyConfigured("SQS_ENDPOINT_URL has a port outside 1-65535.")
+    return parts.netloc, parts.scheme == "https"
+
+
+def broker_url(env: Mapping[str, str]) -> str:
+    """The final broker URL: explicit ``CELERY_BROKER_URL`` or one built for SQS."""
+    explicit = _raw(env, "CELERY_BROKER_URL")
+    if explicit is not None:
+        return explicit
+    host = ""
+    where = endpoint(env)
+    if where is not None:
+        host = where[0]
+    creds = credentials(env)
+    in_url = _bool(env, "SQS_CREDENTIALS_IN_URL", False)
+    if in_url:
+        if creds is None:
+            raise ImproperlyConfigured(
+                "SQS_CREDENTIALS_IN_URL is true but AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY are not set."
+            )
+        if creds.session_token is not None:
+            # kombu builds its SQS client from the URL's user and password
+            # only, so a session token would be dropped and every call denied.
+            raise ImproperlyConfigured(
+                "AWS_SESSION_TOKEN cannot travel in the broker URL: set "
+                "SQS_CREDENTIALS_IN_URL=false so boto3 reads all three keys from the environment."
+            )
+        # safequote, not quote: kombu unquotes the URL's password, so every
+        # '/', '+', '=', '@', ':' and '%' must be escaped to parse back byte-identical.
+        return f"sqs://{safequote(creds.access_key_id)}:{safequote(creds.secret_access_key)}@{host}"
+    return f"sqs://{host}" if host else "sqs://"
+
+
+def region(env: Mapping[str, str]) -> str:
+    value = _raw(env, "SQS_REGION") or _raw(env, "AWS_DEFAULT_REGION") or DEFAULT_REGION
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", value):
+        raise ImproperlyConfigured(
+            f"SQS_REGION must be an AWS region name such as eu-west-1; got {_shown(value)}."
+        )
+    return value
+
+
+def _backoff_policy(queue: str, value: Any, source: str) -> dict[int, int]:
+    where = f"{source}: queue {queue!r} backoff_policy"
+    if not isinstance(value, dict) or not value:
+        raise ImproperlyConfigured(
+            f"{where} must be a non-empty object of attempt number -> seconds, "
+            'e.g. {"1": 10, "2": 20}.'
+        )
+    policy: dict[int, int] = {}
+    for key, delay in value.items():
+        try:
+            attempt = int(key)
+        except (TypeError, ValueError):
+            attempt = 0
+        if attempt < 1 or str(key).strip() != str(attempt):
+            raise ImproperlyConfigured(
+                f"{where} has key {_shown(str(key))}: keys must be positive integers "
+                "(the SQS receive count)."
+            )
+        if isinstance(delay, bool) or not isinstance(delay, int):
+            raise ImproperlyConfigured(
+                f"{where} attempt {attempt} must be an integer number of seconds "
+                f"from 0 to {MAX_VISIBILITY_TIMEOUT}."
+            )
+        if not 0 <= delay <= MAX_VISIBILITY_TIMEOUT:
+            raise ImproperlyConfigured(
+                f"{where} attempt {attempt} is {delay} s: SQS visibility timeouts "
+                f"range from 0 to {MAX_VISIBILITY_TIMEOUT}."
+            )
+        policy[attempt] = delay
+    return dict(sorted(policy.items()))
+
+
+def _predefined_queue(name: str, spec: Any, source: str) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise ImproperlyConfigured(
+            f'{source}: queue {name!r} must be an object such as {{"url": "https://..."}}.'
+        )
+    unknown = sorted(set(spec) - PREDEFINED_QUEUE_KEYS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{source}: queue {name!r} has unknown keys {unknown}; allowed: "
+            f"{sorted(PREDEFINED_QUEUE_KEYS)}."
+        )
+    url = spec.get("url")
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+/.+", url):
+        raise ImproperlyConfigured(
+            f"{source}: queue {name!r} needs a 'url' such as "
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/my-queue."
+        )
+    url_fifo = url.rstrip("/").endswith(".fifo")
+    if url_fifo != name.endswith(".fifo"):
+        raise ImproperlyConfigured(
+            f"{source}: queue {name!r} and its URL disagree on FIFO: a FIFO queue's "
+            "name and URL both end with .fifo, a standard queue's neither."
+        )
+    queue: dict[str, Any] = {"url": url}
+    key_id, secret = spec.get("access_key_id"), spec.get("secret_access_key")
+    if (key_id is None) != (secret is None):
+        raise ImproperlyConfigured(
+            f"{source}: queue {name!r} needs both access_key_id and secret_access_key, or neither."
+        )
+    if key_id is not None:
+        if not isinstance(key_id, str) or not isinstance(secret, str) or not key_id or not secret:
+            raise ImproperlyConfigured(
+                f"{source}: queue {name!r} access_key_id and secret_access_key must be "
+                "non-empty strings."
+            )
+        # Raw on purpose: boto3 signs with these bytes, and a safequoted
+        # secret here fails with "signature does not match".
+        queue["access_key_id"] = key_id
+        queue["secret_access_key"] = secret
+    if "region" in spec:
+        if not isinstance(spec["region"], str):
+            raise ImproperlyConfigured(f"{source}: queue {name!r} region must be a string.")
+        queue["region"] = spec["region"]
+    if "backoff_policy" in spec:
+        queue["backoff_policy"] = _backoff_policy(name, spec["backoff_policy"], source)
+    if "backoff_tasks" in spec:
+        tasks = spec["backoff_tasks"]
+        if not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
+            raise ImproperlyConfigured(
+                f"{source}: queue {name!r} backoff_tasks must be a list of task names."
+            )
+        queue["backoff_tasks"] = list(tasks)
+    return queue
+
+
+def predefined_queues(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``SQS_PREDEFINED_QUEUES`` (or ``_FILE``) parsed and validated."""
+    inline = _raw(env, "SQS_PREDEFINED_QUEUES")
+    path = _raw(env, "SQS_PREDEFINED_QUEUES_FILE")
+    if inline is not None and path is not None:
+        raise ImproperlyConfigured(
+            "Set either SQS_PREDEFINED_QUEUES or SQS_PREDEFINED_QUEUES_FILE, not both."
+        )
+    if inline is None and path is None:
+        return {}
+    source = "SQS_PREDEFINED_QUEUES" if inline is not None else "SQS_PREDEFINED_QUEUES_FILE"
+    text = inline
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"SQS_PREDEFINED_QUEUES_FILE names a file that cannot be read ({exc.strerror})."
+            ) from None
+    try:
+        data = json.loads(text or "")
+    except (ValueError, RecursionError) as exc:
+        # The position, not the text: the JSON may hold secrets.
+        detail = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise ImproperlyConfigured(f"{source} is not valid JSON{detail}.") from None
+    if not isinstance(data, dict):
+        raise ImproperlyConfigured(
+            f'{source} must be a JSON object of queue name -> {{"url": ...}}.'
+        )
+    queues = {}
+    for name, spec in data.items():
+        if not name or len(name) > 80:
+            raise ImproperlyConfigured(f"{source}: queue names must have 1 to 80 characters.")
+        queues[name] = _predefined_queue(name, spec, source)
+    return queues
+
+
+def result_backend(env: Mapping[str, str]) -> str | None:
+    value = _raw(env, "CELERY_RESULT_BACKEND")
+    if value is None:
+        return None
+    scheme = value.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme in FORBIDDEN_RESULT_SCHEMES:
+        raise ImproperlyConfigured(
+            f"CELERY_RESULT_BACKEND uses {scheme}://, which SQS cannot serve: it would "
+            "create a queue per task that is never collected. Use django-db, "
+            "dynamodb:// or s3:// instead."
+        )
+    return value
+
+
+def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """kombu's ``broker_transport_options`` for the SQS transport."""
+    wait = _int(env, "SQS_WAIT_TIME_SECONDS", DEFAULT_WAIT_TIME_SECONDS, 0, MAX_WAIT_TIME_SECONDS)
+    options: dict[str, Any] = {
+        "region": region(env),
+        "visibility_timeout": _int(
+            env, "SQS_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, 0, MAX_VISIBILITY_TIMEOUT
+        ),
+        "polling_interval": _float(env, "SQS_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL, 0),
+        "wait_time_seconds": wait,
+        # New queues default to ReceiveMessageWaitTimeSeconds=0; give the
+        # queues Celery creates the same long polling as its receive calls.
+        "sqs-creation-attributes": {"ReceiveMessageWaitTimeSeconds": str(wait)},
+    }
+    prefix = env.get("SQS_QUEUE_NAME_PREFIX")
+    if prefix:
+        if len(prefix) > 80:
+            raise ImproperlyConfigured(
+                "SQS_QUEUE_NAME_PREFIX must be shorter than 80 characters (the SQS name limit)."
+            )
+        options["queue_name_prefix"] = prefix
+    where = endpoint(env)
+    if where is not None:
+        options["is_secure"] = where[1]
+    queues = predefined_queues(env)
+    if queues:
+        options["predefined_queues"] = queues
+    role = _raw(env, "SQS_STS_ROLE_ARN")
+    timeout = _int(
+        env,
+        "SQS_STS_TOKEN_TIMEOUT",
+        DEFAULT_STS_TOKEN_TIMEOUT,
+        MIN_STS_TOKEN_TIMEOUT,
+        MAX_STS_TOKEN_TIMEOUT,
+    )
+    buffer = _int(env, "SQS_STS_TOKEN_BUFFER_TIME", 0, 0, MAX_STS_TOKEN_TIMEOUT)
+    if role is not None:
+        if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", role):
+            raise ImproperlyConfigured(
+                "SQS_STS_ROLE_ARN must be an IAM role ARN such as "
+                "arn:aws:iam::123456789012:role/celery-sqs."
+            )
+        if buffer >= timeout:
+            raise ImproperlyConfigured(
+                f"SQS_STS_TOKEN_BUFFER_TIME ({buffer}) must be less than "
+                f"SQS_STS_TOKEN_TIMEOUT ({timeout})."
+            )
+        options["sts_role_arn"] = role
+        options["sts_token_timeout"] = timeout
+        if buffer:
+            options["sts_token_buffer_time"] = buffer
+    return options
+
+
+def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Django settings in the ``CELERY_`` namespace, built from ``env``."""
+    env = os.environ if env is None else env
+    settings: dict[str, Any] = {
+        "CELERY_BROKER_URL": broker_url(env),
+        "CELERY_BROKER_TRANSPORT_OPTIONS": transport_options(env),
+        "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        # SQS carries neither events nor remote control: leaving them on only
+        # creates celeryev/pidbox queues that nobody reads.
+        "CELERY_WORKER_SEND_TASK_EVENTS": False,
+        "CELERY_TASK_SEND_SENT_EVENT": False,
+        "CELERY_WORKER_ENABLE_REMOTE_CONTROL": False,
+        "CELERY_TASK_SERIALIZER": "json",
+        "CELERY_RESULT_SERIALIZER": "json",
+        "CELERY_ACCEPT_CONTENT": ["json"],
+    }
+    backend = result_backend(env)
+    if backend is not None:
+        settings["CELERY_RESULT_BACKEND"] = backend
+    soft = _float(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, 0)
+    if _raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
+        settings["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] = soft
+    return settings
+
+
+def include(namespace: MutableMapping[str, Any], env: Mapping[str, str] | None = None) -> None:
+    """Add the Celery settings and the secret-masking error filter to ``namespace``.
+
+    Settings the environment leaves unset (``CELERY_RESULT_BACKEND`` with
+    no variable, say) keep what the module set before this line; a module
+    that wants the last word sets its ``CELERY_`` values after it.
+    """
+    namespace.update(celery_settings(env))
+    namespace.setdefault(
+        "DEFAULT_EXCEPTION_REPORTER_FILTER", "sqs_broker.redact.SafeExceptionReporterFilter"
+    )
+    namespace.setdefault("DEFAULT_EXCEPTION_REPORTER", "sqs_broker.redact.SafeExceptionReporter")

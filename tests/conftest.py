@@ -1,0 +1,140 @@
+"""Shared fixtures: the moto server, SQS clients, Celery apps and real worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from celery import Celery
+
+from sqs_broker.settings import celery_settings
+from tests import localserver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> str:
+    return localserver.ensure()
+
+
+@pytest.fixture
+def sqs(sqs_endpoint: str) -> Any:
+    """A boto3 SQS client on the moto server."""
+    return boto3.client("sqs", endpoint_url=sqs_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name no other test uses, for queues and prefixes."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """The environment of this test run, with SQS variables of the test's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQS_", "CELERY_"))}
+    env["SQS_ENDPOINT_URL"] = os.environ["SQS_ENDPOINT_URL"]
+    env.update(overrides)
+    return env
+
+
+def make_app(env: Mapping[str, str], **conf: Any) -> Celery:
+    """A Celery app configured exactly as sqs_broker.settings configures Django's."""
+    app = Celery("test", set_as_current=False)
+    app.config_from_object(
+        {k.removeprefix("CELERY_").lower(): v for k, v in celery_settings(env).items()}
+    )
+    app.conf.update(conf)
+    return app
+
+
+def database_url() -> str:
+    """A URL for the database the tests use, for worker subprocesses."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or "postgres"
+    return f"postgres://{user}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(repr=False)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.output():
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.output()}")
+            time.sleep(0.1)
+        raise AssertionError(f"worker not ready in {timeout} s:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start ``celery -A project worker`` subprocesses; all are stopped after the test."""
+    started: list[Worker] = []
+
+    def start(
+        env: Mapping[str, str],
+        queues: str = "celery",
+        pool: str = "solo",
+        wait: bool = True,
+        extra: tuple[str, ...] = (),
+    ) -> Worker:
+        log = tmp_path / f"worker-{len(started)}.log"
+        full_env = {
+            **env,
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DJANGO_SECRET_KEY": env.get("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40),
+            "DATABASE_URL": env.get("DATABASE_URL", database_url()),
+            "PYTHONUNBUFFERED": "1",
+        }
+        argv = [
+            sys.executable, "-m", "celery", "-A", "project", "worker",
+            f"--pool={pool}", "-Q", queues, "--loglevel=INFO",
+            "-n", f"w{len(started)}-{uuid.uuid4().hex[:6]}@%h",
+            "--without-heartbeat", "--without-mingle", "--without-gossip", *extra,
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            )
+        worker = Worker(process, log, full_env)
+        started.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

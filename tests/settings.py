@@ -1,0 +1,15 @@
+"""Test settings: the example project, pointed at this run's moto server."""
+
+from tests import localserver
+
+localserver.ensure()
+
+from project.settings import *  # noqa: E402,F403
+from project.settings import BASE_DIR, DATABASES  # noqa: E402
+
+# A file, not memory, so worker subprocesses see what the tests write.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SQS_BROKER_TELEMETRY = False
