@@ -29,7 +29,5 @@ def check_debug_credentials(app_configs: Any, **kwargs: Any) -> list[CheckMessag
 def check_configuration(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """Every other offline finding. Information findings stay in ``sqs_check``."""
     return [
-        to_message(f)
-        for f in findings.offline()
-        if f.id != "sqs_broker.E001" and f.level != "info"
+        to_message(f) for f in findings.offline() if f.id != "sqs_broker.E001" and f.level != "info"
     ]

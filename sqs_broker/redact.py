@@ -29,7 +29,9 @@ from kombu.utils.url import safequote
 MASK = "********"
 
 #: scheme://user:password@ — the password ends at the last '@' before the host.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@")
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@"
+)
 
 #: Secrets shorter than this are not scrubbed from free text: replacing "a"
 #: everywhere would mangle output without protecting anything.
@@ -79,7 +81,9 @@ def known_secrets(env: Mapping[str, str] | None = None) -> frozenset[str]:
             value = getattr(settings, name, None)
             if isinstance(value, str):
                 found.extend(unquote(m["password"]) for m in _URL_CREDENTIALS.finditer(value))
-        found.extend(_secrets_of_options(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None)))
+        found.extend(
+            _secrets_of_options(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None))
+        )
         token = getattr(settings, "SQS_BROKER_API_TOKEN", None)
         if isinstance(token, str):
             found.append(token)

@@ -1,5 +1,7 @@
 """Test settings: the example project, pointed at this run's moto server."""
 
+import os
+
 from tests import localserver
 
 localserver.ensure()
@@ -9,7 +11,8 @@ from project.settings import BASE_DIR, DATABASES  # noqa: E402
 
 # A file, not memory, so worker subprocesses see what the tests write.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # One per run, so runs side by side do not share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SQS_BROKER_TELEMETRY = False

@@ -44,8 +44,13 @@ def test_quoting__url_is_safequoted_and_predefined_secrets_stay_raw() -> None:
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "SQS_CREDENTIALS_IN_URL": "true",
         "SQS_PREDEFINED_QUEUES": json.dumps(
-            {"q": {"url": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
-                   "access_key_id": "AKIA/+1", "secret_access_key": SECRET}}
+            {
+                "q": {
+                    "url": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+                    "access_key_id": "AKIA/+1",
+                    "secret_access_key": SECRET,
+                }
+            }
         ),
     }
     s = celery_settings(env)
@@ -76,13 +81,21 @@ def test_explicit_broker_url__wins() -> None:
 def test_region__falls_back_to_aws_default_region() -> None:
     """SQS_REGION, else AWS_DEFAULT_REGION, else us-east-1."""
     assert opts({"AWS_DEFAULT_REGION": "eu-west-1"})["region"] == "eu-west-1"
-    assert opts({"AWS_DEFAULT_REGION": "eu-west-1", "SQS_REGION": "ap-south-1"})["region"] == "ap-south-1"
+    assert (
+        opts({"AWS_DEFAULT_REGION": "eu-west-1", "SQS_REGION": "ap-south-1"})["region"]
+        == "ap-south-1"
+    )
 
 
 def test_predefined__backoff_keys_become_ints(tmp_path) -> None:
     """JSON keys are strings; kombu looks the policy up by an int receive count."""
-    spec = {"q": {"url": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
-                  "backoff_policy": {"2": 20, "1": 10}, "backoff_tasks": ["a.b"]}}
+    spec = {
+        "q": {
+            "url": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+            "backoff_policy": {"2": 20, "1": 10},
+            "backoff_tasks": ["a.b"],
+        }
+    }
     path = tmp_path / "queues.json"
     path.write_text(json.dumps(spec))
     queue = opts({"SQS_PREDEFINED_QUEUES_FILE": str(path)})["predefined_queues"]["q"]
@@ -92,16 +105,25 @@ def test_predefined__backoff_keys_become_ints(tmp_path) -> None:
 
 def test_sts__role_and_timeouts() -> None:
     """The STS role goes into the options with its timeout and buffer."""
-    o = opts({"SQS_STS_ROLE_ARN": "arn:aws:iam::123456789012:role/celery",
-              "SQS_STS_TOKEN_TIMEOUT": "1800", "SQS_STS_TOKEN_BUFFER_TIME": "60"})
+    o = opts(
+        {
+            "SQS_STS_ROLE_ARN": "arn:aws:iam::123456789012:role/celery",
+            "SQS_STS_TOKEN_TIMEOUT": "1800",
+            "SQS_STS_TOKEN_BUFFER_TIME": "60",
+        }
+    )
     assert (o["sts_role_arn"], o["sts_token_timeout"], o["sts_token_buffer_time"]) == (
-        "arn:aws:iam::123456789012:role/celery", 1800, 60)
+        "arn:aws:iam::123456789012:role/celery",
+        1800,
+        60,
+    )
 
 
 def test_result_backend_and_soft_shutdown() -> None:
     """Result backend and soft shutdown pass through when set."""
-    s = celery_settings({"CELERY_RESULT_BACKEND": "django-db",
-                         "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "12.5"})
+    s = celery_settings(
+        {"CELERY_RESULT_BACKEND": "django-db", "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "12.5"}
+    )
     assert s["CELERY_RESULT_BACKEND"] == "django-db"
     assert s["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] == 12.5
     assert "CELERY_RESULT_BACKEND" not in celery_settings({})
@@ -113,7 +135,10 @@ def test_include__adds_settings_and_error_filter() -> None:
     include(namespace, env={})
     assert namespace["CELERY_BROKER_URL"] == "sqs://"
     assert namespace["CELERY_RESULT_BACKEND"] == "django-db"
-    assert namespace["DEFAULT_EXCEPTION_REPORTER_FILTER"] == "sqs_broker.redact.SafeExceptionReporterFilter"
+    assert (
+        namespace["DEFAULT_EXCEPTION_REPORTER_FILTER"]
+        == "sqs_broker.redact.SafeExceptionReporterFilter"
+    )
 
 
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
@@ -121,7 +146,10 @@ URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
 BAD = [
     ({"SQS_WAIT_TIME_SECONDS": "25"}, "SQS_WAIT_TIME_SECONDS must be an integer from 0 to 20"),
     ({"SQS_WAIT_TIME_SECONDS": "-1"}, "SQS_WAIT_TIME_SECONDS"),
-    ({"SQS_VISIBILITY_TIMEOUT": "abc"}, "SQS_VISIBILITY_TIMEOUT must be an integer from 0 to 43200"),
+    (
+        {"SQS_VISIBILITY_TIMEOUT": "abc"},
+        "SQS_VISIBILITY_TIMEOUT must be an integer from 0 to 43200",
+    ),
     ({"SQS_VISIBILITY_TIMEOUT": "43201"}, "SQS_VISIBILITY_TIMEOUT"),
     ({"SQS_POLLING_INTERVAL": "-0.5"}, "SQS_POLLING_INTERVAL must be a finite number >= 0"),
     ({"SQS_POLLING_INTERVAL": "nan"}, "SQS_POLLING_INTERVAL"),
@@ -134,27 +162,56 @@ BAD = [
     ({"SQS_PREDEFINED_QUEUES": "[1, 2]"}, "SQS_PREDEFINED_QUEUES must be a JSON object"),
     ({"SQS_PREDEFINED_QUEUES": '{"q": "x"}'}, "queue 'q' must be an object"),
     ({"SQS_PREDEFINED_QUEUES": '{"q": {}}'}, "queue 'q' needs a 'url'"),
-    ({"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "colour": 1}})}, "unknown keys ['colour']"),
-    ({"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "backoff_policy": {"0": 1}}})},
-     "keys must be positive integers"),
-    ({"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "backoff_policy": {"x": 1}}})},
-     "keys must be positive integers"),
-    ({"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "backoff_policy": {"1": 50000}}})},
-     "range from 0 to 43200"),
+    (
+        {"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "colour": 1}})},
+        "unknown keys ['colour']",
+    ),
+    (
+        {"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "backoff_policy": {"0": 1}}})},
+        "keys must be positive integers",
+    ),
+    (
+        {"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "backoff_policy": {"x": 1}}})},
+        "keys must be positive integers",
+    ),
+    (
+        {"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "backoff_policy": {"1": 50000}}})},
+        "range from 0 to 43200",
+    ),
     ({"SQS_PREDEFINED_QUEUES": json.dumps({"q.fifo": {"url": URL}})}, "disagree on FIFO"),
     ({"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL + ".fifo"}})}, "disagree on FIFO"),
-    ({"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "access_key_id": "a"}})},
-     "needs both access_key_id and secret_access_key"),
-    ({"SQS_PREDEFINED_QUEUES_FILE": "/nonexistent/q.json"}, "SQS_PREDEFINED_QUEUES_FILE names a file"),
-    ({"SQS_STS_TOKEN_TIMEOUT": "600"}, "SQS_STS_TOKEN_TIMEOUT must be an integer from 900 to 43200"),
+    (
+        {"SQS_PREDEFINED_QUEUES": json.dumps({"q": {"url": URL, "access_key_id": "a"}})},
+        "needs both access_key_id and secret_access_key",
+    ),
+    (
+        {"SQS_PREDEFINED_QUEUES_FILE": "/nonexistent/q.json"},
+        "SQS_PREDEFINED_QUEUES_FILE names a file",
+    ),
+    (
+        {"SQS_STS_TOKEN_TIMEOUT": "600"},
+        "SQS_STS_TOKEN_TIMEOUT must be an integer from 900 to 43200",
+    ),
     ({"SQS_STS_ROLE_ARN": "role"}, "SQS_STS_ROLE_ARN must be an IAM role ARN"),
-    ({"SQS_STS_ROLE_ARN": "arn:aws:iam::123456789012:role/r", "SQS_STS_TOKEN_BUFFER_TIME": "900"},
-     "SQS_STS_TOKEN_BUFFER_TIME (900) must be less than SQS_STS_TOKEN_TIMEOUT (900)"),
+    (
+        {
+            "SQS_STS_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+            "SQS_STS_TOKEN_BUFFER_TIME": "900",
+        },
+        "SQS_STS_TOKEN_BUFFER_TIME (900) must be less than SQS_STS_TOKEN_TIMEOUT (900)",
+    ),
     ({"CELERY_RESULT_BACKEND": "rpc://"}, "CELERY_RESULT_BACKEND uses rpc://"),
     ({"CELERY_RESULT_BACKEND": "amqp://guest@localhost//"}, "CELERY_RESULT_BACKEND uses amqp://"),
     ({"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "soon"}, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"),
-    ({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_SESSION_TOKEN": "c",
-      "SQS_CREDENTIALS_IN_URL": "1"}, "AWS_SESSION_TOKEN cannot travel in the broker URL"),
+    (
+        {
+            "AWS_ACCESS_KEY_ID": "a",
+            "AWS_SECRET_ACCESS_KEY": "b",
+            "AWS_SESSION_TOKEN": "c",
+            "SQS_CREDENTIALS_IN_URL": "1",
+        },
+        "AWS_SESSION_TOKEN cannot travel in the broker URL",
+    ),
 ]
 
 
@@ -169,7 +226,7 @@ def test_bad_values__raise_improperly_configured_naming_the_variable(env, expect
 def test_bad_values__never_show_a_secret() -> None:
     """Predefined JSON that fails to parse is reported by position, not by content."""
     canary = "CANARY-secret-value-123"
-    env = {"SQS_PREDEFINED_QUEUES": '{"q": {"url": "%s", "secret_access_key": "%s"' % (URL, canary)}
+    env = {"SQS_PREDEFINED_QUEUES": f'{{"q": {{"url": "{URL}", "secret_access_key": "{canary}"'}
     with pytest.raises(ImproperlyConfigured) as caught:
         celery_settings(env)
     assert canary not in str(caught.value)

@@ -1,0 +1,14 @@
+.PHONY: run test lint
+
+# Local SQS (moto), a Celery worker and beat, and the admin at http://127.0.0.1:8000/admin/
+run:
+	scripts/bootstrap .venv 3.11
+	.venv/bin/python manage.py sqs_local
+
+# The whole suite: Python 3.11 + Django 5.2 on SQLite, Python 3.13 + Django 6.x on PostgreSQL
+test:
+	scripts/test
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check sqs_broker project tests benchmarks

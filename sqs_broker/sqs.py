@@ -1,0 +1,364 @@
+"""Talking to SQS for checks and the dashboard: clients, queue inventory, attributes.
+
+Only this module (and :mod:`sqs_broker.publishing` for sends) calls SQS.
+Clients are built from the Celery app's live broker settings by the same rules
+kombu's transport follows (endpoint from the URL's host, ``is_secure``,
+region, URL credentials, per-queue keys of predefined queues, an STS role),
+but with bounded timeouts and few retries, so a check or a page answers in
+bounded time when the endpoint is down.
+
+Attributes of many queues are fetched concurrently on a bounded pool and
+reused for ``SQS_BROKER_CACHE_TTL`` seconds, so 100 queues cost about one
+round-trip of wall time and a reload storm does not multiply SQS calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from kombu.transport.SQS import CHARS_REPLACE_TABLE
+from kombu.utils.url import url_to_parts
+
+from sqs_broker.conf import app_settings
+from sqs_broker.redact import scrub
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+Source = Literal["declared", "predefined", "prefix"]
+
+#: Every attribute the dashboard and the checks read, in one call per queue.
+ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+    "VisibilityTimeout",
+    "ReceiveMessageWaitTimeSeconds",
+    "DelaySeconds",
+    "MessageRetentionPeriod",
+    "RedrivePolicy",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "QueueArn",
+)
+
+DEFAULT_QUEUE = "celery"
+
+
+def celery_app(app: Celery | None = None) -> Celery:
+    """``app``, or the current Celery app (the project's, once it is imported)."""
+    if app is not None:
+        return app
+    from celery import current_app
+
+    return current_app._get_current_object()
+
+
+def transport_options(app: Celery | None = None) -> dict[str, Any]:
+    return dict(celery_app(app).conf.broker_transport_options or {})
+
+
+# --- names -------------------------------------------------------------------
+
+
+def entity_name(name: str) -> str:
+    """The SQS name kombu gives a queue name (punctuation rewritten, '.fifo' kept)."""
+    if name.endswith(".fifo"):
+        return name[: -len(".fifo")].translate(CHARS_REPLACE_TABLE) + ".fifo"
+    return name.translate(CHARS_REPLACE_TABLE)
+
+
+def canonical_name(celery_queue: str, app: Celery | None = None) -> str:
+    """The SQS queue name kombu uses for a Celery queue: prefix + sanitised name."""
+    prefix = transport_options(app).get("queue_name_prefix", "") or ""
+    return entity_name(prefix + celery_queue)
+
+
+def declared_queues(app: Celery | None = None) -> list[str]:
+    """Celery queue names the app declares: default queue, ``task_queues``, routes."""
+    conf = celery_app(app).conf
+    names: list[str] = [conf.task_default_queue or DEFAULT_QUEUE]
+    for queue in conf.task_queues or ():
+        names.append(getattr(queue, "name", None) or str(queue))
+    routes = conf.task_routes
+    for route_map in routes if isinstance(routes, list | tuple) else [routes]:
+        if isinstance(route_map, Mapping):
+            for route in route_map.values():
+                queue = route.get("queue") if isinstance(route, Mapping) else None
+                name = getattr(queue, "name", queue)
+                if isinstance(name, str) and name:
+                    names.append(name)
+    return list(dict.fromkeys(names))
+
+
+# --- clients -----------------------------------------------------------------
+
+
+def endpoint_url(app: Celery | None = None) -> str | None:
+    """The endpoint kombu will use: the broker URL's host with ``is_secure``."""
+    parts = url_to_parts(celery_app(app).conf.broker_url or "sqs://")
+    if not parts.hostname:
+        return None
+    scheme = "https" if transport_options(app).get("is_secure") else "http"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{scheme}://{parts.hostname}{port}"
+
+
+def region(app: Celery | None = None) -> str:
+    return transport_options(app).get("region") or boto3.Session().region_name or "us-east-1"
+
+
+def _url_credentials(app: Celery | None) -> tuple[str | None, str | None]:
+    parts = url_to_parts(celery_app(app).conf.broker_url or "sqs://")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return user, password
+
+
+def _config(retries: int = 2) -> Config:
+    return Config(
+        connect_timeout=app_settings.CONNECT_TIMEOUT,
+        read_timeout=app_settings.READ_TIMEOUT,
+        retries={"total_max_attempts": retries, "mode": "standard"},
+    )
+
+
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(
+    service: str,
+    region_name: str,
+    endpoint: str | None,
+    key: str | None,
+    secret: str | None,
+    token: str | None = None,
+) -> Any:
+    timeouts = (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT)
+    cache_key = (service, region_name, endpoint, key, secret, token, timeouts)
+    with _clients_lock:
+        client = _clients.get(cache_key)
+        if client is None:
+            session = boto3.Session(
+                region_name=region_name,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+                aws_session_token=token,
+            )
+            kwargs: dict[str, Any] = {"config": _config()}
+            if endpoint:
+                kwargs["endpoint_url"] = endpoint
+                kwargs["use_ssl"] = endpoint.startswith("https")
+            client = _clients[cache_key] = session.client(service, **kwargs)
+    return client
+
+
+def sts_client(app: Celery | None = None) -> Any:
+    """STS with the app's main credentials (for GetCallerIdentity and AssumeRole)."""
+    key, secret = _url_credentials(app)
+    return _client("sts", region(app), endpoint_url(app), key, secret)
+
+
+_sts_credentials: dict[str, tuple[float, dict[str, str]]] = {}
+
+
+def assume_role(app: Celery | None = None) -> dict[str, str]:
+    """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
+    options = transport_options(app)
+    role = options["sts_role_arn"]
+    cached = _sts_credentials.get(role)
+    if cached and cached[0] > time.time():
+        return cached[1]
+    duration = int(options.get("sts_token_timeout", 900))
+    answer = sts_client(app).assume_role(
+        RoleArn=role, RoleSessionName="sqs-broker", DurationSeconds=duration
+    )
+    credentials = answer["Credentials"]
+    buffer = int(options.get("sts_token_buffer_time", 0) or 0)
+    _sts_credentials[role] = (time.time() + duration - max(buffer, 60), credentials)
+    return credentials
+
+
+def client(queue: str | None = None, app: Celery | None = None) -> Any:
+    """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials."""
+    options = transport_options(app)
+    predefined = options.get("predefined_queues") or {}
+    key, secret = _url_credentials(app)
+    where, region_name = endpoint_url(app), region(app)
+    if queue is not None and queue in predefined:
+        spec = predefined[queue]
+        region_name = spec.get("region", region_name)
+        if options.get("sts_role_arn"):
+            creds = assume_role(app)
+            return _client(
+                "sqs", region_name, where,
+                creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"],
+            )  # fmt: skip
+        key = spec.get("access_key_id", key)
+        secret = spec.get("secret_access_key", secret)
+    return _client("sqs", region_name, where, key, secret)
+
+
+def clear_caches() -> None:
+    """Forget clients, STS credentials and cached attributes (tests, config changes)."""
+    with _clients_lock:
+        _clients.clear()
+    _sts_credentials.clear()
+    with _cache_lock:
+        _cache.clear()
+
+
+# --- inventory ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    """A queue the app uses: its SQS name, where it was found and its URL if known."""
+
+    name: str
+    source: Source
+    url: str | None = None
+    celery_name: str | None = None
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(".fifo")
+
+
+def list_queue_urls(prefix: str, app: Celery | None = None) -> list[str]:
+    """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer."""
+    sqs = client(app=app)
+    urls: list[str] = []
+    kwargs: dict[str, Any] = {"MaxResults": 1000}
+    if prefix:
+        kwargs["QueueNamePrefix"] = prefix
+    while True:
+        answer = sqs.list_queues(**kwargs)
+        urls.extend(answer.get("QueueUrls", []))
+        token = answer.get("NextToken")
+        if not token:
+            return urls
+        kwargs["NextToken"] = token
+
+
+def inventory(app: Celery | None = None, discover: bool | None = None) -> list[QueueRef]:
+    """Declared, predefined and (with a prefix, or when asked) discovered queues.
+
+    Discovery lists queues, which fails when the endpoint is down; the
+    declared and predefined queues are still returned then, and the caller
+    gets their per-queue errors from :func:`fetch`.
+    """
+    options = transport_options(app)
+    predefined = options.get("predefined_queues") or {}
+    refs: dict[str, QueueRef] = {}
+    for name, spec in predefined.items():
+        refs[name] = QueueRef(name, "predefined", spec.get("url"), name)
+    if not predefined:
+        for celery_name in declared_queues(app):
+            name = canonical_name(celery_name, app)
+            refs.setdefault(name, QueueRef(name, "declared", None, celery_name))
+        prefix = options.get("queue_name_prefix", "") or ""
+        if discover if discover is not None else (bool(prefix) or app_settings.DISCOVER_BY_PREFIX):
+            for url in list_queue_urls(prefix, app):
+                name = url.rstrip("/").rsplit("/", 1)[-1]
+                refs.setdefault(name, QueueRef(name, "prefix", url))
+    return list(refs.values())
+
+
+# --- attributes --------------------------------------------------------------
+
+
+@dataclass
+class QueueState:
+    """One queue's attributes as SQS answered, or the error it answered with."""
+
+    ref: QueueRef
+    url: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    error_code: str | None = None
+    fetched_at: float = 0.0
+
+    @property
+    def exists(self) -> bool:
+        return self.error_code != "QueueDoesNotExist"
+
+    def int(self, name: str) -> int | None:
+        value = self.attributes.get(name)
+        return int(value) if value not in (None, "") else None
+
+
+_cache: dict[tuple[str, str | None], QueueState] = {}
+_cache_lock = threading.Lock()
+
+
+def error_text(exc: BaseException) -> tuple[str, str | None]:
+    """A short, secret-free description of an SQS error and its code."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or "ClientError"
+        if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            code = "QueueDoesNotExist"
+        operation = getattr(exc, "operation_name", "") or "call"
+        return scrub(f"{code} on {operation}: {error.get('Message', '')}".strip()), code
+    if isinstance(exc, BotoCoreError):
+        return scrub(f"{type(exc).__name__}: {exc}"), "Unreachable"
+    return scrub(f"{type(exc).__name__}: {exc}"), type(exc).__name__
+
+
+def fetch_one(ref: QueueRef, app: Celery | None = None) -> QueueState:
+    """Resolve ``ref``'s URL if needed and read every attribute in :data:`ATTRIBUTES`."""
+    state = QueueState(ref, ref.url, fetched_at=time.time())
+    try:
+        sqs = client(ref.name if ref.source == "predefined" else None, app)
+        if state.url is None:
+            state.url = sqs.get_queue_url(QueueName=ref.name)["QueueUrl"]
+        answer = sqs.get_queue_attributes(QueueUrl=state.url, AttributeNames=list(ATTRIBUTES))
+        state.attributes = dict(answer.get("Attributes", {}))
+    except Exception as exc:  # one queue's failure is reported on that queue alone
+        state.error, state.error_code = error_text(exc)
+    return state
+
+
+def fetch(
+    refs: Iterable[QueueRef], app: Celery | None = None, max_age: float | None = None
+) -> list[QueueState]:
+    """Attributes of every queue, concurrently, reusing answers younger than ``max_age``."""
+    refs = list(refs)
+    ttl = app_settings.CACHE_TTL if max_age is None else max_age
+    endpoint = endpoint_url(app)
+    now = time.time()
+    results: dict[int, QueueState] = {}
+    missing: list[tuple[int, QueueRef]] = []
+    with _cache_lock:
+        for index, ref in enumerate(refs):
+            cached = _cache.get((ref.name, endpoint))
+            if cached is not None and cached.ref == ref and now - cached.fetched_at < ttl:
+                results[index] = cached
+            else:
+                missing.append((index, ref))
+    if missing:
+        workers = min(app_settings.MAX_WORKERS, len(missing))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-attrs") as pool:
+            states = list(pool.map(lambda ref: fetch_one(ref, app), (r for _, r in missing)))
+        with _cache_lock:
+            for (index, ref), state in zip(missing, states, strict=True):
+                results[index] = state
+                _cache[(ref.name, endpoint)] = state
+    return [results[i] for i in range(len(refs))]
+
+
+def forget(queue: str, app: Celery | None = None) -> None:
+    """Drop one queue's cached attributes (after a purge or a move)."""
+    with _cache_lock:
+        _cache.pop((queue, endpoint_url(app)), None)

@@ -1,0 +1,99 @@
+"""sqs_broker.guard: servers and workers refuse to start with DEBUG and keys in the URL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from sqs_broker import guard
+from tests.conftest import ROOT, base_env, make_app
+
+UNSAFE = {
+    "DJANGO_DEBUG": "true",
+    "SQS_CREDENTIALS_IN_URL": "true",
+    "AWS_ACCESS_KEY_ID": "AKIAGUARDTEST",
+    "AWS_SECRET_ACCESS_KEY": "guard/secret+value=",
+}
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**env, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_refuse_unsafe_start__raises_only_with_debug_and_url_keys() -> None:
+    """The refusal needs both DEBUG and credentials in the URL."""
+    unsafe = make_app(UNSAFE)
+    with override_settings(DEBUG=True), pytest.raises(ImproperlyConfigured, match="E001"):
+        guard.refuse_unsafe_start(unsafe)
+    with override_settings(DEBUG=False):
+        guard.refuse_unsafe_start(unsafe)
+    with override_settings(DEBUG=True):
+        guard.refuse_unsafe_start(make_app({k: v for k, v in UNSAFE.items() if "URL" not in k}))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", "runserver", "127.0.0.1:0"],
+        [sys.executable, "-c", "import project.wsgi"],
+        [sys.executable, "-c", "import project.asgi"],
+        [sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo"],
+    ],
+    ids=["check", "runserver", "wsgi", "asgi", "worker"],
+)
+def test_processes__refuse_to_start_when_unsafe(argv: list[str]) -> None:
+    """check, runserver, WSGI, ASGI and the worker exit non-zero naming E001."""
+    result = run(argv, base_env(**UNSAFE))
+    assert result.returncode != 0
+    assert "sqs_broker.E001" in result.stdout + result.stderr
+    assert UNSAFE["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [sys.executable, "manage.py", "check"],
+        [sys.executable, "-c", "import project.wsgi"],
+        [sys.executable, "-c", "import project.asgi"],
+    ],
+    ids=["check", "wsgi", "asgi"],
+)
+def test_processes__start_when_debug_is_off(argv: list[str]) -> None:
+    """With DEBUG off, the same keys in the URL do not stop anything."""
+    result = run(argv, base_env(**{**UNSAFE, "DJANGO_DEBUG": "false"}))
+    assert result.returncode == 0, result.stderr
+
+
+def test_runserver__serves_when_keys_come_from_the_environment() -> None:
+    """DEBUG on with keys in the environment (not the URL): runserver starts."""
+    env = base_env(**{k: v for k, v in UNSAFE.items() if k != "SQS_CREDENTIALS_IN_URL"})
+    env = {**env, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", "127.0.0.1:0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        for line in process.stdout:
+            if "Quit the server" in line or "Starting development server" in line:
+                break
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.worker
+def test_worker__starts_when_debug_is_off(start_worker, unique) -> None:
+    """The same keys in the URL with DEBUG off: the worker becomes ready."""
+    env = base_env(**{**UNSAFE, "DJANGO_DEBUG": "false", "SQS_QUEUE_NAME_PREFIX": f"{unique}-"})
+    # moto accepts any key, so the URL's keys reach the local SQS as they would AWS.
+    worker = start_worker(env)
+    assert worker.process.poll() is None
