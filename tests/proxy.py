@@ -1,0 +1,111 @@
+"""A TCP proxy on loopback that can add latency, and be cut and restored.
+
+Tests and benchmarks put it between boto3/kombu and the moto server to make
+the endpoint slow, unreachable, or back again, over real sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Proxy:
+    """Forwards 127.0.0.1:<port> to ``target``; ``delay`` seconds are added per request chunk."""
+
+    target: tuple[str, int]
+    delay: float = 0.0
+    port: int = 0
+    connections: int = 0
+    _server: socket.socket | None = field(default=None, repr=False)
+    _cut: threading.Event = field(default_factory=threading.Event, repr=False)
+    _open: set[socket.socket] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def to(cls, endpoint_url: str, delay: float = 0.0) -> Proxy:
+        host, port = endpoint_url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+        return cls((host, int(port)), delay=delay)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Proxy:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(128)
+        self.port = server.getsockname()[1]
+        self._server = server
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        """Refuse new connections' traffic and drop the open ones."""
+        self._cut.set()
+        with self._lock:
+            for sock in list(self._open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def __enter__(self) -> Proxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept(self) -> None:
+        while self._server is not None:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self.connections += 1
+                self._open.update((client, upstream))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, outbound: bool) -> None:
+        try:
+            while not self._cut.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                if outbound and self.delay:
+                    time.sleep(self.delay)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                self._open.discard(source)
+                self._open.discard(sink)
