@@ -20,6 +20,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -138,8 +139,24 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float) -> flo
     return number
 
 
+#: The secrets of the environment being read, so that no message echoes a
+#: value holding one (a secret pasted into the wrong variable, a URL password).
+_SECRETS: ContextVar[frozenset[str]] = ContextVar("sqs_broker_secrets", default=frozenset())
+_URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
+_JSON_SECRET = re.compile(r'"secret_access_key"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _secrets_in(env: Mapping[str, str]) -> frozenset[str]:
+    found = [env.get(name) or "" for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    for text in env.values():
+        found += _URL_PASSWORD.findall(text) + _JSON_SECRET.findall(text)
+    return frozenset(s.strip() for s in found if len(s.strip()) >= 6)
+
+
 def _shown(value: str, limit: int = 40) -> str:
     """A non-secret value for an error message: quoted and cut short."""
+    if _URL_PASSWORD.search(value) or any(s in value for s in _SECRETS.get()):
+        return "(a value holding a secret, not shown)"
     text = value if len(value) <= limit else value[:limit] + "..."
     return repr(text)
 
@@ -229,10 +246,12 @@ def broker_url(env: Mapping[str, str]) -> str:
 
 
 def region(env: Mapping[str, str]) -> str:
-    value = _raw(env, "SQS_REGION") or _raw(env, "AWS_DEFAULT_REGION") or DEFAULT_REGION
+    # Name the variable the value came from, so the user fixes the right one.
+    source = "SQS_REGION" if _raw(env, "SQS_REGION") else "AWS_DEFAULT_REGION"
+    value = _raw(env, source) or DEFAULT_REGION
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", value):
         raise ImproperlyConfigured(
-            f"SQS_REGION must be an AWS region name such as eu-west-1; got {_shown(value)}."
+            f"{source} must be an AWS region name such as eu-west-1; got {_shown(value)}."
         )
     return value
 
@@ -433,6 +452,14 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
 def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Django settings in the ``CELERY_`` namespace, built from ``env``."""
     env = os.environ if env is None else env
+    token = _SECRETS.set(_secrets_in(env))
+    try:
+        return _celery_settings(env)
+    finally:
+        _SECRETS.reset(token)
+
+
+def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "CELERY_BROKER_URL": broker_url(env),
         "CELERY_BROKER_TRANSPORT_OPTIONS": transport_options(env),
@@ -453,6 +480,13 @@ def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     if _raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
         settings["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] = soft
     return settings
+
+
+def celery_conf(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:func:`celery_settings` as a Celery app's own lowercase configuration keys."""
+    return {
+        name.removeprefix("CELERY_").lower(): value for name, value in celery_settings(env).items()
+    }
 
 
 def include(namespace: MutableMapping[str, Any], env: Mapping[str, str] | None = None) -> None:

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from celery import Celery
 
-from sqs_broker.settings import celery_settings
+from sqs_broker.settings import celery_conf
 from tests import localserver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,9 +51,7 @@ def base_env(**overrides: str) -> dict[str, str]:
 def make_app(env: Mapping[str, str], **conf: Any) -> Celery:
     """A Celery app configured exactly as sqs_broker.settings configures Django's."""
     app = Celery("test", set_as_current=False)
-    app.config_from_object(
-        {k.removeprefix("CELERY_").lower(): v for k, v in celery_settings(env).items()}
-    )
+    app.config_from_object(celery_conf(env))
     app.conf.update(conf)
     return app
 
