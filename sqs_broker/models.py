@@ -55,6 +55,8 @@ class WorkerHeartbeat(models.Model):
     failed = models.PositiveBigIntegerField(_("failed"), default=0)
     active = models.PositiveIntegerField(_("active"), default=0)
     versions = models.JSONField(_("software versions"), default=dict)
+    # The worker's own flush period: "lost" is judged by it, not by the reader's setting.
+    interval = models.FloatField(_("heartbeat interval (s)"), default=10.0)
 
     class Meta:
         ordering = ["hostname"]
