@@ -8,10 +8,14 @@ these are the app's own knobs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 EtaGuard = Literal["error", "warn", "off"]
 
@@ -99,6 +103,46 @@ class Settings:
     def READ_TIMEOUT(self) -> float:
         """Seconds to wait for an SQS answer for checks and the dashboard."""
         return _number("SQS_BROKER_READ_TIMEOUT", 10, 0.1)
+
+    @property
+    def CELERY_APP(self) -> Celery | None:
+        """The Celery app the dashboard, JSON and metrics describe; ``None``: the current app.
+
+        ``SQS_BROKER_CELERY_APP`` is a dotted path such as ``"project.celery.app"``
+        or a Celery app object (handy in tests and in projects with several apps).
+        """
+        value: Any = getattr(settings, "SQS_BROKER_CELERY_APP", None)
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                raise ImproperlyConfigured(
+                    f"SQS_BROKER_CELERY_APP must be the dotted path of a Celery app, "
+                    f"e.g. 'project.celery.app'; {exc}"
+                ) from None
+        if not hasattr(value, "conf") or not hasattr(value, "send_task"):
+            raise ImproperlyConfigured(
+                "SQS_BROKER_CELERY_APP must name a Celery app (or be one); "
+                f"got a {type(value).__name__}."
+            )
+        return value
+
+    @property
+    def GATHER_TIMEOUT(self) -> float:
+        """Seconds a page waits for SQS before it shows what it has, with per-queue errors."""
+        return _number("SQS_BROKER_GATHER_TIMEOUT", 15, 0.1)
+
+    @property
+    def HISTORY_HOURS(self) -> float:
+        """Hours of queue samples the dashboard's sparklines and charts show."""
+        return _number("SQS_BROKER_HISTORY_HOURS", 6, 0.1)
+
+    @property
+    def REDRIVE_LIMIT(self) -> int:
+        """Most messages one dead-letter move copies back when done message by message."""
+        return int(_number("SQS_BROKER_REDRIVE_LIMIT", 1000, 1))
 
 
 app_settings = Settings()

@@ -1,0 +1,323 @@
+"""The SQS dashboard in the Django admin, and its purge and dead-letter move actions.
+
+:class:`~sqs_broker.models.Dashboard` is an unmanaged model: it gives the page
+a place on the admin index and its own permissions. Its changelist is the
+dashboard; ``get_urls`` adds a page per queue and the two confirmation pages.
+Every number comes from :func:`sqs_broker.stats.gather`; every SQS change goes
+through :mod:`sqs_broker.sqs` and is logged as an admin ``LogEntry``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from sqs_broker import charts, sqs, stats
+from sqs_broker.conf import app_settings
+from sqs_broker.models import Dashboard
+from sqs_broker.redact import scrub
+
+#: Telemetry windows offered on the page, in seconds.
+WINDOWS = (300, 3600, 86400)
+DEFAULT_WINDOW = 3600
+
+
+def parse_window(value: str | None) -> int:
+    """``?window=`` in seconds: one of :data:`WINDOWS`, or a clear ``ValueError``."""
+    if value in (None, ""):
+        return DEFAULT_WINDOW
+    try:
+        window = int(value)
+    except ValueError:
+        window = -1
+    if window not in WINDOWS:
+        choices = ", ".join(str(w) for w in WINDOWS)
+        raise ValueError(f"window must be one of {choices} (seconds); got {value[:20]!r}.")
+    return window
+
+
+def log_action(request: HttpRequest, queue: str, message: str) -> None:
+    """One admin LogEntry per action, on the Dashboard content type."""
+    content_type = ContentType.objects.get_for_model(Dashboard, for_concrete_model=False)
+    LogEntry.objects.create(
+        user_id=request.user.pk,
+        content_type=content_type,
+        object_id=queue,
+        object_repr=queue[:200],
+        action_flag=CHANGE,
+        change_message=message,
+    )
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    """The dashboard: queue depths, dead-letter queues, backoff, config, findings, history."""
+
+    # --- permissions: a view-only page with two actions of its own ---
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_active and request.user.has_perm("sqs_broker.view_dashboard")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _require(self, request: HttpRequest, perm: str | None = None) -> None:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if perm and not request.user.has_perm(f"sqs_broker.{perm}"):
+            raise PermissionDenied
+
+    # --- URLs ---
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("", wrap(self.changelist_view), name="sqs_broker_dashboard_changelist"),
+            path("queue/<str:name>/", wrap(self.queue_view), name="sqs_broker_dashboard_queue"),
+            path(
+                "queue/<str:name>/purge/",
+                wrap(self.purge_view),
+                name="sqs_broker_dashboard_purge",
+            ),
+            path(
+                "queue/<str:name>/redrive/",
+                wrap(self.redrive_view),
+                name="sqs_broker_dashboard_redrive",
+            ),
+        ]
+
+    def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "app_label": self.model._meta.app_label,
+            "dashboard_url": reverse("admin:sqs_broker_dashboard_changelist"),
+            "can_purge": request.user.has_perm("sqs_broker.purge_queue"),
+            "can_redrive": request.user.has_perm("sqs_broker.redrive_queue"),
+            **extra,
+        }
+
+    # --- the dashboard ---
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self._require(request)
+        try:
+            window = parse_window(request.GET.get("window"))
+        except ValueError:
+            window = DEFAULT_WINDOW
+        data = stats.gather(window=window)
+        names = [q["name"] for q in data["queues"]]
+        names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]
+        series = stats.history(names)
+        rows = []
+        for queue in data["queues"]:
+            dlq = queue["dlq"]
+            rows.append(
+                {
+                    "q": queue,
+                    "spark": charts.sparkline(series.get(queue["name"], [])),
+                    "dlq_spark": charts.sparkline(series.get(dlq["name"], [])) if dlq else None,
+                    "backoff_chart": charts.backoff_chart(queue["backoff_policy"]),
+                    "findings": [f for f in data["findings"] if f["queue"] == queue["name"]],
+                }
+            )
+        context = self._context(
+            request,
+            _("SQS dashboard"),
+            data=data,
+            rows=rows,
+            backoff_rows=[r for r in rows if r["q"]["backoff_policy"]],
+            general_findings=[f for f in data["findings"] if not f["queue"]],
+            refresh_seconds=app_settings.REFRESH_SECONDS,
+            window=window,
+            windows=WINDOWS,
+            history_hours=app_settings.HISTORY_HOURS,
+            **(extra_context or {}),
+        )
+        return TemplateResponse(request, "sqs_broker/dashboard.html", context)
+
+    # --- one queue ---
+
+    def _queue(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The queue's row and the whole data, or 404 for a queue the app does not use."""
+        data = stats.gather(online=False)
+        for queue in data["queues"]:
+            if queue["name"] == name:
+                return queue, data
+        raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
+
+    def queue_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        self._require(request)
+        queue, data = self._queue(name)
+        names = [name] + ([queue["dlq"]["name"]] if queue["dlq"] else [])
+        series = stats.history(names)
+        context = self._context(
+            request,
+            _("Queue %(name)s") % {"name": name},
+            q=queue,
+            chart=charts.history_chart(series[name]),
+            dlq_chart=charts.history_chart(series[queue["dlq"]["name"]]) if queue["dlq"] else None,
+            backoff_chart=charts.backoff_chart(queue["backoff_policy"]),
+            findings=[f for f in data["findings"] if f["queue"] == name],
+            history_hours=app_settings.HISTORY_HOURS,
+        )
+        return TemplateResponse(request, "sqs_broker/queue.html", context)
+
+    # --- actions: GET shows the confirmation, only POST changes anything ---
+
+    def _fresh_state(self, name: str, app: Any) -> sqs.QueueState:
+        """The queue's state straight from SQS (an action never trusts the cache)."""
+        for ref in sqs.inventory(app, discover=False):
+            if ref.name == name:
+                return sqs.fetch_one(ref, app)
+        # Discovered queues and dead-letter queues are in the (cached) pass.
+        for state in stats.sqs_pass(app).dead_letters.values():
+            if state.ref.name == name:
+                return sqs.fetch_one(state.ref, app)
+        raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
+
+    @staticmethod
+    def _redirect_target(request: HttpRequest) -> str:
+        return reverse("admin:sqs_broker_dashboard_changelist")
+
+    def purge_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        return require_http_methods(["GET", "POST"])(self._purge)(request, name)
+
+    def _purge(self, request: HttpRequest, name: str) -> HttpResponse:
+        self._require(request, "purge_queue")
+        app = stats.celery_app()
+        state = self._fresh_state(name, app)
+        if request.method == "POST" and state.error is None:
+            try:
+                sqs.purge(state, app)
+            except Exception as exc:
+                text, code = sqs.error_text(exc)
+                if code and code.endswith("PurgeQueueInProgress"):
+                    messages.error(
+                        request,
+                        _(
+                            "SQS is still purging %(name)s: it allows one purge per queue "
+                            "every 60 seconds. Try again in a minute."
+                        )
+                        % {"name": name},
+                    )
+                else:
+                    messages.error(
+                        request,
+                        _("Purging %(name)s failed: %(error)s") % {"name": name, "error": text},
+                    )
+                return HttpResponseRedirect(self._redirect_target(request))
+            count = state.int("ApproximateNumberOfMessages") or 0
+            log_action(request, name, f"Purged SQS queue {name} (about {count} messages).")
+            messages.success(
+                request,
+                _(
+                    "Purge of %(name)s started: SQS deletes its messages within about 60 "
+                    "seconds, and allows the next purge of this queue after that."
+                )
+                % {"name": name},
+            )
+            return HttpResponseRedirect(self._redirect_target(request))
+        context = self._context(
+            request,
+            _("Purge queue %(name)s?") % {"name": name},
+            name=name,
+            state_error=state.error,
+            visible=state.int("ApproximateNumberOfMessages"),
+            in_flight=state.int("ApproximateNumberOfMessagesNotVisible"),
+            delayed=state.int("ApproximateNumberOfMessagesDelayed"),
+        )
+        return TemplateResponse(request, "sqs_broker/confirm_purge.html", context)
+
+    def redrive_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        return require_http_methods(["GET", "POST"])(self._redrive)(request, name)
+
+    def _redrive(self, request: HttpRequest, name: str) -> HttpResponse:
+        self._require(request, "redrive_queue")
+        app = stats.celery_app()
+        source = self._fresh_state(name, app)
+        policy = stats.redrive_policy(source)
+        if policy is None:
+            raise Http404(
+                _("Queue %(name)s has no dead-letter queue (no RedrivePolicy).") % {"name": name}
+            )
+        dlq = sqs.fetch_one(stats._dead_letter_ref(policy["name"], app), app)
+        error = source.error or dlq.error
+        if request.method == "POST" and error is None:
+            handle = sqs.start_message_move(dlq, source, app)
+            if handle is not None:
+                log_action(
+                    request,
+                    name,
+                    f"Started StartMessageMoveTask from {dlq.ref.name} to {name} "
+                    f"(task handle {handle}).",
+                )
+                messages.success(
+                    request,
+                    _(
+                        "SQS started moving the messages of %(dlq)s back to %(name)s "
+                        "(StartMessageMoveTask); depths update as it proceeds."
+                    )
+                    % {"dlq": dlq.ref.name, "name": name},
+                )
+                return HttpResponseRedirect(self._redirect_target(request))
+            result = sqs.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
+            log_action(
+                request,
+                name,
+                f"Moved {result.moved} messages from {dlq.ref.name} back to {name} in batches "
+                f"of {sqs.BATCH}; {result.failed} not sent (left in {dlq.ref.name}), "
+                f"{result.not_deleted} sent but not deleted."
+                + (f" Errors: {'; '.join(result.errors)}" if result.errors else ""),
+            )
+            level = messages.success if not (result.errors or result.failed) else messages.warning
+            level(
+                request,
+                _(
+                    "Moved %(moved)s messages from %(dlq)s back to %(name)s; %(failed)s could "
+                    "not be sent and stay in %(dlq)s; %(not_deleted)s were sent but could "
+                    "not be deleted from it."
+                )
+                % {
+                    "moved": result.moved,
+                    "dlq": dlq.ref.name,
+                    "name": name,
+                    "failed": result.failed,
+                    "not_deleted": result.not_deleted,
+                },
+            )
+            for text in result.errors[:5]:
+                messages.error(request, scrub(text))
+            return HttpResponseRedirect(self._redirect_target(request))
+        context = self._context(
+            request,
+            _("Move messages from %(dlq)s back to %(name)s?") % {"dlq": dlq.ref.name, "name": name},
+            name=name,
+            dlq_name=dlq.ref.name,
+            state_error=error,
+            dlq_visible=dlq.int("ApproximateNumberOfMessages"),
+            max_receive_count=policy["max_receive_count"],
+            limit=app_settings.REDRIVE_LIMIT,
+        )
+        return TemplateResponse(request, "sqs_broker/confirm_redrive.html", context)

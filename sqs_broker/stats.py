@@ -1,0 +1,321 @@
+"""The one data function behind every face: :func:`gather`.
+
+The admin dashboard, ``/sqs/stats.json``, ``/sqs/metrics`` and the
+``sqs_sample`` history all read queue state from here, so each number has
+one home. :func:`gather` returns a JSON-ready dict::
+
+    {"generated_at", "config": {...masked}, "queues": [{"name", "url",
+     "visible", "in_flight", "delayed", "visibility_timeout",
+     "receive_wait_time_seconds", "fifo", "dlq": {"name", "visible",
+     "max_receive_count", "error"} | None, "backoff_policy": [{"attempt",
+     "delay", "cumulative"}], "backoff_tasks": [...], "error"}],
+     "findings": [{"id", "level", "message", "hint", "queue"}],
+     "errors": [...]}
+
+SQS is asked through :mod:`sqs_broker.sqs` (bounded pool, TTL cache). The
+whole SQS pass runs in a background thread that the page waits on for at
+most ``SQS_BROKER_GATHER_TIMEOUT`` seconds: a slow or dead endpoint costs a
+bounded wait and per-queue errors, never a hung page. Concurrent requests
+for the same app share one pass, so a reload storm does not multiply calls.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.utils.encoding import force_str
+
+from sqs_broker import backoff, findings, sqs
+from sqs_broker.conf import app_settings
+from sqs_broker.redact import displayable_config, scrub_data
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def celery_app(app: Celery | None = None) -> Celery:
+    """``app``, else ``SQS_BROKER_CELERY_APP``, else the current Celery app."""
+    if app is not None:
+        return app
+    configured = app_settings.CELERY_APP
+    return configured if configured is not None else sqs.celery_app()
+
+
+# --- one pass over SQS ---------------------------------------------------------
+
+
+@dataclass
+class Pass:
+    """What one pass over SQS found: queue states, dead-letter states, errors."""
+
+    states: list[sqs.QueueState]
+    dead_letters: dict[str, sqs.QueueState] = field(default_factory=dict)
+    online: list[findings.Finding] | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def redrive_policy(state: sqs.QueueState) -> dict[str, Any] | None:
+    """The queue's RedrivePolicy as ``{"name", "arn", "max_receive_count"}``, if any."""
+    raw = state.attributes.get("RedrivePolicy")
+    if not raw:
+        return None
+    try:
+        policy = json.loads(raw)
+        arn = str(policy["deadLetterTargetArn"])
+        count = int(policy["maxReceiveCount"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {"name": arn.rsplit(":", 1)[-1], "arn": arn, "max_receive_count": count}
+
+
+def _predefined(app: Celery) -> dict[str, Any]:
+    return dict(sqs.transport_options(app).get("predefined_queues") or {})
+
+
+def _dead_letter_ref(name: str, app: Celery) -> sqs.QueueRef:
+    spec = _predefined(app).get(name)
+    if spec is not None:
+        return sqs.QueueRef(name, "predefined", spec.get("url"), name)
+    return sqs.QueueRef(name, "declared", None, None)
+
+
+def _sqs_pass(app: Celery, with_online: bool) -> Pass:
+    errors: list[str] = []
+    try:
+        refs = sqs.inventory(app)
+    except Exception as exc:  # discovery failed: still show declared and predefined queues
+        text, _code = sqs.error_text(exc)
+        errors.append(f"Listing queues failed: {text}")
+        refs = sqs.inventory(app, discover=False)
+    states = sqs.fetch(refs, app)
+    known = {state.ref.name: state for state in states}
+    wanted: dict[str, sqs.QueueRef] = {}
+    for state in states:
+        policy = redrive_policy(state)
+        if policy and policy["name"] not in known:
+            wanted.setdefault(policy["name"], _dead_letter_ref(policy["name"], app))
+    dead_letters = dict(known)
+    # The dead-letter queues in one more concurrent batch (a second, short round-trip).
+    for state in sqs.fetch(wanted.values(), app):
+        dead_letters[state.ref.name] = state
+    online = None
+    if with_online:
+        online = _online_findings(app, states, errors)
+    return Pass(states, dead_letters, online, errors)
+
+
+_online_cache: dict[tuple[Any, ...], tuple[float, list[findings.Finding]]] = {}
+
+
+def _app_key(app: Celery) -> tuple[Any, ...]:
+    """Identifies an app's broker configuration, for caches shared across requests."""
+    options = json.dumps(sqs.transport_options(app), sort_keys=True, default=str)
+    return (app.conf.broker_url, options, tuple(sqs.declared_queues(app)))
+
+
+def _online_findings(
+    app: Celery, states: list[sqs.QueueState], errors: list[str]
+) -> list[findings.Finding] | None:
+    online = getattr(findings, "online", None)
+    if online is None:
+        return None
+    key = _app_key(app)
+    cached = _online_cache.get(key)
+    if cached is not None and time.time() - cached[0] < app_settings.ONLINE_FINDINGS_TTL:
+        return cached[1]
+    try:
+        found = list(online(app, states=states))
+    except Exception as exc:  # the page still shows the queues and offline findings
+        text, _code = sqs.error_text(exc)
+        errors.append(f"Online checks failed: {text}")
+        return cached[1] if cached else None
+    _online_cache[key] = (time.time(), found)
+    return found
+
+
+_executor: ThreadPoolExecutor | None = None
+_inflight: dict[tuple[Any, ...], Future[Pass]] = {}
+_inflight_lock = threading.Lock()
+
+
+def _submit(app: Celery, with_online: bool) -> Future[Pass]:
+    global _executor
+    key = (*_app_key(app), with_online)
+    with _inflight_lock:
+        running = _inflight.get(key)
+        if running is not None and not running.done():
+            return running
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
+        future = _executor.submit(_sqs_pass, app, with_online)
+        _inflight[key] = future
+        return future
+
+
+def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
+    """One pass over SQS, waiting at most ``SQS_BROKER_GATHER_TIMEOUT`` seconds.
+
+    Past the deadline the pass keeps running in the background (and fills the
+    attribute cache for the next load); this call returns the declared and
+    predefined queues, each with an error that says SQS did not answer in time.
+    """
+    app = celery_app(app)
+    budget = app_settings.GATHER_TIMEOUT
+    future = _submit(app, with_online)
+    try:
+        return future.result(timeout=budget)
+    except FutureTimeout:
+        message = f"SQS did not answer within {budget:g} s; the page will retry on reload."
+        refs = sqs.inventory(app, discover=False)
+        states = [
+            sqs.QueueState(
+                ref, ref.url, error=message, error_code="Timeout", fetched_at=time.time()
+            )
+            for ref in refs
+        ]
+        return Pass(states, {}, None, [message])
+    except Exception as exc:  # a bug in a pass must not turn into a 500 with a traceback
+        text, _code = sqs.error_text(exc)
+        refs = sqs.inventory(app, discover=False)
+        states = [sqs.QueueState(ref, ref.url, error=text, error_code="Error") for ref in refs]
+        return Pass(states, {}, None, [text])
+
+
+# --- rows ------------------------------------------------------------------------
+
+
+def queue_row(
+    state: sqs.QueueState, dead_letters: dict[str, sqs.QueueState], app: Celery
+) -> dict[str, Any]:
+    """One queue as the JSON shows it."""
+    spec = _predefined(app).get(state.ref.name) or {}
+    policy = redrive_policy(state)
+    dlq = None
+    if policy is not None:
+        dlq_state = dead_letters.get(policy["name"])
+        dlq = {
+            "name": policy["name"],
+            "visible": dlq_state.int("ApproximateNumberOfMessages") if dlq_state else None,
+            "max_receive_count": policy["max_receive_count"],
+            "error": dlq_state.error if dlq_state else None,
+        }
+    fifo_attribute = state.attributes.get("FifoQueue")
+    return {
+        "name": state.ref.name,
+        "url": state.url,
+        "visible": state.int("ApproximateNumberOfMessages"),
+        "in_flight": state.int("ApproximateNumberOfMessagesNotVisible"),
+        "delayed": state.int("ApproximateNumberOfMessagesDelayed"),
+        "visibility_timeout": state.int("VisibilityTimeout"),
+        "receive_wait_time_seconds": state.int("ReceiveMessageWaitTimeSeconds"),
+        "fifo": fifo_attribute == "true" if fifo_attribute is not None else state.ref.fifo,
+        "dlq": dlq,
+        "backoff_policy": backoff.as_rows(spec.get("backoff_policy")),
+        "backoff_tasks": list(spec.get("backoff_tasks") or []),
+        "error": state.error,
+    }
+
+
+def finding_row(finding: findings.Finding) -> dict[str, Any]:
+    """A finding's fields as text (messages may be lazy translations)."""
+    return {
+        "id": finding.id,
+        "level": finding.level,
+        "message": force_str(finding.message),
+        "hint": force_str(finding.hint),
+        "queue": finding.queue,
+    }
+
+
+def gather(
+    app: Celery | None = None, *, window: int | None = None, online: bool = True
+) -> dict[str, Any]:
+    """Everything the dashboard, the JSON and the metrics show, secrets masked.
+
+    ``window`` (seconds) selects the telemetry window; ``online=False`` skips
+    the online findings (the metrics endpoint does not need them).
+    """
+    app = celery_app(app)
+    found = sqs_pass(app, with_online=online)
+    data: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": displayable_config(app),
+        "queues": [queue_row(state, found.dead_letters, app) for state in found.states],
+        "findings": [finding_row(f) for f in [*findings.offline(app), *(found.online or [])]],
+        "errors": list(found.errors),
+    }
+    # Worker and task telemetry joins here, for the same window (see telemetry.snapshot).
+    return scrub_data(data)
+
+
+# --- history ---------------------------------------------------------------------
+
+
+def sample(app: Celery | None = None, now: datetime | None = None) -> int:
+    """Store one :class:`~sqs_broker.models.QueueSample` per reachable queue; prune old ones.
+
+    Dead-letter queues are sampled too. Returns the number of rows written.
+    """
+    from sqs_broker.models import QueueSample
+
+    found = sqs_pass(app, with_online=False)
+    when = now or datetime.now(UTC)
+    rows = [
+        QueueSample(
+            queue=name,
+            sampled_at=when,
+            visible=state.int("ApproximateNumberOfMessages") or 0,
+            in_flight=state.int("ApproximateNumberOfMessagesNotVisible") or 0,
+            delayed=state.int("ApproximateNumberOfMessagesDelayed") or 0,
+        )
+        for name, state in {**found.dead_letters, **{s.ref.name: s for s in found.states}}.items()
+        if state.error is None
+    ]
+    QueueSample.objects.bulk_create(rows)
+    prune(when)
+    return len(rows)
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete samples older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps them all)."""
+    from sqs_broker.models import QueueSample
+
+    days = app_settings.RETENTION_DAYS
+    if not days:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    deleted, _ = QueueSample.objects.filter(sampled_at__lt=cutoff).delete()
+    return deleted
+
+
+def history(
+    names: list[str], hours: float | None = None, now: datetime | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Samples per queue over the last ``hours`` (default ``SQS_BROKER_HISTORY_HOURS``)."""
+    from sqs_broker.models import QueueSample
+
+    hours = app_settings.HISTORY_HOURS if hours is None else hours
+    since = (now or datetime.now(UTC)) - timedelta(hours=hours)
+    series: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    rows = (
+        QueueSample.objects.filter(queue__in=names, sampled_at__gte=since)
+        .order_by("queue", "sampled_at")
+        .values("queue", "sampled_at", "visible", "in_flight", "delayed")
+    )
+    for row in rows:
+        series[row["queue"]].append(
+            {
+                "t": row["sampled_at"],
+                "visible": row["visible"],
+                "in_flight": row["in_flight"],
+                "delayed": row["delayed"],
+            }
+        )
+    return series

@@ -1,0 +1,73 @@
+"""``stats.json`` and ``metrics``: the dashboard's data for machines.
+
+Both answer a staff session whose user may view the dashboard, or
+``Authorization: Bearer <SQS_BROKER_API_TOKEN>`` compared in constant time
+(token access is off while the setting is unset). Neither changes anything,
+and neither ever shows a stack trace: SQS errors are reported per queue.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from sqs_broker import metrics, stats
+from sqs_broker.admin import parse_window
+from sqs_broker.conf import app_settings
+
+PERMISSION = "sqs_broker.view_dashboard"
+
+
+def token_ok(request: HttpRequest) -> bool:
+    """Whether the request carries the configured bearer token."""
+    token = app_settings.API_TOKEN
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if not token or scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def denied(request: HttpRequest) -> HttpResponse | None:
+    """``None`` when the request may read the data; else a 401 or 403 that says why."""
+    if token_ok(request):
+        return None
+    user = request.user
+    if user.is_authenticated and user.is_active and user.is_staff:
+        if user.has_perm(PERMISSION):
+            return None
+        return JsonResponse({"error": f"This user lacks the {PERMISSION} permission."}, status=403)
+    response = JsonResponse(
+        {"error": "Log in as staff, or send 'Authorization: Bearer <SQS_BROKER_API_TOKEN>'."},
+        status=401,
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="sqs_broker"'
+    return response
+
+
+@never_cache
+@require_GET
+def stats_json(request: HttpRequest) -> HttpResponse:
+    """The same data as the dashboard, as JSON (``?window=300|3600|86400``)."""
+    refusal = denied(request)
+    if refusal is not None:
+        return refusal
+    try:
+        window = parse_window(request.GET.get("window"))
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(stats.gather(window=window), json_dumps_params={"ensure_ascii": False})
+
+
+@never_cache
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition of the same data."""
+    refusal = denied(request)
+    if refusal is not None:
+        return refusal
+    body, content_type = metrics.render(stats.gather(online=False))
+    return HttpResponse(body, content_type=content_type)
