@@ -97,6 +97,7 @@ include(globals())
 CELERY_TASK_ROUTES = {"project.demo.tasks.ordered": {"queue": "demo-ordered.fifo"}}
 
 SQS_BROKER_TELEMETRY = env.bool("SQS_BROKER_TELEMETRY", default=True)
+SQS_BROKER_TELEMETRY_INTERVAL = env.float("SQS_BROKER_TELEMETRY_INTERVAL", default=10.0)
 SQS_BROKER_API_TOKEN = env.str("SQS_BROKER_API_TOKEN", default="") or None
 
 LOGGING = {

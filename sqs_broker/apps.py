@@ -16,10 +16,21 @@ class SqsBrokerConfig(AppConfig):
         from celery import current_app
 
         from sqs_broker import checks as sqs_checks
-        from sqs_broker import guard
+        from sqs_broker import guard, publishing
+        from sqs_broker.conf import app_settings
+        from sqs_broker.redact import install_log_scrubbing
+
+        # Before any worker or server logs: every record, of every logger.
+        install_log_scrubbing()
 
         checks.register(sqs_checks.check_debug_credentials, checks.Tags.security)
         checks.register(sqs_checks.check_configuration, "sqs_broker")
         # Celery builds the worker's blueprint after django.setup(), so a step
         # added here still runs in `celery -A project worker`.
         guard.install(current_app._get_current_object())
+        # The ETA guard and native SQS delays, for every task this app publishes.
+        publishing.install(current_app._get_current_object())
+        if app_settings.TELEMETRY:
+            from sqs_broker import telemetry
+
+            telemetry.install(current_app._get_current_object())

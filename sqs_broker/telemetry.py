@@ -1,0 +1,702 @@
+"""Worker-side recording without Celery events: heartbeats and per-minute task counters.
+
+SQS carries neither Celery events nor remote control, so workers record
+what they see themselves and write it to the database through the ORM:
+
+* Every process that runs tasks holds a :class:`Recorder`: counters kept in
+  memory, keyed by task name, queue and minute. Signal handlers only add to
+  them under a lock; they never touch the database, so a task never waits on
+  it. A daemon thread flushes the counters once per
+  ``SQS_BROKER_TELEMETRY_INTERVAL`` in one short transaction.
+* Where the signals fire decides who counts what. ``task_received`` fires in
+  the worker's main process, which also knows the message's
+  ``ApproximateReceiveCount`` (redeliveries) and how many tasks are active.
+  ``task_prerun``/``task_postrun`` fire where the task runs: the main process
+  for the solo and threads pools, each child for prefork. So the main process
+  records received/redelivered and writes the heartbeat, and every process
+  that runs tasks records outcomes and runtimes, children from a thread
+  started on ``worker_process_init``.
+* The main process's recorder belongs to :class:`TelemetryStep`, a worker
+  bootstep (Celery swallows exceptions in signal handlers; a bootstep also
+  sees the worker's warm shutdown, which marks the heartbeat stopped).
+
+Writes are additive (``F()`` increments), so several processes and several
+workers can write the same rows at once; rows are touched in a fixed order
+so PostgreSQL cannot deadlock two flushes, and "database is locked" from
+SQLite is retried. A flush that still fails keeps its counts for the next one.
+
+:func:`snapshot` is the read side, used by :mod:`sqs_broker.stats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import metadata
+from typing import Any
+
+from celery import bootsteps, signals
+from django.db import IntegrityError, OperationalError, close_old_connections, connection
+from django.db import transaction as db_transaction
+from django.db.models import F, Max, Sum
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from sqs_broker.conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+#: A worker not seen for this many of its intervals shows as lost.
+LOST_AFTER_INTERVALS = 3
+#: Attempts of one flush when the database is locked or a deadlock is detected.
+FLUSH_ATTEMPTS = 5
+#: Counters kept in memory while the database cannot be written; older minutes go first.
+MAX_PENDING_KEYS = 20_000
+#: Seconds between two retention prunes by one worker.
+PRUNE_EVERY = 600.0
+#: Points of a task's sparkline, whatever the window.
+SPARKLINE_POINTS = 30
+#: Windows the dashboard offers, in seconds.
+WINDOWS = (300, 3600, 86400)
+
+SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
+
+CounterKey = tuple[str, str, datetime]
+
+
+@dataclass
+class Counts:
+    """What one process saw for one task, queue and minute since the last flush."""
+
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    redelivered: int = 0
+    runtime_sum: float = 0.0
+    runtime_max: float = 0.0
+
+    def merge(self, other: Counts) -> None:
+        self.received += other.received
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.retried += other.retried
+        self.redelivered += other.redelivered
+        self.runtime_sum += other.runtime_sum
+        self.runtime_max = max(self.runtime_max, other.runtime_max)
+
+
+@dataclass
+class WorkerInfo:
+    """The heartbeat's fixed part, known to the worker's main process."""
+
+    hostname: str
+    pid: int
+    pool: str
+    concurrency: int
+    queues: list[str]
+    started_at: datetime
+    interval: float
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def minute_of(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the software a worker runs on."""
+    found = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _locked(exc: OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text
+
+
+class Recorder:
+    """One process's in-memory counters and the thread that flushes them.
+
+    ``worker`` is set only in a worker's main process, which writes the
+    heartbeat; children add to it through ``processed``/``failed`` deltas.
+    """
+
+    def __init__(self, hostname: str, interval: float, worker: WorkerInfo | None = None) -> None:
+        self.pid = os.getpid()
+        self.hostname = hostname
+        self.interval = interval
+        self.worker = worker
+        self._lock = threading.Lock()
+        self._counts: dict[CounterKey, Counts] = {}
+        self._processed = 0
+        self._failed = 0
+        self._started: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+        self._last_prune = 0.0
+        self._registered = False
+        self.active = lambda: 0
+        self.flushes = 0
+
+    # --- recording (signal handlers; memory only) ---------------------------
+
+    def _add(self, task: str, queue: str, **deltas: float) -> None:
+        key = (task, queue, minute_of(timezone.now()))
+        with self._lock:
+            counts = self._counts.get(key)
+            if counts is None:
+                counts = self._counts[key] = Counts()
+            for name, value in deltas.items():
+                if name == "runtime_max":
+                    counts.runtime_max = max(counts.runtime_max, value)
+                else:
+                    setattr(counts, name, getattr(counts, name) + value)
+
+    def received(self, task: str, queue: str, receive_count: int) -> None:
+        self._add(task, queue, received=1, redelivered=1 if receive_count > 1 else 0)
+
+    def started(self, task_id: str) -> None:
+        with self._lock:
+            self._started[task_id] = time.monotonic()
+
+    def finished(self, task_id: str, task: str, queue: str, state: str | None) -> None:
+        with self._lock:
+            began = self._started.pop(task_id, None)
+        runtime = time.monotonic() - began if began is not None else 0.0
+        outcome = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried"}.get(state or "")
+        deltas: dict[str, float] = {"runtime_sum": runtime, "runtime_max": runtime}
+        if outcome is not None:
+            deltas[outcome] = 1
+        self._add(task, queue, **deltas)
+        with self._lock:
+            self._processed += 1
+            if outcome == "failed":
+                self._failed += 1
+
+    # --- flushing (timer thread) ---------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="sqs_broker-telemetry", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def stop(self, stopped: bool = True) -> None:
+        """Stop the thread and write what is left; ``stopped`` marks the worker stopped."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval + 5)
+        self.flush(stopped=stopped)
+
+    def _take(self) -> tuple[dict[CounterKey, Counts], int, int]:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            processed, failed = self._processed, self._failed
+            self._processed = self._failed = 0
+        return counts, processed, failed
+
+    def _give_back(self, counts: dict[CounterKey, Counts], processed: int, failed: int) -> None:
+        with self._lock:
+            for key, value in counts.items():
+                current = self._counts.get(key)
+                if current is None:
+                    self._counts[key] = value
+                else:
+                    current.merge(value)
+            self._processed += processed
+            self._failed += failed
+            if len(self._counts) > MAX_PENDING_KEYS:
+                # The database has been unwritable for long: keep the newest minutes.
+                keep = sorted(self._counts, key=lambda k: k[2])[-MAX_PENDING_KEYS:]
+                dropped = len(self._counts) - len(keep)
+                self._counts = {k: self._counts[k] for k in keep}
+                logger.warning("telemetry: dropped %d unwritten counter rows", dropped)
+
+    def flush(self, stopped: bool = False) -> bool:
+        """Write the counters (and the heartbeat) in one transaction; True when written."""
+        with self._flush_lock:
+            counts, processed, failed = self._take()
+            try:
+                close_old_connections()
+                for attempt in range(1, FLUSH_ATTEMPTS + 1):
+                    try:
+                        held = write(
+                            counts,
+                            self.hostname,
+                            processed,
+                            failed,
+                            self.worker,
+                            self.active(),
+                            stopped,
+                            prune=self._prune_due(),
+                        )
+                        break
+                    except OperationalError as exc:
+                        if attempt == FLUSH_ATTEMPTS or not _locked(exc):
+                            raise
+                        # Jitter, so workers that collided do not collide again.
+                        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+            except Exception as exc:
+                self._give_back(counts, processed, failed)
+                logger.warning("telemetry: flush failed, kept for the next one: %s", exc)
+                return False
+            finally:
+                # A short-lived connection per flush: nothing stays open across
+                # a prefork fork, and SQLite's WAL can checkpoint.
+                connection.close()
+            if not held:
+                # The heartbeat row is not there yet (a child flushed before
+                # the main process wrote it): keep the worker totals.
+                self._give_back({}, processed, failed)
+            self.flushes += 1
+            return True
+
+    def _prune_due(self) -> bool:
+        if self.worker is None:
+            return False
+        now = time.monotonic()
+        if now - self._last_prune < PRUNE_EVERY:
+            return False
+        self._last_prune = now
+        return True
+
+
+def write(
+    counts: Mapping[CounterKey, Counts],
+    hostname: str,
+    processed: int = 0,
+    failed: int = 0,
+    worker: WorkerInfo | None = None,
+    active: int = 0,
+    stopped: bool = False,
+    prune: bool = False,
+) -> bool:
+    """One flush: counters, then the heartbeat, in one transaction.
+
+    Rows are always touched in the same order (counters sorted by key, then
+    the heartbeat), so two flushes on PostgreSQL wait for each other instead
+    of deadlocking. Returns False when ``processed``/``failed`` had no
+    heartbeat row to go to.
+    """
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    now = timezone.now()
+    with db_transaction.atomic():
+        for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
+            changes = {
+                "received": F("received") + c.received,
+                "succeeded": F("succeeded") + c.succeeded,
+                "failed": F("failed") + c.failed,
+                "retried": F("retried") + c.retried,
+                "redelivered": F("redelivered") + c.redelivered,
+                "runtime_sum": F("runtime_sum") + c.runtime_sum,
+                "runtime_max": Greatest(F("runtime_max"), c.runtime_max),
+            }
+            rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
+            if rows.update(**changes):
+                continue
+            try:
+                with db_transaction.atomic():
+                    TaskCounter.objects.create(
+                        task=task[:255],
+                        queue=queue[:80],
+                        minute=minute,
+                        received=c.received,
+                        succeeded=c.succeeded,
+                        failed=c.failed,
+                        retried=c.retried,
+                        redelivered=c.redelivered,
+                        runtime_sum=c.runtime_sum,
+                        runtime_max=c.runtime_max,
+                    )
+            except IntegrityError:
+                # Another process created the row between our update and insert.
+                rows.update(**changes)
+        held = True
+        beat = WorkerHeartbeat.objects.filter(hostname=hostname)
+        if worker is not None:
+            fields: dict[str, Any] = {
+                "pid": worker.pid,
+                "pool": worker.pool,
+                "concurrency": worker.concurrency,
+                "queues": worker.queues,
+                "started_at": worker.started_at,
+                "last_seen": now,
+                "stopped_at": now if stopped else None,
+                "active": 0 if stopped else active,
+                "interval": worker.interval,
+                "versions": worker.versions,
+                "processed": F("processed") + processed,
+                "failed": F("failed") + failed,
+            }
+            if not beat.update(**fields):
+                fields.update(processed=processed, failed=failed)
+                try:
+                    with db_transaction.atomic():
+                        WorkerHeartbeat.objects.create(hostname=hostname, **fields)
+                except IntegrityError:
+                    beat.update(**fields)
+        elif processed or failed:
+            held = bool(
+                beat.update(processed=F("processed") + processed, failed=F("failed") + failed)
+            )
+        if prune:
+            prune_old(now)
+    return held
+
+
+def prune_old(now: datetime | None = None) -> tuple[int, int]:
+    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS``."""
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    days = app_settings.RETENTION_DAYS
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    counters, _ = TaskCounter.objects.filter(minute__lt=cutoff).delete()
+    beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
+    return counters, beats
+
+
+def start_worker_heartbeat(hostname: str, worker: WorkerInfo) -> None:
+    """The first heartbeat of a (re)started worker: totals start again from zero."""
+    from sqs_broker.models import WorkerHeartbeat
+
+    now = timezone.now()
+    fields = {
+        "pid": worker.pid,
+        "pool": worker.pool,
+        "concurrency": worker.concurrency,
+        "queues": worker.queues,
+        "started_at": worker.started_at,
+        "last_seen": now,
+        "stopped_at": None,
+        "processed": 0,
+        "failed": 0,
+        "active": 0,
+        "interval": worker.interval,
+        "versions": worker.versions,
+    }
+    for attempt in range(1, FLUSH_ATTEMPTS + 1):
+        try:
+            with db_transaction.atomic():
+                WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=fields)
+            return
+        except OperationalError as exc:
+            if attempt == FLUSH_ATTEMPTS or not _locked(exc):
+                raise
+            time.sleep(0.05 * 2**attempt)
+        finally:
+            connection.close()
+
+
+# --- wiring in the worker ----------------------------------------------------
+
+_recorder: Recorder | None = None
+_queue_names: dict[str, str] = {}
+
+
+def recorder() -> Recorder | None:
+    """This process's recorder, or None outside a worker (or with telemetry off)."""
+    current = _recorder
+    if current is None or current.pid != os.getpid():
+        return None
+    return current
+
+
+def queue_label(routing_key: str | None) -> str:
+    """The SQS queue name the dashboard shows for a delivery's routing key."""
+    key = routing_key or ""
+    name = _queue_names.get(key)
+    if name is None:
+        from sqs_broker import sqs
+
+        predefined = sqs.transport_options().get("predefined_queues") or {}
+        name = key if key in predefined else sqs.canonical_name(key or sqs.DEFAULT_QUEUE)
+        _queue_names[key] = name
+    return name
+
+
+def receive_count(request: Any) -> int:
+    """``ApproximateReceiveCount`` of the SQS message behind a worker request; 1 if unknown."""
+    message = getattr(request, "message", None)
+    info = getattr(message, "delivery_info", None) or {}
+    sqs_message = info.get("sqs_message") or {}
+    try:
+        return int((sqs_message.get("Attributes") or {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _routing_key(request: Any) -> str | None:
+    info = getattr(request, "delivery_info", None) or {}
+    return info.get("routing_key")
+
+
+def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    current = recorder()
+    if current is None or request is None:
+        return
+    current.received(request.name, queue_label(_routing_key(request)), receive_count(request))
+
+
+def on_task_prerun(task_id: str | None = None, **kwargs: Any) -> None:
+    current = recorder()
+    if current is not None and task_id:
+        current.started(task_id)
+
+
+def on_task_postrun(
+    task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any
+) -> None:
+    current = recorder()
+    if current is None or task is None or not task_id:
+        return
+    request = task.request
+    if getattr(request, "is_eager", False):
+        return
+    current.finished(task_id, task.name, queue_label(_routing_key(request)), state)
+
+
+def on_worker_process_init(sender: Any = None, **kwargs: Any) -> None:
+    """A prefork child: count its own tasks and flush them from its own thread."""
+    global _recorder
+    if recorder() is not None:
+        return  # the solo pool sends this in the main process, which has its recorder
+    parent = _recorder
+    hostname = str(sender or (parent.hostname if parent else ""))
+    if not hostname:
+        return
+    interval = parent.interval if parent else app_settings.TELEMETRY_INTERVAL
+    _recorder = Recorder(hostname, interval)
+    _recorder.start()
+
+
+def on_worker_process_shutdown(**kwargs: Any) -> None:
+    current = recorder()
+    if current is not None and current.worker is None:
+        current.stop(stopped=False)
+
+
+def pool_name(worker: Any) -> str:
+    """The ``--pool`` name of a worker's pool class (``prefork``, ``threads``, ``solo``...)."""
+    from celery.concurrency import ALIASES
+
+    cls = worker.pool_cls if isinstance(worker.pool_cls, type) else type(worker.pool_cls)
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    names: dict[str, str] = {}
+    for alias, target in ALIASES.items():
+        names.setdefault(target, alias)  # "prefork" comes before its synonym "processes"
+    return names.get(path, cls.__module__.rsplit(".", 1)[-1])
+
+
+def consumed_queues(app: Any) -> list[str]:
+    """The SQS names of the queues this worker consumes (``-Q``, or the defaults)."""
+    names = list(app.amqp.queues.consume_from or app.amqp.queues)
+    return sorted({queue_label(name) for name in names})
+
+
+class _Runner:
+    def __init__(self, current: Recorder) -> None:
+        self.recorder = current
+
+    def start(self) -> None:
+        current = self.recorder
+        try:
+            assert current.worker is not None  # noqa: S101 - set by TelemetryStep
+            start_worker_heartbeat(current.hostname, current.worker)
+        except Exception as exc:
+            # Telemetry must not keep a worker from consuming.
+            logger.warning("telemetry: first heartbeat failed: %s", exc)
+        current.start()
+
+    def stop(self) -> None:
+        self.recorder.stop(stopped=True)
+
+    terminate = stop
+
+
+class TelemetryStep(bootsteps.StartStopStep):
+    """Worker bootstep: the main process's recorder, its heartbeat and warm-shutdown mark."""
+
+    label = "sqs_broker telemetry"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        global _recorder
+        super().__init__(parent, **kwargs)
+        from celery.worker import state
+
+        interval = app_settings.TELEMETRY_INTERVAL
+        pool = pool_name(parent)
+        info = WorkerInfo(
+            hostname=parent.hostname,
+            pid=os.getpid(),
+            pool=pool,
+            # The solo pool runs one task at a time whatever --concurrency says.
+            concurrency=1 if pool == "solo" else int(parent.concurrency or 1),
+            queues=consumed_queues(parent.app),
+            started_at=timezone.now(),
+            interval=interval,
+            versions=versions(),
+        )
+        # Made before the pool: prefork children inherit the hostname and interval.
+        _recorder = Recorder(parent.hostname, interval, worker=info)
+        _recorder.active = lambda: len(state.active_requests)
+
+    def create(self, parent: Any) -> _Runner | None:
+        current = recorder()
+        return _Runner(current) if current is not None else None
+
+
+_connected = False
+
+
+def install(app: Any) -> None:
+    """Record telemetry in ``app``'s workers; safe to call more than once."""
+    global _connected
+    app.steps["worker"].add(TelemetryStep)
+    if _connected:
+        return
+    signals.task_received.connect(on_task_received, weak=False)
+    signals.task_prerun.connect(on_task_prerun, weak=False)
+    signals.task_postrun.connect(on_task_postrun, weak=False)
+    signals.worker_process_init.connect(on_worker_process_init, weak=False)
+    signals.worker_process_shutdown.connect(on_worker_process_shutdown, weak=False)
+    _connected = True
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def worker_state(
+    last_seen: datetime, stopped_at: datetime | None, interval: float, now: datetime
+) -> str:
+    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, or ``"alive"``."""
+    if stopped_at is not None:
+        return "stopped"
+    if (now - last_seen).total_seconds() > LOST_AFTER_INTERVALS * interval:
+        return "lost"
+    return "alive"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Workers and per-task figures over the last ``window_seconds``, JSON-ready.
+
+    Workers: every one alive or lost within the retention period, and the
+    ones stopped within the window. Tasks: one row per task and queue, summed
+    over the minutes of the window, with a sparkline of finished tasks.
+    """
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    if window_seconds <= 0:
+        raise ValueError("window_seconds must be positive")
+    now = now or timezone.now()
+    since = now - timedelta(seconds=window_seconds)
+
+    workers = []
+    for beat in WorkerHeartbeat.objects.all():
+        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
+        if state == "stopped" and beat.stopped_at < since:
+            continue
+        workers.append(
+            {
+                "hostname": beat.hostname,
+                "state": state,
+                "alive": state == "alive",
+                "last_seen": _iso(beat.last_seen),
+                "seconds_since_seen": round((now - beat.last_seen).total_seconds(), 1),
+                "started_at": _iso(beat.started_at),
+                "stopped_at": _iso(beat.stopped_at),
+                "pid": beat.pid,
+                "pool": beat.pool,
+                "concurrency": beat.concurrency,
+                "queues": list(beat.queues or []),
+                "processed": beat.processed,
+                "failed": beat.failed,
+                "active": beat.active,
+                "interval": beat.interval,
+                "versions": dict(beat.versions or {}),
+            }
+        )
+
+    first_minute = minute_of(since)
+    rows = (
+        TaskCounter.objects.filter(minute__gte=first_minute)
+        .values("task", "queue")
+        .annotate(
+            received=Sum("received"),
+            succeeded=Sum("succeeded"),
+            failed=Sum("failed"),
+            retried=Sum("retried"),
+            redelivered=Sum("redelivered"),
+            runtime_sum=Sum("runtime_sum"),
+            runtime_max=Max("runtime_max"),
+        )
+        .order_by("queue", "task")
+    )
+    step = max(60.0, window_seconds / SPARKLINE_POINTS)
+    points = max(1, int(-(-window_seconds // step)))
+    series: dict[tuple[str, str], list[int]] = {}
+    for task, queue, minute, done in TaskCounter.objects.filter(
+        minute__gte=first_minute
+    ).values_list("task", "queue", "minute", F("succeeded") + F("failed") + F("retried")):
+        index = int((minute - first_minute).total_seconds() // step)
+        line = series.setdefault((task, queue), [0] * points)
+        line[min(index, points - 1)] += done or 0
+
+    tasks = []
+    for row in rows:
+        finished = row["succeeded"] + row["failed"] + row["retried"]
+        tasks.append(
+            {
+                "name": row["task"],
+                "queue": row["queue"],
+                "received": row["received"],
+                "succeeded": row["succeeded"],
+                "failed": row["failed"],
+                "retried": row["retried"],
+                "redelivered": row["redelivered"],
+                "runtime_avg": round(row["runtime_sum"] / finished, 6) if finished else None,
+                "runtime_max": round(row["runtime_max"], 6) if finished else None,
+                "failure_rate": _rate(row["failed"], finished),
+                "redelivery_rate": _rate(row["redelivered"], row["received"]),
+                "series": series.get((row["task"], row["queue"]), [0] * points),
+            }
+        )
+    return {"workers": workers, "tasks": tasks}
+
+
+def unconsumed(
+    queues: Iterable[Mapping[str, Any]], workers: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """Queues holding messages that no live worker consumes."""
+    consumed = {name for w in workers if w.get("alive") for name in w.get("queues") or ()}
+    return [
+        q["name"]
+        for q in queues
+        if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in consumed
+    ]

@@ -1,0 +1,347 @@
+"""Telemetry: in-memory counters, one flush per interval, heartbeats, snapshot, real workers."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from sqs_broker import telemetry
+from sqs_broker.models import TaskCounter, WorkerHeartbeat
+from tests.conftest import base_env, make_app
+
+INTERVAL = 0.5
+
+
+def _info(hostname: str = "w@test", interval: float = 10.0) -> telemetry.WorkerInfo:
+    return telemetry.WorkerInfo(
+        hostname=hostname,
+        pid=123,
+        pool="solo",
+        concurrency=1,
+        queues=["q1"],
+        started_at=timezone.now(),
+        interval=interval,
+        versions=telemetry.versions(),
+    )
+
+
+def _beat(hostname: str, seen_ago: float, interval: float = 10.0, stopped: bool = False):
+    now = timezone.now()
+    seen = now - timedelta(seconds=seen_ago)
+    return WorkerHeartbeat.objects.create(
+        hostname=hostname,
+        pid=1,
+        pool="prefork",
+        concurrency=2,
+        queues=["q1"],
+        started_at=seen - timedelta(minutes=5),
+        last_seen=seen,
+        stopped_at=seen if stopped else None,
+        interval=interval,
+    )
+
+
+# --- recording and flushing -------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recorder__many_tasks_cost_no_query_until_one_flush() -> None:
+    """Recording does no query; the flush writes each (task, queue, minute) once."""
+    rec = telemetry.Recorder("w@test", 10.0)
+    with CaptureQueriesContext(connection) as recording:
+        for i in range(200):
+            rec.received("app.add", "q1", receive_count=2 if i % 4 == 0 else 1)
+            rec.started(f"id{i}")
+            rec.finished(f"id{i}", "app.add", "q1", "FAILURE" if i % 10 == 0 else "SUCCESS")
+    assert len(recording.captured_queries) == 0
+
+    with CaptureQueriesContext(connection) as flushing:
+        assert rec.flush() is True
+    # One transaction: begin, update counter (0 rows), savepoint + insert, update
+    # heartbeat (none yet), commit; independent of the 200 tasks.
+    assert len(flushing.captured_queries) <= 10, flushing.captured_queries
+    row = TaskCounter.objects.get()
+    assert (row.task, row.queue) == ("app.add", "q1")
+    assert (row.received, row.succeeded, row.failed, row.redelivered) == (200, 180, 20, 50)
+    assert row.runtime_max >= 0 and row.runtime_sum >= row.runtime_max
+
+
+@pytest.mark.django_db(transaction=True)
+def test_write__adds_to_rows_other_processes_wrote() -> None:
+    """Two flushes into the same minute add up; runtime_max keeps the larger."""
+    minute = telemetry.minute_of(timezone.now())
+    key = ("app.add", "q1", minute)
+    telemetry.write(
+        {key: telemetry.Counts(received=2, succeeded=2, runtime_sum=1.0, runtime_max=0.7)}, "h"
+    )
+    telemetry.write(
+        {key: telemetry.Counts(received=1, failed=1, runtime_sum=0.2, runtime_max=0.2)}, "h"
+    )
+    row = TaskCounter.objects.get()
+    assert (row.received, row.succeeded, row.failed) == (3, 2, 1)
+    assert row.runtime_sum == pytest.approx(1.2)
+    assert row.runtime_max == pytest.approx(0.7)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush__child_totals_wait_for_the_heartbeat_row() -> None:
+    """A child's processed/failed are kept until the main process wrote the heartbeat."""
+    child = telemetry.Recorder("w@test", 10.0)
+    child.started("a")
+    child.finished("a", "app.add", "q1", "FAILURE")
+    assert child.flush() is True
+    assert TaskCounter.objects.get().failed == 1
+
+    main = telemetry.Recorder("w@test", 10.0, worker=_info())
+    telemetry.start_worker_heartbeat("w@test", main.worker)
+    assert child.flush() is True
+    beat = WorkerHeartbeat.objects.get(hostname="w@test")
+    assert (beat.processed, beat.failed) == (1, 1)
+    assert TaskCounter.objects.get().failed == 1  # counters were not written twice
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush__retries_while_sqlite_is_locked_and_keeps_counts_when_it_stays_locked() -> None:
+    """'database is locked' is retried; a flush that still fails keeps its counts."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite locking")
+    connection.close()
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved = options.get("timeout")
+    options["timeout"] = 0.05
+    holder = sqlite3.connect(
+        connection.settings_dict["NAME"], timeout=5, isolation_level=None, check_same_thread=False
+    )
+    rec = telemetry.Recorder("w@test", 10.0)
+    try:
+        rec.received("app.add", "q1", 1)
+        holder.execute("BEGIN IMMEDIATE")
+        assert rec.flush() is False  # locked through every attempt
+        assert TaskCounter.objects.count() == 0
+        holder.execute("COMMIT")
+
+        rec.received("app.add", "q1", 1)
+        holder.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.3, holder.execute, args=("COMMIT",)).start()
+        assert rec.flush() is True  # a retry got through once the lock was gone
+        assert TaskCounter.objects.get().received == 2
+    finally:
+        holder.close()
+        connection.close()
+        if saved is None:
+            options.pop("timeout", None)
+        else:
+            options["timeout"] = saved
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush__heartbeat_and_stop_mark() -> None:
+    """The main recorder writes the heartbeat, then marks it stopped on a warm shutdown."""
+    info = _info(interval=INTERVAL)
+    rec = telemetry.Recorder(info.hostname, INTERVAL, worker=info)
+    rec.active = lambda: 3
+    telemetry.start_worker_heartbeat(info.hostname, info)
+    rec.started("a")
+    rec.finished("a", "app.add", "q1", "SUCCESS")
+    assert rec.flush()
+    beat = WorkerHeartbeat.objects.get()
+    assert (beat.processed, beat.failed, beat.active, beat.stopped_at) == (1, 0, 3, None)
+    assert beat.versions["celery"] and beat.interval == INTERVAL
+
+    rec.stop(stopped=True)
+    beat.refresh_from_db()
+    assert beat.stopped_at is not None and beat.active == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_old__drops_rows_past_retention(settings) -> None:
+    """Counters and heartbeats older than SQS_BROKER_RETENTION_DAYS are deleted."""
+    settings.SQS_BROKER_RETENTION_DAYS = 1
+    now = timezone.now()
+    TaskCounter.objects.create(task="t", queue="q", minute=telemetry.minute_of(now))
+    TaskCounter.objects.create(
+        task="t", queue="q", minute=telemetry.minute_of(now - timedelta(days=2))
+    )
+    _beat("old@h", seen_ago=3 * 86400)
+    _beat("new@h", seen_ago=1)
+    assert telemetry.prune_old(now) == (1, 1)
+    assert list(WorkerHeartbeat.objects.values_list("hostname", flat=True)) == ["new@h"]
+    assert TaskCounter.objects.count() == 1
+
+
+# --- reading ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_snapshot__worker_states() -> None:
+    """Alive, lost after 3 of the worker's own intervals, stopped; old stopped ones left out."""
+    _beat("alive@h", seen_ago=1, interval=1)
+    _beat("lost@h", seen_ago=3.5, interval=1)
+    _beat("slow@h", seen_ago=25, interval=10)
+    _beat("stopped@h", seen_ago=30, stopped=True)
+    _beat("gone@h", seen_ago=600, stopped=True)
+    workers = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}
+    assert {h: w["state"] for h, w in workers.items()} == {
+        "alive@h": "alive",
+        "lost@h": "lost",
+        "slow@h": "alive",
+        "stopped@h": "stopped",
+    }
+    assert workers["alive@h"]["alive"] is True and workers["lost@h"]["alive"] is False
+    assert {"last_seen", "queues", "processed", "failed", "active"} <= set(workers["alive@h"])
+
+
+@pytest.mark.django_db
+def test_snapshot__tasks_over_the_window_with_rates() -> None:
+    """Sums over the window's minutes only; failure and redelivery rates; a sparkline."""
+    now = timezone.now()
+    for ago, failed in ((0, 1), (2, 3), (30, 50)):
+        TaskCounter.objects.create(
+            task="app.flaky",
+            queue="q1",
+            minute=telemetry.minute_of(now - timedelta(minutes=ago)),
+            received=4,
+            succeeded=4 - failed if failed < 4 else 0,
+            failed=failed,
+            redelivered=1,
+            runtime_sum=2.0,
+            runtime_max=0.5 + ago,
+        )
+    (task,) = telemetry.snapshot(300, now=now)["tasks"]
+    assert (task["name"], task["queue"]) == ("app.flaky", "q1")
+    assert (task["received"], task["succeeded"], task["failed"], task["redelivered"]) == (
+        8,
+        4,
+        4,
+        2,
+    )
+    assert task["failure_rate"] == 0.5
+    assert task["redelivery_rate"] == 0.25
+    assert task["runtime_avg"] == pytest.approx(4.0 / 8)
+    assert task["runtime_max"] == pytest.approx(2.5)
+    assert sum(task["series"]) == 8 and len(task["series"]) == 5
+
+    (day,) = telemetry.snapshot(86400, now=now)["tasks"]
+    assert day["failed"] == 54 and len(day["series"]) == telemetry.SPARKLINE_POINTS
+
+
+def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
+    """Only queues that hold messages and that no alive worker lists are flagged."""
+    queues = [
+        {"name": "busy", "visible": 3},
+        {"name": "empty", "visible": 0, "delayed": 0},
+        {"name": "served", "visible": 9},
+        {"name": "orphan-of-lost", "delayed": 1},
+    ]
+    workers = [
+        {"alive": True, "queues": ["served"]},
+        {"alive": False, "queues": ["orphan-of-lost", "busy"]},
+    ]
+    assert telemetry.unconsumed(queues, workers) == ["busy", "orphan-of-lost"]
+
+
+# --- real workers -------------------------------------------------------------
+
+
+def _env(unique: str, **extra: str) -> dict[str, str]:
+    return base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_POLLING_INTERVAL="0.1",
+        SQS_BROKER_TELEMETRY="true",
+        SQS_BROKER_TELEMETRY_INTERVAL=str(INTERVAL),
+        **extra,
+    )
+
+
+def _wait_for(predicate, timeout: float = 45, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _totals(queue: str) -> dict[str, int]:
+    rows = TaskCounter.objects.filter(queue=queue)
+    return {
+        name: sum(getattr(r, name) for r in rows)
+        for name in ("received", "succeeded", "failed", "redelivered")
+    }
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None:
+    """Each pool counts every task (prefork children too), beats, and marks a warm stop."""
+    env = _env(unique)
+    extra = ("--concurrency=2",) if pool != "solo" else ()
+    worker = start_worker(env, pool=pool, extra=extra)
+    app = make_app(env)
+    queue = f"{unique}-celery"
+    for i in range(6):
+        app.send_task("project.demo.tasks.add", args=(i, i))
+    app.send_task("project.demo.tasks.flaky", args=("boom",))  # fails once, then sits invisible
+
+    totals = _wait_for(
+        lambda: (t := _totals(queue))["succeeded"] == 6 and t["failed"] == t["received"] - 6 and t,
+        what=f"counters of {queue}",
+    )
+    assert (totals["received"], totals["failed"], totals["redelivered"]) == (7, 1, 0)
+    beat = _wait_for(
+        lambda: WorkerHeartbeat.objects.filter(processed=7).first(), what="heartbeat totals"
+    )
+    assert (beat.pool, beat.failed, beat.queues) == (pool, 1, [queue])
+    assert beat.concurrency == (2 if pool != "solo" else 1)
+    shown = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}[beat.hostname]
+    assert shown["state"] == "alive"
+
+    assert worker.stop(signal.SIGTERM) == 0
+    beat.refresh_from_db()
+    assert beat.stopped_at is not None
+    assert telemetry.snapshot(300)["workers"][0]["state"] == "stopped"
+    assert _totals(queue)["succeeded"] == 6  # nothing counted twice by the final flush
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_worker__two_workers_write_at_once_and_a_killed_one_shows_lost(
+    start_worker, unique
+) -> None:
+    """Two workers on one queue lose no count; a SIGKILLed worker turns lost after 3 intervals."""
+    env = _env(unique)
+    first = start_worker(env, pool="prefork", extra=("--concurrency=2",))
+    start_worker(env, pool="threads", extra=("--concurrency=2",))
+    app = make_app(env)
+    queue = f"{unique}-celery"
+    for i in range(40):
+        app.send_task("project.demo.tasks.add", args=(i, 1))
+    _wait_for(lambda: _totals(queue)["succeeded"] == 40, what="40 successes")
+    beats = _wait_for(
+        lambda: (
+            (b := list(WorkerHeartbeat.objects.all())) and sum(x.processed for x in b) == 40 and b
+        ),
+        what="heartbeat totals",
+    )
+    assert len(beats) == 2 and _totals(queue)["received"] == 40
+
+    first.stop(signal.SIGKILL)
+    killed = next(b.hostname for b in beats if b.pool == "prefork")
+
+    def state() -> str:
+        workers = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}
+        return workers[killed]["state"]
+
+    assert state() == "alive"
+    _wait_for(lambda: state() == "lost", timeout=10 * INTERVAL, what="lost state")
