@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -94,11 +95,26 @@ def known_secrets(env: Mapping[str, str] | None = None) -> frozenset[str]:
     return frozenset(spellings)
 
 
+#: Secrets the configuration does not know in advance (temporary STS keys,
+#: signed request headers) but that botocore prints at DEBUG level: the
+#: X-Amz-Security-Token header (request repr and canonical request), and
+#: SecretAccessKey / SessionToken in AssumeRole responses, XML or JSON.
+_SECRET_FIELDS = (
+    re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s,}&]+"),
+    re.compile(r"(<(?:SecretAccessKey|SessionToken)>)[^<]*(?=</)"),
+    re.compile(
+        r"(?i)(['\"]?(?:aws_)?(?:secret_?access_?key|session_?token)['\"]?\s*[:=]\s*b?['\"])[^'\"]*"
+    ),
+)
+
+
 def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
     """``text`` with URL passwords and every known secret replaced by the mask."""
     if not isinstance(text, str) or not text:
         return text
     text = mask_url(text)
+    for pattern in _SECRET_FIELDS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
     pool = known_secrets() if secrets is None else secrets
     # Longest first, so a secret is never half-replaced by one of its parts.
     for secret in sorted(pool, key=len, reverse=True):
@@ -178,82 +194,62 @@ class SafeExceptionReporter(ExceptionReporter):
         return scrub(str(super().get_traceback_text()))
 
 
-class SecretLogFilter(logging.Filter):
-    """Scrubs known secrets from a record's message before any handler sees it."""
+_scrubbing = threading.local()
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` with secrets scrubbed from its message, traceback and stack, in place.
+
+    Never raises: a log call must not fail because of its message.
+    """
+    if getattr(_scrubbing, "active", False):  # a record logged while scrubbing
+        return record
+    _scrubbing.active = True
+    try:
+        pool = known_secrets()
         message = record.getMessage()
-        cleaned = scrub(message)
+        cleaned = scrub(message, pool)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            cleaned = scrub(text, pool)
+            # Only when it changes, so handlers keep their own traceback format.
+            if cleaned != text:
+                record.exc_text = cleaned
         elif record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = scrub(record.exc_text, pool)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, pool)
+    except Exception:  # noqa: S110 - logging must never break the caller
+        pass
+    finally:
+        _scrubbing.active = False
+    return record
+
+
+class SecretLogFilter(logging.Filter):
+    """Scrubs known secrets from a record's message before a handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub_record(record)
         return True
 
 
-#: Environment variables that tell where boto3's default chain finds credentials.
-#: Only their presence is shown, never their value.
-_CHAIN_HINTS = (
-    ("AWS_WEB_IDENTITY_TOKEN_FILE", "web identity (IRSA / OIDC role)"),
-    ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "container role (ECS task role)"),
-    ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "container role"),
-    ("AWS_PROFILE", "shared credentials profile"),
-)
+def install_log_scrubbing() -> None:
+    """Scrub every record of every logger as it is created; safe to call twice.
 
-
-def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The broker settings that are safe to show, picked by an allow-list.
-
-    Nothing is copied wholesale: each field is named here, so a new secret
-    option never shows up on a page by accident. Credentials appear only as
-    where they come from, never as a key, secret or token.
+    A record factory rather than handler filters: Django's LOGGING, Celery's
+    worker and the user add handlers after the app is ready, and records of
+    botocore, kombu or urllib3 reach handlers that no filter of ours is on.
+    The factory runs only for records a logger's level lets through.
     """
-    from kombu.utils.url import url_to_parts
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "scrubs_secrets", False):
+        return
 
-    if app is None:
-        from celery import current_app
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return scrub_record(previous(*args, **kwargs))
 
-        app = current_app._get_current_object()
-    env = os.environ if env is None else env
-    conf = app.conf
-    options = dict(conf.broker_transport_options or {})
-    broker = conf.broker_url or "sqs://"
-    parts = url_to_parts(broker)
-    endpoint = None
-    if parts.hostname:
-        scheme = "https" if options.get("is_secure") else "http"
-        port = f":{parts.port}" if parts.port else ""
-        endpoint = mask_url(f"{scheme}://{parts.hostname}{port}")
-    predefined = options.get("predefined_queues") or {}
-    if url_has_credentials(broker):
-        main = "url"
-    elif env.get("AWS_ACCESS_KEY_ID"):
-        main = "environment"
-    else:
-        main = "chain"
-    chain = next((label for name, label in _CHAIN_HINTS if env.get(name)), None)
-    return {
-        "region": options.get("region"),
-        "endpoint": endpoint,
-        "queue_name_prefix": options.get("queue_name_prefix", "") or "",
-        "polling_interval": options.get("polling_interval"),
-        "wait_time_seconds": options.get("wait_time_seconds"),
-        "visibility_timeout": options.get("visibility_timeout"),
-        "predefined_queues": sorted(predefined),
-        "credentials": {
-            # "url": keys in the broker URL; "environment": AWS_ACCESS_KEY_ID and
-            # friends; "chain": boto3's default chain (profile, container or
-            # instance role), resolved by boto3 without the app seeing a key.
-            "source": main,
-            "chain_hint": chain if main == "chain" else None,
-            "session_token": bool(env.get("AWS_SESSION_TOKEN")) and main == "environment",
-            "sts_role_arn": options.get("sts_role_arn"),
-            "per_queue_keys": sorted(
-                name
-                for name, spec in predefined.items()
-                if isinstance(spec, Mapping) and spec.get("access_key_id")
-            ),
-        },
-    }
+    factory.scrubs_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
