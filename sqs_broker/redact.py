@@ -253,3 +253,69 @@ def install_log_scrubbing() -> None:
 
     factory.scrubs_secrets = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
+
+
+#: Environment variables that tell where boto3's default chain finds credentials.
+#: Only their presence is shown, never their value.
+_CHAIN_HINTS = (
+    ("AWS_WEB_IDENTITY_TOKEN_FILE", "web identity (IRSA / OIDC role)"),
+    ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "container role (ECS task role)"),
+    ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "container role"),
+    ("AWS_PROFILE", "shared credentials profile"),
+)
+
+
+def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The broker settings that are safe to show, picked by an allow-list.
+
+    Nothing is copied wholesale: each field is named here, so a new secret
+    option never shows up on a page by accident. Credentials appear only as
+    where they come from, never as a key, secret or token.
+    """
+    from kombu.utils.url import url_to_parts
+
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    env = os.environ if env is None else env
+    conf = app.conf
+    options = dict(conf.broker_transport_options or {})
+    broker = conf.broker_url or "sqs://"
+    parts = url_to_parts(broker)
+    endpoint = None
+    if parts.hostname:
+        scheme = "https" if options.get("is_secure") else "http"
+        port = f":{parts.port}" if parts.port else ""
+        endpoint = mask_url(f"{scheme}://{parts.hostname}{port}")
+    predefined = options.get("predefined_queues") or {}
+    if url_has_credentials(broker):
+        main = "url"
+    elif env.get("AWS_ACCESS_KEY_ID"):
+        main = "environment"
+    else:
+        main = "chain"
+    chain = next((label for name, label in _CHAIN_HINTS if env.get(name)), None)
+    return {
+        "region": options.get("region"),
+        "endpoint": endpoint,
+        "queue_name_prefix": options.get("queue_name_prefix", "") or "",
+        "polling_interval": options.get("polling_interval"),
+        "wait_time_seconds": options.get("wait_time_seconds"),
+        "visibility_timeout": options.get("visibility_timeout"),
+        "predefined_queues": sorted(predefined),
+        "credentials": {
+            # "url": keys in the broker URL; "environment": AWS_ACCESS_KEY_ID and
+            # friends; "chain": boto3's default chain (profile, container or
+            # instance role), resolved by boto3 without the app seeing a key.
+            "source": main,
+            "chain_hint": chain if main == "chain" else None,
+            "session_token": bool(env.get("AWS_SESSION_TOKEN")) and main == "environment",
+            "sts_role_arn": options.get("sts_role_arn"),
+            "per_queue_keys": sorted(
+                name
+                for name, spec in predefined.items()
+                if isinstance(spec, Mapping) and spec.get("access_key_id")
+            ),
+        },
+    }
