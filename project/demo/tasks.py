@@ -32,3 +32,19 @@ def flaky(reason: str = "demo failure") -> None:
 def ordered(group: str, n: int) -> str:
     """Routed to the FIFO queue ``demo-ordered.fifo``: same-group tasks run in order."""
     return f"{group}:{n}"
+
+
+@shared_task(acks_late=True)
+def journal(path: str, tag: str, seconds: float = 0.0) -> str:
+    """Appends ``tag`` to the file ``path``, then sleeps: each execution leaves one line.
+
+    Acknowledged late, so a worker killed while it sleeps leaves the message to
+    another worker: the reliability tests count the lines to prove nothing is
+    lost and nothing runs more often than SQS's at-least-once delivery allows.
+    """
+    import os
+
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{tag} {os.getpid()}\n")
+    time.sleep(seconds)
+    return tag
