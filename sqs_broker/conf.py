@@ -50,6 +50,16 @@ class Settings:
         return value
 
     @property
+    def NATIVE_DELAY(self) -> bool:
+        """Publish countdowns and ETAs with SQS's own DelaySeconds (up to 900 s)."""
+        value = getattr(settings, "SQS_BROKER_NATIVE_DELAY", True)
+        if not isinstance(value, bool):
+            raise ImproperlyConfigured(
+                f"SQS_BROKER_NATIVE_DELAY must be True or False; got {value!r}."
+            )
+        return value
+
+    @property
     def MAX_ETA(self) -> float:
         """The longest ETA/countdown (seconds) the project plans to use; 0 = none declared."""
         return _number("SQS_BROKER_MAX_ETA", 0, 0)

@@ -7,10 +7,15 @@ the endpoint slow, unreachable, or back again, over real sockets.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+
+#: The SQS JSON protocol names the action in a header; the query protocol in the body.
+_ACTION = re.compile(rb"X-Amz-Target:\s*AmazonSQS\.(\w+)|[?&]Action=(\w+)", re.IGNORECASE)
 
 
 @dataclass
@@ -21,6 +26,8 @@ class Proxy:
     delay: float = 0.0
     port: int = 0
     connections: int = 0
+    #: SQS requests seen, by action ("SendMessage": 3, ...).
+    requests: Counter[str] = field(default_factory=Counter)
     _server: socket.socket | None = field(default=None, repr=False)
     _cut: threading.Event = field(default_factory=threading.Event, repr=False)
     _open: set[socket.socket] = field(default_factory=set, repr=False)
@@ -91,14 +98,28 @@ class Proxy:
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
+    def _count(self, data: bytes) -> None:
+        for match in _ACTION.finditer(data):
+            action = (match.group(1) or match.group(2)).decode()
+            with self._lock:
+                self.requests[action] += 1
+
+    def reset_counts(self) -> Counter[str]:
+        """The counts so far, and start again from zero."""
+        with self._lock:
+            counts, self.requests = self.requests, Counter()
+        return counts
+
     def _pipe(self, source: socket.socket, sink: socket.socket, outbound: bool) -> None:
         try:
             while not self._cut.is_set():
                 data = source.recv(65536)
                 if not data:
                     break
-                if outbound and self.delay:
-                    time.sleep(self.delay)
+                if outbound:
+                    self._count(data)
+                    if self.delay:
+                        time.sleep(self.delay)
                 sink.sendall(data)
         except OSError:
             pass

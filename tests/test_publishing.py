@@ -1,0 +1,353 @@
+"""Publishing: the ETA guard, native SQS delays, FIFO options and batch publishing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+from django.test import override_settings
+
+from sqs_broker import publishing, sqs
+from sqs_broker.publishing import EtaGuardError, PublishError, publish_fifo, publish_many
+from tests.conftest import base_env, make_app
+from tests.proxy import Proxy
+
+ADD = "project.demo.tasks.add"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    sqs.clear_caches()
+    publishing.forget_visibility()
+    yield
+    sqs.clear_caches()
+    publishing.forget_visibility()
+
+
+def guarded_app(env: dict[str, str], **conf: Any) -> Celery:
+    app = make_app(env, **conf)
+    publishing.install(app)
+    return app
+
+
+def queue_url(client: Any, name: str) -> str:
+    return client.get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def receive_all(client: Any, url: str, expect: int, timeout: float = 10) -> list[dict[str, Any]]:
+    """Every message of ``url``, in the order SQS hands them out, deleted as read."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < expect and time.monotonic() < deadline:
+        answer = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in answer.get("Messages", []):
+            messages.append(message)
+            client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return messages
+
+
+def envelope(message: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(message["Body"]))
+
+
+def task_args(message: dict[str, Any]) -> list[Any]:
+    data = envelope(message)
+    return json.loads(base64.b64decode(data["body"]))[0]
+
+
+def counts(sqs_client: Any, url: str) -> dict[str, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]
+    answer = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return {name: int(value) for name, value in answer.items()}
+
+
+# --- the ETA guard ---------------------------------------------------------------
+
+
+@override_settings(SQS_BROKER_NATIVE_DELAY=False)
+def test_guard__refuses_a_countdown_longer_than_the_visibility_timeout(unique, sqs) -> None:
+    """With the worker holding the whole delay, a countdown past the timeout is refused."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    app = guarded_app(env)
+    with pytest.raises(EtaGuardError) as caught:
+        app.send_task(ADD, args=(1, 2), countdown=5)
+    text = str(caught.value)
+    assert f"'{ADD}'" in text and "due in 5 s" in text and "visibility timeout of 2 s" in text
+    assert f"'{unique}-celery'" in text
+    # Nothing was published: the queue was not even created.
+    assert not sqs.list_queues(QueueNamePrefix=unique).get("QueueUrls")
+    # Within the limit it goes out.
+    app.send_task(ADD, args=(1, 2), countdown=1)
+    assert counts(sqs, queue_url(sqs, f"{unique}-celery"))["ApproximateNumberOfMessages"] == 1
+
+
+def test_guard__native_delay_carries_up_to_900_seconds(unique, sqs) -> None:
+    """A 600 s countdown is held by SQS (DelaySeconds), not by a worker, so it passes."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    app = guarded_app(env)
+    app.send_task(ADD, args=(1, 2), countdown=600)
+    url = queue_url(sqs, f"{unique}-celery")
+    assert counts(sqs, url) == {
+        "ApproximateNumberOfMessages": 0,
+        "ApproximateNumberOfMessagesDelayed": 1,
+    }
+    # Beyond 900 s the rest is held by a worker: 905 s leaves 5 s > 2 s.
+    with pytest.raises(EtaGuardError, match=r"SQS holds it the first 900 s"):
+        app.send_task(ADD, args=(1, 2), countdown=905)
+
+
+def test_guard__warn_mode_logs_and_publishes(unique, sqs, caplog) -> None:
+    """SQS_BROKER_ETA_GUARD='warn' logs the same explanation and sends the task."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    app = guarded_app(env)
+    with (
+        override_settings(SQS_BROKER_ETA_GUARD="warn", SQS_BROKER_NATIVE_DELAY=False),
+        caplog.at_level(logging.WARNING, logger="sqs_broker.publishing"),
+    ):
+        app.send_task(ADD, args=(1, 2), countdown=10)
+    assert "would run more than once" in caplog.text
+    assert counts(sqs, queue_url(sqs, f"{unique}-celery"))["ApproximateNumberOfMessages"] == 1
+
+
+def test_guard__fifo_queue_takes_no_native_delay(unique, sqs) -> None:
+    """On a FIFO queue the worker holds the whole delay, and the message says why."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="3")
+    app = guarded_app(env, task_routes={ADD: {"queue": "ordered.fifo"}})
+    with pytest.raises(EtaGuardError, match=r"FIFO queues take no per-message delay"):
+        app.send_task(ADD, args=(1, 2), countdown=5)
+
+
+def test_guard__reads_the_visibility_timeout_of_a_predefined_queue(unique, sqs) -> None:
+    """A predefined queue's own VisibilityTimeout decides, not the transport option."""
+    url = sqs.create_queue(QueueName=unique, Attributes={"VisibilityTimeout": "3"})["QueueUrl"]
+    env = base_env(
+        SQS_PREDEFINED_QUEUES=json.dumps({unique: {"url": url}}), SQS_VISIBILITY_TIMEOUT="600"
+    )
+    app = guarded_app(env, task_default_queue=unique)
+    with override_settings(SQS_BROKER_NATIVE_DELAY=False), pytest.raises(EtaGuardError) as caught:
+        app.send_task(ADD, args=(1, 2), countdown=4)
+    assert caught.value.limit == 3
+    with override_settings(SQS_BROKER_NATIVE_DELAY=False):
+        app.send_task(ADD, args=(1, 2), countdown=2)
+    assert counts(sqs, url)["ApproximateNumberOfMessages"] == 1
+
+
+def test_guard__off_lets_everything_through(unique, sqs) -> None:
+    """SQS_BROKER_ETA_GUARD='off' neither refuses nor warns."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    app = guarded_app(env)
+    with override_settings(SQS_BROKER_ETA_GUARD="off", SQS_BROKER_NATIVE_DELAY=False):
+        app.send_task(ADD, args=(1, 2), countdown=30)
+    assert counts(sqs, queue_url(sqs, f"{unique}-celery"))["ApproximateNumberOfMessages"] == 1
+
+
+def test_install__is_idempotent_and_wraps_a_live_app(unique) -> None:
+    """install() before the first publish swaps the AMQP class; after it, wraps the sender."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    fresh = make_app(env)
+    publishing.install(fresh)
+    publishing.install(fresh)
+    assert isinstance(fresh.amqp, publishing.GuardedAMQP)
+    live = make_app(env)
+    sender = live.amqp.send_task_message
+    publishing.install(live)
+    publishing.install(live)
+    assert live.amqp.send_task_message is not sender
+    assert live.amqp.send_task_message.sqs_broker_guarded
+    with override_settings(SQS_BROKER_NATIVE_DELAY=False), pytest.raises(EtaGuardError):
+        live.send_task(ADD, args=(1, 2), countdown=5)
+
+
+def executions(output: str, task_id: str) -> int:
+    return len(re.findall(rf"Task {re.escape(ADD)}\[{task_id}\] succeeded", output))
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_guard__the_duplicate_it_prevents(start_worker, unique, sqs) -> None:
+    """A worker-held countdown past the timeout runs more than once; a native delay runs once."""
+    env = base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2", SQS_WAIT_TIME_SECONDS="1"
+    )
+    worker = start_worker(env)
+    app = guarded_app(env)
+    with override_settings(SQS_BROKER_ETA_GUARD="off", SQS_BROKER_NATIVE_DELAY=False):
+        held = app.send_task(ADD, args=(1, 1), countdown=5)
+    native = app.send_task(ADD, args=(2, 2), countdown=5)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        output = worker.output()
+        if executions(output, held.id) >= 2 and executions(output, native.id) >= 1:
+            break
+        time.sleep(0.5)
+    time.sleep(3)  # longer than the visibility timeout: a second delivery would show by now
+    output = worker.output()
+    assert executions(output, held.id) >= 2, output
+    assert executions(output, native.id) == 1, output
+
+
+# --- FIFO ------------------------------------------------------------------------
+
+
+def test_fifo__same_group_in_order_and_duplicates_dropped(unique, sqs) -> None:
+    """Same-group tasks come out in publish order; a second publish of one task id is dropped."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-")
+    app = guarded_app(env, task_routes={ADD: {"queue": "ordered.fifo"}})
+    first = publish_fifo(app.signature(ADD, args=(0, 0)), "g1")
+    for n in range(1, 13):
+        publish_fifo(app.signature(ADD, args=(n, 0)), "g1")
+    again = publish_fifo(app.signature(ADD, args=(0, 0)), "g1", task_id=first.id)
+    assert again.id == first.id
+    url = queue_url(sqs, f"{unique}-ordered.fifo")
+    messages = receive_all(sqs, url, expect=14, timeout=4)
+    assert [task_args(m)[0] for m in messages] == list(range(13))
+    assert envelope(messages[0])["properties"]["MessageGroupId"] == "g1"
+
+
+def test_fifo__options_validate_ids() -> None:
+    """Group and deduplication ids outside SQS's rules are refused before publishing."""
+    options = publishing.fifo_options("orders-42", task_id="abc")
+    assert options == {
+        "task_id": "abc",
+        "MessageGroupId": "orders-42",
+        "MessageDeduplicationId": "abc",
+    }
+    with pytest.raises(ValueError, match="MessageGroupId may hold only"):
+        publishing.fifo_options("caf\u00e9")
+    with pytest.raises(ValueError, match="1 to 128 characters"):
+        publishing.fifo_options("g", deduplication_id="x" * 129)
+
+
+# --- batches ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(sqs_endpoint: str) -> Iterator[Proxy]:
+    with Proxy.to(sqs_endpoint) as running:
+        yield running
+
+
+def test_publish_many__ten_per_request_and_same_format_as_delay(unique, sqs, proxy) -> None:
+    """25 tasks take 3 SendMessageBatch requests; each message is shaped like .delay()'s."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+    app = guarded_app(env)
+    app.send_task(ADD, args=(-1, -1))  # warm: queue created, connection pooled
+    proxy.reset_counts()
+    results = publish_many([app.signature(ADD, args=(n, n)) for n in range(25)], app=app)
+    assert proxy.reset_counts() == {"SendMessageBatch": 3}
+    url = queue_url(sqs, f"{unique}-celery")
+    messages = receive_all(sqs, url, expect=26)
+    by_args = {tuple(task_args(m)): envelope(m) for m in messages}
+    assert len(by_args) == 26
+    assert [by_args[(n, n)]["headers"]["id"] for n in range(25)] == [r.id for r in results]
+    single, batched = by_args[(-1, -1)], by_args[(7, 7)]
+    assert single.keys() == batched.keys()
+    assert single["headers"].keys() == batched["headers"].keys()
+    assert single["properties"].keys() == batched["properties"].keys()
+    for key in ("content-type", "content-encoding"):
+        assert single[key] == batched[key]
+    assert single["properties"]["delivery_info"] == batched["properties"]["delivery_info"]
+
+
+def test_publish_many__routes_each_task_and_carries_delays(unique, sqs) -> None:
+    """task_routes, queue= and countdowns are honoured per signature."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="30")
+    app = guarded_app(env, task_routes={"project.demo.tasks.slow": {"queue": "slow"}})
+    publish_many(
+        [
+            app.signature(ADD, args=(1, 1)),
+            app.signature("project.demo.tasks.slow", args=(1,)),
+            app.signature(ADD, args=(2, 2), queue="other"),
+            app.signature(ADD, args=(3, 3), countdown=120),
+        ],
+        app=app,
+    )
+    assert counts(sqs, queue_url(sqs, f"{unique}-celery")) == {
+        "ApproximateNumberOfMessages": 1,
+        "ApproximateNumberOfMessagesDelayed": 1,
+    }
+    assert counts(sqs, queue_url(sqs, f"{unique}-slow"))["ApproximateNumberOfMessages"] == 1
+    assert counts(sqs, queue_url(sqs, f"{unique}-other"))["ApproximateNumberOfMessages"] == 1
+
+
+def test_publish_many__fifo_group_keeps_order(unique, sqs) -> None:
+    """group= puts every task in one message group, in order, deduplicated by task id."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-")
+    app = guarded_app(env, task_routes={ADD: {"queue": "ordered.fifo"}})
+    signatures = [app.signature(ADD, args=(n, 0)) for n in range(23)]
+    results = publish_many(signatures, app=app, group="batch")
+    publish_many([app.signature(ADD, args=(0, 0), task_id=results[0].id)], app=app, group="batch")
+    messages = receive_all(sqs, queue_url(sqs, f"{unique}-ordered.fifo"), expect=24, timeout=4)
+    assert [task_args(m)[0] for m in messages] == list(range(23))
+
+
+def test_publish_many__guard_refusal_publishes_nothing(unique, sqs) -> None:
+    """One refused task stops the whole batch before anything is sent."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    app = guarded_app(env)
+    app.send_task(ADD, args=(0, 0))
+    url = queue_url(sqs, f"{unique}-celery")
+    receive_all(sqs, url, expect=1)
+    signatures = [app.signature(ADD, args=(n, n)) for n in range(5)]
+    signatures.append(app.signature(ADD, args=(9, 9), countdown=1000))
+    with pytest.raises(EtaGuardError):
+        publish_many(signatures, app=app)
+    assert counts(sqs, url)["ApproximateNumberOfMessages"] == 0
+
+
+def test_publish_many__failed_tasks_are_retried_then_named(unique, sqs, proxy) -> None:
+    """A lasting outage raises PublishError naming every task id; a short one is retried."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+    app = guarded_app(env)
+    app.send_task(ADD, args=(0, 0))  # the queue URL is known from here on
+    proxy.cut()
+    with pytest.raises(PublishError) as caught:
+        publish_many([app.signature(ADD, args=(n, n)) for n in range(12)], app=app, attempts=2)
+    assert set(caught.value.failed) == {r.id for r in caught.value.results}
+    assert len(caught.value.failed) == 12
+    assert "12 of 12 tasks were not published" in str(caught.value)
+
+    import threading
+
+    threading.Timer(0.3, proxy.restore).start()
+    results = publish_many([app.signature(ADD, args=(n, n)) for n in range(12)], app=app)
+    messages = receive_all(sqs, queue_url(sqs, f"{unique}-celery"), expect=13)
+    ids = {envelope(m)["headers"]["id"] for m in messages}
+    assert {r.id for r in results} <= ids
+
+
+def test_send_batch__sender_faults_are_reported_not_retried(unique, sqs) -> None:
+    """SQS's per-entry refusal (a real partial failure) names the entry; the rest is sent."""
+    url = sqs.create_queue(QueueName=unique)["QueueUrl"]
+    entries = [
+        publishing._Entry(None, {"QueueUrl": url, "MessageBody": f"m{n}"}, n) for n in range(3)
+    ]
+    entries[1].kwargs["DelaySeconds"] = 901
+    failed = publishing._send_batch(sqs, url, entries, attempts=3)
+    assert list(failed) == [1] and "DelaySeconds" in failed[1]
+    assert counts(sqs, url)["ApproximateNumberOfMessages"] == 2
+
+
+def test_publish_many__needs_the_sqs_transport() -> None:
+    """Another broker gets a clear error instead of a silent one-by-one publish."""
+    app = Celery("memory", broker="memory://", set_as_current=False)
+    with pytest.raises(Exception, match="needs the SQS transport"):
+        publish_many([app.signature(ADD, args=(1, 1))], app=app)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_publish_many__an_unmodified_worker_runs_them(start_worker, unique) -> None:
+    """A stock `celery worker` consumes batch-published tasks like .delay() ones."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
+    start_worker(env)
+    app = guarded_app(env, result_backend="django-db")
+    results = publish_many([app.signature(ADD, args=(n, 1)) for n in range(15)], app=app)
+    assert [r.get(timeout=60) for r in results] == [n + 1 for n in range(15)]
