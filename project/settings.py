@@ -96,6 +96,11 @@ include(globals())
 # The demo's FIFO queue and its backoff task go through these routes.
 CELERY_TASK_ROUTES = {"project.demo.tasks.ordered": {"queue": "demo-ordered.fifo"}}
 
+# The dashboard's history: one sample of every queue's depth a minute (see sqs_sample).
+CELERY_BEAT_SCHEDULE = {
+    "sqs-broker-sample": {"task": "sqs_broker.sample_queues", "schedule": 60.0},
+}
+
 SQS_BROKER_TELEMETRY = env.bool("SQS_BROKER_TELEMETRY", default=True)
 SQS_BROKER_TELEMETRY_INTERVAL = env.float("SQS_BROKER_TELEMETRY_INTERVAL", default=10.0)
 SQS_BROKER_API_TOKEN = env.str("SQS_BROKER_API_TOKEN", default="") or None

@@ -251,22 +251,57 @@ def gather(
         "findings": [finding_row(f) for f in [*findings.offline(app), *(found.online or [])]],
         "errors": list(found.errors),
     }
-    # Worker and task telemetry joins here, for the same window (see telemetry.snapshot).
+    data.update(telemetry_data(data["queues"], window or DEFAULT_TELEMETRY_WINDOW, data["errors"]))
     return scrub_data(data)
+
+
+#: Seconds of task telemetry when the caller names no window.
+DEFAULT_TELEMETRY_WINDOW = 300
+
+
+def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str]) -> dict[str, Any]:
+    """``workers``, ``tasks`` (see :func:`sqs_broker.telemetry.snapshot`) and ``unconsumed_queues``.
+
+    A database error (tables not migrated, say) becomes an entry of ``errors``,
+    not a failed page.
+    """
+    from sqs_broker import telemetry
+
+    try:
+        found = telemetry.snapshot(window)
+    except Exception as exc:
+        errors.append(f"Telemetry could not be read: {type(exc).__name__}: {exc}")
+        found = {"workers": [], "tasks": []}
+    return {
+        "telemetry_window": window,
+        **found,
+        "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
+    }
 
 
 # --- history ---------------------------------------------------------------------
 
 
-def sample(app: Celery | None = None, now: datetime | None = None) -> int:
-    """Store one :class:`~sqs_broker.models.QueueSample` per reachable queue; prune old ones.
+@dataclass
+class SampleResult:
+    """What one sampling pass wrote, pruned, and which queues failed (name -> error)."""
 
-    Dead-letter queues are sampled too. Returns the number of rows written.
+    written: int
+    pruned: int
+    failed: dict[str, str]
+
+
+def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResult:
+    """Store one :class:`~sqs_broker.models.QueueSample` per queue that answers; prune.
+
+    Dead-letter queues are sampled too. Queues that fail are skipped (a gap
+    in the chart, not a false zero) and reported in ``failed``.
     """
     from sqs_broker.models import QueueSample
 
     found = sqs_pass(app, with_online=False)
     when = now or datetime.now(UTC)
+    states = {**found.dead_letters, **{s.ref.name: s for s in found.states}}
     rows = [
         QueueSample(
             queue=name,
@@ -275,12 +310,12 @@ def sample(app: Celery | None = None, now: datetime | None = None) -> int:
             in_flight=state.int("ApproximateNumberOfMessagesNotVisible") or 0,
             delayed=state.int("ApproximateNumberOfMessagesDelayed") or 0,
         )
-        for name, state in {**found.dead_letters, **{s.ref.name: s for s in found.states}}.items()
+        for name, state in states.items()
         if state.error is None
     ]
     QueueSample.objects.bulk_create(rows)
-    prune(when)
-    return len(rows)
+    failed = {name: state.error for name, state in states.items() if state.error is not None}
+    return SampleResult(len(rows), prune(when), failed)
 
 
 def prune(now: datetime | None = None) -> int:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
+from sqs_broker.localsqs import free_port
+from sqs_broker.models import QueueSample
 from tests.conftest import base_env, make_app
+from tests.proxy import Proxy
 
 DASHBOARD = "/admin/sqs_broker/dashboard/"
 
@@ -18,23 +26,225 @@ def _user(*perms: str, staff: bool = True) -> User:
     return user
 
 
+def _depth(sqs, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
 @pytest.fixture
 def app(unique):
-    """A Celery app with this test's own prefix, served by the views."""
+    """A Celery app with this test's own prefix, served by the admin."""
     celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
     with override_settings(SQS_BROKER_CELERY_APP=celery):
         yield celery
 
 
-@pytest.mark.django_db
-def test_dashboard__shows_depths(client, sqs, unique, app):
-    """The dashboard lists the app's queues with the depth SQS reports."""
-    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+@pytest.fixture
+def with_dlq(sqs, unique):
+    """The app's queue with a dead-letter queue holding three messages."""
+    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
+    source = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})[
+        "QueueUrl"
+    ]
     for i in range(3):
-        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+        sqs.send_message(QueueUrl=dlq, MessageBody=f"dead-{i}")
+    return source, dlq
+
+
+@pytest.mark.django_db
+def test_dashboard__anonymous_redirects_to_login(client, app):
+    """The admin asks anonymous visitors to log in."""
+    response = client.get(DASHBOARD)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_dashboard__staff_without_permission(client, app):
+    """Staff without view_dashboard get 403 and no index entry."""
+    client.force_login(_user())
+    assert client.get(DASHBOARD).status_code == 403
+    assert DASHBOARD not in client.get("/admin/").content.decode()
+
+
+@pytest.mark.django_db
+def test_dashboard__shows_depths_and_dlq(client, sqs, unique, app, with_dlq):
+    """Depths, the dead-letter queue's depth and maxReceiveCount are on the page."""
+    source, _dlq = with_dlq
+    for i in range(2):
+        sqs.send_message(QueueUrl=source, MessageBody=str(i))
     client.force_login(_user("view_dashboard"))
+    assert DASHBOARD in client.get("/admin/").content.decode()
     response = client.get(DASHBOARD)
     assert response.status_code == 200
     html = response.content.decode()
     assert f'data-queue="{unique}-celery"' in html
-    assert response.context["data"]["queues"][0]["visible"] == 3
+    (row,) = [r for r in response.context["rows"] if r["q"]["name"] == f"{unique}-celery"]
+    assert row["q"]["visible"] == 2
+    assert row["q"]["dlq"] == {
+        "name": f"{unique}-celery-dlq",
+        "visible": 3,
+        "max_receive_count": 5,
+        "error": None,
+    }
+    # View permission only: no action buttons.
+    assert "/purge/" not in html
+    assert "/redrive/" not in html
+
+
+@pytest.mark.django_db
+def test_dashboard__sparkline_from_samples(client, sqs, unique, app):
+    """Samples of the last hours draw a sparkline; the queue page draws the larger chart."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    now = datetime.now(UTC)
+    QueueSample.objects.bulk_create(
+        QueueSample(
+            queue=f"{unique}-celery",
+            sampled_at=now - timedelta(minutes=10 - i),
+            visible=i,
+            in_flight=0,
+            delayed=0,
+        )
+        for i in range(5)
+    )
+    client.force_login(_user("view_dashboard"))
+    html = client.get(DASHBOARD).content.decode()
+    assert 'class="sqs-spark"' in html
+    page = client.get(f"{DASHBOARD}queue/{unique}-celery/")
+    assert page.status_code == 200
+    assert page.context["chart"]["count"] == 5
+    assert page.context["chart"]["top"] == 4
+    assert "<polyline" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_queue_page__unknown_queue_is_404(client, app):
+    """A queue the app does not use has no page."""
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    assert client.get(f"{DASHBOARD}queue/not-ours/").status_code == 404
+    assert client.get(f"{DASHBOARD}queue/not-ours/purge/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_purge__needs_permission(client, sqs, unique, app):
+    """Without purge_queue both the confirmation page and the POST are refused."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    client.force_login(_user("view_dashboard", "redrive_queue"))
+    assert client.get(f"{DASHBOARD}queue/{unique}-celery/purge/").status_code == 403
+    assert client.post(f"{DASHBOARD}queue/{unique}-celery/purge/").status_code == 403
+    assert _depth(sqs, url) == 1
+
+
+@pytest.mark.django_db
+def test_purge__confirm_then_post(client, sqs, unique, app):
+    """GET only confirms; POST purges, logs a LogEntry; a second purge says 60 s."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    assert "/purge/" in client.get(DASHBOARD).content.decode()
+    page = client.get(f"{DASHBOARD}queue/{unique}-celery/purge/")
+    assert page.status_code == 200
+    assert "60 seconds" in page.content.decode()
+    assert 'name="csrfmiddlewaretoken"' in page.content.decode()
+    assert _depth(sqs, url) == 3
+    response = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", follow=True)
+    assert response.status_code == 200
+    assert _depth(sqs, url) == 0
+    entry = LogEntry.objects.get(object_id=f"{unique}-celery")
+    assert "Purged" in entry.change_message
+    assert entry.content_type.model == "dashboard"
+    again = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", follow=True)
+    text = again.content.decode()
+    assert "one purge per queue every 60 seconds" in text
+    assert LogEntry.objects.filter(object_id=f"{unique}-celery").count() == 1
+
+
+@pytest.mark.django_db
+def test_purge__needs_csrf(sqs, unique, app):
+    """A POST without the CSRF token changes nothing."""
+    from django.test import Client
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    assert client.post(f"{DASHBOARD}queue/{unique}-celery/purge/").status_code == 403
+    assert _depth(sqs, url) == 1
+
+
+@pytest.mark.django_db
+def test_redrive__moves_everything_back_once(client, sqs, unique, app, with_dlq):
+    """POST moves every dead-letter message back exactly once and logs it."""
+    source, dlq = with_dlq
+    client.force_login(_user("view_dashboard", "redrive_queue"))
+    page = client.get(f"{DASHBOARD}queue/{unique}-celery/redrive/")
+    assert page.status_code == 200
+    assert f"{unique}-celery-dlq" in page.content.decode()
+    assert _depth(sqs, dlq) == 3
+    response = client.post(f"{DASHBOARD}queue/{unique}-celery/redrive/", follow=True)
+    assert response.status_code == 200
+    assert "Moved 3 messages" in response.content.decode()
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        bodies += [m["Body"] for m in got]
+    assert sorted(bodies) == ["dead-0", "dead-1", "dead-2"]
+    assert _depth(sqs, dlq) == 0
+    entry = LogEntry.objects.get(object_id=f"{unique}-celery")
+    assert "Moved 3 messages" in entry.change_message
+
+
+@pytest.mark.django_db
+def test_redrive__needs_permission_and_a_dlq(client, sqs, unique, app, with_dlq):
+    """Purge permission does not allow a move; a queue without a DLQ has no move page."""
+    _source, dlq = with_dlq
+    sqs.create_queue(QueueName=f"{unique}-other")
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    assert client.post(f"{DASHBOARD}queue/{unique}-celery/redrive/").status_code == 403
+    assert _depth(sqs, dlq) == 3
+    client.force_login(_user("view_dashboard", "redrive_queue"))
+    assert client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/redrive/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_dashboard__endpoint_down(client, unique):
+    """With nothing listening at the endpoint the page still renders, with the error."""
+    down = f"http://127.0.0.1:{free_port()}"
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=down))
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery, SQS_BROKER_CONNECT_TIMEOUT=1):
+        started = time.monotonic()
+        response = client.get(DASHBOARD)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Could not connect" in html or "Unreachable" in html or "EndpointConnectionError" in html
+    assert "Traceback" not in html
+    assert elapsed < 15
+
+
+@pytest.mark.django_db
+def test_dashboard__endpoint_slow(client, sqs_endpoint, unique):
+    """A slow endpoint costs at most SQS_BROKER_GATHER_TIMEOUT, then per-queue errors."""
+    with Proxy.to(sqs_endpoint, delay=5) as proxy:
+        celery = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        client.force_login(_user("view_dashboard"))
+        with override_settings(SQS_BROKER_CELERY_APP=celery, SQS_BROKER_GATHER_TIMEOUT=1):
+            started = time.monotonic()
+            response = client.get(DASHBOARD)
+            elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < 5
+    assert "did not answer within 1 s" in response.content.decode()

@@ -1,0 +1,67 @@
+"""``manage.py sqs_sample``: record queue depths for the dashboard's history.
+
+Writes one :class:`~sqs_broker.models.QueueSample` per queue (and dead-letter
+queue) that answers, then prunes samples older than
+``SQS_BROKER_RETENTION_DAYS``. ``--once`` samples once; ``--interval N``
+samples every N seconds until interrupted. The Celery beat task
+``sqs_broker.sample_queues`` does the same from a worker.
+
+Exit status: 0 when every queue answered, 1 when some queue failed
+(samples of the others are written), 2 when no queue could be read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from sqs_broker import stats
+
+
+class Command(BaseCommand):
+    help = (
+        "Record the depth of every queue the Celery app uses (visible, in flight, delayed), "
+        "for the dashboard's sparklines and charts, and prune samples older than "
+        "SQS_BROKER_RETENTION_DAYS."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--once", action="store_true", help="Take one sample and exit (the default)."
+        )
+        mode.add_argument(
+            "--interval",
+            type=float,
+            metavar="N",
+            help="Take a sample every N seconds until interrupted (default: sample once).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        interval = options.get("interval")
+        if interval is not None and interval <= 0:
+            raise CommandError("--interval must be a number of seconds above 0.", returncode=2)
+        if interval is None:
+            self._sample_once(raise_on_failure=True)
+            return
+        try:
+            while True:
+                started = time.monotonic()
+                self._sample_once(raise_on_failure=False)
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+
+    def _sample_once(self, raise_on_failure: bool) -> None:
+        result = stats.sample()
+        line = f"Sampled {result.written} queues; pruned {result.pruned} old samples."
+        self.stdout.write(line)
+        for name, error in result.failed.items():
+            self.stderr.write(self.style.ERROR(f"{name}: {error}"))
+        if raise_on_failure and result.failed:
+            code = 2 if result.written == 0 else 1
+            raise CommandError(
+                f"{len(result.failed)} queue(s) could not be sampled.", returncode=code
+            )
