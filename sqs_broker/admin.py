@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from sqs_broker import charts, sqs, stats
+from sqs_broker import charts, sqs, stats, telemetry
 from sqs_broker.conf import app_settings
 from sqs_broker.models import Dashboard
 from sqs_broker.redact import scrub
@@ -153,6 +153,7 @@ class DashboardAdmin(admin.ModelAdmin):
             window=window,
             windows=WINDOWS,
             history_hours=app_settings.HISTORY_HOURS,
+            telemetry=telemetry.panels(data),
             **(extra_context or {}),
         )
         return TemplateResponse(request, "sqs_broker/dashboard.html", context)

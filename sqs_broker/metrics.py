@@ -9,10 +9,11 @@ this scrape and several apps in one process do not collide.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 STATES = (("visible", "visible"), ("in_flight", "in_flight"), ("delayed", "delayed"))
@@ -86,6 +87,80 @@ class StatsCollector(Collector):
         for level, count in levels.items():
             found.add_metric([level], count)
         yield found
+        yield from self.telemetry()
+
+    def telemetry(self) -> Iterator[Metric]:
+        """Workers' heartbeats and the task counters of the chosen window."""
+        window = self.data.get("telemetry_window")
+        alive = GaugeMetricFamily(
+            "sqs_broker_worker_alive",
+            "1 while the worker's heartbeat is fresh; 0 once it is lost or stopped.",
+            labels=["hostname", "state", "pool"],
+        )
+        seen = GaugeMetricFamily(
+            "sqs_broker_worker_last_seen_timestamp_seconds",
+            "Unix time of the worker's last heartbeat.",
+            labels=["hostname"],
+        )
+        active = GaugeMetricFamily(
+            "sqs_broker_worker_active_tasks",
+            "Tasks the worker was running at its last heartbeat.",
+            labels=["hostname"],
+        )
+        processed = CounterMetricFamily(
+            "sqs_broker_worker_processed",
+            "Tasks the worker finished since it started.",
+            labels=["hostname"],
+        )
+        failed = CounterMetricFamily(
+            "sqs_broker_worker_failed",
+            "Tasks that failed in the worker since it started.",
+            labels=["hostname"],
+        )
+        for worker in self.data.get("workers", []):
+            host = worker["hostname"]
+            alive.add_metric([host, worker["state"], worker["pool"]], 1 if worker["alive"] else 0)
+            if worker.get("last_seen"):
+                seen.add_metric([host], datetime.fromisoformat(worker["last_seen"]).timestamp())
+            active.add_metric([host], worker["active"])
+            processed.add_metric([host], worker["processed"])
+            failed.add_metric([host], worker["failed"])
+        yield from (alive, seen, active, processed, failed)
+
+        tasks = GaugeMetricFamily(
+            "sqs_broker_task_events",
+            f"Task deliveries in the last {window} s by outcome (received, succeeded, "
+            "failed, retried, redelivered = ApproximateReceiveCount > 1).",
+            labels=["task", "queue", "outcome"],
+        )
+        runtime_avg = GaugeMetricFamily(
+            "sqs_broker_task_runtime_avg_seconds",
+            f"Mean run time of the task in the last {window} s.",
+            labels=["task", "queue"],
+        )
+        runtime_max = GaugeMetricFamily(
+            "sqs_broker_task_runtime_max_seconds",
+            f"Longest run time of the task in the last {window} s.",
+            labels=["task", "queue"],
+        )
+        for task in self.data.get("tasks", []):
+            labels = [task["name"], task["queue"]]
+            for outcome in ("received", "succeeded", "failed", "retried", "redelivered"):
+                tasks.add_metric([*labels, outcome], task[outcome])
+            if task.get("runtime_avg") is not None:
+                runtime_avg.add_metric(labels, task["runtime_avg"])
+                runtime_max.add_metric(labels, task["runtime_max"])
+        yield from (tasks, runtime_avg, runtime_max)
+
+        unconsumed = GaugeMetricFamily(
+            "sqs_broker_queue_unconsumed",
+            "1 when the queue holds messages and no live worker consumes it.",
+            labels=["queue"],
+        )
+        flagged = set(self.data.get("unconsumed_queues", []))
+        for queue in self.data.get("queues", []):
+            unconsumed.add_metric([queue["name"]], 1 if queue["name"] in flagged else 0)
+        yield unconsumed
 
 
 def registry_for(data: dict[str, Any]) -> CollectorRegistry:

@@ -364,10 +364,12 @@ def write(
 
 
 def prune_old(now: datetime | None = None) -> tuple[int, int]:
-    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS``."""
+    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all)."""
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
 
     days = app_settings.RETENTION_DAYS
+    if not days:
+        return 0, 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
     counters, _ = TaskCounter.objects.filter(minute__lt=cutoff).delete()
     beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
@@ -700,3 +702,43 @@ def unconsumed(
         for q in queues
         if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in consumed
     ]
+
+
+def panels(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the dashboard's worker and task panels draw from one ``gather()`` result."""
+    from sqs_broker import charts
+
+    workers = list(data.get("workers") or [])
+    counts = dict.fromkeys(("alive", "lost", "stopped"), 0)
+    for worker in workers:
+        counts[worker["state"]] = counts.get(worker["state"], 0) + 1
+    width, height = 120, 24
+    tasks = []
+    for task in data.get("tasks") or []:
+        series = task.get("series") or []
+        tasks.append(
+            {
+                **task,
+                "failure_pct": _pct(task.get("failure_rate")),
+                "redelivery_pct": _pct(task.get("redelivery_rate")),
+                "spark": {
+                    "width": width,
+                    "height": height,
+                    "points": charts.points(series, width, height),
+                    "peak": max(series) if series else None,
+                    "count": len(series),
+                },
+            }
+        )
+    return {
+        "enabled": app_settings.TELEMETRY,
+        "workers": workers,
+        "counts": counts,
+        "tasks": tasks,
+        "unconsumed": list(data.get("unconsumed_queues") or []),
+        "window": data.get("telemetry_window"),
+    }
+
+
+def _pct(rate: float | None) -> str | None:
+    return None if rate is None else f"{rate * 100:.1f} %"

@@ -33,19 +33,24 @@ def _info(hostname: str = "w@test", interval: float = 10.0) -> telemetry.WorkerI
     )
 
 
-def _beat(hostname: str, seen_ago: float, interval: float = 10.0, stopped: bool = False):
+def _beat(
+    hostname: str, seen_ago: float, interval: float = 10.0, stopped: bool = False, **fields
+) -> WorkerHeartbeat:
     now = timezone.now()
     seen = now - timedelta(seconds=seen_ago)
     return WorkerHeartbeat.objects.create(
-        hostname=hostname,
-        pid=1,
-        pool="prefork",
-        concurrency=2,
-        queues=["q1"],
-        started_at=seen - timedelta(minutes=5),
-        last_seen=seen,
-        stopped_at=seen if stopped else None,
-        interval=interval,
+        **{
+            "hostname": hostname,
+            "pid": 1,
+            "pool": "prefork",
+            "concurrency": 2,
+            "queues": ["q1"],
+            "started_at": seen - timedelta(minutes=5),
+            "last_seen": seen,
+            "stopped_at": seen if stopped else None,
+            "interval": interval,
+            **fields,
+        }
     )
 
 
@@ -246,6 +251,116 @@ def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
         {"alive": False, "queues": ["orphan-of-lost", "busy"]},
     ]
     assert telemetry.unconsumed(queues, workers) == ["busy", "orphan-of-lost"]
+
+
+# --- the faces: stats.json, metrics, dashboard -----------------------------------
+
+
+@pytest.fixture
+def viewer(client, unique):
+    """A staff client with view_dashboard, and an app with this test's own prefix."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import override_settings
+
+    user = User.objects.create_user(f"viewer-{unique}", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_dashboard"))
+    client.force_login(user)
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        yield client
+
+
+def _seed(unique: str) -> str:
+    queue = f"{unique}-celery"
+    now = timezone.now()
+    _beat(f"alive-{unique}@h", 1, queues=[f"{unique}-other"], processed=12, failed=3, active=1)
+    _beat(f"lost-{unique}@h", 120, queues=[queue])
+    TaskCounter.objects.create(
+        task="project.demo.tasks.flaky",
+        queue=queue,
+        minute=telemetry.minute_of(now),
+        received=4,
+        failed=4,
+        redelivered=3,
+        runtime_sum=0.4,
+        runtime_max=0.2,
+    )
+    TaskCounter.objects.create(
+        task="project.demo.tasks.flaky",
+        queue=queue,
+        minute=telemetry.minute_of(now - timedelta(minutes=30)),
+        received=10,
+        failed=10,
+    )
+    return queue
+
+
+@pytest.mark.django_db
+def test_stats_json__workers_tasks_and_unconsumed_queue(viewer, sqs, unique) -> None:
+    """stats.json?window=300 carries workers, the window's tasks and the queue nobody reads."""
+    queue = _seed(unique)
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="waiting")
+
+    data = viewer.get("/sqs/stats.json?window=300").json()
+    states = {w["hostname"]: w["state"] for w in data["workers"]}
+    assert states == {f"alive-{unique}@h": "alive", f"lost-{unique}@h": "lost"}
+    alive = next(w for w in data["workers"] if w["alive"])
+    assert {"hostname", "last_seen", "alive", "queues", "processed", "failed", "active"} <= set(
+        alive
+    )
+    assert (alive["processed"], alive["failed"], alive["active"]) == (12, 3, 1)
+    (task,) = data["tasks"]
+    assert (task["name"], task["queue"], task["failed"], task["redelivered"]) == (
+        "project.demo.tasks.flaky",
+        queue,
+        4,
+        3,
+    )
+    assert task["runtime_avg"] == pytest.approx(0.1) and task["runtime_max"] == pytest.approx(0.2)
+    assert data["unconsumed_queues"] == [queue]  # only the lost worker listed it
+
+    hour = viewer.get("/sqs/stats.json?window=3600").json()
+    assert hour["tasks"][0]["failed"] == 14
+
+
+@pytest.mark.django_db
+def test_metrics__worker_and_task_series(viewer, sqs, unique) -> None:
+    """/sqs/metrics exposes heartbeats, the window's task counts and unconsumed queues."""
+    queue = _seed(unique)
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="waiting")
+    text = viewer.get("/sqs/metrics").content.decode()
+    host = f"alive-{unique}@h"
+    assert f'sqs_broker_worker_alive{{hostname="{host}",pool="prefork",state="alive"}} 1.0' in text
+    assert (
+        f'sqs_broker_worker_alive{{hostname="lost-{unique}@h",pool="prefork",state="lost"}} 0.0'
+        in text
+    )
+    assert f'sqs_broker_worker_processed_total{{hostname="{host}"}} 12.0' in text
+    assert f'sqs_broker_worker_failed_total{{hostname="{host}"}} 3.0' in text
+    assert f'sqs_broker_worker_active_tasks{{hostname="{host}"}} 1.0' in text
+    flaky = f'queue="{queue}",task="project.demo.tasks.flaky"'
+    assert f'sqs_broker_task_events{{outcome="failed",{flaky}}} 4.0' in text
+    assert f'sqs_broker_task_events{{outcome="redelivered",{flaky}}} 3.0' in text
+    assert f"sqs_broker_task_runtime_max_seconds{{{flaky}}} 0.2" in text
+    assert f'sqs_broker_queue_unconsumed{{queue="{queue}"}} 1.0' in text
+
+
+@pytest.mark.django_db
+def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
+    """The admin dashboard shows worker states, the task table with rates, and the flag."""
+    queue = _seed(unique)
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="waiting")
+    page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
+    assert f'data-hostname="alive-{unique}@h" data-state="alive"' in page
+    assert f'data-hostname="lost-{unique}@h" data-state="lost"' in page
+    assert "1 alive, 1 lost, 0 stopped" in page
+    assert 'id="sqs-unconsumed"' in page and f"<code>{queue}</code>" in page
+    assert 'data-task="project.demo.tasks.flaky"' in page
+    assert "100.0 %" in page and "75.0 %" in page  # failure rate, redelivery rate
+    assert 'class="sqs-spark"' in page
 
 
 # --- real workers -------------------------------------------------------------
