@@ -2,13 +2,16 @@
 
 Registered in :meth:`sqs_broker.apps.SqsBrokerConfig.ready`. ``manage.py
 check`` and ``runserver`` report them; the refusal of servers and workers to
-start lives in :mod:`sqs_broker.guard`.
+start lives in :mod:`sqs_broker.guard`. Only offline findings run here (no
+network on every ``manage.py`` command); ``manage.py sqs_check`` adds the
+online ones.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Warning
 
 from sqs_broker import findings
@@ -17,13 +20,16 @@ _KIND = {"error": Error, "warning": Warning, "info": Info}
 
 
 def to_message(finding: findings.Finding) -> CheckMessage:
+    """A finding as Django's check message, its queue (if any) in front."""
     message = finding.message if not finding.queue else f"[{finding.queue}] {finding.message}"
     return _KIND[finding.level](message, hint=finding.hint, id=finding.id)
 
 
 def check_debug_credentials(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """E001 alone, under the security tag."""
-    return [to_message(f) for f in findings.offline() if f.id == "sqs_broker.E001"]
+    conf = findings.broker_config()
+    finding = findings.debug_with_url_credentials(bool(settings.DEBUG), conf.broker_url)
+    return [to_message(finding)] if finding is not None else []
 
 
 def check_configuration(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:

@@ -489,3 +489,108 @@ def move_messages(
     forget(source.ref.name, app)
     forget(destination.ref.name, app)
     return result
+
+
+# --- identity and checks -----------------------------------------------------
+# The calls ``sqs_check`` and the online findings make besides queue
+# attributes: who the credentials are, whether the STS role can be assumed,
+# whether a dead-letter queue exists, which leftover queues lie around. Each
+# is one bounded call (the clients' timeouts and two attempts at most).
+
+Failure = Literal["unreachable", "credentials", "denied", "missing", "other"]
+
+#: Error codes meaning the credentials themselves are wrong, expired or absent.
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidAccessKeyId",
+        "InvalidSecurity",
+        "MissingAuthenticationToken",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AuthFailure",
+        "NoCredentials",
+    }
+)
+
+#: Error codes meaning the credentials are valid but not allowed to do this.
+DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "AWS.SimpleQueueService.AccessDenied"}
+)
+
+
+def failure_kind(exc_or_code: BaseException | str | None) -> Failure:
+    """What a failed call means: endpoint down, bad credentials, denied, missing, other."""
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc_or_code, NoCredentialsError | PartialCredentialsError):
+        return "credentials"
+    unreachable = (
+        EndpointConnectionError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+        ConnectionClosedError,
+    )
+    if isinstance(exc_or_code, unreachable):
+        return "unreachable"
+    code = exc_or_code
+    if isinstance(exc_or_code, BaseException):
+        code = error_text(exc_or_code)[1]
+    if code == "Unreachable":
+        return "unreachable"
+    if code in CREDENTIAL_CODES:
+        return "credentials"
+    if code in DENIED_CODES:
+        return "denied"
+    if code == "QueueDoesNotExist":
+        return "missing"
+    return "other"
+
+
+def caller_identity(app: Celery | None = None) -> dict[str, str]:
+    """STS GetCallerIdentity with the app's main credentials: ``{"account", "arn"}``."""
+    answer = sts_client(app).get_caller_identity()
+    return {"account": str(answer.get("Account", "")), "arn": str(answer.get("Arn", ""))}
+
+
+def queue_exists(
+    name: str, owner: str | None = None, via: str | None = None, app: Celery | None = None
+) -> bool:
+    """Whether queue ``name`` (of account ``owner``) exists, asked with ``via``'s client."""
+    kwargs: dict[str, Any] = {"QueueName": name}
+    if owner:
+        kwargs["QueueOwnerAWSAccountId"] = owner
+    try:
+        client(via, app).get_queue_url(**kwargs)
+    except ClientError as exc:
+        if failure_kind(exc) == "missing":
+            return False
+        raise
+    return True
+
+
+def list_queue_names(prefix: str, app: Celery | None = None, max_pages: int = 10) -> list[str]:
+    """Queue names under ``prefix``, at most ``max_pages`` pages of 1,000 (bounded time)."""
+    sqs = client(app=app)
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"MaxResults": 1000}
+    if prefix:
+        kwargs["QueueNamePrefix"] = prefix
+    for _ in range(max_pages):
+        answer = sqs.list_queues(**kwargs)
+        names.extend(u.rstrip("/").rsplit("/", 1)[-1] for u in answer.get("QueueUrls", []))
+        token = answer.get("NextToken")
+        if not token:
+            break
+        kwargs["NextToken"] = token
+    return names

@@ -1,0 +1,102 @@
+"""``manage.py sqs_check``: every SQS pitfall of this project, offline and on the live queues.
+
+Exit status: 0 when nothing is at or above ``--fail-level``, 1 when
+something is, 2 when SQS could not be checked (endpoint unreachable,
+credentials missing or rejected). The findings themselves come from
+:mod:`sqs_broker.findings`; this command only prints them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from sqs_broker import findings
+from sqs_broker.redact import scrub_data
+
+LABELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO"}
+
+
+class Command(BaseCommand):
+    help = (
+        "Check the Celery-on-SQS configuration for known pitfalls: offline (settings) and "
+        "online (credentials, queues, attributes). Exit 0: nothing at or above --fail-level; "
+        "1: something is; 2: SQS could not be checked."
+    )
+    # It must report E001 itself, so the system checks must not stop it first.
+    requires_system_checks: list[str] = []
+    # Tests pass a Celery app of their own; the command line always uses the project's.
+    stealth_options = ("app",)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help='Print one JSON object {"ok": bool, "results": [...]} instead of text. '
+            "Default: text.",
+        )
+        parser.add_argument(
+            "--offline",
+            action="store_true",
+            help="Skip the online checks (no call to SQS or STS). Default: run them.",
+        )
+        parser.add_argument(
+            "--fail-level",
+            choices=("error", "warning"),
+            default="error",
+            help="Lowest level that makes the command exit 1. Default: error.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        app = options.get("app")
+        found = findings.offline(app)
+        if not options["offline"]:
+            found += findings.online(app)
+        found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))
+        unchecked = findings.could_not_check(found)
+        threshold = findings.rank(options["fail_level"])
+        failing = [f for f in found if findings.rank(f.level) >= threshold]
+        results = [scrub_data(f.as_dict()) for f in found]
+
+        if options["json"]:
+            ok = not failing and not unchecked
+            self.stdout.write(json.dumps({"ok": ok, "results": results}, ensure_ascii=False))
+        else:
+            self._print(results)
+
+        if unchecked:
+            raise CommandError(
+                _("SQS could not be checked: %(ids)s.")
+                % {"ids": ", ".join(f.id for f in unchecked)},
+                returncode=2,
+            )
+        if failing:
+            raise CommandError(
+                ngettext(
+                    "%(count)d finding at or above %(level)s.",
+                    "%(count)d findings at or above %(level)s.",
+                    len(failing),
+                )
+                % {"count": len(failing), "level": options["fail_level"]},
+                returncode=1,
+            )
+
+    def _print(self, results: list[dict[str, Any]]) -> None:
+        styles = {
+            "error": self.style.ERROR,
+            "warning": self.style.WARNING,
+            "info": self.style.NOTICE,
+        }
+        for result in results:
+            where = f" [{result['queue']}]" if result["queue"] else ""
+            label = styles[result["level"]](f"{LABELS[result['level']]:<7}")
+            self.stdout.write(f"{label} {result['id']}{where}: {result['message']}")
+            self.stdout.write(f"        {_('Hint')}: {result['hint']}")
+        counts = {level: sum(r["level"] == level for r in results) for level in LABELS}
+        summary = _("Errors: %(error)d, warnings: %(warning)d, information: %(info)d.") % counts
+        style = self.style.SUCCESS if not counts["error"] else self.style.ERROR
+        self.stdout.write(style(summary))
