@@ -28,7 +28,7 @@ from sqs_broker.redact import scrub
 
 #: Telemetry windows offered on the page, in seconds.
 WINDOWS = (300, 3600, 86400)
-DEFAULT_WINDOW = 3600
+DEFAULT_WINDOW = 300
 
 
 def parse_window(value: str | None) -> int:

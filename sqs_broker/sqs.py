@@ -413,6 +413,28 @@ def start_message_move(
     return str(answer.get("TaskHandle", ""))
 
 
+def _send_batch(dst: Any, url: str | None, entries: list[dict[str, Any]], result: Any) -> set[str]:
+    """Send ``entries``; the Ids SQS accepted. Refusals are added to ``result.errors``."""
+    try:
+        sent = dst.send_message_batch(QueueUrl=url, Entries=entries)
+    except ClientError as exc:
+        # The whole batch was refused (one body too large, say): send one by
+        # one, so the others still move and only the bad one stays behind.
+        result.errors.append(error_text(exc)[0])
+        ok = set()
+        for entry in entries:
+            try:
+                dst.send_message(QueueUrl=url, **{k: v for k, v in entry.items() if k != "Id"})
+            except ClientError as one:
+                result.errors.append(error_text(one)[0])
+            else:
+                ok.add(entry["Id"])
+        return ok
+    for item in sent.get("Failed", []):
+        result.errors.append(scrub(f"{item.get('Code')}: {item.get('Message', '')}"))
+    return {item["Id"] for item in sent.get("Successful", [])}
+
+
 @dataclass
 class MoveResult:
     """What a message-by-message move did: moved, left in place, and why."""
@@ -467,10 +489,7 @@ def move_messages(
                         "MessageDeduplicationId", message["MessageId"]
                     )
                 entries.append(entry)
-            sent = dst.send_message_batch(QueueUrl=destination.url, Entries=entries)
-            ok = {item["Id"] for item in sent.get("Successful", [])}
-            for item in sent.get("Failed", []):
-                result.errors.append(scrub(f"{item.get('Code')}: {item.get('Message', '')}"))
+            ok = _send_batch(dst, destination.url, entries, result)
             result.failed += len(messages) - len(ok)
             if not ok:
                 break  # nothing was accepted: stop rather than spin on the same error

@@ -1,0 +1,94 @@
+"""Tests of manage.py sqs_sample and the beat task: samples, pruning, exit codes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from sqs_broker.localsqs import free_port
+from sqs_broker.models import QueueSample
+from sqs_broker.tasks import sample_queues
+from tests.conftest import base_env, make_app
+
+
+@pytest.fixture
+def app(unique):
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        yield celery
+
+
+def _run(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("sqs_sample", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_sqs_sample__once_writes_depths(sqs, unique, app):
+    """--once stores one row per queue with the depths SQS reports."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.create_queue(QueueName=f"{unique}-other")
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=300)
+    out, err = _run("--once")
+    assert out == "Sampled 2 queues; pruned 0 old samples.\n"
+    assert err == ""
+    row = QueueSample.objects.get(queue=f"{unique}-celery")
+    assert (row.visible, row.in_flight, row.delayed) == (2, 1, 0)
+    assert QueueSample.objects.filter(queue=f"{unique}-other").count() == 1
+
+
+@pytest.mark.django_db
+def test_sqs_sample__prunes_past_retention(sqs, unique, app):
+    """Samples older than SQS_BROKER_RETENTION_DAYS are deleted; newer ones stay."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    now = datetime.now(UTC)
+    old = QueueSample.objects.create(
+        queue="old", sampled_at=now - timedelta(days=3), visible=1, in_flight=0, delayed=0
+    )
+    recent = QueueSample.objects.create(
+        queue="recent", sampled_at=now - timedelta(hours=1), visible=1, in_flight=0, delayed=0
+    )
+    with override_settings(SQS_BROKER_RETENTION_DAYS=2):
+        out, _ = _run()
+    assert out == "Sampled 1 queues; pruned 1 old samples.\n"
+    assert not QueueSample.objects.filter(pk=old.pk).exists()
+    assert QueueSample.objects.filter(pk=recent.pk).exists()
+
+
+@pytest.mark.django_db
+def test_sqs_sample__unreachable_exits_2(unique):
+    """No queue readable: the error per queue on stderr and exit status 2."""
+    down = f"http://127.0.0.1:{free_port()}"
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=down))
+    err = StringIO()
+    with (
+        override_settings(SQS_BROKER_CELERY_APP=celery, SQS_BROKER_CONNECT_TIMEOUT=1),
+        pytest.raises(CommandError) as raised,
+    ):
+        call_command("sqs_sample", "--once", stdout=StringIO(), stderr=err)
+    assert raised.value.returncode == 2
+    assert f"{unique}-celery:" in err.getvalue()
+    assert QueueSample.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_sqs_sample__bad_interval(app):
+    """--interval must be positive."""
+    with pytest.raises(CommandError, match="--interval must be"):
+        _run("--interval", "0")
+
+
+@pytest.mark.django_db
+def test_sample_queues_task__writes_samples(sqs, unique, app):
+    """The beat task samples like the command does."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    result = sample_queues.apply().get()
+    assert result == {"written": 1, "pruned": 0, "failed": []}
+    assert QueueSample.objects.filter(queue=f"{unique}-celery").count() == 1
