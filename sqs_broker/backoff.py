@@ -32,11 +32,15 @@ def schedule(policy: Mapping[int, int]) -> list[Step]:
     """The attempts a policy produces, after the first one (which has no wait).
 
     Task runtime is not counted: ``cumulative`` is the least time from the
-    first delivery to the start of each attempt.
+    first delivery to the start of each attempt. kombu looks the policy up
+    with the integer receive count, so keys that are not integers (``"1"``
+    from hand-written JSON, say) never apply and are not part of the schedule.
     """
     steps: list[Step] = []
     total = 0
-    for receive_count in sorted(int(k) for k in policy):
+    for receive_count in sorted(
+        k for k in policy if isinstance(k, int) and not isinstance(k, bool)
+    ):
         delay = int(policy[receive_count])
         total += delay
         steps.append(Step(receive_count + 1, delay, total))

@@ -455,7 +455,14 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
     current = recorder()
     if current is None or request is None:
         return
-    current.received(request.name, queue_label(_routing_key(request)), receive_count(request))
+    count = receive_count(request)
+    current.received(request.name, queue_label(_routing_key(request)), count)
+    info = getattr(request, "delivery_info", None)
+    if isinstance(info, dict):
+        # Celery hands the task only a few delivery_info keys; this one travels
+        # with them (to prefork children too), so a task can read its
+        # self.request.delivery_info["sqs_receive_count"].
+        info["sqs_receive_count"] = count
 
 
 def on_task_prerun(task_id: str | None = None, **kwargs: Any) -> None:

@@ -28,6 +28,20 @@ def flaky(reason: str = "demo failure") -> None:
     raise RuntimeError(reason)
 
 
+@shared_task(bind=True, acks_late=True, acks_on_failure_or_timeout=False)
+def backoff_probe(self, path: str) -> None:
+    """Like ``flaky``, but first appends the time and the delivery's receive count to ``path``.
+
+    One line per delivery, ``<unix time> <ApproximateReceiveCount>``, so the
+    backoff schedule can be read back. The receive count is in the task's
+    delivery_info when SQS_BROKER_TELEMETRY is on ("?" otherwise).
+    """
+    count = (self.request.delivery_info or {}).get("sqs_receive_count", "?")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{time.time():.3f} {count}\n")
+    raise RuntimeError(f"backoff probe, delivery {count}")
+
+
 @shared_task
 def ordered(group: str, n: int) -> str:
     """Routed to the FIFO queue ``demo-ordered.fifo``: same-group tasks run in order."""
