@@ -42,7 +42,13 @@ def unique() -> str:
 
 def base_env(**overrides: str) -> dict[str, str]:
     """The environment of this test run, with SQS variables of the test's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQS_", "CELERY_"))}
+    # DATABASE_URL names the database the tests were started with; workers
+    # must use the test database instead (start_worker sets it).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SQS_", "CELERY_")) and k != "DATABASE_URL"
+    }
     env["SQS_ENDPOINT_URL"] = os.environ["SQS_ENDPOINT_URL"]
     env.update(overrides)
     return env
@@ -134,5 +140,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         return worker
 
     yield start
-    for worker in started:
+    for index, worker in enumerate(started):
         worker.stop()
+        # Captured by pytest and shown only when the test fails.
+        print(f"--- worker {index} log ---\n{worker.output()[-6000:]}")
