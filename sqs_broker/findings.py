@@ -194,7 +194,11 @@ def could_not_check(found: Iterable[Finding]) -> list[Finding]:
 
 
 def _celery_app(app: Celery | None) -> Celery:
-    return sqs.celery_app(app)
+    """``app``, else ``SQS_BROKER_CELERY_APP``, else the current Celery app (as the dashboard)."""
+    if app is not None:
+        return app
+    configured = app_settings.CELERY_APP
+    return configured if configured is not None else sqs.celery_app()
 
 
 def broker_config(app: Celery | None = None) -> Mapping[str, Any]:
@@ -1016,7 +1020,7 @@ def _call_failed(exc: BaseException, action: str, queue: str | None = None) -> F
     """A finding for a failed call, by what the failure means."""
     text, _code = sqs.error_text(exc)
     kind = sqs.failure_kind(exc)
-    return _failure(kind, text, action, queue)
+    return _failure(kind, sqs.readable_error(text)[0], action, queue)
 
 
 def _failure(kind: str, text: str, action: str, queue: str | None) -> Finding:
@@ -1135,7 +1139,7 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
     ref = state.ref
     options = _options(app)
     if state.error is not None:
-        kind = sqs.failure_kind(state.error_code)
+        kind = sqs.failure_kind(state.error_code, state.error)
         if kind == "missing":
             if ref.source == "predefined":
                 return [
@@ -1176,7 +1180,7 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
         match = re.search(r" on (\w+)", state.error)
         if match:
             action = f"sqs:{match[1]}"
-        return [_failure(kind, state.error, action, ref.name)]
+        return [_failure(kind, sqs.readable_error(state.error)[0], action, ref.name)]
 
     found: list[Finding] = []
     actual = state.int("VisibilityTimeout")

@@ -541,8 +541,29 @@ DENIED_CODES = frozenset(
 )
 
 
-def failure_kind(exc_or_code: BaseException | str | None) -> Failure:
-    """What a failed call means: endpoint down, bad credentials, denied, missing, other."""
+_XML_ERROR = r"<Code>([\w.]+)</Code>(?:\s*<Message>(.*?)</Message>)?"
+
+
+def readable_error(text: str) -> tuple[str, str | None]:
+    """``text`` with an XML ``ErrorResponse`` body made readable, and the code inside it.
+
+    Some endpoints (moto's IAM enforcement, proxies) answer a JSON-protocol
+    call with an XML error body; botocore then reports only the HTTP status.
+    """
+    import re
+
+    match = re.search(_XML_ERROR, text or "", re.S)
+    if not match:
+        return text, None
+    head = text[: text.find("<")].rstrip(": ")
+    return f"{head}: {match[1]}: {match[2] or ''}".strip(": "), match[1]
+
+
+def failure_kind(exc_or_code: BaseException | str | None, text: str | None = None) -> Failure:
+    """What a failed call means: endpoint down, bad credentials, denied, missing, other.
+
+    ``text`` (an :func:`error_text`) lets a bare HTTP status be read from the body.
+    """
     from botocore.exceptions import (
         ConnectionClosedError,
         ConnectTimeoutError,
@@ -562,9 +583,14 @@ def failure_kind(exc_or_code: BaseException | str | None) -> Failure:
     )
     if isinstance(exc_or_code, unreachable):
         return "unreachable"
+    if isinstance(exc_or_code, BotoCoreError):
+        # Parameter validation and the like: botocore refused before sending.
+        return "other"
     code = exc_or_code
     if isinstance(exc_or_code, BaseException):
-        code = error_text(exc_or_code)[1]
+        text, code = error_text(exc_or_code)
+    if isinstance(code, str) and code.isdigit() and text:
+        code = readable_error(text)[1] or code
     if code == "Unreachable":
         return "unreachable"
     if code in CREDENTIAL_CODES:
