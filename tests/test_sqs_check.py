@@ -1,0 +1,172 @@
+"""manage.py sqs_check: output, --json shape, exit codes, colour, secrets and time bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from sqs_broker import sqs
+from sqs_broker.localsqs import free_port
+from sqs_broker.management.commands.sqs_check import Command
+from tests.conftest import ROOT, base_env, make_app
+
+SECRET = "sqscheck/secret+value="
+UNSAFE = {
+    "DJANGO_DEBUG": "true",
+    "SQS_CREDENTIALS_IN_URL": "true",
+    "AWS_ACCESS_KEY_ID": "AKIASQSCHECK",
+    "AWS_SECRET_ACCESS_KEY": SECRET,
+}
+#: No error, no warning (W005 and I001 silenced): only information remains.
+QUIET = {"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "30", "SQS_POLLING_INTERVAL": "0"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Any:
+    sqs.clear_caches()
+    yield
+    sqs.clear_caches()
+
+
+def run(*args: str, app: Any) -> tuple[str, int]:
+    """``sqs_check`` in process: its stdout and exit status."""
+    out = StringIO()
+    try:
+        call_command("sqs_check", *args, app=app, stdout=out, stderr=StringIO())
+    except CommandError as exc:
+        return out.getvalue(), exc.returncode
+    return out.getvalue(), 0
+
+
+def test_json__shape_and_ok(unique: str) -> None:
+    """--json prints one object: ok and results with exactly the five keys."""
+    app = make_app(base_env(**QUIET), task_default_queue=f"{unique}.fifo")
+    out, status = run("--json", "--offline", app=app)
+    data = json.loads(out)
+    assert status == 0 and data["ok"] is True and set(data) == {"ok", "results"}
+    assert data["results"], "the information findings are listed too"
+    for result in data["results"]:
+        assert set(result) == {"id", "level", "message", "hint", "queue"}
+        assert result["level"] == "info"
+
+
+def test_exit__1_on_an_error_and_ok_false() -> None:
+    """An error finding: exit 1, and ok false in the JSON."""
+    app = make_app(base_env(**QUIET))
+    app.conf.result_backend = "rpc://"
+    out, status = run("--json", "--offline", app=app)
+    assert status == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert [r["id"] for r in data["results"] if r["level"] == "error"] == ["sqs_broker.E007"]
+
+
+def test_fail_level__warning_fails_only_when_asked() -> None:
+    """A warning exits 0 by default and 1 with --fail-level warning."""
+    app = make_app(base_env(SQS_POLLING_INTERVAL="0"))  # W005 remains
+    assert run("--offline", app=app)[1] == 0
+    out, status = run("--offline", "--fail-level", "warning", app=app)
+    assert status == 1 and "sqs_broker.W005" in out
+
+
+def test_exit__0_online_against_a_clean_queue(sqs: Any, unique: str) -> None:
+    """Online on moto, the queue as kombu would create it: exit 0, identity reported."""
+    sqs.create_queue(
+        QueueName=f"{unique}-celery",
+        Attributes={"VisibilityTimeout": "1800", "ReceiveMessageWaitTimeSeconds": "10"},
+    )
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", **QUIET))
+    out, status = run("--json", app=app)
+    assert status == 0
+    assert "sqs_broker.I005" in {r["id"] for r in json.loads(out)["results"]}
+
+
+def test_exit__2_when_unreachable_within_30_seconds() -> None:
+    """A closed port: exit 2 (could not check), E017 in the output, in well under 30 s."""
+    app = make_app(base_env(SQS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", **QUIET))
+    started = time.monotonic()
+    out, status = run("--json", app=app)
+    assert time.monotonic() - started < 30
+    assert status == 2
+    data = json.loads(out)
+    assert data["ok"] is False and "sqs_broker.E017" in {r["id"] for r in data["results"]}
+
+
+def test_text__levels_hints_and_summary() -> None:
+    """Text output: one line per finding with its id and queue, its hint, then counts."""
+    app = make_app(base_env(**QUIET))
+    app.conf.task_default_queue = "jobs.fifo"
+    out, status = run("--offline", app=app)
+    assert status == 0
+    assert "INFO    sqs_broker.I004 [jobs.fifo]: FIFO queue:" in out
+    assert "        Hint: Pass MessageGroupId" in out
+    assert out.rstrip().endswith("Errors: 0, warnings: 0, information: 1.")
+
+
+def test_colour__only_when_forced_or_on_a_terminal() -> None:
+    """No escape codes when not on a terminal; --force-color adds them, --no-color never."""
+    app = make_app(base_env(SQS_POLLING_INTERVAL="0"))
+    plain = StringIO()
+    call_command("sqs_check", "--offline", app=app, stdout=plain)
+    assert "\x1b[" not in plain.getvalue()
+    forced = StringIO()
+    call_command("sqs_check", "--offline", "--force-color", app=app, stdout=forced)
+    assert "\x1b[" in forced.getvalue()
+
+
+def test_help__every_option_states_its_default() -> None:
+    """--json, --offline and --fail-level each say their default."""
+    parser = Command().create_parser("manage.py", "sqs_check")
+    ours = [a for a in parser._actions if a.dest in ("json", "offline", "fail_level")]
+    assert len(ours) == 3
+    assert all("Default" in action.help for action in ours)
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**base_env(**env), "DJANGO_SETTINGS_MODULE": "project.settings"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "sqs_check", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_command_line__runs_and_reports_e001_without_the_secret() -> None:
+    """With DEBUG and keys in the URL it still runs, exits 1 with E001, never shows the secret."""
+    result = manage("--offline", **UNSAFE)
+    assert result.returncode == 1, result.stderr
+    assert "sqs_broker.E001" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+    assert "\x1b[" not in result.stdout
+
+
+def test_command_line__json_on_stdout_and_exit_2_when_unreachable() -> None:
+    """The real command line: stdout is pure JSON, and an unreachable endpoint exits 2."""
+    result = manage("--json", SQS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", **UNSAFE)
+    assert result.returncode == 2, result.stderr
+    data = json.loads(result.stdout)
+    assert {"sqs_broker.E001", "sqs_broker.E017"} <= {r["id"] for r in data["results"]}
+    assert SECRET not in result.stdout + result.stderr
+
+
+@override_settings(DEBUG=True)
+def test_secret__never_printed_when_online_fails() -> None:
+    """Keys in the URL of an unreachable endpoint: neither text nor JSON shows the secret."""
+    env = base_env(SQS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", **UNSAFE)
+    app = make_app(env)
+    for args in (("--json",), ()):
+        out, status = run(*args, app=app)
+        assert status == 2 and SECRET not in out and "sqs_broker.E001" in out
