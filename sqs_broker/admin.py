@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -43,6 +44,14 @@ def parse_window(value: str | None) -> int:
         choices = ", ".join(str(w) for w in WINDOWS)
         raise ValueError(f"window must be one of {choices} (seconds); got {value[:20]!r}.")
     return window
+
+
+def _url(name: str) -> str | None:
+    """A URL the project may or may not route (set_language, the JSON and metrics views)."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
 
 
 def log_action(request: HttpRequest, queue: str, message: str) -> None:
@@ -109,10 +118,16 @@ class DashboardAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": title,
             "opts": self.model._meta,
+            # The page needs the width more than the model list beside it.
+            "is_nav_sidebar_enabled": False,
             "app_label": self.model._meta.app_label,
             "dashboard_url": reverse("admin:sqs_broker_dashboard_changelist"),
             "can_purge": request.user.has_perm("sqs_broker.purge_queue"),
             "can_redrive": request.user.has_perm("sqs_broker.redrive_queue"),
+            "set_language_url": _url("set_language"),
+            "stats_url": _url("sqs_broker:stats"),
+            "metrics_url": _url("sqs_broker:metrics"),
+            "languages": settings.LANGUAGES,
             **extra,
         }
 

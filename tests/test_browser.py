@@ -1,0 +1,209 @@
+"""Real-browser tests of the dashboard: Playwright for Python driving Debian's chromium.
+
+One browser per module; the Django app runs in pytest-django's live_server
+thread and talks to the moto server like any deployment talks to SQS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import override_settings
+
+from tests.conftest import base_env, make_app
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls
+# made here (creating the user) are still plain synchronous calls.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def _login(page, live_server) -> None:
+    User.objects.create_superuser("admin", "admin@example.com", "pw-for-browser-tests")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/sqs_broker/dashboard/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw-for-browser-tests")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/sqs_broker/dashboard/")
+
+
+def _depth(sqs, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_dashboard__depth_purge_and_chinese(page, live_server, sqs, unique):
+    """Log in, see a depth change by auto-refresh, purge via the confirmation, switch to zh-hans."""
+    from playwright.sync_api import expect
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(
+        SQS_BROKER_CELERY_APP=app, SQS_BROKER_CACHE_TTL=0, SQS_BROKER_REFRESH_SECONDS=1
+    ):
+        _login(page, live_server)
+        row = page.locator(f'tr[data-queue="{unique}-celery"]')
+        expect(row.locator("td.visible")).to_have_text("0")
+
+        for i in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=str(i))
+        # No click: the page's auto-refresh shows the new depth.
+        expect(row.locator("td.visible")).to_have_text("5")
+
+        page.click("#sqs-refresh-toggle")
+        expect(page.locator(".sqs-refresh-off")).to_be_visible()
+
+        row.get_by_role("link", name="Purge").click()
+        page.wait_for_url(f"**/queue/{unique}-celery/purge/")
+        expect(page.locator("#content")).to_contain_text("60 seconds")
+        assert _depth(sqs, url) == 5  # the confirmation page changed nothing
+        page.get_by_role("button", name="Yes, purge it").click()
+        page.wait_for_url("**/admin/sqs_broker/dashboard/")
+        expect(page.locator(".messagelist .success")).to_contain_text("Purge of")
+        assert _depth(sqs, url) == 0
+
+        page.select_option("#sqs-language-select", "zh-hans")
+        page.wait_for_load_state()
+        expect(page.locator("h1")).to_have_text("SQS 仪表盘")
+        expect(page.locator("#sqs-queues h2")).to_have_text("队列")
+        expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+
+
+def test_dashboard__phone_width_and_dark_theme(browser, live_server, sqs, unique):
+    """At 390 px rows become cards with no horizontal scroll; dark mode uses dark colours."""
+    from playwright.sync_api import expect
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REFRESH_SECONDS=0):
+            _login(page, live_server)
+            expect(page.locator(f'tr[data-queue="{unique}-celery"]')).to_be_visible()
+            shot = os.environ.get("SQS_BROKER_SCREENSHOT_DIR")
+            if shot:
+                page.screenshot(path=str(Path(shot) / "dashboard-phone-dark.png"), full_page=True)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 400, width
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == "rgb(18, 18, 18)", background
+    finally:
+        context.close()
+
+
+def test_dashboard__backoff_dlq_and_history(page, live_server, sqs, unique):
+    """A predefined queue's backoff table follows kombu, its DLQ depth and trend are drawn.
+
+    With SQS_BROKER_SCREENSHOT_DIR set, the page is saved as dashboard.png there
+    (docs/dashboard.png is made this way).
+    """
+    import json
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    from playwright.sync_api import expect
+
+    from sqs_broker.models import QueueSample
+
+    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    main = sqs.create_queue(
+        QueueName=f"{unique}-celery",
+        Attributes={
+            "VisibilityTimeout": "1800",
+            "ReceiveMessageWaitTimeSeconds": "10",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
+    reports = sqs.create_queue(
+        QueueName=f"{unique}-reports", Attributes={"ReceiveMessageWaitTimeSeconds": "10"}
+    )["QueueUrl"]
+    for i in range(42):
+        sqs.send_message(QueueUrl=main, MessageBody=f"task {i}")
+    sqs.receive_message(QueueUrl=main, MaxNumberOfMessages=3, VisibilityTimeout=600)
+    sqs.send_message(QueueUrl=main, MessageBody="later", DelaySeconds=300)
+    for i in range(7):
+        sqs.send_message(QueueUrl=dlq, MessageBody=f"failed {i}")
+    for i in range(4):
+        sqs.send_message(QueueUrl=reports, MessageBody=f"report {i}")
+    predefined = {
+        "celery": {
+            "url": main,
+            "backoff_policy": {"1": 10, "2": 20, "3": 40, "4": 80},
+            "backoff_tasks": ["project.demo.tasks.flaky"],
+        },
+        "reports": {"url": reports},
+    }
+    app = make_app(
+        base_env(SQS_PREDEFINED_QUEUES=json.dumps(predefined), SQS_VISIBILITY_TIMEOUT="1800")
+    )
+    now = datetime.now(UTC)
+    QueueSample.objects.bulk_create(
+        QueueSample(
+            queue=name,
+            sampled_at=now - timedelta(minutes=5 * (72 - i)),
+            visible=int(base + base * 0.6 * math.sin(i / 6) + i * scale),
+            in_flight=i % 4,
+            delayed=0,
+        )
+        for name, base, scale in (("celery", 30, 0.2), (f"{unique}-celery-dlq", 2, 0.07))
+        for i in range(72)
+    )
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REFRESH_SECONDS=30):
+        _login(page, live_server)
+        row = page.locator('tr[data-queue="celery"]')
+        expect(row.locator("td.visible")).to_have_text("39")
+        expect(row.locator("td.in-flight")).to_have_text("3")
+        expect(row.locator("td.delayed")).to_have_text("1")
+        expect(row.locator(".dlq-visible")).to_have_text("7")
+        expect(row.locator("svg.sqs-spark polyline")).to_have_count(1)
+        card = page.locator("#backoff-celery")
+        cells = card.locator("tbody tr").all_inner_texts()
+        assert [c.split() for c in cells] == [
+            ["1", "—", "0"],
+            ["2", "10", "10"],
+            ["3", "20", "30"],
+            ["4", "40", "70"],
+            ["5", "80", "150"],
+        ]
+        expect(card.locator("svg.sqs-chart rect")).to_have_count(4)
+        expect(card).to_contain_text("project.demo.tasks.flaky")
+        shot = os.environ.get("SQS_BROKER_SCREENSHOT_DIR")
+        if shot:
+            page.screenshot(path=str(Path(shot) / "dashboard.png"), full_page=True)
