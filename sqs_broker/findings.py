@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -285,6 +286,20 @@ def url_credentials(app: Celery) -> Finding | None:
             ),
         )
     user, sep, password = creds.partition(":")
+    if "%" in unquote(password) or "%" in unquote(user):
+        # AWS keys and secrets never contain '%': one left after kombu's
+        # unquote means the URL was quoted twice.
+        return make(
+            "sqs_broker.E002",
+            _(
+                "The broker URL's credentials still contain '%%' after kombu unquotes them: "
+                "they were quoted twice, so kombu signs with a wrong secret."
+            ),
+            _(
+                "Apply kombu.utils.url.safequote once to the raw key and secret "
+                "(SQS_CREDENTIALS_IN_URL=true does it)."
+            ),
+        )
     if not user or not sep or not password:
         return make(
             "sqs_broker.E002",
@@ -451,14 +466,20 @@ def _visibility_timeout(options: Mapping[str, Any]) -> float | None:
         return None
 
 
+_discovered: weakref.WeakSet[Celery] = weakref.WeakSet()
+
+
 def registered_tasks(app: Celery) -> dict[str, Any]:
     """The app's tasks, after the task modules of its Django apps are imported.
 
     ``autodiscover_tasks(force=True)`` imports them directly; the worker's way
     (``import_default_modules``) would run the system checks again from here.
+    Once per app: the dashboard asks on every page load.
     """
-    if any(hasattr(fixup, "autodiscover_tasks") for fixup in getattr(app, "_fixups", ())):
-        app.autodiscover_tasks(force=True)
+    if app not in _discovered:
+        if any(hasattr(fixup, "autodiscover_tasks") for fixup in getattr(app, "_fixups", ())):
+            app.autodiscover_tasks(force=True)
+        _discovered.add(app)
     return dict(app.tasks)
 
 
@@ -1183,6 +1204,10 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
         return [_failure(kind, sqs.readable_error(state.error)[0], action, ref.name)]
 
     found: list[Finding] = []
+    redrive = _redrive(state)
+    if ref.source == "prefix":
+        # Found by listing, not used by a declared queue: only its dead-letter queue matters.
+        return _dead_letter(app, state, redrive, options) if redrive else []
     actual = state.int("VisibilityTimeout")
     configured = _visibility_timeout(options)
     if actual is not None:
@@ -1238,7 +1263,6 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
                 queue=ref.name,
             )
         )
-    redrive = _redrive(state)
     if redrive:
         found += _dead_letter(app, state, redrive, options)
     return found
