@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sqs_broker import stats
+from sqs_broker.localsqs import free_port
+from sqs_broker.models import QueueSample
 from tests.conftest import base_env, make_app
+from tests.proxy import Proxy
 
 
 def _app(unique: str, **env: str):
     return make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", **env))
 
 
+@pytest.mark.django_db
 def test_gather__depths_match_messages_sent(sqs, unique):
     """Visible, in flight and delayed counts equal what was sent and received."""
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
@@ -27,3 +35,161 @@ def test_gather__depths_match_messages_sent(sqs, unique):
     assert row["error"] is None
     assert row["url"] == url
     json.dumps(data)
+
+
+def _dlq_pair(sqs, unique: str, max_receive: int = 4) -> tuple[str, str]:
+    dlq = sqs.create_queue(QueueName=f"{unique}-dead")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive})
+    url = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})
+    return url["QueueUrl"], dlq
+
+
+@pytest.mark.django_db
+def test_gather__dead_letter_queue(sqs, unique):
+    """The DLQ comes from the RedrivePolicy: its name, depth and maxReceiveCount."""
+    _url, dlq = _dlq_pair(sqs, unique, max_receive=4)
+    for _ in range(2):
+        sqs.send_message(QueueUrl=dlq, MessageBody="dead")
+    # Without a prefix the DLQ is not discovered, so it is fetched as a dead-letter queue.
+    app = make_app(base_env(), task_default_queue=f"{unique}-celery")
+    data = stats.gather(app, online=False)
+    (row,) = data["queues"]
+    assert row["dlq"] == {
+        "name": f"{unique}-dead",
+        "visible": 2,
+        "max_receive_count": 4,
+        "error": None,
+    }
+
+
+@pytest.mark.django_db
+def test_gather__backoff_of_predefined_queue(sqs, unique):
+    """A predefined queue's policy shows as kombu applies it, with its tasks."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    queues = {
+        "celery": {
+            "url": url,
+            "backoff_policy": {"1": 10, "2": 20, "3": 40},
+            "backoff_tasks": ["project.demo.tasks.flaky"],
+        }
+    }
+    app = make_app(base_env(SQS_PREDEFINED_QUEUES=json.dumps(queues)))
+    (row,) = stats.gather(app, online=False)["queues"]
+    assert row["name"] == "celery"
+    assert row["url"] == url
+    assert row["backoff_policy"] == [
+        {"attempt": 2, "delay": 10, "cumulative": 10},
+        {"attempt": 3, "delay": 20, "cumulative": 30},
+        {"attempt": 4, "delay": 40, "cumulative": 70},
+    ]
+    assert row["backoff_tasks"] == ["project.demo.tasks.flaky"]
+
+
+@pytest.mark.django_db
+def test_gather__one_queue_failing(sqs, unique):
+    """A queue that fails (here: does not exist) carries its error; the others their depths."""
+    good = sqs.create_queue(QueueName=f"{unique}-good")["QueueUrl"]
+    sqs.send_message(QueueUrl=good, MessageBody="x")
+    gone = good.replace(f"{unique}-good", f"{unique}-gone")
+    queues = {"good": {"url": good}, "gone": {"url": gone}}
+    app = make_app(base_env(SQS_PREDEFINED_QUEUES=json.dumps(queues)))
+    rows = {q["name"]: q for q in stats.gather(app, online=False)["queues"]}
+    assert rows["good"]["visible"] == 1
+    assert rows["good"]["error"] is None
+    assert rows["gone"]["visible"] is None
+    assert "QueueDoesNotExist" in rows["gone"]["error"]
+
+
+@pytest.mark.django_db
+def test_gather__findings_offline_and_online(sqs, unique, settings):
+    """Offline findings come on every call; online ones are reused within their TTL."""
+    settings.DEBUG = True
+    settings.SQS_BROKER_ONLINE_FINDINGS_TTL = 60
+    with Proxy.to(os.environ["SQS_ENDPOINT_URL"]) as proxy:
+        env = base_env(
+            SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+            SQS_ENDPOINT_URL=proxy.endpoint_url,
+            SQS_CREDENTIALS_IN_URL="true",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+        app = make_app(env)
+        first = stats.gather(app)
+        calls = proxy.reset_counts()
+        second = stats.gather(app)
+        again = proxy.reset_counts()
+    ids = {f["id"] for f in first["findings"]}
+    assert "sqs_broker.E001" in ids
+    assert {f["id"] for f in second["findings"]} == ids
+    # The second load lists queues (discovery is never cached) and asks nothing else:
+    # attributes come from the cache, online findings from theirs.
+    assert sum(calls.values()) > 2
+    assert again == {"ListQueues": 1}
+    assert set(first["findings"][0]) == {"id", "level", "message", "hint", "queue"}
+
+
+@pytest.mark.django_db
+def test_gather__reload_storm_shares_one_pass(sqs, unique, settings):
+    """20 concurrent gathers of 10 queues ask SQS for each queue's attributes once."""
+    settings.SQS_BROKER_CACHE_TTL = 30
+    for i in range(10):
+        sqs.create_queue(QueueName=f"{unique}-q{i}")
+    with Proxy.to(os.environ["SQS_ENDPOINT_URL"], delay=0.05) as proxy:
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            results = list(pool.map(lambda _: stats.gather(app, online=False), range(20)))
+        calls = proxy.reset_counts()
+    assert all(len(r["queues"]) == 11 for r in results)  # 10 + the declared default queue
+    assert calls["GetQueueAttributes"] <= 11
+    assert calls["ListQueues"] == 1
+
+
+@pytest.mark.django_db
+def test_gather__slow_endpoint_bounded(unique, settings):
+    """An endpoint slower than SQS_BROKER_GATHER_TIMEOUT gives per-queue errors in time."""
+    settings.SQS_BROKER_GATHER_TIMEOUT = 1
+    with Proxy.to(os.environ["SQS_ENDPOINT_URL"], delay=4) as proxy:
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        started = time.monotonic()
+        data = stats.gather(app, online=False)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3
+    (row,) = data["queues"]
+    assert row["error"] == "SQS did not answer within 1 s; the page will retry on reload."
+    assert data["errors"]
+
+
+@pytest.mark.django_db
+def test_gather__discovery_fails(unique, settings):
+    """When listing queues fails, declared queues are still shown, with errors."""
+    settings.SQS_BROKER_CONNECT_TIMEOUT = 1
+    down = f"http://127.0.0.1:{free_port()}"
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=down))
+    data = stats.gather(app, online=False)
+    assert [q["name"] for q in data["queues"]] == [f"{unique}-celery"]
+    assert data["queues"][0]["error"]
+    assert any(e.startswith("Listing queues failed") for e in data["errors"])
+
+
+@pytest.mark.django_db
+def test_history__window_and_order(unique):
+    """history() returns each queue's samples of the last hours, oldest first."""
+    now = datetime.now(UTC)
+    for minutes, visible in ((500, 9), (30, 2), (10, 3)):
+        QueueSample.objects.create(
+            queue=f"{unique}-q",
+            sampled_at=now - timedelta(minutes=minutes),
+            visible=visible,
+            in_flight=0,
+            delayed=0,
+        )
+    series = stats.history([f"{unique}-q", f"{unique}-none"], hours=1, now=now)
+    assert [s["visible"] for s in series[f"{unique}-q"]] == [2, 3]
+    assert series[f"{unique}-none"] == []
