@@ -368,12 +368,14 @@ def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
 
 def _env(unique: str, **extra: str) -> dict[str, str]:
     return base_env(
-        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
-        SQS_WAIT_TIME_SECONDS="1",
-        SQS_POLLING_INTERVAL="0.1",
-        SQS_BROKER_TELEMETRY="true",
-        SQS_BROKER_TELEMETRY_INTERVAL=str(INTERVAL),
-        **extra,
+        **{
+            "SQS_QUEUE_NAME_PREFIX": f"{unique}-",
+            "SQS_WAIT_TIME_SECONDS": "1",
+            "SQS_POLLING_INTERVAL": "0.1",
+            "SQS_BROKER_TELEMETRY": "true",
+            "SQS_BROKER_TELEMETRY_INTERVAL": str(INTERVAL),
+            **extra,
+        }
     )
 
 
@@ -460,3 +462,25 @@ def test_worker__two_workers_write_at_once_and_a_killed_one_shows_lost(
 
     assert state() == "alive"
     _wait_for(lambda: state() == "lost", timeout=10 * INTERVAL, what="lost state")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_worker__warm_shutdown_writes_what_no_timer_flushed(pool, start_worker, unique) -> None:
+    """With a long interval nothing is flushed while running; a warm stop still writes it all."""
+    env = _env(unique, SQS_BROKER_TELEMETRY_INTERVAL="300")
+    worker = start_worker(env, pool=pool, extra=("--concurrency=2",))
+    beat = WorkerHeartbeat.objects.get()  # the first heartbeat is written at start
+    assert beat.stopped_at is None and beat.interval == 300
+    app = make_app(env, result_backend="django-db")
+    results = [app.send_task("project.demo.tasks.add", args=(i, 1)) for i in range(5)]
+    assert [r.get(timeout=60) for r in results] == [1, 2, 3, 4, 5]
+    assert TaskCounter.objects.count() == 0  # still in the workers' memory
+
+    assert worker.stop(signal.SIGTERM) == 0
+    queue = f"{unique}-celery"
+    assert _totals(queue) == {"received": 5, "succeeded": 5, "failed": 0, "redelivered": 0}
+    beat.refresh_from_db()
+    assert (beat.processed, beat.failed, beat.active) == (5, 0, 0)
+    assert beat.stopped_at is not None
