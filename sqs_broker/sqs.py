@@ -129,6 +129,9 @@ def _config(retries: int = 2) -> Config:
         connect_timeout=app_settings.CONNECT_TIMEOUT,
         read_timeout=app_settings.READ_TIMEOUT,
         retries={"total_max_attempts": retries, "mode": "standard"},
+        # One client serves the whole fetch pool: give every thread a connection
+        # (botocore's default of 10 would open and drop the others each time).
+        max_pool_connections=app_settings.MAX_WORKERS,
     )
 
 
