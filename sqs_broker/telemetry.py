@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 #: A worker not seen for this many of its intervals shows as lost.
 LOST_AFTER_INTERVALS = 3
+#: Seconds a lost worker stays on the dashboard (longer when the window is).
+LOST_SHOWN_FOR = 86400
 #: Attempts of one flush when the database is locked or a deadlock is detected.
 FLUSH_ATTEMPTS = 5
 #: Counters kept in memory while the database cannot be written; older minutes go first.
@@ -615,8 +617,9 @@ def _rate(part: int, whole: int) -> float | None:
 def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
     """Workers and per-task figures over the last ``window_seconds``, JSON-ready.
 
-    Workers: every one alive or lost within the retention period, and the
-    ones stopped within the window. Tasks: one row per task and queue, summed
+    Workers: every live one, the ones lost within the last day (or the
+    window, if longer) and the ones stopped within the window. Tasks: one
+    row per task and queue, summed
     over the minutes of the window, with a sparkline of finished tasks.
     """
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
@@ -625,12 +628,15 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
         raise ValueError("window_seconds must be positive")
     now = now or timezone.now()
     since = now - timedelta(seconds=window_seconds)
+    lost_since = now - timedelta(seconds=max(window_seconds, LOST_SHOWN_FOR))
 
     workers = []
     for beat in WorkerHeartbeat.objects.all():
         state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
         if state == "stopped" and beat.stopped_at < since:
             continue
+        if state == "lost" and beat.last_seen < lost_since:
+            continue  # long gone (a container's random hostname, say): retention prunes it
         workers.append(
             {
                 "hostname": beat.hostname,

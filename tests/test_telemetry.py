@@ -193,6 +193,7 @@ def test_snapshot__worker_states() -> None:
     _beat("slow@h", seen_ago=25, interval=10)
     _beat("stopped@h", seen_ago=30, stopped=True)
     _beat("gone@h", seen_ago=600, stopped=True)
+    _beat("lost-long-ago@h", seen_ago=2 * 86400)
     workers = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}
     assert {h: w["state"] for h, w in workers.items()} == {
         "alive@h": "alive",
