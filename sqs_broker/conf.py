@@ -34,7 +34,7 @@ class Settings:
     def API_TOKEN(self) -> str | None:
         """Bearer token for ``stats.json`` and ``metrics``; ``None`` disables token access."""
         token = getattr(settings, "SQS_BROKER_API_TOKEN", None)
-        if token is not None and (not isinstance(token, str) or len(token) < 16):
+        if token not in (None, "") and (not isinstance(token, str) or len(token) < 16):
             raise ImproperlyConfigured(
                 "SQS_BROKER_API_TOKEN must be a string of at least 16 characters, or None."
             )

@@ -1,0 +1,301 @@
+"""Access to every URL of the app: who may read, who may act, and that reading changes nothing.
+
+Identities: anonymous, staff without permission, staff with view, with view
+and purge, with view and redrive, and the API token (right, wrong, missing,
+in another header, disabled). Actions only by POST with CSRF.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.test import Client, override_settings
+
+from sqs_broker import views
+from tests.conftest import base_env, make_app
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD = "/admin/sqs_broker/dashboard/"
+TOKEN = "access-test-token-0123456789abcdef"
+
+IDENTITIES = {
+    "anonymous": None,
+    "staff": (),
+    "view": ("view_dashboard",),
+    "purge": ("view_dashboard", "purge_queue"),
+    "redrive": ("view_dashboard", "redrive_queue"),
+    "purge_without_view": ("purge_queue", "redrive_queue"),
+}
+
+
+@pytest.fixture
+def queues(sqs: Any, unique: str) -> Iterator[dict[str, str]]:
+    """The app's queue (2 messages) with a dead-letter queue (3 messages), served by the admin."""
+    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
+    source = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})[
+        "QueueUrl"
+    ]
+    for i in range(2):
+        sqs.send_message(QueueUrl=source, MessageBody=f"live-{i}")
+    for i in range(3):
+        sqs.send_message(QueueUrl=dlq, MessageBody=f"dead-{i}")
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery, SQS_BROKER_API_TOKEN=TOKEN):
+        yield {"source": source, "dlq": dlq, "name": f"{unique}-celery"}
+
+
+def depths(sqs: Any, queues: dict[str, str]) -> tuple[int, int]:
+    """Messages in the queue and its dead-letter queue, visible plus in flight."""
+    total = []
+    for url in (queues["source"], queues["dlq"]):
+        a = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
+        total.append(
+            int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+        )
+    return total[0], total[1]
+
+
+def client_for(identity: str) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    perms = IDENTITIES[identity]
+    if perms is not None:
+        user = User.objects.create_user(f"{identity}-user", password="pw", is_staff=True)
+        for codename in perms:
+            user.user_permissions.add(Permission.objects.get(codename=codename))
+        client.force_login(user)
+    return client
+
+
+def pages(name: str) -> dict[str, str]:
+    return {
+        "dashboard": DASHBOARD,
+        "queue": f"{DASHBOARD}queue/{name}/",
+        "purge": f"{DASHBOARD}queue/{name}/purge/",
+        "redrive": f"{DASHBOARD}queue/{name}/redrive/",
+        "stats": "/sqs/stats.json",
+        "metrics": "/sqs/metrics",
+    }
+
+
+#: identity -> page -> status of a GET.
+EXPECTED_GET = {
+    "anonymous": dict.fromkeys(["dashboard", "queue", "purge", "redrive"], 302)
+    | {"stats": 401, "metrics": 401},
+    "staff": dict.fromkeys(["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403),
+    "view": {
+        "dashboard": 200,
+        "queue": 200,
+        "purge": 403,
+        "redrive": 403,
+        "stats": 200,
+        "metrics": 200,
+    },
+    "purge": {
+        "dashboard": 200,
+        "queue": 200,
+        "purge": 200,
+        "redrive": 403,
+        "stats": 200,
+        "metrics": 200,
+    },
+    "redrive": {
+        "dashboard": 200,
+        "queue": 200,
+        "purge": 403,
+        "redrive": 200,
+        "stats": 200,
+        "metrics": 200,
+    },
+    "purge_without_view": dict.fromkeys(
+        ["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403
+    ),
+}
+
+
+@pytest.mark.parametrize("identity", list(IDENTITIES))
+def test_get__every_page_answers_by_permission_and_changes_nothing(
+    identity: str, queues: dict[str, str], sqs: Any
+) -> None:
+    """Each identity gets exactly the pages its permissions allow; no GET moves a message."""
+    client = client_for(identity)
+    before = depths(sqs, queues)
+    got = {page: client.get(url).status_code for page, url in pages(queues["name"]).items()}
+    assert got == EXPECTED_GET[identity]
+    if identity == "anonymous":
+        response = client.get(DASHBOARD)
+        assert response["Location"].startswith("/admin/login/")
+    assert depths(sqs, queues) == before
+    assert LogEntry.objects.count() == 0
+
+
+def _csrf_post(client: Client, url: str) -> int:
+    """POST with a valid CSRF cookie and token, so only the permission decides."""
+    from django.middleware.csrf import _get_new_csrf_string
+
+    secret = _get_new_csrf_string()
+    client.cookies["csrftoken"] = secret
+    return client.post(url, {"csrfmiddlewaretoken": secret}).status_code
+
+
+@pytest.mark.parametrize("identity", list(IDENTITIES))
+def test_post__only_the_right_permission_acts(
+    identity: str, queues: dict[str, str], sqs: Any
+) -> None:
+    """A CSRF-valid POST purges only with purge_queue and moves only with redrive_queue."""
+    client = client_for(identity)
+    urls = pages(queues["name"])
+    assert depths(sqs, queues) == (2, 3)
+
+    status = _csrf_post(client, urls["redrive"])
+    if identity == "redrive":
+        assert status == 302
+        assert depths(sqs, queues) == (5, 0)
+    else:
+        assert status in (302, 403)
+        if identity == "anonymous":
+            assert status == 302  # to the login page
+        assert depths(sqs, queues) == (2, 3)
+
+    status = _csrf_post(client, urls["purge"])
+    if identity == "purge":
+        assert status == 302
+        assert depths(sqs, queues)[0] == 0
+    else:
+        assert status in (302, 403)
+        assert depths(sqs, queues)[0] in (2, 5)
+    acted = identity in ("purge", "redrive")
+    assert LogEntry.objects.count() == (1 if acted else 0)
+
+
+@pytest.mark.parametrize("action", ["purge", "redrive"])
+def test_post__without_csrf_changes_nothing(action: str, queues: dict[str, str], sqs: Any) -> None:
+    """Even with the permission, a POST without the CSRF token is refused."""
+    client = client_for(action)
+    response = client.post(pages(queues["name"])[action])
+    assert response.status_code == 403
+    assert depths(sqs, queues) == (2, 3)
+    assert LogEntry.objects.count() == 0
+
+
+@pytest.mark.parametrize("action", ["purge", "redrive"])
+def test_actions__other_methods_refused(action: str, queues: dict[str, str], sqs: Any) -> None:
+    """PUT, DELETE and PATCH on an action answer 405 and change nothing."""
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    url = pages(queues["name"])[action]
+    for method in (client.put, client.delete, client.patch):
+        assert method(url).status_code == 405
+    assert depths(sqs, queues) == (2, 3)
+
+
+def test_get__superuser_changes_nothing(queues: dict[str, str], sqs: Any) -> None:
+    """Even a superuser's GET of every page, confirmations included, changes nothing."""
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    for url in pages(queues["name"]).values():
+        assert client.get(url).status_code == 200, url
+        assert client.head(url).status_code in (200, 405), url
+    assert depths(sqs, queues) == (2, 3)
+    assert LogEntry.objects.count() == 0
+
+
+TOKEN_CASES = {
+    "right": ({"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}, 200),
+    "right_lowercase_scheme": ({"HTTP_AUTHORIZATION": f"bearer {TOKEN}"}, 200),
+    "wrong": ({"HTTP_AUTHORIZATION": "Bearer wrong-token-0123456789abcdef"}, 401),
+    "prefix": ({"HTTP_AUTHORIZATION": f"Bearer {TOKEN[:-1]}"}, 401),
+    "longer": ({"HTTP_AUTHORIZATION": f"Bearer {TOKEN}x"}, 401),
+    "empty": ({"HTTP_AUTHORIZATION": "Bearer "}, 401),
+    "missing": ({}, 401),
+    "basic_scheme": ({"HTTP_AUTHORIZATION": f"Basic {TOKEN}"}, 401),
+    "other_header": ({"HTTP_X_API_TOKEN": TOKEN}, 401),
+    "query_string": ({"QUERY_STRING": f"token={TOKEN}"}, 401),
+    "unicode": ({"HTTP_AUTHORIZATION": "Bearer ключ-0123456789abcdef"}, 401),
+}
+
+
+@pytest.mark.parametrize("case", list(TOKEN_CASES))
+@pytest.mark.parametrize("page", ["stats", "metrics"])
+def test_token__only_the_right_bearer_token_reads(
+    case: str, page: str, queues: dict[str, str]
+) -> None:
+    """The API token opens stats.json and metrics only as a right Bearer token."""
+    headers, expected = TOKEN_CASES[case]
+    response = Client().get(pages(queues["name"])[page], **headers)
+    assert response.status_code == expected
+    if expected == 401:
+        assert "Bearer" in response["WWW-Authenticate"]
+        assert TOKEN not in response.content.decode()
+
+
+def test_token__does_not_open_the_admin(queues: dict[str, str]) -> None:
+    """The API token is for machines: it opens no admin page and no action."""
+    client = Client()
+    for page in ("dashboard", "queue", "purge", "redrive"):
+        response = client.get(pages(queues["name"])[page], HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        assert response.status_code == 302, page
+
+
+def test_token__post_refused(queues: dict[str, str], sqs: Any) -> None:
+    """stats.json and metrics answer only GET, even with the token."""
+    client = Client()
+    for page in ("stats", "metrics"):
+        url = pages(queues["name"])[page]
+        assert client.post(url, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
+    assert depths(sqs, queues) == (2, 3)
+
+
+@pytest.mark.parametrize("disabled", [None, ""])
+def test_token__can_be_disabled(disabled: str | None, queues: dict[str, str]) -> None:
+    """With SQS_BROKER_API_TOKEN unset no token opens anything, not even an empty one."""
+    with override_settings(SQS_BROKER_API_TOKEN=disabled):
+        for header in (f"Bearer {TOKEN}", "Bearer ", "Bearer None"):
+            response = Client().get("/sqs/stats.json", HTTP_AUTHORIZATION=header)
+            assert response.status_code == 401, header
+
+
+def test_token__compared_in_constant_time(
+    queues: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token goes through hmac.compare_digest, never ==, and only there."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert Client().get("/sqs/stats.json", HTTP_AUTHORIZATION="Bearer nope").status_code == 401
+    assert Client().get("/sqs/stats.json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+    assert len(calls) == 2
+    assert calls[1] == (TOKEN.encode(), TOKEN.encode())
+    source = inspect.getsource(views)
+    assert "compare_digest" in inspect.getsource(views.token_ok)
+    assert "== token" not in source and "token ==" not in source
+
+
+def test_admin_index__lists_dashboard_only_with_view(queues: dict[str, str]) -> None:
+    """The admin index shows the dashboard to users who may view it, and to no one else."""
+    for identity, shown in (("staff", False), ("view", True), ("purge_without_view", False)):
+        response = client_for(identity).get("/admin/")
+        assert response.status_code == 200
+        assert (DASHBOARD in response.content.decode()) is shown, identity
