@@ -292,7 +292,8 @@ def url_credentials(app: Celery) -> Finding | None:
         return make(
             "sqs_broker.E002",
             _(
-                "The broker URL's credentials still contain '%%' after kombu unquotes them: "
+                "The broker URL's credentials still contain a percent sign after kombu unquotes "
+                "them: "
                 "they were quoted twice, so kombu signs with a wrong secret."
             ),
             _(
@@ -790,12 +791,12 @@ def predefined(app: Celery, options: Mapping[str, Any]) -> list[Finding]:
 def _rejects_on_failure(task: Any) -> tuple[bool, str]:
     """Whether a failure of ``task`` rejects its message (so kombu applies backoff)."""
     if not getattr(task, "acks_late", False):
-        return False, "acks_late is off"
+        return False, _("acks_late is off")
     acks_on_failure = getattr(task, "acks_on_failure", None)
     if acks_on_failure is None:
         acks_on_failure = getattr(task, "acks_on_failure_or_timeout", True)
     if acks_on_failure:
-        return False, "acks_on_failure_or_timeout is on"
+        return False, _("acks_on_failure_or_timeout is on")
     return True, ""
 
 

@@ -688,3 +688,14 @@ def test_online__discovered_queues_get_only_dead_letter_checks(sqs: Any, unique:
     states = sqs_api.fetch(sqs_api.inventory(app, discover=True), app)
     assert f"{prefix}elsewhere" in {s.ref.name for s in states}
     assert not [f for f in findings.online(app, states=states) if f.queue == f"{prefix}elsewhere"]
+
+
+def test_translation__messages_in_simplified_chinese() -> None:
+    """Under zh-hans a finding's message and hint come translated, numbers filled in."""
+    from django.utils import translation
+
+    app = app_for({"SQS_WAIT_TIME_SECONDS": "0", "SQS_POLLING_INTERVAL": "0.2"})
+    with translation.override("zh-hans"):
+        (w003,) = [f for f in findings.offline(app) if f.id == "sqs_broker.W003"]
+    assert "忙循环" in w003.message and "10,368,000" in w003.message
+    assert "长轮询" in w003.hint
