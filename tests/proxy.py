@@ -30,6 +30,7 @@ class Proxy:
     requests: Counter[str] = field(default_factory=Counter)
     _server: socket.socket | None = field(default=None, repr=False)
     _cut: threading.Event = field(default_factory=threading.Event, repr=False)
+    _deny: threading.Event = field(default_factory=threading.Event, repr=False)
     _open: set[socket.socket] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -64,6 +65,13 @@ class Proxy:
 
     def restore(self) -> None:
         self._cut.clear()
+        self._deny.clear()
+
+    def deny(self) -> None:
+        """Answer every new request with SQS's 403 AccessDenied, as a denying IAM policy does."""
+        self._deny.set()
+        self.cut()
+        self._cut.clear()
 
     def stop(self) -> None:
         self.cut()
@@ -86,6 +94,9 @@ class Proxy:
             if self._cut.is_set():
                 client.close()
                 continue
+            if self._deny.is_set():
+                threading.Thread(target=self._refuse, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -97,6 +108,41 @@ class Proxy:
                 self._open.update((client, upstream))
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _refuse(self, client: socket.socket) -> None:
+        """Read one request and answer it 403 AccessDenied (JSON and query protocols)."""
+        try:
+            client.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            while length and len(body) < int(length.group(1)):
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            self._count(head + body)
+            payload = (
+                b'{"__type":"com.amazon.coral.service#AccessDeniedException",'
+                b'"message":"User is not authorized to perform this action (test proxy)"}'
+            )
+            client.sendall(
+                b"HTTP/1.1 403 Forbidden\r\n"
+                b"Content-Type: application/x-amz-json-1.0\r\n"
+                b"x-amzn-query-error: AccessDenied;Sender\r\n"
+                b"Connection: close\r\n"
+                b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+            )
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                client.close()
 
     def _count(self, data: bytes) -> None:
         for match in _ACTION.finditer(data):
