@@ -108,7 +108,8 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.I004": "A FIFO queue: tasks published without a MessageGroupId all share "
     "the group 'default' and run one at a time.",
     # --- online: reaching SQS
-    "sqs_broker.E017": "The SQS/STS endpoint cannot be reached (nothing else was checked).",
+    "sqs_broker.E017": "The SQS/STS endpoint cannot be reached, or does not answer as SQS "
+    "(nothing else was checked).",
     "sqs_broker.E018": "The credentials are missing or rejected (nothing else was checked).",
     "sqs_broker.E019": "Access denied, naming the action the credentials may not perform.",
     "sqs_broker.E020": "AssumeRole of sts_role_arn fails (other than access denied).",
@@ -1379,8 +1380,29 @@ def online(app: Celery | None = None, states: list[sqs.QueueState] | None = None
         states = sqs.fetch(refs, app, max_age=0)
     for state in states:
         found += queue_findings(app, state)
+    unconfirmed = "sqs_broker.I009" in {f.id for f in found}
+    if unconfirmed and states and all(_unanswered(state) for state in states):
+        # Neither STS nor any queue answered as AWS does: nothing was checked.
+        found.append(
+            make(
+                "sqs_broker.E017",
+                _(
+                    "The endpoint %(endpoint)s answers, but not as SQS: no queue could be "
+                    "read, so nothing was checked."
+                )
+                % {"endpoint": sqs.endpoint_url(app)},
+                _("Point SQS_ENDPOINT_URL at an SQS-compatible endpoint (or unset it for AWS)."),
+            )
+        )
+        return [_scrubbed(f) for f in found]
     found += leftovers(app)
     return [_scrubbed(f) for f in found]
+
+
+def _unanswered(state: sqs.QueueState) -> bool:
+    if state.error is None:
+        return False
+    return sqs.failure_kind(state.error_code, state.error) in ("other", "unreachable")
 
 
 def _scrubbed(finding: Finding) -> Finding:
