@@ -90,6 +90,8 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.W009": "Backoff policy keys are not 1..n consecutive: the missing attempts "
     "fall back to the queue's visibility timeout.",
     "sqs_broker.E013": "A backoff delay outside 0-43200 s: ChangeMessageVisibility rejects it.",
+    "sqs_broker.E023": "Backoff policy keys that are not integers: kombu looks the policy up "
+    "by the integer ApproximateReceiveCount, so string keys never match.",
     "sqs_broker.W010": "A backoff_tasks name is not a task registered in the Celery app.",
     "sqs_broker.W011": "A backoff policy that can never apply to a task: kombu applies it "
     "only when the message is rejected (acks_late and not acks_on_failure_or_timeout).",
@@ -98,6 +100,8 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.W013": "sts_token_buffer_time >= sts_token_timeout: kombu ignores the buffer.",
     "sqs_broker.W014": "sts_role_arn without predefined queues: kombu uses the role only for "
     "predefined queues.",
+    "sqs_broker.W019": "sts_role_arn with keys in the URL or a custom endpoint: kombu calls "
+    "AssumeRole with boto3's default session, which ignores both.",
     # --- offline: names and the runtime
     "sqs_broker.W015": "kombu rewrites a queue name ('.' to '-', other punctuation to '_'): "
     "the SQS queue is called something else than the Celery queue.",
@@ -492,12 +496,14 @@ def _longest_time_limit(app: Celery) -> tuple[float, str] | None:
         value = conf.get(setting)
         if value:
             limits.append((float(value), setting))
+    configured = {value for value, _setting in limits}
     for name, task in registered_tasks(app).items():
         for attribute in ("time_limit", "soft_time_limit"):
             value = getattr(task, attribute, None)
-            if value:
+            # A task's own limit; the settings' values, which tasks inherit, are named already.
+            if value and float(value) not in configured:
                 limits.append((float(value), f"{name}.{attribute}"))
-    return max(limits) if limits else None
+    return max(limits, key=lambda limit: limit[0]) if limits else None
 
 
 def timeout_too_short(app: Celery, timeout: float, queue: str | None = None) -> list[Finding]:
@@ -809,6 +815,24 @@ def backoff(app: Celery, options: Mapping[str, Any]) -> list[Finding]:
         if not isinstance(spec, Mapping) or not spec.get("backoff_policy"):
             continue
         policy = spec["backoff_policy"]
+        not_int = [k for k in policy if isinstance(k, bool) or not isinstance(k, int)]
+        if not_int:
+            found.append(
+                make(
+                    "sqs_broker.E023",
+                    _(
+                        "The backoff policy of %(name)r has keys that are not integers "
+                        "(%(keys)s): kombu looks the policy up by the integer receive count, so "
+                        "it never applies."
+                    )
+                    % {"name": name, "keys": ", ".join(repr(k) for k in not_int)},
+                    _(
+                        "Write the keys as integers ({1: 10, 2: 20}); SQS_PREDEFINED_QUEUES "
+                        "converts its JSON keys for you."
+                    ),
+                    queue=name,
+                )
+            )
         keys = sorted(int(k) for k in policy if str(k).strip().lstrip("-").isdigit())
         if keys != list(range(1, len(policy) + 1)):
             found.append(
@@ -884,12 +908,32 @@ def backoff(app: Celery, options: Mapping[str, Any]) -> list[Finding]:
 # --- offline: STS, names, runtime --------------------------------------------
 
 
-def sts(options: Mapping[str, Any]) -> list[Finding]:
-    """E014, W013, W014: the STS role options."""
+def sts(app: Celery, options: Mapping[str, Any]) -> list[Finding]:
+    """E014, W013, W014, W019: the STS role options."""
     role = options.get("sts_role_arn")
     if not role:
         return []
     found = []
+    ignored = []
+    if url_has_credentials(app.conf.broker_url or ""):
+        ignored.append(_("the keys in the broker URL"))
+    if sqs.endpoint_url(app):
+        ignored.append(_("the endpoint %(endpoint)s") % {"endpoint": sqs.endpoint_url(app)})
+    if ignored:
+        found.append(
+            make(
+                "sqs_broker.W019",
+                _(
+                    "kombu assumes %(role)s with boto3's default session (environment, "
+                    "profile, instance role) at AWS's own STS endpoint: it ignores %(ignored)s."
+                )
+                % {"role": role, "ignored": _(" and ").join(ignored)},
+                _(
+                    "Give the workers credentials boto3 finds by itself (AWS_ACCESS_KEY_ID in "
+                    "the environment, or an IAM role) that may call sts:AssumeRole on AWS."
+                ),
+            )
+        )
     timeout = options.get("sts_token_timeout", MIN_STS_TOKEN_TIMEOUT)
     buffer = options.get("sts_token_buffer_time", 0) or 0
     if (
@@ -1030,7 +1074,7 @@ def offline(app: Celery | None = None) -> list[Finding]:
     found += events_and_control(app)
     found += predefined(app, options)
     found += backoff(app, options)
-    found += sts(options)
+    found += sts(app, options)
     found += names(app, options)
     found.append(pycurl_missing())
     return [f for f in found if f is not None]

@@ -129,6 +129,10 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"settings": {"SQS_BROKER_MAX_ETA": 600}},
     ),
     "sqs_broker.W004": ({"conf": {"task_time_limit": 3600}}, {"conf": {"task_time_limit": 600}}),
+    "sqs_broker.W004.task": (
+        {"conf": {"task_annotations": {"project.demo.tasks.slow": {"time_limit": 7200}}}},
+        {"conf": {"task_annotations": {"project.demo.tasks.slow": {"time_limit": 60}}}},
+    ),
     "sqs_broker.I003": ({"env": predefined(celery={"url": url("celery")})}, {}),
     "sqs_broker.E007": ({"conf": {"result_backend": "rpc://"}}, {"conf": {"result_backend": None}}),
     "sqs_broker.W005": ({}, {"env": {"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "30"}}),
@@ -192,6 +196,14 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                 "predefined_queues": {"celery": {"url": url("celery"), "backoff_policy": {1: 600}}}
             }
         },
+    ),
+    "sqs_broker.E023": (
+        {
+            "options": {
+                "predefined_queues": {"celery": {"url": url("celery"), "backoff_policy": {"1": 10}}}
+            }
+        },
+        {"env": predefined(celery={"url": url("celery"), "backoff_policy": {"1": 10}})},
     ),
     "sqs_broker.W010": (
         {
@@ -260,6 +272,18 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                 "SQS_STS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/celery",
                 **predefined(celery={"url": url("celery")}),
             }
+        },
+    ),
+    "sqs_broker.W019": (
+        {
+            "env": {
+                "SQS_STS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/celery",
+                **predefined(celery={"url": url("celery")}),
+            }
+        },
+        {
+            "env": {"SQS_STS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/celery"},
+            "conf": {"broker_url": "sqs://"},
         },
     ),
     "sqs_broker.W015": (
