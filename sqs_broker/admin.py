@@ -102,6 +102,11 @@ class DashboardAdmin(admin.ModelAdmin):
             path("", wrap(self.changelist_view), name="sqs_broker_dashboard_changelist"),
             path("queue/<str:name>/", wrap(self.queue_view), name="sqs_broker_dashboard_queue"),
             path(
+                "queue/<str:name>/peek/",
+                wrap(self.peek_view),
+                name="sqs_broker_dashboard_peek",
+            ),
+            path(
                 "queue/<str:name>/purge/",
                 wrap(self.purge_view),
                 name="sqs_broker_dashboard_purge",
@@ -183,7 +188,9 @@ class DashboardAdmin(admin.ModelAdmin):
                 return queue, data
         raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
 
-    def queue_view(self, request: HttpRequest, name: str) -> HttpResponse:
+    def queue_view(
+        self, request: HttpRequest, name: str, peeked: list[dict[str, Any]] | None = None
+    ) -> HttpResponse:
         self._require(request)
         queue, data = self._queue(name)
         names = [name] + ([queue["dlq"]["name"]] if queue["dlq"] else [])
@@ -197,8 +204,29 @@ class DashboardAdmin(admin.ModelAdmin):
             backoff_chart=charts.backoff_chart(queue["backoff_policy"]),
             findings=[f for f in data["findings"] if f["queue"] == name],
             history_hours=app_settings.HISTORY_HOURS,
+            peeked=peeked,
         )
         return TemplateResponse(request, "sqs_broker/queue.html", context)
+
+    def peek_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        return require_http_methods(["POST"])(self._peek)(request, name)
+
+    def _peek(self, request: HttpRequest, name: str) -> HttpResponse:
+        # A receive raises each message's receive count, so it is an action:
+        # POST only, and the permission of those who handle dead letters.
+        self._require(request, "redrive_queue")
+        app = stats.celery_app()
+        state = self._fresh_state(name, app)
+        if state.error is not None:
+            messages.error(request, state.error)
+            return self.queue_view(request, name, peeked=[])
+        try:
+            received = sqs.peek(state, app)
+        except Exception as exc:
+            messages.error(request, sqs.error_text(exc)[0])
+            return self.queue_view(request, name, peeked=[])
+        log_action(request, name, f"Peeked at {len(received)} messages of {name}.")
+        return self.queue_view(request, name, peeked=[stats.message_summary(m) for m in received])
 
     # --- actions: GET shows the confirmation, only POST changes anything ---
 

@@ -513,6 +513,25 @@ def move_messages(
     return result
 
 
+
+def peek(state: QueueState, app: Celery | None = None, count: int = 10) -> list[dict[str, Any]]:
+    """Up to ``count`` (<= 10) messages, made visible again at once.
+
+    SQS has no read-only peek: this is a receive with a zero visibility
+    timeout, so each message's ``ApproximateReceiveCount`` goes up by one
+    (which counts towards ``maxReceiveCount`` and the backoff policy). The
+    dashboard offers it behind a POST and the redrive permission.
+    """
+    answer = _action_client(state, app).receive_message(
+        QueueUrl=state.url,
+        MaxNumberOfMessages=max(1, min(count, BATCH)),
+        VisibilityTimeout=0,
+        WaitTimeSeconds=0,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    return list(answer.get("Messages", []))
+
 # --- identity and checks -----------------------------------------------------
 # The calls ``sqs_check`` and the online findings make besides queue
 # attributes: who the credentials are, whether the STS role can be assumed,

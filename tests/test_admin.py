@@ -248,3 +248,38 @@ def test_dashboard__endpoint_slow(client, sqs_endpoint, unique):
     assert response.status_code == 200
     assert elapsed < 5
     assert "did not answer within 1 s" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_peek__post_only_with_redrive_permission(client, sqs, unique, app):
+    """Peek is a POST behind redrive_queue; GET is 405 and view alone is 403."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    peek = f"{DASHBOARD}queue/{unique}-celery/peek/"
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    assert client.post(peek).status_code == 403
+    client.force_login(_user("view_dashboard", "redrive_queue"))
+    assert client.get(peek).status_code == 405
+
+
+@pytest.mark.django_db
+def test_peek__celery_and_malformed_messages(client, sqs, unique, app):
+    """A Celery task shows its name and arguments; garbage and huge bodies neither crash nor go."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    app.send_task("project.demo.tasks.add", args=(2, 3), queue="celery")
+    sqs.send_message(QueueUrl=url, MessageBody="not json, not base64 \u0001")
+    sqs.send_message(QueueUrl=url, MessageBody="x" * 200_000)
+    client.force_login(_user("view_dashboard", "redrive_queue"))
+    response = client.post(f"{DASHBOARD}queue/{unique}-celery/peek/")
+    assert response.status_code == 200
+    peeked = response.context["peeked"]
+    assert len(peeked) == 3
+    tasks = [m for m in peeked if m["task"]]
+    assert [m["task"] for m in tasks] == ["project.demo.tasks.add"]
+    assert '"args": [2, 3]' in tasks[0]["preview"]
+    others = [m for m in peeked if not m["task"]]
+    assert all(m["note"].startswith("Not a Celery message") for m in others)
+    assert max(len(m["preview"]) for m in others) <= 301
+    assert _depth(sqs, url) == 3  # visible again at once: nothing taken away
+    assert (
+        "Peeked at 3 messages" in LogEntry.objects.get(object_id=f"{unique}-celery").change_message
+    )
