@@ -90,6 +90,7 @@ def pages(name: str) -> dict[str, str]:
         "queue": f"{DASHBOARD}queue/{name}/",
         "purge": f"{DASHBOARD}queue/{name}/purge/",
         "redrive": f"{DASHBOARD}queue/{name}/redrive/",
+        "peek": f"{DASHBOARD}queue/{name}/peek/",
         "stats": "/sqs/stats.json",
         "metrics": "/sqs/metrics",
     }
@@ -97,14 +98,16 @@ def pages(name: str) -> dict[str, str]:
 
 #: identity -> page -> status of a GET.
 EXPECTED_GET = {
-    "anonymous": dict.fromkeys(["dashboard", "queue", "purge", "redrive"], 302)
+    "anonymous": dict.fromkeys(["dashboard", "queue", "purge", "redrive", "peek"], 302)
     | {"stats": 401, "metrics": 401},
-    "staff": dict.fromkeys(["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403),
+    "staff": dict.fromkeys(["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403)
+    | {"peek": 405},
     "view": {
         "dashboard": 200,
         "queue": 200,
         "purge": 403,
         "redrive": 403,
+        "peek": 405,  # POST only
         "stats": 200,
         "metrics": 200,
     },
@@ -113,6 +116,7 @@ EXPECTED_GET = {
         "queue": 200,
         "purge": 200,
         "redrive": 403,
+        "peek": 405,  # POST only
         "stats": 200,
         "metrics": 200,
     },
@@ -121,12 +125,14 @@ EXPECTED_GET = {
         "queue": 200,
         "purge": 403,
         "redrive": 200,
+        "peek": 405,  # POST only
         "stats": 200,
         "metrics": 200,
     },
     "purge_without_view": dict.fromkeys(
         ["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403
-    ),
+    )
+    | {"peek": 405},
 }
 
 
@@ -181,8 +187,13 @@ def test_post__only_the_right_permission_acts(
     else:
         assert status in (302, 403)
         assert depths(sqs, queues)[0] in (2, 5)
-    acted = identity in ("purge", "redrive")
-    assert LogEntry.objects.count() == (1 if acted else 0)
+    before = depths(sqs, queues)
+    status = _csrf_post(client, urls["peek"])
+    # Peek receives with a zero visibility timeout: it needs the redrive permission.
+    assert status == (200 if identity == "redrive" else 302 if identity == "anonymous" else 403)
+    assert depths(sqs, queues) == before
+    acted = {"purge": 1, "redrive": 2}.get(identity, 0)
+    assert LogEntry.objects.count() == acted
 
 
 @pytest.mark.parametrize("action", ["purge", "redrive"])
@@ -210,7 +221,10 @@ def test_get__superuser_changes_nothing(queues: dict[str, str], sqs: Any) -> Non
     """Even a superuser's GET of every page, confirmations included, changes nothing."""
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    for url in pages(queues["name"]).values():
+    for page, url in pages(queues["name"]).items():
+        if page == "peek":
+            assert client.get(url).status_code == 405
+            continue
         assert client.get(url).status_code == 200, url
         assert client.head(url).status_code in (200, 405), url
     assert depths(sqs, queues) == (2, 3)
@@ -249,7 +263,7 @@ def test_token__only_the_right_bearer_token_reads(
 def test_token__does_not_open_the_admin(queues: dict[str, str]) -> None:
     """The API token is for machines: it opens no admin page and no action."""
     client = Client()
-    for page in ("dashboard", "queue", "purge", "redrive"):
+    for page in ("dashboard", "queue", "purge", "redrive", "peek"):
         response = client.get(pages(queues["name"])[page], HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
         assert response.status_code == 302, page
 
