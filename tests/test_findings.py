@@ -725,3 +725,16 @@ def test_translation__messages_in_simplified_chinese() -> None:
         (w003,) = [f for f in findings.offline(app) if f.id == "sqs_broker.W003"]
     assert "忙循环" in w003.message and "10,368,000" in w003.message
     assert "长轮询" in w003.hint
+
+
+@override_settings(SQS_BROKER_READ_TIMEOUT=1)
+def test_online__slow_endpoint_is_bounded_by_the_read_timeout(sqs_endpoint: str) -> None:
+    """An endpoint slower than the read timeout: E017 after two attempts, not minutes."""
+    with Proxy.to(sqs_endpoint, delay=20) as proxy:
+        app = app_for({"SQS_ENDPOINT_URL": proxy.endpoint_url})
+        started = time.monotonic()
+        found = findings.online(app)
+        elapsed = time.monotonic() - started
+        proxy.cut()
+    assert ids(found) == {"sqs_broker.E017"} and "ReadTimeout" in found[0].message
+    assert elapsed < 5
