@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.utils import translation
 from django.utils.encoding import force_str
 
 from sqs_broker import backoff, findings, sqs
@@ -88,7 +89,13 @@ def _dead_letter_ref(name: str, app: Celery) -> sqs.QueueRef:
     return sqs.QueueRef(name, "declared", None, None)
 
 
-def _sqs_pass(app: Celery, with_online: bool) -> Pass:
+def _sqs_pass(app: Celery, with_online: bool, language: str | None = None) -> Pass:
+    # The pass runs in a pool thread: findings are worded in the caller's language.
+    with translation.override(language):
+        return _sqs_pass_in_language(app, with_online)
+
+
+def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
     errors: list[str] = []
     try:
         refs = sqs.inventory(app)
@@ -128,7 +135,7 @@ def _online_findings(
     online = getattr(findings, "online", None)
     if online is None:
         return None
-    key = _app_key(app)
+    key = (*_app_key(app), translation.get_language())
     cached = _online_cache.get(key)
     if cached is not None and time.time() - cached[0] < app_settings.ONLINE_FINDINGS_TTL:
         return cached[1]
@@ -149,14 +156,15 @@ _inflight_lock = threading.Lock()
 
 def _submit(app: Celery, with_online: bool) -> Future[Pass]:
     global _executor
-    key = (*_app_key(app), with_online)
+    language = translation.get_language()
+    key = (*_app_key(app), with_online, language)
     with _inflight_lock:
         running = _inflight.get(key)
         if running is not None and not running.done():
             return running
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
-        future = _executor.submit(_sqs_pass, app, with_online)
+        future = _executor.submit(_sqs_pass, app, with_online, language)
         _inflight[key] = future
         return future
 

@@ -193,3 +193,19 @@ def test_history__window_and_order(unique):
     series = stats.history([f"{unique}-q", f"{unique}-none"], hours=1, now=now)
     assert [s["visible"] for s in series[f"{unique}-q"]] == [2, 3]
     assert series[f"{unique}-none"] == []
+
+
+@pytest.mark.django_db
+def test_gather__online_findings_in_callers_language(sqs, unique):
+    """Online findings are worded in the request's language, though found in a pool thread."""
+    from django.utils import translation
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with translation.override("zh-hans"):
+        chinese = stats.gather(app)
+    english = stats.gather(app)
+    (zh,) = [f for f in chinese["findings"] if f["id"] == "sqs_broker.I005"]
+    (en,) = [f for f in english["findings"] if f["id"] == "sqs_broker.I005"]
+    assert en["message"].startswith("The credentials resolve to")
+    assert zh["message"].startswith("凭据对应的身份是")
