@@ -186,6 +186,11 @@ class DashboardAdmin(admin.ModelAdmin):
         for queue in data["queues"]:
             if queue["name"] == name:
                 return queue, data
+        # A dead-letter queue that is not one of the app's queues still has a page.
+        app = stats.celery_app()
+        found = stats.sqs_pass(app)
+        if name in found.dead_letters:
+            return stats.queue_row(found.dead_letters[name], found.dead_letters, app), data
         raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
 
     def queue_view(

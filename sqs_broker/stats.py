@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import translation
 from django.utils.encoding import force_str
+from django.utils.translation import gettext as _
 
 from sqs_broker import backoff, findings, sqs
 from sqs_broker.conf import app_settings
@@ -101,7 +102,7 @@ def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
         refs = sqs.inventory(app)
     except Exception as exc:  # discovery failed: still show declared and predefined queues
         text, _code = sqs.error_text(exc)
-        errors.append(f"Listing queues failed: {text}")
+        errors.append(_("Listing queues failed: %(error)s") % {"error": text})
         refs = sqs.inventory(app, discover=False)
     states = sqs.fetch(refs, app)
     known = {state.ref.name: state for state in states}
@@ -143,7 +144,7 @@ def _online_findings(
         found = list(online(app, states=states))
     except Exception as exc:  # the page still shows the queues and offline findings
         text, _code = sqs.error_text(exc)
-        errors.append(f"Online checks failed: {text}")
+        errors.append(_("Online checks failed: %(error)s") % {"error": text})
         return cached[1] if cached else None
     _online_cache[key] = (time.time(), found)
     return found
@@ -182,7 +183,9 @@ def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
     try:
         return future.result(timeout=budget)
     except FutureTimeout:
-        message = f"SQS did not answer within {budget:g} s; the page will retry on reload."
+        message = _("SQS did not answer within %(seconds)s s; the page will retry on reload.") % {
+            "seconds": f"{budget:g}"
+        }
         refs = sqs.inventory(app, discover=False)
         states = [
             sqs.QueueState(
@@ -339,7 +342,7 @@ def message_summary(message: dict[str, Any]) -> dict[str, Any]:
     envelope = _json_or_base64_json(raw)
     headers = envelope.get("headers") if isinstance(envelope, dict) else None
     if not isinstance(headers, dict) or "task" not in headers:
-        summary["note"] = "Not a Celery message (its body is not kombu's JSON envelope)."
+        summary["note"] = _("Not a Celery message (its body is not kombu's JSON envelope).")
         summary["preview"] = scrub(_printable(str(raw)))
         return summary
     summary.update(
@@ -354,7 +357,7 @@ def message_summary(message: dict[str, Any]) -> dict[str, Any]:
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8", "replace")
         except (ValueError, binascii.Error):
-            summary["note"] = "The task payload is not valid base64."
+            summary["note"] = _("The task payload is not valid base64.")
     if isinstance(body, str):
         parsed = _json_or_base64_json(body)
         body = parsed if parsed is not None else body

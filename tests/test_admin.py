@@ -283,3 +283,16 @@ def test_peek__celery_and_malformed_messages(client, sqs, unique, app):
     assert (
         "Peeked at 3 messages" in LogEntry.objects.get(object_id=f"{unique}-celery").change_message
     )
+
+
+@pytest.mark.django_db
+def test_queue_page__dead_letter_queue(client, sqs, unique, with_dlq):
+    """A dead-letter queue outside the app's queues still has its page (linked from the row)."""
+    celery = make_app(base_env(), task_default_queue=f"{unique}-celery")
+    client.force_login(_user("view_dashboard"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        html = client.get(DASHBOARD).content.decode()
+        assert f"{DASHBOARD}queue/{unique}-celery-dlq/" in html
+        page = client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/")
+    assert page.status_code == 200
+    assert page.context["q"]["visible"] == 3
