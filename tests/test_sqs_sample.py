@@ -92,3 +92,38 @@ def test_sample_queues_task__writes_samples(sqs, unique, app):
     result = sample_queues.apply().get()
     assert result == {"written": 1, "pruned": 0, "failed": []}
     assert QueueSample.objects.filter(queue=f"{unique}-celery").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqs_sample__interval_until_interrupted(sqs, unique):
+    """--interval N samples every N seconds; Ctrl-C (SIGINT) stops it cleanly."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, database_url
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    env = {
+        **base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_URL": database_url(),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "sqs_sample", "--interval", "0.3"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while QueueSample.objects.filter(queue=f"{unique}-celery").count() < 3:
+        assert time.monotonic() < deadline, process.communicate(timeout=5)
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert out.count("Sampled 1 queues") >= 3
+    assert out.endswith("Stopped.\n")
