@@ -59,6 +59,8 @@ LOST_AFTER_INTERVALS = 3
 LOST_SHOWN_FOR = 86400
 #: Attempts of one flush when the database is locked or a deadlock is detected.
 FLUSH_ATTEMPTS = 5
+#: Attempts of the last flush, on the shutdown path (each may wait the database's timeout).
+STOP_ATTEMPTS = 2
 #: Counters kept in memory while the database cannot be written; older minutes go first.
 MAX_PENDING_KEYS = 20_000
 #: Seconds between two retention prunes by one worker.
@@ -198,15 +200,25 @@ class Recorder:
         self._thread.start()
 
     def _run(self) -> None:
+        if self.worker is not None:
+            # Here, not in the bootstep's start(): a locked database must not
+            # delay the worker's start.
+            try:
+                start_worker_heartbeat(self.hostname, self.worker)
+            except Exception as exc:
+                logger.warning("telemetry: first heartbeat failed: %s", exc)
         while not self._stop.wait(self.interval):
             self.flush()
 
     def stop(self, stopped: bool = True) -> None:
-        """Stop the thread and write what is left; ``stopped`` marks the worker stopped."""
+        """Stop the thread and write what is left; ``stopped`` marks the worker stopped.
+
+        Runs on the shutdown path, so it tries only :data:`STOP_ATTEMPTS` times.
+        """
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.interval + 5)
-        self.flush(stopped=stopped)
+        self.flush(stopped=stopped, attempts=STOP_ATTEMPTS)
 
     def _take(self) -> tuple[dict[CounterKey, Counts], int, int]:
         with self._lock:
@@ -232,13 +244,13 @@ class Recorder:
                 self._counts = {k: self._counts[k] for k in keep}
                 logger.warning("telemetry: dropped %d unwritten counter rows", dropped)
 
-    def flush(self, stopped: bool = False) -> bool:
+    def flush(self, stopped: bool = False, attempts: int = FLUSH_ATTEMPTS) -> bool:
         """Write the counters (and the heartbeat) in one transaction; True when written."""
         with self._flush_lock:
             counts, processed, failed = self._take()
             try:
                 close_old_connections()
-                for attempt in range(1, FLUSH_ATTEMPTS + 1):
+                for attempt in range(1, attempts + 1):
                     try:
                         held = write(
                             counts,
@@ -252,7 +264,7 @@ class Recorder:
                         )
                         break
                     except OperationalError as exc:
-                        if attempt == FLUSH_ATTEMPTS or not _locked(exc):
+                        if attempt == attempts or not _locked(exc):
                             raise
                         # Jitter, so workers that collided do not collide again.
                         time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
@@ -528,14 +540,7 @@ class _Runner:
         self.recorder = current
 
     def start(self) -> None:
-        current = self.recorder
-        try:
-            assert current.worker is not None  # noqa: S101 - set by TelemetryStep
-            start_worker_heartbeat(current.hostname, current.worker)
-        except Exception as exc:
-            # Telemetry must not keep a worker from consuming.
-            logger.warning("telemetry: first heartbeat failed: %s", exc)
-        current.start()
+        self.recorder.start()
 
     def stop(self) -> None:
         self.recorder.stop(stopped=True)

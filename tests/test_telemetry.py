@@ -445,14 +445,17 @@ def test_worker__two_workers_write_at_once_and_a_killed_one_shows_lost(
     queue = f"{unique}-celery"
     for i in range(40):
         app.send_task("project.demo.tasks.add", args=(i, 1))
-    _wait_for(lambda: _totals(queue)["succeeded"] == 40, what="40 successes")
+    _wait_for(
+        lambda: (t := _totals(queue))["succeeded"] == 40 and t["received"] == 40,
+        what="40 receives and successes",
+    )
     beats = _wait_for(
         lambda: (
             (b := list(WorkerHeartbeat.objects.all())) and sum(x.processed for x in b) == 40 and b
         ),
         what="heartbeat totals",
     )
-    assert len(beats) == 2 and _totals(queue)["received"] == 40
+    assert len(beats) == 2 and _totals(queue)["redelivered"] == 0
 
     first.stop(signal.SIGKILL)
     killed = next(b.hostname for b in beats if b.pool == "prefork")
@@ -472,7 +475,7 @@ def test_worker__warm_shutdown_writes_what_no_timer_flushed(pool, start_worker, 
     """With a long interval nothing is flushed while running; a warm stop still writes it all."""
     env = _env(unique, SQS_BROKER_TELEMETRY_INTERVAL="300")
     worker = start_worker(env, pool=pool, extra=("--concurrency=2",))
-    beat = WorkerHeartbeat.objects.get()  # the first heartbeat is written at start
+    beat = _wait_for(WorkerHeartbeat.objects.first, what="the first heartbeat, written at start")
     assert beat.stopped_at is None and beat.interval == 300
     app = make_app(env, result_backend="django-db")
     results = [app.send_task("project.demo.tasks.add", args=(i, 1)) for i in range(5)]
