@@ -1336,8 +1336,9 @@ def _dead_letter(
                         "sqs_broker.E022",
                         _(
                             "The RedrivePolicy sends messages to dead-letter queue %(dlq)r, "
-                            "which does not exist: kombu keeps rejected messages for it, and "
-                            "they are never moved."
+                            "which does not exist: kombu leaves rejected messages in the queue "
+                            "for a move that has nowhere to go, so they come back until they "
+                            "expire."
                         )
                         % {"dlq": dlq},
                         _("Create %(dlq)r, or point the RedrivePolicy at an existing queue.")
