@@ -209,3 +209,40 @@ def test_gather__online_findings_in_callers_language(sqs, unique):
     (en,) = [f for f in english["findings"] if f["id"] == "sqs_broker.I005"]
     assert en["message"].startswith("The credentials resolve to")
     assert zh["message"].startswith("凭据对应的身份是")
+
+
+@pytest.mark.django_db
+def test_gather__config_sources_without_secrets(sqs, unique):
+    """Per-queue keys and an STS role show by name; no key, secret or token appears."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    secret = f"QueueSecret/{unique}+x="
+    queues = {
+        "celery": {"url": url, "access_key_id": f"AKIAQ{unique}", "secret_access_key": secret}
+    }
+    env = base_env(
+        SQS_PREDEFINED_QUEUES=json.dumps(queues),
+        SQS_STS_ROLE_ARN="arn:aws:iam::123456789012:role/celery-sqs",
+        AWS_SESSION_TOKEN=f"SessionToken{unique}",
+    )
+    app = make_app(env)
+    config = stats.displayable_config(app, env)
+    assert config["credentials"] == {
+        "source": "environment",
+        "chain_hint": None,
+        "session_token": True,
+        "sts_role_arn": "arn:aws:iam::123456789012:role/celery-sqs",
+        "per_queue_keys": ["celery"],
+    }
+    text = json.dumps(config)
+    for value in (secret, f"AKIAQ{unique}", f"SessionToken{unique}", "testing"):
+        assert value not in text
+
+
+def test_displayable_config__chain(unique):
+    """Without keys in the URL or environment, the source is boto3's chain, with a hint."""
+    env = {k: v for k, v in base_env().items() if not k.startswith("AWS_")}
+    env["AWS_WEB_IDENTITY_TOKEN_FILE"] = "/var/run/secrets/token"
+    config = stats.displayable_config(make_app(env), env)
+    assert config["credentials"]["source"] == "chain"
+    assert config["credentials"]["chain_hint"] == "web identity (IRSA / OIDC role)"
+    assert "/var/run/secrets/token" not in json.dumps(config)
