@@ -7,6 +7,7 @@ to a file the test reads.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,7 +21,11 @@ import pytest
 from tests.conftest import base_env, make_app
 from tests.proxy import Proxy
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+def with_worker(test: Callable[..., None]) -> Callable[..., None]:
+    """Marks a test that starts workers (the dashboard and sqs_check tests need none)."""
+    return pytest.mark.worker(pytest.mark.django_db(transaction=True)(test))
+
 
 JOURNAL = "project.demo.tasks.journal"
 
@@ -49,6 +54,7 @@ def depth(sqs: Any, queue: str) -> tuple[int, int]:
     return int(attributes[names[0]]), int(attributes[names[1]])
 
 
+@with_worker
 def test_sigkill_during_acks_late_task__runs_again_on_another_worker(
     start_worker: Any, sqs: Any, unique: str, tmp_path: Path
 ) -> None:
@@ -93,6 +99,7 @@ if os.environ.get("SQS_BROKER_TEST_ALL_POOLS"):
     POOLS += [pytest.param("solo", marks=POOL_LIMITS), pytest.param("threads", marks=POOL_LIMITS)]
 
 
+@with_worker
 @pytest.mark.parametrize("pool", POOLS)
 def test_soft_shutdown__unacked_message_visible_at_once(
     start_worker: Any, sqs: Any, unique: str, tmp_path: Path, pool: str
@@ -130,6 +137,7 @@ def test_soft_shutdown__unacked_message_visible_at_once(
     assert [tag for tag, _ in runs(journal)] == ["long", "long"]
 
 
+@with_worker
 def test_endpoint_cut_while_publishing__published_tasks_run_exactly_once(
     start_worker: Any, sqs: Any, sqs_endpoint: str, unique: str, tmp_path: Path
 ) -> None:
@@ -168,3 +176,160 @@ def test_endpoint_cut_while_publishing__published_tasks_run_exactly_once(
     counts = Counter(tag for tag, _ in runs(journal))
     assert {tag: counts[tag] for tag in published} == dict.fromkeys(published, 1)
     assert set(counts) <= set(published) | set(failed)
+
+
+# --- the dashboard, stats.json, metrics and sqs_check when SQS misbehaves ---------
+
+
+@pytest.fixture
+def admin_client(db: Any) -> Any:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+#: Timeouts the tests set, so that "bounded" is seconds and not minutes.
+BOUNDS = {
+    "SQS_BROKER_CONNECT_TIMEOUT": 1,
+    "SQS_BROKER_READ_TIMEOUT": 1,
+    "SQS_BROKER_GATHER_TIMEOUT": 1.5,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("condition", ["down", "slow", "denied"])
+def test_endpoint_trouble__every_face_answers_in_bounded_time(
+    condition: str, admin_client: Any, sqs: Any, sqs_endpoint: str, unique: str
+) -> None:
+    """Endpoint down, 10 s slow or denying: pages, JSON, metrics and sqs_check answer, no 500."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.test import override_settings
+
+    from sqs_broker import sqs as sqs_module
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    with Proxy.to(sqs_endpoint, delay=10 if condition == "slow" else 0) as proxy:
+        if condition == "down":
+            proxy.cut()
+        elif condition == "denied":
+            proxy.deny()
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        sqs_module.clear_caches()
+        timings: dict[str, float] = {}
+        with override_settings(SQS_BROKER_CELERY_APP=app, **BOUNDS):
+            queue = f"/admin/sqs_broker/dashboard/queue/{unique}-celery/"
+            for name, url in {
+                "dashboard": "/admin/sqs_broker/dashboard/",
+                "queue": queue,
+                "purge": queue + "purge/",
+                "stats": "/sqs/stats.json",
+                "metrics": "/sqs/metrics",
+            }.items():
+                started = time.monotonic()
+                response = admin_client.get(url)
+                timings[name] = time.monotonic() - started
+                body = response.content.decode()
+                assert response.status_code in (200, 404), (name, response.status_code)
+                assert "Traceback" not in body, name
+                if name == "stats":
+                    data = response.json()
+                    errors = [q["error"] for q in data["queues"] if q["error"]]
+                    assert errors, data
+                    if condition == "denied":
+                        assert any("AccessDenied" in e or "denied" in e.lower() for e in errors)
+            started = time.monotonic()
+            out = StringIO()
+            try:
+                call_command("sqs_check", "--json", app=app, stdout=out, stderr=StringIO())
+                code = 0
+            except CommandError as exc:
+                code = exc.returncode
+            timings["sqs_check"] = time.monotonic() - started
+    result = json.loads(out.getvalue())
+    print(f"\n{condition}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    print(f"{condition}: sqs_check exit {code}: {[r['id'] for r in result['results']]}")
+    assert code in (1, 2) and result["ok"] is False, result
+    texts = " ".join(r["message"] + " " + r["hint"] for r in result["results"])
+    if condition == "denied":
+        assert "denied" in texts.lower() or "AccessDenied" in texts, texts
+    # Bounded: each face within the timeouts above plus slack, never the proxy's 10 s x retries.
+    assert max(timings.values()) < 15, timings
+    assert timings["sqs_check"] < 30, timings
+
+
+BAD_BODIES = {
+    "not_json": "{this is not json",
+    "not_base64": "%%%not*base64%%%",
+    "wrong_shape": '{"hello": ["a", 1, null]}',
+    "unicode": "☃ ✓ 中文 — \U0001f600",
+    "huge": "x" * 200_000,
+    "huge_too": "y" * 200_000,
+}
+
+
+@pytest.mark.django_db
+def test_malformed_messages__dashboard_peek_and_move_lose_nothing(
+    admin_client: Any, sqs: Any, unique: str
+) -> None:
+    """Messages Celery did not write (not JSON, not base64, huge): nothing crashes, all move."""
+    from django.test import override_settings
+
+    from sqs_broker import sqs as sqs_module
+
+    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
+    source = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})[
+        "QueueUrl"
+    ]
+    for tag, body in BAD_BODIES.items():
+        sqs.send_message(
+            QueueUrl=dlq,
+            MessageBody=body,
+            MessageAttributes={"tag": {"DataType": "String", "StringValue": tag}},
+        )
+        sqs.send_message(QueueUrl=source, MessageBody=body)
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    sqs_module.clear_caches()
+    base = f"/admin/sqs_broker/dashboard/queue/{unique}-celery"
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        assert admin_client.get("/admin/sqs_broker/dashboard/").status_code == 200
+        assert admin_client.get(f"{base}/").status_code == 200
+        data = admin_client.get("/sqs/stats.json").json()
+        row = next(q for q in data["queues"] if q["name"] == f"{unique}-celery")
+        assert row["visible"] == len(BAD_BODIES) and row["dlq"]["visible"] == len(BAD_BODIES)
+        for queue in (f"{unique}-celery", f"{unique}-celery-dlq"):
+            peek = admin_client.post(f"/admin/sqs_broker/dashboard/queue/{queue}/peek/")
+            assert peek.status_code in (200, 404), queue
+            assert "Traceback" not in peek.content.decode()
+        assert admin_client.get(f"{base}/redrive/").status_code == 200
+        moved = admin_client.post(f"{base}/redrive/", follow=True)
+        assert moved.status_code == 200
+        text = moved.content.decode()
+    bodies: list[tuple[str, str | None]] = []
+    for _ in range(10):
+        got = sqs.receive_message(
+            QueueUrl=source,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=60,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not got:
+            break
+        for m in got:
+            tag = m.get("MessageAttributes", {}).get("tag", {}).get("StringValue")
+            bodies.append((m["Body"], tag))
+    moved_back = sorted((b, t) for b, t in bodies if t is not None)
+    assert moved_back == sorted((body, tag) for tag, body in BAD_BODIES.items()), text[-2000:]
+    # The source's own messages are all still there, once each.
+    assert sorted(b for b, t in bodies if t is None) == sorted(BAD_BODIES.values())
+    assert depth(sqs, f"{unique}-celery-dlq") == (0, 0)
