@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_backoff__redeliveries_follow_the_policy_as_kombu_applies_it(
     assert [count for _t, count in deliveries] == ["1", "2", "3", "4"], deliveries
 
     times = [t for t, _count in deliveries]
-    print("gaps between deliveries (s):", [round(b - a, 2) for a, b in zip(times, times[1:])])
+    print("gaps between deliveries (s):", [round(b - a, 2) for a, b in pairwise(times)])
     rows = backoff.as_rows(POLICY)
     assert [r["attempt"] for r in rows] == [2, 3, 4]
     for row in rows:
