@@ -738,3 +738,47 @@ def test_online__slow_endpoint_is_bounded_by_the_read_timeout(sqs_endpoint: str)
         proxy.cut()
     assert ids(found) == {"sqs_broker.E017"} and "ReadTimeout" in found[0].message
     assert elapsed < 5
+
+
+# --- E009 with a real worker ----------------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_backoff_key_mismatch__a_real_worker_never_applies_the_policy(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """With a prefix, the failing task runs once and its message is gone: no backoff, as E009 says.
+
+    The same policy on an unprefixed queue redelivers after 1 s
+    (tests/test_backoff.py); here the probe must not run a second time.
+    """
+    probe = "project.demo.tasks.backoff_probe"
+    name = f"{unique}-celery"
+    url_ = sqs.create_queue(
+        QueueName=name,
+        Attributes={"VisibilityTimeout": "30", "ReceiveMessageWaitTimeSeconds": "1"},
+    )["QueueUrl"]
+    queues = {name: {"url": url_, "backoff_policy": {"1": 1, "2": 1}, "backoff_tasks": [probe]}}
+    env = base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_PREDEFINED_QUEUES=json.dumps(queues),
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_POLLING_INTERVAL="0",
+    )
+    app = make_app(env)
+    (e009,) = [f for f in findings.offline(app) if f.id == "sqs_broker.E009"]
+    assert e009.queue == name
+
+    start_worker(env, queues="celery")
+    journal = tmp_path / "deliveries.txt"
+    app.send_task(probe, args=(str(journal),), queue="celery")
+    deadline = time.monotonic() + 30
+    while not journal.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(4)  # the policy would have redelivered after 1 s, and again 1 s later
+    assert len(journal.read_text().splitlines()) == 1
+    attributes = sqs.get_queue_attributes(QueueUrl=url_, AttributeNames=["All"])["Attributes"]
+    # kombu deleted the rejected message: not a backoff task under the routing key "celery".
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
