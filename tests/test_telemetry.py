@@ -188,9 +188,9 @@ def test_prune_old__drops_rows_past_retention(settings) -> None:
 @pytest.mark.django_db
 def test_snapshot__worker_states() -> None:
     """Alive, lost after 3 of the worker's own intervals, stopped; old stopped ones left out."""
-    _beat("alive@h", seen_ago=1, interval=1)
+    _beat("alive@h", seen_ago=1, interval=10)
     _beat("lost@h", seen_ago=3.5, interval=1)
-    _beat("slow@h", seen_ago=25, interval=10)
+    _beat("slow@h", seen_ago=20, interval=10)
     _beat("stopped@h", seen_ago=30, stopped=True)
     _beat("gone@h", seen_ago=600, stopped=True)
     _beat("lost-long-ago@h", seen_ago=2 * 86400)
