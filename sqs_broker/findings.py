@@ -1246,7 +1246,8 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
         action = "sqs:GetQueueAttributes"
         match = re.search(r" on (\w+)", state.error)
         if match:
-            action = f"sqs:{match[1]}"
+            service = "sts" if match[1] in ("AssumeRole", "GetCallerIdentity") else "sqs"
+            action = f"{service}:{match[1]}"
         return [_failure(kind, sqs.readable_error(state.error)[0], action, ref.name)]
 
     found: list[Finding] = []

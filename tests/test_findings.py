@@ -693,6 +693,8 @@ def test_online__access_denied_names_the_action(iam_server: dict[str, Any]) -> N
         if f.id == "sqs_broker.E019"
     ]
     assert denied and f"sts:AssumeRole on {role}" in denied[0].message
+    # The predefined queue, read through the role, is denied the same action.
+    assert [f.queue for f in denied if "sts:AssumeRole" in f.message] == [None, "celery"]
     assert "sqs_broker.E019" not in online_ids(iam_app(iam_server, "worker"))
 
 
