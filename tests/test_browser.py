@@ -192,7 +192,7 @@ def test_dashboard__backoff_dlq_and_history(page, live_server, sqs, unique):
         expect(row.locator("td.in-flight")).to_have_text("3")
         expect(row.locator("td.delayed")).to_have_text("1")
         expect(row.locator(".dlq-visible")).to_have_text("7")
-        expect(row.locator("svg.sqs-spark polyline")).to_have_count(1)
+        expect(row.locator("svg.sqs-spark polyline")).to_have_count(2)  # queue and its DLQ
         card = page.locator("#backoff-celery")
         cells = card.locator("tbody tr").all_inner_texts()
         assert [c.split() for c in cells] == [
