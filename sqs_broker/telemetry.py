@@ -151,7 +151,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
-        self._last_prune = 0.0
+        self._last_prune = float("-inf")  # the first flush of a worker prunes
         self._registered = False
         self.active = lambda: 0
         self.flushes = 0

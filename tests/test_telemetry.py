@@ -404,6 +404,8 @@ def _totals(queue: str) -> dict[str, int]:
 def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None:
     """Each pool counts every task (prefork children too), beats, and marks a warm stop."""
     env = _env(unique)
+    old = timezone.now() - timedelta(days=8)  # past the default 7 days of retention
+    TaskCounter.objects.create(task="gone", queue="q", minute=telemetry.minute_of(old))
     extra = ("--concurrency=2",) if pool != "solo" else ()
     worker = start_worker(env, pool=pool, extra=extra)
     app = make_app(env)
@@ -421,6 +423,7 @@ def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None
         lambda: WorkerHeartbeat.objects.filter(processed=7).first(), what="heartbeat totals"
     )
     assert (beat.pool, beat.failed, beat.queues) == (pool, 1, [queue])
+    assert not TaskCounter.objects.filter(task="gone").exists()  # pruned by the worker
     assert beat.concurrency == (2 if pool != "solo" else 1)
     shown = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}[beat.hostname]
     assert shown["state"] == "alive"
