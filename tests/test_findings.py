@@ -346,7 +346,8 @@ def test_offline__backoff_key_mismatch_names_the_real_queue() -> None:
 
 def test_offline__polling_numbers() -> None:
     """I001 and W003 carry the cycle and the monthly request count and cost."""
-    (i001,) = [f for f in findings.offline(app_for()) if f.id == "sqs_broker.I001"]
+    kombu_stock = app_for({"SQS_WAIT_TIME_SECONDS": "10", "SQS_POLLING_INTERVAL": "1"})
+    (i001,) = [f for f in findings.offline(kombu_stock) if f.id == "sqs_broker.I001"]
     assert "10 + 1 = 11 s" in i001.message and "235,636 requests" in i001.message
     busy = app_for({"SQS_WAIT_TIME_SECONDS": "0", "SQS_POLLING_INTERVAL": "0"})
     (w003,) = [f for f in findings.offline(busy) if f.id == "sqs_broker.W003"]
@@ -481,7 +482,9 @@ def test_online__receive_wait_time_zero(sqs: Any, unique: str) -> None:
     """I007 for a queue with ReceiveMessageWaitTimeSeconds 0 while long polling is configured."""
     prefix = f"{unique}-"
     sqs.create_queue(QueueName=f"{prefix}celery", Attributes={"ReceiveMessageWaitTimeSeconds": "0"})
-    found = findings.online(app_for({"SQS_QUEUE_NAME_PREFIX": prefix}))
+    found = findings.online(
+        app_for({"SQS_QUEUE_NAME_PREFIX": prefix, "SQS_WAIT_TIME_SECONDS": "10"})
+    )
     (i007,) = [f for f in found if f.id == "sqs_broker.I007"]
     assert "ReceiveMessageWaitTimeSeconds=10" in i007.hint
     short = {"SQS_QUEUE_NAME_PREFIX": prefix, "SQS_WAIT_TIME_SECONDS": "0"}
