@@ -1,0 +1,199 @@
+"""What every benchmark needs: a local SQS, counting proxies, Celery apps and worker processes.
+
+Each benchmark starts its own :class:`~sqs_broker.localsqs.LocalSQS`, so the
+figures of one run come from one server. Workers are real
+``celery -A project worker`` processes, configured by ``sqs_broker.settings``
+from environment variables, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from celery import Celery
+
+from sqs_broker.localsqs import LOCAL_ENV, LocalSQS
+from sqs_broker.settings import celery_settings
+from tests.proxy import Proxy
+
+ROOT = Path(__file__).resolve().parent.parent
+ADD = "project.demo.tasks.add"
+
+#: kombu 5.7's own defaults for the SQS transport and Celery's prefetch multiplier.
+STOCK = {"polling_interval": 1.0, "wait_time_seconds": 10, "prefetch_multiplier": 4}
+
+
+def django_setup() -> None:
+    """Django settings for the parts of sqs_broker that read them (timeouts, cache TTL)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            SQS_BROKER_TELEMETRY=False,
+            USE_TZ=True,
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "sqs_broker"],
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        )
+        django.setup()
+
+
+@contextmanager
+def local_sqs() -> Iterator[LocalSQS]:
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    with LocalSQS() as server:
+        yield server
+
+
+def env_for(endpoint: str, prefix: str, **variables: Any) -> dict[str, str]:
+    """A worker or publisher environment: the local endpoint, a queue prefix, settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQS_", "CELERY_"))}
+    env.update(LOCAL_ENV)
+    env.update(
+        {
+            "SQS_ENDPOINT_URL": endpoint,
+            "SQS_QUEUE_NAME_PREFIX": prefix,
+            "SQS_BROKER_TELEMETRY": "false",
+            # No database in the way: results stay in the worker's memory.
+            "CELERY_RESULT_BACKEND": "cache+memory://",
+        }
+    )
+    env.update({k: str(v) for k, v in variables.items()})
+    return env
+
+
+def make_app(env: Mapping[str, str], **conf: Any) -> Celery:
+    app = Celery("bench", set_as_current=False)
+    settings = celery_settings(env)
+    app.config_from_object({k.removeprefix("CELERY_").lower(): v for k, v in settings.items()})
+    app.conf.update(task_ignore_result=True, **conf)
+    return app
+
+
+def sqs_client(endpoint: str) -> Any:
+    return boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def unique(prefix: str = "b") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+_LOG_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/\w+\] Task \S+\[([0-9a-f-]{36})\] received",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float = field(default_factory=time.monotonic)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.output():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.output()[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready in {timeout} s:\n{self.output()[-3000:]}")
+
+    def received(self) -> dict[str, float]:
+        """Task id -> the wall-clock time the worker logged its receipt."""
+        found = {}
+        for stamp, task_id in _LOG_LINE.findall(self.output()):
+            when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+            found.setdefault(task_id, when.timestamp())
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_worker(
+    env: Mapping[str, str],
+    queues: str = "celery",
+    prefetch_multiplier: int = 4,
+    pool: str = "solo",
+    concurrency: int = 1,
+) -> Worker:
+    """A ``celery -A project worker`` on ``queues``; call ``wait_ready()`` before timing."""
+    log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
+    database = Path(tempfile.gettempdir()) / "sqs-broker-bench.sqlite3"
+    full_env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [
+        sys.executable, "-m", "celery", "-A", "project", "worker",
+        f"--pool={pool}", f"--concurrency={concurrency}", "-Q", queues, "--loglevel=INFO",
+        f"--prefetch-multiplier={prefetch_multiplier}", "-n", f"{unique('w')}@%h",
+        "--without-heartbeat", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
+    return Worker(process, log)
+
+
+def wait_empty(client: Any, urls: list[str], timeout: float = 120) -> float:
+    """Block until no message is visible, delayed or in flight on ``urls``; the time it ended."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total = 0
+        for url in urls:
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+            total += sum(int(v) for v in attributes["Attributes"].values())
+        if total == 0:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise RuntimeError(f"queues not drained in {timeout} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+@contextmanager
+def proxy_to(endpoint: str, delay: float = 0.0) -> Iterator[Proxy]:
+    with Proxy.to(endpoint, delay=delay) as proxy:
+        yield proxy
