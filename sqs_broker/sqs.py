@@ -219,6 +219,7 @@ def clear_caches() -> None:
     _sts_credentials.clear()
     with _cache_lock:
         _cache.clear()
+        _listings.clear()
 
 
 # --- inventory ---------------------------------------------------------------
@@ -238,8 +239,25 @@ class QueueRef:
         return self.name.endswith(".fifo")
 
 
+#: ListQueues answers by (prefix, endpoint), reused for SQS_BROKER_CACHE_TTL like
+#: the attributes, so a reload storm costs one listing per TTL, not one per request.
+_listings: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
+
+
 def list_queue_urls(prefix: str, app: Celery | None = None) -> list[str]:
-    """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer."""
+    """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer (TTL-cached)."""
+    key = (prefix, endpoint_url(app))
+    with _cache_lock:
+        hit = _listings.get(key)
+    if hit is not None and time.monotonic() - hit[0] < app_settings.CACHE_TTL:
+        return list(hit[1])
+    urls = _list_queue_urls(prefix, app)
+    with _cache_lock:
+        _listings[key] = (time.monotonic(), urls)
+    return list(urls)
+
+
+def _list_queue_urls(prefix: str, app: Celery | None) -> list[str]:
     sqs = client(app=app)
     urls: list[str] = []
     kwargs: dict[str, Any] = {"MaxResults": 1000}
