@@ -378,6 +378,8 @@ class SampleResult:
     written: int
     pruned: int
     failed: dict[str, str]
+    #: Declared queues that do not exist yet (Celery creates them on first use).
+    missing: list[str] = field(default_factory=list)
 
 
 def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResult:
@@ -403,8 +405,13 @@ def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResu
         if state.error is None
     ]
     QueueSample.objects.bulk_create(rows)
-    failed = {name: state.error for name, state in states.items() if state.error is not None}
-    return SampleResult(len(rows), prune(when), failed)
+    missing = sorted(name for name, state in states.items() if not state.exists)
+    failed = {
+        name: state.error
+        for name, state in states.items()
+        if state.error is not None and state.exists
+    }
+    return SampleResult(len(rows), prune(when), failed, missing)
 
 
 def prune(now: datetime | None = None) -> int:

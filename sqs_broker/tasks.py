@@ -20,4 +20,9 @@ from sqs_broker import stats
 def sample_queues() -> dict[str, Any]:
     """One sample of every queue's depth, then retention pruning (see ``sqs_sample``)."""
     result = stats.sample()
-    return {"written": result.written, "pruned": result.pruned, "failed": sorted(result.failed)}
+    return {
+        "written": result.written,
+        "pruned": result.pruned,
+        "failed": sorted(result.failed),
+        "missing": result.missing,
+    }

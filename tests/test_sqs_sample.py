@@ -57,7 +57,7 @@ def test_sqs_sample__prunes_past_retention(sqs, unique, app):
     )
     with override_settings(SQS_BROKER_RETENTION_DAYS=2):
         out, _ = _run()
-    assert out == "Sampled 1 queues; pruned 1 old samples.\n"
+    assert out == "Sampled 1 queue; pruned 1 old sample.\n"
     assert not QueueSample.objects.filter(pk=old.pk).exists()
     assert QueueSample.objects.filter(pk=recent.pk).exists()
 
@@ -79,6 +79,23 @@ def test_sqs_sample__unreachable_exits_2(unique):
 
 
 @pytest.mark.django_db
+def test_sqs_sample__queue_not_created_yet(sqs, unique):
+    """A declared queue Celery has not created yet is reported, not a failure."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    celery = make_app(
+        base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"),
+        task_routes={"x.y": {"queue": "later"}},
+    )
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        out, err = _run("--once")
+    assert out == (
+        "Sampled 1 queue; pruned 0 old samples.\n"
+        f"{unique}-later: does not exist yet (Celery creates it on first use).\n"
+    )
+    assert err == ""
+
+
+@pytest.mark.django_db
 def test_sqs_sample__bad_interval(app):
     """--interval must be positive."""
     with pytest.raises(CommandError, match="--interval must be"):
@@ -90,7 +107,7 @@ def test_sample_queues_task__writes_samples(sqs, unique, app):
     """The beat task samples like the command does."""
     sqs.create_queue(QueueName=f"{unique}-celery")
     result = sample_queues.apply().get()
-    assert result == {"written": 1, "pruned": 0, "failed": []}
+    assert result == {"written": 1, "pruned": 0, "failed": [], "missing": []}
     assert QueueSample.objects.filter(queue=f"{unique}-celery").count() == 1
 
 
@@ -125,5 +142,5 @@ def test_sqs_sample__interval_until_interrupted(sqs, unique):
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
-    assert out.count("Sampled 1 queues") >= 3
+    assert out.count("Sampled 1 queue;") >= 3
     assert out.endswith("Stopped.\n")

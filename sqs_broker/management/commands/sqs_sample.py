@@ -6,7 +6,8 @@ queue) that answers, then prunes samples older than
 samples every N seconds until interrupted. The Celery beat task
 ``sqs_broker.sample_queues`` does the same from a worker.
 
-Exit status: 0 when every queue answered, 1 when some queue failed
+Exit status: 0 when every queue answered (a declared queue that does not
+exist yet is reported, not counted as a failure), 1 when some queue failed
 (samples of the others are written), 2 when no queue could be read.
 """
 
@@ -18,6 +19,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sqs_broker import stats
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class Command(BaseCommand):
@@ -56,8 +61,13 @@ class Command(BaseCommand):
 
     def _sample_once(self, raise_on_failure: bool) -> None:
         result = stats.sample()
-        line = f"Sampled {result.written} queues; pruned {result.pruned} old samples."
+        line = (
+            f"Sampled {_count(result.written, 'queue')}; "
+            f"pruned {_count(result.pruned, 'old sample')}."
+        )
         self.stdout.write(line)
+        for name in result.missing:
+            self.stdout.write(f"{name}: does not exist yet (Celery creates it on first use).")
         for name, error in result.failed.items():
             self.stderr.write(self.style.ERROR(f"{name}: {error}"))
         if raise_on_failure and result.failed:
