@@ -2,7 +2,8 @@
 
 :class:`~sqs_broker.models.Dashboard` is an unmanaged model: it gives the page
 a place on the admin index and its own permissions. Its changelist is the
-dashboard; ``get_urls`` adds a page per queue and the two confirmation pages.
+dashboard; ``get_urls`` adds a page per queue, the purge and dead-letter move
+confirmation pages, and the (POST-only) peek at a queue's messages.
 Every number comes from :func:`sqs_broker.stats.gather`; every SQS change goes
 through :mod:`sqs_broker.sqs` and is logged as an admin ``LogEntry``.
 """
@@ -168,7 +169,6 @@ class DashboardAdmin(admin.ModelAdmin):
             data=data,
             rows=rows,
             backoff_rows=[r for r in rows if r["q"]["backoff_policy"]],
-            general_findings=[f for f in data["findings"] if not f["queue"]],
             refresh_seconds=app_settings.REFRESH_SECONDS,
             window=window,
             windows=WINDOWS,
