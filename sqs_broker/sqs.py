@@ -531,7 +531,6 @@ def move_messages(
     return result
 
 
-
 def peek(state: QueueState, app: Celery | None = None, count: int = 10) -> list[dict[str, Any]]:
     """Up to ``count`` (<= 10) messages, made visible again at once.
 
@@ -549,6 +548,7 @@ def peek(state: QueueState, app: Celery | None = None, count: int = 10) -> list[
         MessageAttributeNames=["All"],
     )
     return list(answer.get("Messages", []))
+
 
 # --- identity and checks -----------------------------------------------------
 # The calls ``sqs_check`` and the online findings make besides queue
