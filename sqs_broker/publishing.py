@@ -184,6 +184,20 @@ def forget_visibility() -> None:
         _visibility.clear()
 
 
+def held_by_worker(delay: float, fifo: bool) -> float:
+    """Seconds a worker holds a message due in ``delay`` s, with this app's native delays.
+
+    The part SQS can hold itself (up to 900 s on a standard queue, with
+    ``SQS_BROKER_NATIVE_DELAY``) does not count against the visibility
+    timeout; the rest does. For checks that know only a longest delay.
+    """
+    if delay <= 0:
+        return 0.0
+    if fifo or not app_settings.NATIVE_DELAY or delay < 1:
+        return delay
+    return delay - min(int(delay), MAX_DELAY_SECONDS)
+
+
 def _eta(message: Any, app: Celery) -> datetime | None:
     headers = getattr(message, "headers", None) or {}
     eta = headers.get("eta")

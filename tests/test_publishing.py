@@ -351,3 +351,12 @@ def test_publish_many__an_unmodified_worker_runs_them(start_worker, unique) -> N
     app = guarded_app(env, result_backend="django-db")
     results = publish_many([app.signature(ADD, args=(n, 1)) for n in range(15)], app=app)
     assert [r.get(timeout=60) for r in results] == [n + 1 for n in range(15)]
+
+
+def test_held_by_worker__only_the_part_beyond_sqs_delay_counts() -> None:
+    """Standard queues subtract up to 900 s; FIFO queues and native delays off subtract nothing."""
+    assert publishing.held_by_worker(600, fifo=False) == 0
+    assert publishing.held_by_worker(7200, fifo=False) == 6300
+    assert publishing.held_by_worker(600, fifo=True) == 600
+    with override_settings(SQS_BROKER_NATIVE_DELAY=False):
+        assert publishing.held_by_worker(600, fifo=False) == 600
