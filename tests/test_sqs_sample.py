@@ -144,3 +144,14 @@ def test_sqs_sample__interval_until_interrupted(sqs, unique):
     assert process.returncode == 0, err
     assert out.count("Sampled 1 queue;") >= 3
     assert out.endswith("Stopped.\n")
+
+
+def test_sample_queues_task__scheduled_in_example_project(settings):
+    """The example project's beat schedule runs the registered sampling task every minute."""
+    from project.celery import app as project_app
+
+    project_app.loader.import_default_modules()
+    assert "sqs_broker.sample_queues" in project_app.tasks
+    entry = settings.CELERY_BEAT_SCHEDULE["sqs-broker-sample"]
+    assert entry == {"task": "sqs_broker.sample_queues", "schedule": 60.0}
+    assert project_app.conf.beat_schedule["sqs-broker-sample"]["task"] == entry["task"]
