@@ -147,3 +147,23 @@ def test_stats__config_masked(client, unique):
     assert config["queue_name_prefix"] == f"{unique}-"
     assert config["region"] == "us-east-1"
     assert config["endpoint"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.django_db
+def test_stats__endpoint_down_is_not_a_500(client, unique):
+    """With nothing listening at the endpoint the JSON still answers, with per-queue errors."""
+    from sqs_broker.localsqs import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=down))
+    with override_settings(
+        SQS_BROKER_CELERY_APP=celery, SQS_BROKER_API_TOKEN=TOKEN, SQS_BROKER_CONNECT_TIMEOUT=1
+    ):
+        response = client.get(STATS, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    data = response.json()
+    (queue,) = data["queues"]
+    assert queue["visible"] is None
+    assert queue["error"]
+    assert data["errors"]
+    assert "Traceback" not in response.content.decode()
