@@ -314,7 +314,15 @@ class DashboardAdmin(admin.ModelAdmin):
         dlq = sqs.fetch_one(stats._dead_letter_ref(policy["name"], app), app)
         error = source.error or dlq.error
         if request.method == "POST" and error is None:
-            handle = sqs.start_message_move(dlq, source, app)
+            try:
+                handle = sqs.start_message_move(dlq, source, app)
+            except Exception as exc:  # a move already running, access denied: say which
+                messages.error(
+                    request,
+                    _("Moving the messages of %(dlq)s back failed: %(error)s")
+                    % {"dlq": dlq.ref.name, "error": sqs.error_text(exc)[0]},
+                )
+                return HttpResponseRedirect(self._redirect_target(request))
             if handle is not None:
                 log_action(
                     request,
