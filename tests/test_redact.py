@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
+import django
 import pytest
 from django.conf import settings
 from django.core import mail
@@ -91,6 +92,9 @@ def boom(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [path("boom/", boom)]
 
+#: Django 6 takes addresses; 5.2 takes (name, address) pairs.
+ADMINS = ["ops@example.com"] if django.VERSION >= (6,) else [("Ops", "ops@example.com")]
+
 REQUEST_HEADERS = {
     "HTTP_AUTHORIZATION": f"Bearer {API_TOKEN}",
     "HTTP_X_AMZ_SECURITY_TOKEN": TOKEN,
@@ -117,7 +121,7 @@ def test_error_email__shows_no_secret(canaries: None) -> None:
     """The error e-mail sent to ADMINS with DEBUG off holds no canary."""
     mail.outbox.clear()
     client = Client(raise_request_exception=False)
-    with override_settings(DEBUG=False, ADMINS=[("Ops", "ops@example.com")]):
+    with override_settings(DEBUG=False, ADMINS=ADMINS):
         response = client.get("/boom/", {"token": API_TOKEN}, **REQUEST_HEADERS)
     assert response.status_code == 500
     assert len(mail.outbox) == 1
@@ -138,7 +142,7 @@ def test_error_email__html_part_shows_no_secret(canaries: None) -> None:
     logger.addHandler(handler)
     try:
         client = Client(raise_request_exception=False)
-        with override_settings(DEBUG=False, ADMINS=[("Ops", "ops@example.com")]):
+        with override_settings(DEBUG=False, ADMINS=ADMINS):
             client.get("/boom/", **REQUEST_HEADERS)
     finally:
         logger.removeHandler(handler)
