@@ -296,3 +296,16 @@ def test_queue_page__dead_letter_queue(client, sqs, unique, with_dlq):
         page = client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/")
     assert page.status_code == 200
     assert page.context["q"]["visible"] == 3
+
+
+@pytest.mark.django_db
+def test_dashboard__simplified_chinese(client, sqs, unique, app):
+    """With Accept-Language zh-hans the headings, labels and actions are in Chinese."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    client.force_login(_user("view_dashboard", "purge_queue"))
+    html = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    chinese = ("SQS 仪表盘", "退避策略", "配置", "检查结果", "死信队列", "清空", "暂停自动刷新")
+    for text in chinese:
+        assert text in html
+    for english in ("Backoff policies", "Configuration", "Dead-letter queue", "Pause auto-refresh"):
+        assert english not in html
