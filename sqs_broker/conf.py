@@ -76,8 +76,12 @@ class Settings:
 
     @property
     def MAX_WORKERS(self) -> int:
-        """Threads that fetch queue attributes at once."""
-        return int(_number("SQS_BROKER_MAX_WORKERS", 16, 1))
+        """Threads that fetch queue attributes at once.
+
+        The calls wait on the network, not the CPU: with one thread per
+        queue, 100 queues cost about one round-trip of wall time.
+        """
+        return int(_number("SQS_BROKER_MAX_WORKERS", 100, 1))
 
     @property
     def DISCOVER_BY_PREFIX(self) -> bool:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
@@ -275,9 +275,10 @@ def _list_queue_urls(prefix: str, app: Celery | None) -> list[str]:
 def inventory(app: Celery | None = None, discover: bool | None = None) -> list[QueueRef]:
     """Declared, predefined and (with a prefix, or when asked) discovered queues.
 
-    Discovery lists queues, which fails when the endpoint is down; the
-    declared and predefined queues are still returned then, and the caller
-    gets their per-queue errors from :func:`fetch`.
+    Discovery lists queues and raises when that fails; callers that must
+    still show something ask again with ``discover=False``. A declared queue
+    that discovery finds keeps the URL it was listed with, which saves its
+    ``GetQueueUrl`` call in :func:`fetch_one`.
     """
     options = transport_options(app)
     predefined = options.get("predefined_queues") or {}
@@ -292,7 +293,11 @@ def inventory(app: Celery | None = None, discover: bool | None = None) -> list[Q
         if discover if discover is not None else (bool(prefix) or app_settings.DISCOVER_BY_PREFIX):
             for url in list_queue_urls(prefix, app):
                 name = url.rstrip("/").rsplit("/", 1)[-1]
-                refs.setdefault(name, QueueRef(name, "prefix", url))
+                known = refs.get(name)
+                if known is None:
+                    refs[name] = QueueRef(name, "prefix", url)
+                elif known.url is None:
+                    refs[name] = replace(known, url=url)
     return list(refs.values())
 
 
