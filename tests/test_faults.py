@@ -335,3 +335,28 @@ def test_malformed_messages__dashboard_peek_and_move_lose_nothing(
     # The source's own messages are all still there, once each.
     assert sorted(b for b, t in bodies if t is None) == sorted(BAD_BODIES.values())
     assert depth(sqs, f"{unique}-celery-dlq") == (0, 0)
+
+
+@with_worker
+def test_warm_shutdown__prefetched_messages_run_before_exit(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """SIGTERM mid-task: the running and the prefetched tasks finish; nothing is left in flight."""
+    visibility = 120
+    env = base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_VISIBILITY_TIMEOUT=str(visibility),
+    )
+    journal = tmp_path / "journal"
+    app = make_app(env)
+    for n in range(4):
+        app.send_task(JOURNAL, args=(str(journal), f"task{n}", 3.0 if n == 0 else 0.0))
+    # The solo pool runs one task while the other three wait, prefetched, in the worker.
+    worker = start_worker(env)
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+    assert depth(sqs, f"{unique}-celery") == (0, 4), worker.output()
+    assert worker.stop(signal.SIGTERM, timeout=30) == 0
+    # A warm shutdown finishes what it holds: each ran once, none waits out the timeout.
+    assert sorted(tag for tag, _ in runs(journal)) == [f"task{n}" for n in range(4)]
+    assert depth(sqs, f"{unique}-celery") == (0, 0)
