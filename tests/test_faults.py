@@ -360,3 +360,23 @@ def test_warm_shutdown__prefetched_messages_run_before_exit(
     # A warm shutdown finishes what it holds: each ran once, none waits out the timeout.
     assert sorted(tag for tag, _ in runs(journal)) == [f"task{n}" for n in range(4)]
     assert depth(sqs, f"{unique}-celery") == (0, 0)
+
+
+@with_worker
+def test_malformed_messages__worker_survives_and_runs_the_next_task(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """Bodies Celery did not write do not stop the worker; the task after them runs."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    for body in BAD_BODIES.values():
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    journal = tmp_path / "journal"
+    worker = start_worker(env)
+    make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
+    assert wait_for(lambda: len(runs(journal)) == 1, 30), worker.output()
+    assert worker.process.poll() is None, worker.output()
+    # Celery discards a message it cannot read as a task, with a warning per message,
+    # rather than leave it to be redelivered forever: the queue ends up empty.
+    assert worker.output().count("Received and deleted unknown message") == len(BAD_BODIES)
+    assert depth(sqs, f"{unique}-celery") == (0, 0)
