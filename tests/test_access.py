@@ -313,3 +313,29 @@ def test_admin_index__lists_dashboard_only_with_view(queues: dict[str, str]) -> 
         response = client_for(identity).get("/admin/")
         assert response.status_code == 200
         assert (DASHBOARD in response.content.decode()) is shown, identity
+
+
+#: URL name -> the page of :func:`pages` that tests it.
+COVERED = {
+    "sqs_broker_dashboard_changelist": "dashboard",
+    "sqs_broker_dashboard_queue": "queue",
+    "sqs_broker_dashboard_purge": "purge",
+    "sqs_broker_dashboard_redrive": "redrive",
+    "sqs_broker_dashboard_peek": "peek",
+    "stats": "stats",
+    "metrics": "metrics",
+}
+
+
+def test_every_url_of_the_app__is_in_the_matrix() -> None:
+    """A URL added to the admin or to sqs_broker.urls fails here until its access is tested."""
+    from django.contrib import admin
+
+    from sqs_broker import urls
+    from sqs_broker.models import Dashboard
+
+    names = {p.name for p in admin.site._registry[Dashboard].get_urls()}
+    names |= {p.name for p in urls.urlpatterns}
+    assert names == set(COVERED)
+    assert set(COVERED.values()) == set(pages("q"))
+    assert set(EXPECTED_GET["view"]) == set(pages("q"))
