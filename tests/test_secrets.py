@@ -135,18 +135,21 @@ def test_admin_pages__show_no_secret(secret_env: tuple[dict[str, str], Any], uni
 def test_actions__messages_and_log_entries_show_no_secret(
     secret_env: tuple[dict[str, str], Any], unique: str
 ) -> None:
-    """The pages after a move and a purge, their messages and LogEntries hold no canary."""
+    """The pages after a peek, a move and a purge, their messages and LogEntries hold no canary."""
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     queue = f"{unique}-work"
     texts = []
+    peek = client.post(f"{DASHBOARD}queue/{queue}/peek/")
+    assert peek.status_code == 200
+    texts.append(peek.content.decode())
     for action in ("redrive", "purge"):
         response = client.post(f"{DASHBOARD}queue/{queue}/{action}/", follow=True)
         assert response.status_code == 200
         texts.append(response.content.decode())
         texts += [str(m) for m in get_messages(response.wsgi_request)]
     entries = list(LogEntry.objects.values_list("change_message", "object_repr"))
-    assert len(entries) == 2
+    assert len(entries) == 3
     texts += [" ".join(e) for e in entries]
     assert leaks("\n".join(texts)) == []
 
