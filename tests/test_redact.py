@@ -298,3 +298,21 @@ def test_worker_debug_log__shows_no_secret(
     # DEBUG really was on for botocore: its signed requests are in the log.
     assert "Sending http request" in output or "CanonicalRequest" in output
     assert leaks(output) == [], [line for line in output.splitlines() if leaks(line)][:5]
+
+
+@pytest.mark.worker
+def test_worker_refusal__shows_no_secret(start_worker: Any) -> None:
+    """A worker refusing to start (DEBUG with keys in the URL) says why without the key."""
+    env = base_env(
+        DJANGO_DEBUG="true",
+        AWS_ACCESS_KEY_ID="AKIACANARYREDACT",
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        SQS_CREDENTIALS_IN_URL="true",
+        SQS_BROKER_API_TOKEN=API_TOKEN,
+    )
+    worker = start_worker(env, wait=False, extra=("--loglevel=DEBUG",))
+    worker.process.wait(timeout=60)
+    output = worker.output()
+    assert worker.process.returncode != 0
+    assert "sqs_broker.E001" in output
+    assert leaks(output) == []
