@@ -1,48 +1,69 @@
-"""Publishing: tasks/s and SQS requests per task, ``.delay()`` one by one, ``publish_many``."""
+"""Publishing: tasks/s and SQS requests per task, ``.delay()`` one by one, ``publish_many``.
+
+The two publishers take turns in rounds, each round into a fresh queue, so a
+change in machine load or in queue length affects both alike; the figures
+are the medians of the rounds. A second pass adds 50 ms to every request
+(a delaying proxy), the regime where round trips, not the server, decide.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
-from benchmarks.common import ADD, env_for, make_app, proxy_to, sqs_client, unique
+from benchmarks.common import ADD, env_for, make_app, sqs_client, unique
 from sqs_broker import sqs
 from sqs_broker.publishing import publish_many
+from tests.proxy import Proxy
 
 
-def run(endpoint: str, delay_tasks: int = 300, batch_tasks: int = 1000) -> dict[str, Any]:
-    client = sqs_client(endpoint)
-    results: dict[str, Any] = {}
-    with proxy_to(endpoint) as proxy:
-        prefix = unique("pub") + "-"
-        app = make_app(env_for(proxy.endpoint_url, prefix))
-        app.send_task(ADD, args=(0, 0))  # create the queue, open the pooled connection
-        sqs.clear_caches()
-
-        proxy.reset_counts()
-        started = time.perf_counter()
-        for n in range(delay_tasks):
-            app.send_task(ADD, args=(n, n))
-        elapsed = time.perf_counter() - started
-        counts = proxy.reset_counts()
-        results["delay"] = {
-            "tasks": delay_tasks,
-            "tasks_per_s": delay_tasks / elapsed,
-            "requests_per_task": sum(counts.values()) / delay_tasks,
-            "requests": dict(counts),
-        }
-
-        signatures = [app.signature(ADD, args=(n, n)) for n in range(batch_tasks)]
-        started = time.perf_counter()
+def _round(app: Any, client: Any, prefix: str, method: str, tasks: int) -> float:
+    app.send_task(ADD, args=(0, 0))  # create the queue, open the pooled connection
+    signatures = [app.signature(ADD, args=(n, n)) for n in range(tasks)]
+    started = time.perf_counter()
+    if method == "batch":
         publish_many(signatures, app=app)
-        elapsed = time.perf_counter() - started
-        counts = proxy.reset_counts()
-        results["batch"] = {
-            "tasks": batch_tasks,
-            "tasks_per_s": batch_tasks / elapsed,
-            "requests_per_task": sum(counts.values()) / batch_tasks,
-            "requests": dict(counts),
+    else:
+        for signature in signatures:
+            signature.delay()
+    elapsed = time.perf_counter() - started
+    client.delete_queue(QueueUrl=client.get_queue_url(QueueName=f"{prefix}celery")["QueueUrl"])
+    return elapsed
+
+
+def run(
+    endpoint: str, delay_tasks: int = 100, batch_tasks: int = 300, rounds: int = 3,
+    latency: float = 0.0,
+) -> dict[str, Any]:  # fmt: skip
+    client = sqs_client(endpoint)
+    sizes = {"delay": delay_tasks, "batch": batch_tasks}
+    rates: dict[str, list[float]] = {"delay": [], "batch": []}
+    requests: dict[str, dict[str, int]] = {"delay": {}, "batch": {}}
+    with Proxy.to(endpoint, delay=latency) as proxy:
+        for _ in range(rounds):
+            for method in ("delay", "batch"):
+                prefix = unique("pub") + "-"
+                app = make_app(env_for(proxy.endpoint_url, prefix))
+                sqs.clear_caches()
+                elapsed = _round(app, client, prefix, method, sizes[method])
+                counts = proxy.reset_counts()
+                # Count the publishes only: the warm-up and the queue's creation are not.
+                requests[method] = {
+                    k: v for k, v in counts.items() if k in ("SendMessage", "SendMessageBatch")
+                }
+                requests[method]["SendMessage"] -= 1  # the warm-up
+                if not requests[method]["SendMessage"]:
+                    del requests[method]["SendMessage"]
+                rates[method].append(sizes[method] / elapsed)
+    return {
+        method: {
+            "tasks": sizes[method],
+            "rounds": rounds,
+            "added_latency_ms": latency * 1000,
+            "tasks_per_s": statistics.median(rates[method]),
+            "requests_per_task": sum(requests[method].values()) / sizes[method],
+            "requests": requests[method],
         }
-        url = client.get_queue_url(QueueName=f"{prefix}celery")["QueueUrl"]
-        client.delete_queue(QueueUrl=url)
-    return results
+        for method in ("delay", "batch")
+    }

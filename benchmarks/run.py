@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     with local_sqs() as server:
         endpoint = server.endpoint_url
         print("publish ...", file=sys.stderr)
-        out["publish"] = publish.run(endpoint, 100 if quick else 300, 300 if quick else 1000)
+        out["publish"] = publish.run(endpoint, 60, 200, rounds=1 if quick else 3)
+        out["publish_50ms"] = publish.run(endpoint, 20, 100, rounds=1, latency=0.05)
         print("end to end ...", file=sys.stderr)
         tasks = 100 if quick else 300
         e2e = out["end_to_end"] = {}
@@ -91,9 +92,10 @@ def _opts(config: dict[str, Any]) -> dict[str, Any]:
 def print_table(out: dict[str, Any]) -> None:
     lines = []
     pub = out["publish"]
-    lines.append(_row("PUBLISH", "tasks/s", "requests/task"))
+    slow = out["publish_50ms"]
+    lines.append(_row("PUBLISH", "tasks/s", "+50 ms: t/s", "requests/task"))
     for key, label in (("delay", ".delay() one by one"), ("batch", "publish_many (batches of 10)")):
-        lines.append(_row(label, _f(pub[key]["tasks_per_s"], 0),
+        lines.append(_row(label, _f(pub[key]["tasks_per_s"], 0), _f(slow[key]["tasks_per_s"], 0),
                           _f(pub[key]["requests_per_task"], 3)))  # fmt: skip
     lines.append("")
     lines.append(_row("END TO END (one solo worker, trivial task)", "tasks/s", "requests/task"))

@@ -54,8 +54,12 @@ VARIABLES = (
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VISIBILITY_TIMEOUT = 1800
-DEFAULT_POLLING_INTERVAL = 1.0
-DEFAULT_WAIT_TIME_SECONDS = 10
+# Measured in docs/benchmarks.md (python -m benchmarks.run): the longest long
+# poll halves idle ReceiveMessage calls against kombu's 10 s, and a 0.1 s pause
+# after an empty poll (kombu: 1 s) keeps pickup immediate while bounding a
+# short-polling configuration to ten calls a second per queue.
+DEFAULT_POLLING_INTERVAL = 0.1
+DEFAULT_WAIT_TIME_SECONDS = 20
 DEFAULT_STS_TOKEN_TIMEOUT = 900
 
 #: SQS limits, from the ReceiveMessage, SetQueueAttributes and AssumeRole docs.

@@ -24,9 +24,9 @@ def test_defaults__no_keys_gives_bare_url_and_long_polling() -> None:
     o = s["CELERY_BROKER_TRANSPORT_OPTIONS"]
     assert o["region"] == "us-east-1"
     assert o["visibility_timeout"] == 1800
-    assert o["polling_interval"] == 1.0
-    assert o["wait_time_seconds"] == 10
-    assert o["sqs-creation-attributes"] == {"ReceiveMessageWaitTimeSeconds": "10"}
+    assert o["polling_interval"] == 0.1
+    assert o["wait_time_seconds"] == 20
+    assert o["sqs-creation-attributes"] == {"ReceiveMessageWaitTimeSeconds": "20"}
     assert "predefined_queues" not in o and "is_secure" not in o
     assert s["CELERY_WORKER_SEND_TASK_EVENTS"] is False
 
