@@ -152,7 +152,6 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
         self._last_prune = float("-inf")  # the first flush of a worker prunes
-        self._registered = False
         self.active = lambda: 0
         self.flushes = 0
 
@@ -203,10 +202,11 @@ class Recorder:
         if self.worker is not None:
             # Here, not in the bootstep's start(): a locked database must not
             # delay the worker's start.
-            try:
-                start_worker_heartbeat(self.hostname, self.worker)
-            except Exception as exc:
-                logger.warning("telemetry: first heartbeat failed: %s", exc)
+            with self._flush_lock:
+                try:
+                    start_worker_heartbeat(self.hostname, self.worker)
+                except Exception as exc:
+                    logger.warning("telemetry: first heartbeat failed: %s", exc)
         while not self._stop.wait(self.interval):
             self.flush()
 
@@ -248,6 +248,9 @@ class Recorder:
         """Write the counters (and the heartbeat) in one transaction; True when written."""
         with self._flush_lock:
             counts, processed, failed = self._take()
+            prune = self._prune_due()
+            if not (counts or processed or failed or self.worker or prune):
+                return True  # an idle prefork child: no connection, no empty transaction
             try:
                 close_old_connections()
                 for attempt in range(1, attempts + 1):
@@ -260,7 +263,7 @@ class Recorder:
                             self.worker,
                             self.active(),
                             stopped,
-                            prune=self._prune_due(),
+                            prune=prune,
                         )
                         break
                     except OperationalError as exc:
@@ -580,6 +583,29 @@ class TelemetryStep(bootsteps.StartStopStep):
         return _Runner(current) if current is not None else None
 
 
+def _before_fork() -> None:
+    # A prefork child must not inherit an open SQLite connection: SQLite's
+    # per-process lock bookkeeping would be copied with it, and the child's
+    # own writes would then wait on a lock "its" copy seems to hold, until
+    # "database is locked". A flush closes its connection before releasing
+    # this lock, so holding it across fork() means no connection is open.
+    current = recorder()
+    if current is not None:
+        current._flush_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    current = recorder()
+    if current is not None:
+        current._flush_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    current = _recorder  # the parent's, until worker_process_init replaces it
+    if current is not None and current._flush_lock.locked():
+        current._flush_lock.release()
+
+
 _connected = False
 
 
@@ -594,6 +620,11 @@ def install(app: Any) -> None:
     signals.task_postrun.connect(on_task_postrun, weak=False)
     signals.worker_process_init.connect(on_worker_process_init, weak=False)
     signals.worker_process_shutdown.connect(on_worker_process_shutdown, weak=False)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
     _connected = True
 
 
