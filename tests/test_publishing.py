@@ -277,6 +277,15 @@ def test_publish_many__routes_each_task_and_carries_delays(unique, sqs) -> None:
     assert counts(sqs, queue_url(sqs, f"{unique}-other"))["ApproximateNumberOfMessages"] == 1
 
 
+def test_publish_many__predefined_queue(unique, sqs) -> None:
+    """A predefined queue (kombu never creates or lists it) gets its batch by its URL."""
+    url = sqs.create_queue(QueueName=unique)["QueueUrl"]
+    env = base_env(SQS_PREDEFINED_QUEUES=json.dumps({unique: {"url": url}}))
+    app = guarded_app(env, task_default_queue=unique)
+    publish_many([app.signature(ADD, args=(n, n)) for n in range(12)], app=app)
+    assert sorted(task_args(m)[0] for m in receive_all(sqs, url, expect=12)) == list(range(12))
+
+
 def test_publish_many__fifo_group_keeps_order(unique, sqs) -> None:
     """group= puts every task in one message group, in order, deduplicated by task id."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-")
