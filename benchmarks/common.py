@@ -134,6 +134,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.unlink(missing_ok=True)
 
 
 def start_worker(
