@@ -128,7 +128,8 @@ def test_soft_shutdown__unacked_message_visible_at_once(
     assert stop_seconds < 15, worker.output()
     assert "Soft Shutdown" in worker.output()
     # Back in the queue well before the 120 s visibility timeout would have let it.
-    assert wait_for(lambda: depth(sqs, f"{unique}-celery")[0] == 1, 20), worker.output()
+    released = wait_for(lambda: depth(sqs, f"{unique}-celery")[0] == 1, 20)
+    assert released, (depth(sqs, f"{unique}-celery"), worker.output()[-3000:])
     returned_after = time.monotonic() - stopped_at
     assert returned_after < visibility / 4
 
