@@ -14,9 +14,9 @@ from sqs_broker.models import TaskCounter
 from tests.conftest import base_env, make_app
 
 POLICY = {1: 1, 2: 2, 3: 4}
-#: Short polling, every 0.1 s. moto's long poll does not return a message whose
-#: visibility timeout ends during the wait (AWS does): the next ReceiveMessage gets
-#: it, so with long polling a redelivery on moto is up to one wait time late.
+#: Short polling, every 0.1 s. During a long poll moto notices a message whose
+#: visibility timeout ended only once a second, and not at the deadline (AWS returns
+#: it at once), so with long polling a redelivery on moto is up to 1 s late.
 WAIT_TIME_SECONDS = 0
 POLLING_INTERVAL = 0.1
 #: How late a redelivery may come: one polling interval plus the worker's overhead.
