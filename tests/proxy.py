@@ -17,6 +17,19 @@ from dataclasses import dataclass, field
 #: The SQS JSON protocol names the action in a header; the query protocol in the body.
 _ACTION = re.compile(rb"X-Amz-Target:\s*AmazonSQS\.(\w+)|[?&]Action=(\w+)", re.IGNORECASE)
 
+_DENIED_BODY = (
+    b'{"__type":"com.amazon.coral.service#AccessDeniedException",'
+    b'"message":"User is not authorized to perform this action (test proxy)"}'
+)
+#: SQS's answer to a call an IAM policy denies (JSON protocol; query error header).
+ACCESS_DENIED = (
+    b"HTTP/1.1 403 Forbidden\r\n"
+    b"Content-Type: application/x-amz-json-1.0\r\n"
+    b"x-amzn-query-error: AccessDenied;Sender\r\n"
+    b"Connection: close\r\n"
+    b"Content-Length: " + str(len(_DENIED_BODY)).encode() + b"\r\n\r\n" + _DENIED_BODY
+)
+
 
 @dataclass
 class Proxy:
@@ -31,6 +44,8 @@ class Proxy:
     _server: socket.socket | None = field(default=None, repr=False)
     _cut: threading.Event = field(default_factory=threading.Event, repr=False)
     _deny: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: Requests holding these bytes (a queue's name, say) are answered 403 AccessDenied.
+    deny_matching: bytes | None = None
     _open: set[socket.socket] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -127,17 +142,7 @@ class Proxy:
                     break
                 body += chunk
             self._count(head + body)
-            payload = (
-                b'{"__type":"com.amazon.coral.service#AccessDeniedException",'
-                b'"message":"User is not authorized to perform this action (test proxy)"}'
-            )
-            client.sendall(
-                b"HTTP/1.1 403 Forbidden\r\n"
-                b"Content-Type: application/x-amz-json-1.0\r\n"
-                b"x-amzn-query-error: AccessDenied;Sender\r\n"
-                b"Connection: close\r\n"
-                b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
-            )
+            client.sendall(ACCESS_DENIED)
         except OSError:
             pass
         finally:
@@ -164,6 +169,9 @@ class Proxy:
                     break
                 if outbound:
                     self._count(data)
+                    if self.deny_matching and self.deny_matching in data:
+                        source.sendall(ACCESS_DENIED)
+                        break
                     if self.delay:
                         time.sleep(self.delay)
                 sink.sendall(data)

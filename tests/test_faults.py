@@ -381,3 +381,32 @@ def test_malformed_messages__worker_survives_and_runs_the_next_task(
     # rather than leave it to be redelivered forever: the queue ends up empty.
     assert worker.output().count("Received and deleted unknown message") == len(BAD_BODIES)
     assert depth(sqs, f"{unique}-celery") == (0, 0)
+
+
+@pytest.mark.django_db
+def test_access_denied_on_one_queue__others_still_shown(
+    admin_client: Any, sqs: Any, sqs_endpoint: str, unique: str
+) -> None:
+    """One queue denied by policy: its row says AccessDenied, the others show their depths."""
+    from django.test import override_settings
+
+    from sqs_broker import sqs as sqs_module
+
+    for name in ("open", "denied"):
+        url = sqs.create_queue(QueueName=f"{unique}-{name}")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+    with Proxy.to(sqs_endpoint) as proxy:
+        proxy.deny_matching = f"{unique}-denied".encode()
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        sqs_module.clear_caches()
+        with override_settings(SQS_BROKER_CELERY_APP=app, **BOUNDS):
+            page = admin_client.get("/admin/sqs_broker/dashboard/")
+            data = admin_client.get("/sqs/stats.json").json()
+            metrics = admin_client.get("/sqs/metrics")
+    assert page.status_code == 200 and metrics.status_code == 200
+    rows = {q["name"]: q for q in data["queues"]}
+    assert rows[f"{unique}-open"]["visible"] == 1 and rows[f"{unique}-open"]["error"] is None
+    assert "AccessDenied" in rows[f"{unique}-denied"]["error"]
+    assert "AccessDenied" in page.content.decode()
