@@ -410,3 +410,37 @@ def test_access_denied_on_one_queue__others_still_shown(
     assert rows[f"{unique}-open"]["visible"] == 1 and rows[f"{unique}-open"]["error"] is None
     assert "AccessDenied" in rows[f"{unique}-denied"]["error"]
     assert "AccessDenied" in page.content.decode()
+
+
+@with_worker
+def test_endpoint_blip_while_publishing__retry_rides_it_out(
+    start_worker: Any, sqs_endpoint: str, unique: str, tmp_path: Path
+) -> None:
+    """An outage shorter than the publish retries is invisible to the caller: sent, run once."""
+    import threading
+
+    journal = tmp_path / "journal"
+    worker_env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
+    worker = start_worker(worker_env)
+    with Proxy.to(sqs_endpoint) as proxy:
+        app = make_app({**worker_env, "SQS_ENDPOINT_URL": proxy.endpoint_url})
+        app.send_task(JOURNAL, args=(str(journal), "before"))  # queue URL now known
+        outcome: dict[str, Any] = {}
+
+        def publish() -> None:
+            try:
+                app.send_task(JOURNAL, args=(str(journal), "during"))
+                outcome["sent"] = True
+            except Exception as exc:
+                outcome["error"] = exc
+
+        proxy.cut()
+        thread = threading.Thread(target=publish)
+        thread.start()
+        time.sleep(0.3)
+        proxy.restore()
+        thread.join(30)
+    assert outcome == {"sent": True}
+    assert wait_for(lambda: len(runs(journal)) == 2, 30), worker.output()
+    time.sleep(1.5)  # room for a duplicate
+    assert sorted(tag for tag, _ in runs(journal)) == ["before", "during"]
