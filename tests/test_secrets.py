@@ -209,3 +209,26 @@ def test_sqs_check_command_line__shows_no_secret(sqs: Any, unique: str) -> None:
             output = result.stdout + result.stderr
             assert result.returncode in (0, 1), output
             assert leaks(output) == [], (mode, args)
+
+
+@pytest.mark.parametrize("endpoint", ["up", "down"])
+def test_sqs_sample__shows_no_secret(secret_env: tuple[dict[str, str], Any], endpoint: str) -> None:
+    """sqs_sample's report, and its per-queue errors with the endpoint down, hold no canary."""
+    from sqs_broker import sqs as sqs_module
+    from sqs_broker.localsqs import free_port
+
+    env, app = secret_env
+    if endpoint == "down":
+        app = make_app({**env, "SQS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+        sqs_module.clear_caches()
+    out, err = StringIO(), StringIO()
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_CONNECT_TIMEOUT=1):
+        try:
+            call_command("sqs_sample", "--once", stdout=out, stderr=err)
+        except CommandError as exc:
+            err.write(str(exc))
+    text = out.getvalue() + err.getvalue()
+    assert "Sampled" in text
+    if endpoint == "down":
+        assert "could not be sampled" in text
+    assert leaks(text) == []
