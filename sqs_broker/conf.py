@@ -8,6 +8,7 @@ these are the app's own knobs.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
@@ -22,8 +23,14 @@ EtaGuard = Literal["error", "warn", "off"]
 
 def _number(name: str, default: float, low: float) -> float:
     value = getattr(settings, name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-        raise ImproperlyConfigured(f"{name} must be a number >= {low:g}; got {value!r}.")
+    # NaN compares false with everything and infinity breaks int() and timeouts.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < low
+    ):
+        raise ImproperlyConfigured(f"{name} must be a finite number >= {low:g}; got {value!r}.")
     return value
 
 

@@ -211,3 +211,43 @@ def test_known_bad_values__raise_improperly_configured(name: str, value: str) ->
     assert name in message
     assert not any(canary in message for canary in CANARIES), message
     assert not math.isnan(len(message))
+
+
+# --- the app's own SQS_BROKER_* Django settings (sqs_broker.conf) -----------------
+
+CONF_NAMES = [
+    name
+    for name, member in vars(__import__("sqs_broker.conf", fromlist=["Settings"]).Settings).items()
+    if isinstance(member, property)
+]
+setting_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    env_text,
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(env_text, st.integers(), max_size=2),
+)
+
+
+def test_conf_names__found() -> None:
+    """Every typed setting of sqs_broker.conf is exercised below."""
+    assert {"API_TOKEN", "CACHE_TTL", "MAX_WORKERS", "GATHER_TIMEOUT"} <= set(CONF_NAMES)
+
+
+@pytest.mark.parametrize("name", CONF_NAMES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=setting_values)
+def test_conf_setting__bad_values_raise_improperly_configured(name: str, value: Any) -> None:
+    """Any value of a SQS_BROKER_* setting reads back or raises ImproperlyConfigured naming it."""
+    from django.test import override_settings
+
+    from sqs_broker.conf import app_settings
+
+    setting = f"SQS_BROKER_{name}"
+    with override_settings(**{setting: value}):
+        try:
+            getattr(app_settings, name)
+        except ImproperlyConfigured as exc:
+            assert setting in str(exc), str(exc)
