@@ -508,24 +508,37 @@ def _longest_time_limit(app: Celery) -> tuple[float, str] | None:
 
 def timeout_too_short(app: Celery, timeout: float, queue: str | None = None) -> list[Finding]:
     """E006, W004: a visibility timeout shorter than the longest ETA or time limit."""
+    from sqs_broker.publishing import held_by_worker
+
     found = []
     longest_eta = app_settings.MAX_ETA
-    if longest_eta and timeout < longest_eta:
+    fifo = bool(queue and queue.endswith(".fifo"))
+    # Only the part of a delay that SQS cannot hold itself keeps a message
+    # invisible in a worker's hands.
+    held = held_by_worker(longest_eta, fifo)
+    if longest_eta and timeout < held:
+        values = {
+            "timeout": _seconds(timeout),
+            "eta": _seconds(longest_eta),
+            "held": _seconds(held),
+            "limit": _seconds(timeout + (longest_eta - held)),
+        }
         found.append(
             make(
                 "sqs_broker.E006",
                 _(
-                    "The visibility timeout (%(timeout)s s) is shorter than the longest "
-                    "ETA/countdown the project uses (SQS_BROKER_MAX_ETA = %(eta)s s): SQS "
-                    "redelivers such a task while a worker holds it, and it runs again, "
+                    "The visibility timeout (%(timeout)s s) is shorter than the %(held)s s "
+                    "a worker holds a task with the longest ETA/countdown the project uses "
+                    "(SQS_BROKER_MAX_ETA = %(eta)s s, less what SQS's own delay covers): SQS "
+                    "redelivers such a task while the worker holds it, and it runs again, "
                     "in a loop."
                 )
-                % {"timeout": _seconds(timeout), "eta": _seconds(longest_eta)},
+                % values,
                 _(
-                    "Raise the visibility timeout to at least %(eta)s s (at most 43200), or "
-                    "keep ETAs and countdowns shorter than %(timeout)s s."
+                    "Raise the visibility timeout to at least %(held)s s (at most 43200), or "
+                    "keep ETAs and countdowns shorter than %(limit)s s."
                 )
-                % {"timeout": _seconds(timeout), "eta": _seconds(longest_eta)},
+                % values,
                 queue=queue,
             )
         )
