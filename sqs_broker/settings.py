@@ -426,6 +426,10 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
     queues = predefined_queues(env)
     if queues:
         options["predefined_queues"] = queues
+        if _raw(env, "SQS_VISIBILITY_TIMEOUT") is None:
+            # kombu creates no predefined queue, so the option would only
+            # pretend to matter: each queue's own VisibilityTimeout rules.
+            del options["visibility_timeout"]
     role = _raw(env, "SQS_STS_ROLE_ARN")
     timeout = _int(
         env,

@@ -133,7 +133,10 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"conf": {"task_annotations": {"project.demo.tasks.slow": {"time_limit": 7200}}}},
         {"conf": {"task_annotations": {"project.demo.tasks.slow": {"time_limit": 60}}}},
     ),
-    "sqs_broker.I003": ({"env": predefined(celery={"url": url("celery")})}, {}),
+    "sqs_broker.I003": (
+        {"env": {**predefined(celery={"url": url("celery")}), "SQS_VISIBILITY_TIMEOUT": "60"}},
+        {"env": predefined(celery={"url": url("celery")})},
+    ),
     "sqs_broker.E007": ({"conf": {"result_backend": "rpc://"}}, {"conf": {"result_backend": None}}),
     "sqs_broker.W005": ({}, {"env": {"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "30"}}),
     "sqs_broker.W006": ({"conf": {"worker_send_task_events": True}}, {}),

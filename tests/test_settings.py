@@ -103,6 +103,14 @@ def test_predefined__backoff_keys_become_ints(tmp_path) -> None:
     assert list(queue["backoff_policy"]) == [1, 2]
 
 
+def test_predefined__visibility_timeout_only_when_set() -> None:
+    """With predefined queues the option is left out unless SQS_VISIBILITY_TIMEOUT is set."""
+    queues = json.dumps({"q": {"url": "https://sqs.us-east-1.amazonaws.com/123456789012/q"}})
+    assert "visibility_timeout" not in opts({"SQS_PREDEFINED_QUEUES": queues})
+    explicit = opts({"SQS_PREDEFINED_QUEUES": queues, "SQS_VISIBILITY_TIMEOUT": "60"})
+    assert explicit["visibility_timeout"] == 60
+
+
 def test_sts__role_and_timeouts() -> None:
     """The STS role goes into the options with its timeout and buffer."""
     o = opts(
