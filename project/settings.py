@@ -90,8 +90,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Results in the Django database; the environment may choose DynamoDB or S3.
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
-# A warm shutdown gets 30 s to finish tasks and hand back unacknowledged
-# messages at once, instead of leaving them invisible for the visibility timeout.
+# A cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT) first gets
+# 30 s of soft shutdown to finish tasks and hand unacknowledged messages back,
+# instead of leaving them invisible for the whole visibility timeout.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30.0
 
 include(globals())

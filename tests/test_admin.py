@@ -309,3 +309,26 @@ def test_dashboard__simplified_chinese(client, sqs, unique, app):
         assert text in html
     for english in ("Backoff policies", "Configuration", "Dead-letter queue", "Pause auto-refresh"):
         assert english not in html
+
+
+@pytest.mark.django_db
+def test_queue_page__dead_letter_queue_of_a_predefined_queue(client, sqs, unique):
+    """The dashboard's link to a predefined queue's dead-letter queue opens its page."""
+    dlq = sqs.create_queue(QueueName=f"{unique}-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})
+    source = sqs.create_queue(QueueName=unique, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    celery = make_app(
+        base_env(SQS_PREDEFINED_QUEUES=json.dumps({unique: {"url": source}})),
+        task_default_queue=unique,
+    )
+    client.force_login(_user("view_dashboard"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        page = client.get(DASHBOARD).content.decode()
+        link = f"{DASHBOARD}queue/{unique}-dlq/"
+        assert link in page
+        response = client.get(link)
+    assert response.status_code == 200
+    assert f"{unique}-dlq" in response.content.decode()
