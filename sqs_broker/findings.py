@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from sqs_broker import sqs
@@ -1456,6 +1458,49 @@ def online(app: Celery | None = None, states: list[sqs.QueueState] | None = None
         return [_scrubbed(f) for f in found]
     found += leftovers(app)
     return [_scrubbed(f) for f in found]
+
+
+def online_within(seconds: float, app: Celery | None = None) -> list[Finding]:
+    """:func:`online`, or E017 when it has not finished within ``seconds``.
+
+    Each call is bounded by the clients' timeouts, but a slow endpoint
+    answering every call just in time adds them up: this bounds the whole.
+    The checks run on a daemon thread, so an endless answer cannot hold the
+    process at exit.
+    """
+    app = _celery_app(app)
+    language = translation.get_language()
+    result: list[list[Finding]] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with translation.override(language):
+                result.append(online(app))
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="sqs-online-checks", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if failure:
+        raise failure[0]
+    if result:
+        return result[0]
+    return [
+        make(
+            "sqs_broker.E017",
+            _(
+                "The online checks did not finish within %(seconds)s s: the endpoint "
+                "%(endpoint)s answers too slowly to be checked."
+            )
+            % {"seconds": _seconds(seconds), "endpoint": sqs.endpoint_url(app) or "AWS"},
+            _(
+                "Check the network path to SQS, or allow more time with --timeout "
+                "(SQS_BROKER_CONNECT_TIMEOUT and SQS_BROKER_READ_TIMEOUT bound each call)."
+            ),
+        )
+    ]
 
 
 def _unanswered(state: sqs.QueueState) -> bool:

@@ -18,6 +18,7 @@ from sqs_broker import sqs
 from sqs_broker.localsqs import free_port
 from sqs_broker.management.commands.sqs_check import Command
 from tests.conftest import ROOT, base_env, make_app
+from tests.proxy import Proxy
 
 SECRET = "sqscheck/secret+value="
 UNSAFE = {
@@ -99,6 +100,24 @@ def test_exit__2_when_unreachable_within_30_seconds() -> None:
     assert status == 2
     data = json.loads(out)
     assert data["ok"] is False and "sqs_broker.E017" in {r["id"] for r in data["results"]}
+
+
+def test_timeout__a_slow_endpoint_gives_up_with_exit_2(sqs_endpoint: str) -> None:
+    """Every call answered just in time still ends at --timeout: exit 2 with E017."""
+    with Proxy.to(sqs_endpoint, delay=1.0) as slow:
+        app = make_app(base_env(SQS_ENDPOINT_URL=slow.endpoint_url, **QUIET))
+        started = time.monotonic()
+        out, status = run("--json", "--timeout", "1.5", app=app)
+        elapsed = time.monotonic() - started
+    assert status == 2 and elapsed < 5
+    results = json.loads(out)["results"]
+    assert any(r["id"] == "sqs_broker.E017" and "1.5 s" in r["message"] for r in results)
+
+
+def test_timeout__must_be_positive() -> None:
+    """--timeout 0 is refused with a message naming the option."""
+    with pytest.raises(CommandError, match="--timeout must be a positive"):
+        call_command("sqs_check", "--timeout", "0", stdout=StringIO())
 
 
 def test_text__levels_hints_and_summary() -> None:

@@ -45,6 +45,13 @@ class Command(BaseCommand):
             help="Skip the online checks (no call to SQS or STS). Default: run them.",
         )
         parser.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            help="Seconds the online checks may take in all before the command gives up "
+            "with exit 2. Default: 30.",
+        )
+        parser.add_argument(
             "--fail-level",
             choices=("error", "warning"),
             default="error",
@@ -52,10 +59,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["timeout"] > 0:
+            raise CommandError(_("--timeout must be a positive number of seconds."), returncode=2)
         app = options.get("app")
         found = findings.offline(app)
         if not options["offline"]:
-            found += findings.online(app)
+            found += findings.online_within(options["timeout"], app)
         found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))
         unchecked = findings.could_not_check(found)
         threshold = findings.rank(options["fail_level"])
