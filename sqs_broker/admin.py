@@ -180,24 +180,19 @@ class DashboardAdmin(admin.ModelAdmin):
 
     # --- one queue ---
 
-    def _queue(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The queue's row and the whole data, or 404 for a queue the app does not use."""
-        data = stats.gather(online=False)
-        for queue in data["queues"]:
-            if queue["name"] == name:
-                return queue, data
-        # A dead-letter queue that is not one of the app's queues still has a page.
-        app = stats.celery_app()
-        found = stats.sqs_pass(app)
-        if name in found.dead_letters:
-            return stats.queue_row(found.dead_letters[name], found.dead_letters, app), data
-        raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
+    def _queue(self, name: str) -> dict[str, Any]:
+        """The queue's row and findings, or 404 for a queue the app does not use."""
+        detail = stats.queue_detail(name)
+        if detail is None:
+            raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
+        return detail
 
     def queue_view(
         self, request: HttpRequest, name: str, peeked: list[dict[str, Any]] | None = None
     ) -> HttpResponse:
         self._require(request)
-        queue, data = self._queue(name)
+        detail = self._queue(name)
+        queue = detail["queue"]
         names = [name] + ([queue["dlq"]["name"]] if queue["dlq"] else [])
         series = stats.history(names)
         context = self._context(
@@ -207,7 +202,7 @@ class DashboardAdmin(admin.ModelAdmin):
             chart=charts.history_chart(series[name]),
             dlq_chart=charts.history_chart(series[queue["dlq"]["name"]]) if queue["dlq"] else None,
             backoff_chart=charts.backoff_chart(queue["backoff_policy"]),
-            findings=[f for f in data["findings"] if f["queue"] == name],
+            findings=detail["findings"],
             history_hours=app_settings.HISTORY_HOURS,
             peeked=peeked,
         )

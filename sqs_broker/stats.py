@@ -60,6 +60,7 @@ class Pass:
     """What one pass over SQS found: queue states, dead-letter states, errors."""
 
     states: list[sqs.QueueState]
+    #: Every state of the pass by queue name: the app's queues and their dead-letter queues.
     dead_letters: dict[str, sqs.QueueState] = field(default_factory=dict)
     online: list[findings.Finding] | None = None
     errors: list[str] = field(default_factory=list)
@@ -266,6 +267,29 @@ def gather(
     }
     data.update(telemetry_data(data["queues"], window or DEFAULT_TELEMETRY_WINDOW, data["errors"]))
     return scrub_data(data)
+
+
+def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
+    """``{"queue": row, "findings": [...]}`` for one queue's page, from one pass; secrets masked.
+
+    ``name`` is one of the app's queues or one of their dead-letter queues;
+    any other name gives ``None``. The pass is the one :func:`gather` makes
+    with ``online=False`` (shared while it runs, attributes TTL-cached), and
+    the row and findings are built as :func:`gather` builds them.
+    """
+    app = celery_app(app)
+    found = sqs_pass(app, with_online=False)
+    # A pass that timed out has states but no dead-letter map.
+    state = next((s for s in found.states if s.ref.name == name), None)
+    state = state or found.dead_letters.get(name)
+    if state is None:
+        return None
+    return scrub_data(
+        {
+            "queue": queue_row(state, found.dead_letters, app),
+            "findings": [finding_row(f) for f in findings.offline(app) if f.queue == name],
+        }
+    )
 
 
 #: Seconds of task telemetry when the caller names no window.

@@ -299,6 +299,30 @@ def test_queue_page__dead_letter_queue(client, sqs, unique, with_dlq):
 
 
 @pytest.mark.django_db
+def test_queue_page__one_sqs_pass(client, sqs, unique, with_dlq, monkeypatch):
+    """A dead-letter queue's page reads SQS in one pass, as an app queue's page does."""
+    from sqs_broker import stats
+
+    passes = []
+    real = stats.sqs_pass
+
+    def counting(*args, **kwargs):
+        passes.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "sqs_pass", counting)
+    celery = make_app(base_env(), task_default_queue=f"{unique}-celery")
+    client.force_login(_user("view_dashboard"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        for name in (f"{unique}-celery-dlq", f"{unique}-celery"):
+            passes.clear()
+            page = client.get(f"{DASHBOARD}queue/{name}/")
+            assert page.status_code == 200
+            assert page.context["q"]["name"] == name
+            assert len(passes) == 1, name
+
+
+@pytest.mark.django_db
 def test_dashboard__simplified_chinese(client, sqs, unique, app):
     """With Accept-Language zh-hans the headings, labels and actions are in Chinese."""
     sqs.create_queue(QueueName=f"{unique}-celery")
