@@ -45,7 +45,7 @@ from typing import Any
 from celery import bootsteps, signals
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.db import transaction as db_transaction
-from django.db.models import F, Max, Sum
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -73,6 +73,8 @@ WINDOWS = (300, 3600, 86400)
 SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
 CounterKey = tuple[str, str, datetime]
+#: The integer columns of a task counter row.
+COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered")
 
 
 @dataclass
@@ -350,20 +352,12 @@ def write(
         held = True
         beat = WorkerHeartbeat.objects.filter(hostname=hostname)
         if worker is not None:
-            fields: dict[str, Any] = {
-                "pid": worker.pid,
-                "pool": worker.pool,
-                "concurrency": worker.concurrency,
-                "queues": worker.queues,
-                "started_at": worker.started_at,
-                "last_seen": now,
-                "stopped_at": now if stopped else None,
-                "active": 0 if stopped else active,
-                "interval": worker.interval,
-                "versions": worker.versions,
-                "processed": F("processed") + processed,
-                "failed": F("failed") + failed,
-            }
+            fields = _heartbeat_fields(worker, now, stopped_at=now if stopped else None)
+            fields.update(
+                active=0 if stopped else active,
+                processed=F("processed") + processed,
+                failed=F("failed") + failed,
+            )
             if not beat.update(**fields):
                 fields.update(processed=processed, failed=failed)
                 try:
@@ -378,6 +372,23 @@ def write(
         if prune:
             prune_old(now)
     return held
+
+
+def _heartbeat_fields(
+    worker: WorkerInfo, now: datetime, stopped_at: datetime | None
+) -> dict[str, Any]:
+    """The heartbeat columns the worker's fixed part and this moment decide."""
+    return {
+        "pid": worker.pid,
+        "pool": worker.pool,
+        "concurrency": worker.concurrency,
+        "queues": worker.queues,
+        "started_at": worker.started_at,
+        "last_seen": now,
+        "stopped_at": stopped_at,
+        "interval": worker.interval,
+        "versions": worker.versions,
+    }
 
 
 def prune_old(now: datetime | None = None) -> tuple[int, int]:
@@ -397,21 +408,8 @@ def start_worker_heartbeat(hostname: str, worker: WorkerInfo) -> None:
     """The first heartbeat of a (re)started worker: totals start again from zero."""
     from sqs_broker.models import WorkerHeartbeat
 
-    now = timezone.now()
-    fields = {
-        "pid": worker.pid,
-        "pool": worker.pool,
-        "concurrency": worker.concurrency,
-        "queues": worker.queues,
-        "started_at": worker.started_at,
-        "last_seen": now,
-        "stopped_at": None,
-        "processed": 0,
-        "failed": 0,
-        "active": 0,
-        "interval": worker.interval,
-        "versions": worker.versions,
-    }
+    fields = _heartbeat_fields(worker, timezone.now(), stopped_at=None)
+    fields.update(processed=0, failed=0, active=0)
     for attempt in range(1, FLUSH_ATTEMPTS + 1):
         try:
             with db_transaction.atomic():
@@ -694,48 +692,40 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
             }
         )
 
+    # One read of the window's minute rows gives both the sums and the sparklines.
     first_minute = minute_of(since)
-    rows = (
-        TaskCounter.objects.filter(minute__gte=first_minute)
-        .values("task", "queue")
-        .annotate(
-            received=Sum("received"),
-            succeeded=Sum("succeeded"),
-            failed=Sum("failed"),
-            retried=Sum("retried"),
-            redelivered=Sum("redelivered"),
-            runtime_sum=Sum("runtime_sum"),
-            runtime_max=Max("runtime_max"),
-        )
-        .order_by("queue", "task")
-    )
     step = max(60.0, window_seconds / SPARKLINE_POINTS)
     points = max(1, int(-(-window_seconds // step)))
+    sums: dict[tuple[str, str], Counts] = {}
     series: dict[tuple[str, str], list[int]] = {}
-    for task, queue, minute, done in TaskCounter.objects.filter(
-        minute__gte=first_minute
-    ).values_list("task", "queue", "minute", F("succeeded") + F("failed") + F("retried")):
-        index = int((minute - first_minute).total_seconds() // step)
-        line = series.setdefault((task, queue), [0] * points)
-        line[min(index, points - 1)] += done or 0
+    for row in TaskCounter.objects.filter(minute__gte=first_minute).values(
+        "task", "queue", "minute", *COUNT_FIELDS, "runtime_sum", "runtime_max"
+    ):
+        key = (row["task"], row["queue"])
+        sums.setdefault(key, Counts()).merge(
+            Counts(**{name: row[name] for name in (*COUNT_FIELDS, "runtime_sum", "runtime_max")})
+        )
+        index = int((row["minute"] - first_minute).total_seconds() // step)
+        line = series.setdefault(key, [0] * points)
+        line[min(index, points - 1)] += row["succeeded"] + row["failed"] + row["retried"]
 
     tasks = []
-    for row in rows:
-        finished = row["succeeded"] + row["failed"] + row["retried"]
+    for (task, queue), c in sorted(sums.items(), key=lambda item: (item[0][1], item[0][0])):
+        finished = c.succeeded + c.failed + c.retried
         tasks.append(
             {
-                "name": row["task"],
-                "queue": row["queue"],
-                "received": row["received"],
-                "succeeded": row["succeeded"],
-                "failed": row["failed"],
-                "retried": row["retried"],
-                "redelivered": row["redelivered"],
-                "runtime_avg": round(row["runtime_sum"] / finished, 6) if finished else None,
-                "runtime_max": round(row["runtime_max"], 6) if finished else None,
-                "failure_rate": _rate(row["failed"], finished),
-                "redelivery_rate": _rate(row["redelivered"], row["received"]),
-                "series": series.get((row["task"], row["queue"]), [0] * points),
+                "name": task,
+                "queue": queue,
+                "received": c.received,
+                "succeeded": c.succeeded,
+                "failed": c.failed,
+                "retried": c.retried,
+                "redelivered": c.redelivered,
+                "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
+                "runtime_max": round(c.runtime_max, 6) if finished else None,
+                "failure_rate": _rate(c.failed, finished),
+                "redelivery_rate": _rate(c.redelivered, c.received),
+                "series": series[(task, queue)],
             }
         )
     return {"workers": workers, "tasks": tasks}

@@ -239,6 +239,31 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
     assert day["failed"] == 54 and len(day["series"]) == telemetry.SPARKLINE_POINTS
 
 
+@pytest.mark.django_db
+def test_snapshot__two_queries_whatever_the_rows(django_assert_num_queries) -> None:
+    """Heartbeats in one query, the window's counters in one more: no query per row."""
+    now = timezone.now()
+    for i in range(4):
+        _beat(f"w{i}@h", seen_ago=1, interval=10)
+        for ago in range(3):
+            TaskCounter.objects.create(
+                task=f"app.t{i}",
+                queue="q2" if i % 2 else "q1",
+                minute=telemetry.minute_of(now - timedelta(minutes=ago)),
+                received=1,
+                succeeded=1,
+            )
+    with django_assert_num_queries(2):
+        found = telemetry.snapshot(3600, now=now)
+    assert len(found["workers"]) == 4
+    assert [(t["queue"], t["name"], t["succeeded"]) for t in found["tasks"]] == [
+        ("q1", "app.t0", 3),
+        ("q1", "app.t2", 3),
+        ("q2", "app.t1", 3),
+        ("q2", "app.t3", 3),
+    ]
+
+
 def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
     """Only queues that hold messages and that no alive worker lists are flagged."""
     queues = [
