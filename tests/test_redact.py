@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from django.urls import path
 from kombu.utils.url import safequote
 
 from sqs_broker import redact
-from tests.conftest import ROOT, base_env
+from tests.conftest import ROOT, base_env, make_app
 
 SECRET = "CanaryRedactSecret/+Ab12"
 TOKEN = "CanaryRedactToken+Cd34"
@@ -170,6 +171,16 @@ def test_scrub__masks_fields_botocore_prints() -> None:
         assert redact.MASK in cleaned
 
 
+def test_known_secrets__follow_a_changed_setting() -> None:
+    """A token set after a first lookup is scrubbed at once, and forgotten once unset."""
+    token = "TokenSetAfterTheFirstLookup42"
+    assert token not in redact.known_secrets({})
+    with override_settings(SQS_BROKER_API_TOKEN=token):
+        assert token in redact.known_secrets({})
+        assert token not in redact.scrub(f"Bearer {token}")
+    assert token not in redact.known_secrets({})
+
+
 def test_scrub_record__never_raises() -> None:
     """A record whose arguments do not match its format is left alone, not turned into an error."""
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s %s", ("only one",), None)
@@ -280,17 +291,10 @@ def test_worker_debug_log__shows_no_secret(
         env["SQS_QUEUE_NAME_PREFIX"] = f"{unique}-"
         queue = "celery"
     worker = start_worker(env, queues=queue, extra=("--loglevel=DEBUG",))
-    from tests.conftest import make_app
-
     app = make_app(env)
     app.send_task("project.demo.tasks.add", args=(1, 2), queue=queue)
-    deadline_output = ""
-    for _ in range(300):
-        deadline_output = worker.output()
-        if "succeeded" in deadline_output:
-            break
-        import time
-
+    deadline = time.monotonic() + 30
+    while "succeeded" not in worker.output() and time.monotonic() < deadline:
         time.sleep(0.1)
     worker.stop()
     output = worker.output()
