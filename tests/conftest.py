@@ -62,6 +62,34 @@ def make_app(env: Mapping[str, str], **conf: Any) -> Celery:
     return app
 
 
+def queue_with_dlq(
+    sqs: Any, name: str, dlq_name: str, max_receive_count: int = 5, **attributes: str
+) -> tuple[str, str]:
+    """Create ``dlq_name``, then ``name`` redriving to it (plus ``attributes``); both URLs."""
+    import json
+
+    dlq = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    policy = {"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": str(max_receive_count)}
+    attributes["RedrivePolicy"] = json.dumps(policy)
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url, dlq
+
+
+def user_with(*perms: str, staff: bool = True, username: str | None = None) -> Any:
+    """A new user holding the given ``sqs_broker`` permission codenames."""
+    from django.contrib.auth.models import Permission, User
+
+    name = username or f"u{uuid.uuid4().hex[:8]}"
+    user = User.objects.create_user(name, password="pw", is_staff=staff)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="sqs_broker", codename__in=perms)
+    )
+    if len(perms) != user.user_permissions.count():
+        raise AssertionError(f"unknown permission among {perms}")
+    return user
+
+
 def database_url() -> str:
     """A URL for the database the tests use, for worker subprocesses."""
     from django.db import connection

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hmac
 import inspect
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from sqs_broker import views
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, queue_with_dlq, user_with
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +38,7 @@ IDENTITIES = {
 @pytest.fixture
 def queues(sqs: Any, unique: str) -> Iterator[dict[str, str]]:
     """The app's queue (2 messages) with a dead-letter queue (3 messages), served by the admin."""
-    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
-    source = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})[
-        "QueueUrl"
-    ]
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     for i in range(2):
         sqs.send_message(QueueUrl=source, MessageBody=f"live-{i}")
     for i in range(3):
@@ -77,10 +69,7 @@ def client_for(identity: str) -> Client:
     client = Client(enforce_csrf_checks=True)
     perms = IDENTITIES[identity]
     if perms is not None:
-        user = User.objects.create_user(f"{identity}-user", password="pw", is_staff=True)
-        for codename in perms:
-            user.user_permissions.add(Permission.objects.get(codename=codename))
-        client.force_login(user)
+        client.force_login(user_with(*perms, username=f"{identity}-user"))
     return client
 
 

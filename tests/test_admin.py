@@ -8,22 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, queue_with_dlq, user_with
 from tests.proxy import Proxy
 
 DASHBOARD = "/admin/sqs_broker/dashboard/"
-
-
-def _user(*perms: str, staff: bool = True) -> User:
-    user = User.objects.create_user(f"u{User.objects.count()}", password="pw", is_staff=staff)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
 
 
 def _depth(sqs, url: str) -> int:
@@ -44,14 +36,7 @@ def app(unique):
 @pytest.fixture
 def with_dlq(sqs, unique):
     """The app's queue with a dead-letter queue holding three messages."""
-    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
-    source = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})[
-        "QueueUrl"
-    ]
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     for i in range(3):
         sqs.send_message(QueueUrl=dlq, MessageBody=f"dead-{i}")
     return source, dlq
@@ -68,7 +53,7 @@ def test_dashboard__anonymous_redirects_to_login(client, app):
 @pytest.mark.django_db
 def test_dashboard__staff_without_permission(client, app):
     """Staff without view_dashboard get 403 and no index entry."""
-    client.force_login(_user())
+    client.force_login(user_with())
     assert client.get(DASHBOARD).status_code == 403
     assert DASHBOARD not in client.get("/admin/").content.decode()
 
@@ -79,7 +64,7 @@ def test_dashboard__shows_depths_and_dlq(client, sqs, unique, app, with_dlq):
     source, _dlq = with_dlq
     for i in range(2):
         sqs.send_message(QueueUrl=source, MessageBody=str(i))
-    client.force_login(_user("view_dashboard"))
+    client.force_login(user_with("view_dashboard"))
     assert DASHBOARD in client.get("/admin/").content.decode()
     response = client.get(DASHBOARD)
     assert response.status_code == 200
@@ -113,7 +98,7 @@ def test_dashboard__sparkline_from_samples(client, sqs, unique, app):
         )
         for i in range(5)
     )
-    client.force_login(_user("view_dashboard"))
+    client.force_login(user_with("view_dashboard"))
     html = client.get(DASHBOARD).content.decode()
     assert 'class="sqs-spark"' in html
     page = client.get(f"{DASHBOARD}queue/{unique}-celery/")
@@ -126,7 +111,7 @@ def test_dashboard__sparkline_from_samples(client, sqs, unique, app):
 @pytest.mark.django_db
 def test_queue_page__unknown_queue_is_404(client, app):
     """A queue the app does not use has no page."""
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     assert client.get(f"{DASHBOARD}queue/not-ours/").status_code == 404
     assert client.get(f"{DASHBOARD}queue/not-ours/purge/").status_code == 404
 
@@ -136,7 +121,7 @@ def test_purge__needs_permission(client, sqs, unique, app):
     """Without purge_queue both the confirmation page and the POST are refused."""
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
-    client.force_login(_user("view_dashboard", "redrive_queue"))
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
     assert client.get(f"{DASHBOARD}queue/{unique}-celery/purge/").status_code == 403
     assert client.post(f"{DASHBOARD}queue/{unique}-celery/purge/").status_code == 403
     assert _depth(sqs, url) == 1
@@ -148,7 +133,7 @@ def test_purge__confirm_then_post(client, sqs, unique, app):
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     for i in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=str(i))
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     assert "/purge/" in client.get(DASHBOARD).content.decode()
     page = client.get(f"{DASHBOARD}queue/{unique}-celery/purge/")
     assert page.status_code == 200
@@ -175,7 +160,7 @@ def test_purge__needs_csrf(sqs, unique, app):
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
     client = Client(enforce_csrf_checks=True)
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     assert client.post(f"{DASHBOARD}queue/{unique}-celery/purge/").status_code == 403
     assert _depth(sqs, url) == 1
 
@@ -184,7 +169,7 @@ def test_purge__needs_csrf(sqs, unique, app):
 def test_redrive__moves_everything_back_once(client, sqs, unique, app, with_dlq):
     """POST moves every dead-letter message back exactly once and logs it."""
     source, dlq = with_dlq
-    client.force_login(_user("view_dashboard", "redrive_queue"))
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
     page = client.get(f"{DASHBOARD}queue/{unique}-celery/redrive/")
     assert page.status_code == 200
     assert f"{unique}-celery-dlq" in page.content.decode()
@@ -209,10 +194,10 @@ def test_redrive__needs_permission_and_a_dlq(client, sqs, unique, app, with_dlq)
     """Purge permission does not allow a move; a queue without a DLQ has no move page."""
     _source, dlq = with_dlq
     sqs.create_queue(QueueName=f"{unique}-other")
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     assert client.post(f"{DASHBOARD}queue/{unique}-celery/redrive/").status_code == 403
     assert _depth(sqs, dlq) == 3
-    client.force_login(_user("view_dashboard", "redrive_queue"))
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
     assert client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/redrive/").status_code == 404
 
 
@@ -221,7 +206,7 @@ def test_dashboard__endpoint_down(client, unique):
     """With nothing listening at the endpoint the page still renders, with the error."""
     down = f"http://127.0.0.1:{free_port()}"
     celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=down))
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     with override_settings(SQS_BROKER_CELERY_APP=celery, SQS_BROKER_CONNECT_TIMEOUT=1):
         started = time.monotonic()
         response = client.get(DASHBOARD)
@@ -240,7 +225,7 @@ def test_dashboard__endpoint_slow(client, sqs_endpoint, unique):
         celery = make_app(
             base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
         )
-        client.force_login(_user("view_dashboard"))
+        client.force_login(user_with("view_dashboard"))
         with override_settings(SQS_BROKER_CELERY_APP=celery, SQS_BROKER_GATHER_TIMEOUT=1):
             started = time.monotonic()
             response = client.get(DASHBOARD)
@@ -255,9 +240,9 @@ def test_peek__post_only_with_redrive_permission(client, sqs, unique, app):
     """Peek is a POST behind redrive_queue; GET is 405 and view alone is 403."""
     sqs.create_queue(QueueName=f"{unique}-celery")
     peek = f"{DASHBOARD}queue/{unique}-celery/peek/"
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     assert client.post(peek).status_code == 403
-    client.force_login(_user("view_dashboard", "redrive_queue"))
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
     assert client.get(peek).status_code == 405
 
 
@@ -268,7 +253,7 @@ def test_peek__celery_and_malformed_messages(client, sqs, unique, app):
     app.send_task("project.demo.tasks.add", args=(2, 3), queue="celery")
     sqs.send_message(QueueUrl=url, MessageBody="not json, not base64 \u0001")
     sqs.send_message(QueueUrl=url, MessageBody="x" * 200_000)
-    client.force_login(_user("view_dashboard", "redrive_queue"))
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
     response = client.post(f"{DASHBOARD}queue/{unique}-celery/peek/")
     assert response.status_code == 200
     peeked = response.context["peeked"]
@@ -289,7 +274,7 @@ def test_peek__celery_and_malformed_messages(client, sqs, unique, app):
 def test_queue_page__dead_letter_queue(client, sqs, unique, with_dlq):
     """A dead-letter queue outside the app's queues still has its page (linked from the row)."""
     celery = make_app(base_env(), task_default_queue=f"{unique}-celery")
-    client.force_login(_user("view_dashboard"))
+    client.force_login(user_with("view_dashboard"))
     with override_settings(SQS_BROKER_CELERY_APP=celery):
         html = client.get(DASHBOARD).content.decode()
         assert f"{DASHBOARD}queue/{unique}-celery-dlq/" in html
@@ -312,7 +297,7 @@ def test_queue_page__one_sqs_pass(client, sqs, unique, with_dlq, monkeypatch):
 
     monkeypatch.setattr(stats, "sqs_pass", counting)
     celery = make_app(base_env(), task_default_queue=f"{unique}-celery")
-    client.force_login(_user("view_dashboard"))
+    client.force_login(user_with("view_dashboard"))
     with override_settings(SQS_BROKER_CELERY_APP=celery):
         for name in (f"{unique}-celery-dlq", f"{unique}-celery"):
             passes.clear()
@@ -326,7 +311,7 @@ def test_queue_page__one_sqs_pass(client, sqs, unique, with_dlq, monkeypatch):
 def test_dashboard__simplified_chinese(client, sqs, unique, app):
     """With Accept-Language zh-hans the headings, labels and actions are in Chinese."""
     sqs.create_queue(QueueName=f"{unique}-celery")
-    client.force_login(_user("view_dashboard", "purge_queue"))
+    client.force_login(user_with("view_dashboard", "purge_queue"))
     html = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     chinese = ("SQS 仪表盘", "退避策略", "配置", "检查结果", "死信队列", "清空", "暂停自动刷新")
     for text in chinese:
@@ -338,17 +323,12 @@ def test_dashboard__simplified_chinese(client, sqs, unique, app):
 @pytest.mark.django_db
 def test_queue_page__dead_letter_queue_of_a_predefined_queue(client, sqs, unique):
     """The dashboard's link to a predefined queue's dead-letter queue opens its page."""
-    dlq = sqs.create_queue(QueueName=f"{unique}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})
-    source = sqs.create_queue(QueueName=unique, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    source, _dlq = queue_with_dlq(sqs, unique, f"{unique}-dlq", max_receive_count=3)
     celery = make_app(
         base_env(SQS_PREDEFINED_QUEUES=json.dumps({unique: {"url": source}})),
         task_default_queue=unique,
     )
-    client.force_login(_user("view_dashboard"))
+    client.force_login(user_with("view_dashboard"))
     with override_settings(SQS_BROKER_CELERY_APP=celery):
         page = client.get(DASHBOARD).content.decode()
         link = f"{DASHBOARD}queue/{unique}-dlq/"

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, queue_with_dlq
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls
 # made here (creating the user) are still plain synchronous calls.
@@ -139,18 +139,13 @@ def test_dashboard__backoff_dlq_and_history(page, live_server, sqs, unique):
 
     from sqs_broker.models import QueueSample
 
-    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    main = sqs.create_queue(
-        QueueName=f"{unique}-celery",
-        Attributes={
-            "VisibilityTimeout": "1800",
-            "ReceiveMessageWaitTimeSeconds": "10",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"}),
-        },
-    )["QueueUrl"]
+    main, dlq = queue_with_dlq(
+        sqs,
+        f"{unique}-celery",
+        f"{unique}-celery-dlq",
+        VisibilityTimeout="1800",
+        ReceiveMessageWaitTimeSeconds="10",
+    )
     reports = sqs.create_queue(
         QueueName=f"{unique}-reports", Attributes={"ReceiveMessageWaitTimeSeconds": "10"}
     )["QueueUrl"]

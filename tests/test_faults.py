@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, queue_with_dlq
 from tests.proxy import Proxy
 
 
@@ -286,14 +286,7 @@ def test_malformed_messages__dashboard_peek_and_move_lose_nothing(
 
     from sqs_broker import sqs as sqs_module
 
-    dlq = sqs.create_queue(QueueName=f"{unique}-celery-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
-    source = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})[
-        "QueueUrl"
-    ]
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     for tag, body in BAD_BODIES.items():
         sqs.send_message(
             QueueUrl=dlq,

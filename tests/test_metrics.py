@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.test import override_settings
 from prometheus_client import REGISTRY
@@ -11,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sqs_broker import metrics, stats
 from sqs_broker.localsqs import free_port
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, queue_with_dlq
 
 TOKEN = "metrics-token-" + "m" * 20
 
@@ -27,17 +25,9 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 @pytest.mark.django_db
 def test_render__depths_dlq_and_visibility(sqs, unique):
     """Messages per state, dead-letter depth and visibility timeout match SQS."""
-    dlq = sqs.create_queue(QueueName=f"{unique}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    url = sqs.create_queue(
-        QueueName=f"{unique}-celery",
-        Attributes={
-            "VisibilityTimeout": "45",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3}),
-        },
-    )["QueueUrl"]
+    url, dlq = queue_with_dlq(
+        sqs, f"{unique}-celery", f"{unique}-dlq", max_receive_count=3, VisibilityTimeout="45"
+    )
     for i in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=str(i))
     sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)

@@ -29,7 +29,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from kombu.utils.url import safequote
 
-from tests.conftest import ROOT, base_env, make_app
+from tests.conftest import ROOT, base_env, make_app, queue_with_dlq
 
 pytestmark = pytest.mark.django_db
 
@@ -54,14 +54,7 @@ def leaks(text: str) -> list[str]:
 
 def config(mode: str, unique: str, sqs: Any) -> dict[str, str]:
     """An environment holding every kind of secret, with real queues on the moto server."""
-    dlq = sqs.create_queue(QueueName=f"{unique}-work-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})
-    work = sqs.create_queue(QueueName=f"{unique}-work", Attributes={"RedrivePolicy": policy})[
-        "QueueUrl"
-    ]
+    work, dlq = queue_with_dlq(sqs, f"{unique}-work", f"{unique}-work-dlq", max_receive_count=3)
     sqs.send_message(QueueUrl=work, MessageBody="live")
     sqs.send_message(QueueUrl=dlq, MessageBody="dead")
     env = base_env(

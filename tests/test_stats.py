@@ -13,7 +13,7 @@ import pytest
 from sqs_broker import stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, queue_with_dlq
 from tests.proxy import Proxy
 
 
@@ -38,13 +38,7 @@ def test_gather__depths_match_messages_sent(sqs, unique):
 
 
 def _dlq_pair(sqs, unique: str, max_receive: int = 4) -> tuple[str, str]:
-    dlq = sqs.create_queue(QueueName=f"{unique}-dead")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive})
-    url = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})
-    return url["QueueUrl"], dlq
+    return queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-dead", max_receive_count=max_receive)
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from sqs_broker import telemetry
 from sqs_broker.models import TaskCounter, WorkerHeartbeat
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, user_with
 
 INTERVAL = 0.5
 
@@ -285,12 +285,9 @@ def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
 @pytest.fixture
 def viewer(client, unique):
     """A staff client with view_dashboard, and an app with this test's own prefix."""
-    from django.contrib.auth.models import Permission, User
     from django.test import override_settings
 
-    user = User.objects.create_user(f"viewer-{unique}", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_dashboard"))
-    client.force_login(user)
+    client.force_login(user_with("view_dashboard", username=f"viewer-{unique}"))
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
     with override_settings(SQS_BROKER_CELERY_APP=app):
         yield client

@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, user_with
 
 STATS = "/sqs/stats.json"
 METRICS = "/sqs/metrics"
 TOKEN = "t0ken-for-tests-" + "x" * 20
-
-
-def _user(*perms: str, staff: bool = True) -> User:
-    user = User.objects.create_user(f"u{User.objects.count()}", password="pw", is_staff=staff)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
 
 
 @pytest.fixture
@@ -43,7 +35,7 @@ def test_views__anonymous_gets_401(client, app, url):
 @pytest.mark.parametrize("url", [STATS, METRICS])
 def test_views__staff_without_permission_gets_403(client, app, url):
     """Staff without view_dashboard is refused with 403 naming the permission."""
-    client.force_login(_user())
+    client.force_login(user_with())
     response = client.get(url)
     assert response.status_code == 403
     assert "sqs_broker.view_dashboard" in response.json()["error"]
@@ -52,7 +44,7 @@ def test_views__staff_without_permission_gets_403(client, app, url):
 @pytest.mark.django_db
 def test_views__non_staff_with_permission_gets_401(client, app):
     """The permission alone is not enough: the user must be staff."""
-    client.force_login(_user("view_dashboard", staff=False))
+    client.force_login(user_with("view_dashboard", staff=False))
     assert client.get(STATS).status_code == 401
 
 
@@ -63,7 +55,7 @@ def test_stats__depths_match_messages_sent(client, sqs, unique, app, perms):
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     for i in range(4):
         sqs.send_message(QueueUrl=url, MessageBody=str(i))
-    client.force_login(_user(*perms))
+    client.force_login(user_with(*perms))
     response = client.get(STATS)
     assert response.status_code == 200
     assert response["Cache-Control"].startswith("max-age=0")
