@@ -293,8 +293,11 @@ def viewer(client, unique):
         yield client
 
 
-def _seed(unique: str) -> str:
+def _seed(sqs, unique: str) -> str:
+    """A waiting message in the queue only a lost worker read, two heartbeats, two minutes."""
     queue = f"{unique}-celery"
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="waiting")
     now = timezone.now()
     _beat(f"alive-{unique}@h", 1, queues=[f"{unique}-other"], processed=12, failed=3, active=1)
     _beat(f"lost-{unique}@h", 120, queues=[queue])
@@ -321,9 +324,7 @@ def _seed(unique: str) -> str:
 @pytest.mark.django_db
 def test_stats_json__workers_tasks_and_unconsumed_queue(viewer, sqs, unique) -> None:
     """stats.json?window=300 carries workers, the window's tasks and the queue nobody reads."""
-    queue = _seed(unique)
-    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody="waiting")
+    queue = _seed(sqs, unique)
 
     data = viewer.get("/sqs/stats.json?window=300").json()
     states = {w["hostname"]: w["state"] for w in data["workers"]}
@@ -350,9 +351,7 @@ def test_stats_json__workers_tasks_and_unconsumed_queue(viewer, sqs, unique) -> 
 @pytest.mark.django_db
 def test_metrics__worker_and_task_series(viewer, sqs, unique) -> None:
     """/sqs/metrics exposes heartbeats, the window's task counts and unconsumed queues."""
-    queue = _seed(unique)
-    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody="waiting")
+    queue = _seed(sqs, unique)
     text = viewer.get("/sqs/metrics").content.decode()
     host = f"alive-{unique}@h"
     assert f'sqs_broker_worker_alive{{hostname="{host}",pool="prefork",state="alive"}} 1.0' in text
@@ -373,9 +372,7 @@ def test_metrics__worker_and_task_series(viewer, sqs, unique) -> None:
 @pytest.mark.django_db
 def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
     """The admin dashboard shows worker states, the task table with rates, and the flag."""
-    queue = _seed(unique)
-    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody="waiting")
+    queue = _seed(sqs, unique)
     page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
     assert f'data-hostname="alive-{unique}@h" data-state="alive"' in page
     assert f'data-hostname="lost-{unique}@h" data-state="lost"' in page
