@@ -20,7 +20,7 @@ import json
 import re
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -1216,8 +1216,14 @@ def _redrive(state: sqs.QueueState) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
-    """I006, E021, W016, E006, W004, I007, I008, E022, W012 and call failures, per queue."""
+def queue_findings(
+    app: Celery, state: sqs.QueueState, existing: Collection[tuple[str, str]] = ()
+) -> list[Finding]:
+    """I006, E021, W016, E006, W004, I007, I008, E022, W012 and call failures, per queue.
+
+    ``existing`` holds the (account, name) of queues known to exist, whose
+    existence as a dead-letter queue need not be asked again.
+    """
     ref = state.ref
     options = _options(app)
     if state.error is not None:
@@ -1269,7 +1275,7 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
     redrive = _redrive(state)
     if ref.source == "prefix":
         # Found by listing, not used by a declared queue: only its dead-letter queue matters.
-        return _dead_letter(app, state, redrive, options) if redrive else []
+        return _dead_letter(app, state, redrive, options, existing) if redrive else []
     actual = state.int("VisibilityTimeout")
     configured = _visibility_timeout(options)
     if actual is not None:
@@ -1326,18 +1332,22 @@ def queue_findings(app: Celery, state: sqs.QueueState) -> list[Finding]:
             )
         )
     if redrive:
-        found += _dead_letter(app, state, redrive, options)
+        found += _dead_letter(app, state, redrive, options, existing)
     return found
 
 
 def _dead_letter(
-    app: Celery, state: sqs.QueueState, redrive: Mapping[str, Any], options: Mapping[str, Any]
+    app: Celery,
+    state: sqs.QueueState,
+    redrive: Mapping[str, Any],
+    options: Mapping[str, Any],
+    existing: Collection[tuple[str, str]],
 ) -> list[Finding]:
     ref = state.ref
     found: list[Finding] = []
     arn = str(redrive.get("deadLetterTargetArn") or "")
     parts = arn.split(":")
-    if len(parts) >= 6:
+    if len(parts) >= 6 and (parts[4], parts[5]) not in existing:
         dlq, owner = parts[5], parts[4]
         try:
             exists = sqs.queue_exists(
@@ -1388,17 +1398,21 @@ def _dead_letter(
     return found
 
 
-def leftovers(app: Celery) -> list[Finding]:
-    """W017: pidbox and celeryev queues left under the prefix."""
+def leftovers(app: Celery, max_age: float | None = None) -> list[Finding]:
+    """W017: pidbox and celeryev queues left under the prefix.
+
+    The listing is the one :func:`sqs.inventory` discovers queues with, when
+    younger than ``max_age``, so the dashboard lists the queues once.
+    """
     options = _options(app)
     if options.get("predefined_queues"):
         return []
-    prefix = options.get("queue_name_prefix", "") or ""
+    prefix = sqs.entity_name(options.get("queue_name_prefix", "") or "")
     try:
-        names_found = sqs.list_queue_names(sqs.entity_name(prefix) if prefix else "", app)
+        names_found = sqs.list_queue_names(prefix, app, max_age)
     except Exception as exc:
         return [_call_failed(exc, "sqs:ListQueues")]
-    cut = len(sqs.entity_name(prefix)) if prefix else 0
+    cut = len(prefix)
     left = sorted(n for n in names_found if n.endswith("-pidbox") or n[cut:].startswith("celeryev"))
     if not left:
         return []
@@ -1433,14 +1447,23 @@ def online(app: Celery | None = None, states: list[sqs.QueueState] | None = None
     if could_not_check(found):
         return found
     found += assume(app)
+    # Given states are as old as the listing they came with; our own are fresh.
+    max_age: float | None = None
     if states is None:
+        max_age = 0
         try:
             refs = sqs.inventory(app, discover=False)
         except Exception as exc:
             return [*found, _call_failed(exc, "sqs:ListQueues")]
-        states = sqs.fetch(refs, app, max_age=0)
+        states = sqs.fetch(refs, app, max_age=max_age)
+    # A queue URL ends in /ACCOUNT/NAME, as a dead-letter queue's ARN does.
+    existing = {
+        tuple(state.url.rstrip("/").rsplit("/", 2)[-2:])
+        for state in states
+        if state.url and state.error is None
+    }
     for state in states:
-        found += queue_findings(app, state)
+        found += queue_findings(app, state, existing)
     unconfirmed = "sqs_broker.I009" in {f.id for f in found}
     if unconfirmed and states and all(_unanswered(state) for state in states):
         # Neither STS nor any queue answered as AWS does: nothing was checked.
@@ -1456,7 +1479,7 @@ def online(app: Celery | None = None, states: list[sqs.QueueState] | None = None
             )
         )
         return [_scrubbed(f) for f in found]
-    found += leftovers(app)
+    found += leftovers(app, max_age)
     return [_scrubbed(f) for f in found]
 
 

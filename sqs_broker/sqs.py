@@ -244,12 +244,18 @@ class QueueRef:
 _listings: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
 
 
-def list_queue_urls(prefix: str, app: Celery | None = None) -> list[str]:
-    """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer (TTL-cached)."""
+def list_queue_urls(
+    prefix: str, app: Celery | None = None, max_age: float | None = None
+) -> list[str]:
+    """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer.
+
+    An answer younger than ``max_age`` (default ``SQS_BROKER_CACHE_TTL``) is reused.
+    """
     key = (prefix, endpoint_url(app))
+    ttl = app_settings.CACHE_TTL if max_age is None else max_age
     with _cache_lock:
         hit = _listings.get(key)
-    if hit is not None and time.monotonic() - hit[0] < app_settings.CACHE_TTL:
+    if hit is not None and time.monotonic() - hit[0] < ttl:
         return list(hit[1])
     urls = _list_queue_urls(prefix, app)
     with _cache_lock:
@@ -291,7 +297,8 @@ def inventory(app: Celery | None = None, discover: bool | None = None) -> list[Q
             refs.setdefault(name, QueueRef(name, "declared", None, celery_name))
         prefix = options.get("queue_name_prefix", "") or ""
         if discover if discover is not None else (bool(prefix) or app_settings.DISCOVER_BY_PREFIX):
-            for url in list_queue_urls(prefix, app):
+            # kombu names a queue entity_name(prefix + name): "app." lists as "app-".
+            for url in list_queue_urls(entity_name(prefix), app):
                 name = url.rstrip("/").rsplit("/", 1)[-1]
                 known = refs.get(name)
                 if known is None:
@@ -669,18 +676,8 @@ def queue_exists(
     return True
 
 
-def list_queue_names(prefix: str, app: Celery | None = None, max_pages: int = 10) -> list[str]:
-    """Queue names under ``prefix``, at most ``max_pages`` pages of 1,000 (bounded time)."""
-    sqs = client(app=app)
-    names: list[str] = []
-    kwargs: dict[str, Any] = {"MaxResults": 1000}
-    if prefix:
-        kwargs["QueueNamePrefix"] = prefix
-    for _ in range(max_pages):
-        answer = sqs.list_queues(**kwargs)
-        names.extend(u.rstrip("/").rsplit("/", 1)[-1] for u in answer.get("QueueUrls", []))
-        token = answer.get("NextToken")
-        if not token:
-            break
-        kwargs["NextToken"] = token
-    return names
+def list_queue_names(
+    prefix: str, app: Celery | None = None, max_age: float | None = None
+) -> list[str]:
+    """Queue names under ``prefix``; the listing is shared with :func:`list_queue_urls`."""
+    return [url.rstrip("/").rsplit("/", 1)[-1] for url in list_queue_urls(prefix, app, max_age)]

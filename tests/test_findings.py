@@ -440,12 +440,20 @@ def test_online__existing_queue_with_matching_attributes_is_clean(sqs: Any, uniq
     assert "sqs_broker.I006" not in ids(found)
 
 
-def test_online__states_given_are_reused(unique: str) -> None:
-    """With states from the dashboard, no queue is fetched again."""
-    app = app_for({"SQS_QUEUE_NAME_PREFIX": f"{unique}-"})
-    assert "sqs_broker.I006" not in online_ids(app, states=[])
-    states = sqs_api.fetch(sqs_api.inventory(app), app)
-    assert "sqs_broker.I006" in online_ids(app, states=states)
+def test_online__states_given_are_reused(sqs: Any, sqs_endpoint: str, unique: str) -> None:
+    """With states from the dashboard, no queue is fetched or listed again."""
+    prefix = f"{unique}-"
+    make_redrive(sqs, f"{prefix}work", f"{prefix}dlq", 5)
+    with Proxy.to(sqs_endpoint) as proxy:
+        app = app_for({"SQS_QUEUE_NAME_PREFIX": prefix, "SQS_ENDPOINT_URL": proxy.endpoint_url})
+        assert "sqs_broker.I006" not in online_ids(app, states=[])
+        states = sqs_api.fetch(sqs_api.inventory(app), app)
+        assert proxy.reset_counts()["ListQueues"] == 1
+        assert "sqs_broker.I006" in online_ids(app, states=states)
+        calls = proxy.reset_counts()
+    # The listing is the inventory's, and the dead-letter queue was among the states.
+    assert calls["ListQueues"] == 0, calls
+    assert calls["GetQueueAttributes"] == calls["GetQueueUrl"] == 0, calls
 
 
 def test_online__predefined_queue_missing(sqs: Any, unique: str) -> None:

@@ -40,6 +40,14 @@ def test_inventory__prefix_and_declared(sqs, unique):
     assert names == {f"{unique}-celery": "declared", f"{unique}-extra": "prefix"}
 
 
+def test_inventory__prefix_named_as_kombu_names_it(sqs, unique):
+    """A prefix with a dot lists queues under the name kombu gives them ("app." -> "app-")."""
+    sqs.create_queue(QueueName=f"{unique}-extra")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}."))
+    names = {ref.name: ref.source for ref in sqs_module.inventory(app)}
+    assert names == {f"{unique}-celery": "declared", f"{unique}-extra": "prefix"}
+
+
 def test_fetch__cached_for_ttl(sqs, unique, settings):
     """A second fetch within the TTL returns the same answer without asking SQS."""
     settings.SQS_BROKER_CACHE_TTL = 60
