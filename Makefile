@@ -5,7 +5,7 @@ run:
 	scripts/bootstrap .venv 3.11
 	.venv/bin/python manage.py sqs_local
 
-# The whole suite: Python 3.11 + Django 5.2 on SQLite, Python 3.13 + Django 6.x on PostgreSQL
+# The whole suite: 3.11 + Django 5.2 and 3.12 + Django 6.0 on SQLite, 3.13 + Django 6.1 on PostgreSQL
 test:
 	scripts/test
 
