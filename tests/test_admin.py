@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -81,6 +82,50 @@ def test_dashboard__shows_depths_and_dlq(client, sqs, unique, app, with_dlq):
     # View permission only: no action buttons.
     assert "/purge/" not in html
     assert "/redrive/" not in html
+
+
+class _Structure(HTMLParser):
+    """Collects what a screen reader needs: header scopes, table names, control labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.th_without_scope = 0
+        self.tables: list[dict[str, str | None]] = []
+        self.ids: set[str] = set()
+        self.label_for: set[str] = set()
+        self.controls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "th" and a.get("scope") not in ("col", "row"):
+            self.th_without_scope += 1
+        if tag == "table":
+            self.tables.append(a)
+        if tag == "label" and a.get("for"):
+            self.label_for.add(a["for"])
+        if tag == "select" or (tag == "input" and a.get("type") not in ("hidden", "submit")):
+            self.controls.append(a.get("id") or "")
+
+
+@pytest.mark.django_db
+def test_dashboard__headers_tables_and_controls_are_labelled(client, sqs, unique, app, with_dlq):
+    """Every header cell has a scope, the main tables name their heading, every select a label."""
+    client.force_login(user_with("view_dashboard", "purge_queue", "redrive_queue"))
+    pages = {}
+    for page in (DASHBOARD, f"{DASHBOARD}queue/{unique}-celery/"):
+        pages[page] = found = _Structure()
+        found.feed(client.get(page).content.decode())
+        assert found.th_without_scope == 0, page
+        assert all(c in found.label_for for c in found.controls), page
+    dashboard = pages[DASHBOARD]
+    assert len(dashboard.controls) >= 1  # the window select, at least
+    titles = [
+        t.get("aria-labelledby") for t in dashboard.tables if "sqs-table" in (t["class"] or "")
+    ]
+    assert titles[:3] == ["sqs-queues-title", "sqs-workers-title", "sqs-tasks-title"]
+    assert set(titles[:3]) <= dashboard.ids
 
 
 @pytest.mark.django_db
