@@ -9,6 +9,8 @@ and neither ever shows a stack trace: SQS errors are reported per queue.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -48,13 +50,22 @@ def denied(request: HttpRequest) -> HttpResponse | None:
     return response
 
 
-@never_cache
-@require_GET
+def data_view(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """GET only, never cached, and answered only when :func:`denied` lets the request in."""
+
+    @never_cache
+    @require_GET
+    @wraps(view)
+    def guarded(request: HttpRequest) -> HttpResponse:
+        refusal = denied(request)
+        return refusal if refusal is not None else view(request)
+
+    return guarded
+
+
+@data_view
 def stats_json(request: HttpRequest) -> HttpResponse:
     """The same data as the dashboard, as JSON (``?window=300|3600|86400``)."""
-    refusal = denied(request)
-    if refusal is not None:
-        return refusal
     try:
         window = parse_window(request.GET.get("window"))
     except ValueError as exc:
@@ -62,12 +73,8 @@ def stats_json(request: HttpRequest) -> HttpResponse:
     return JsonResponse(stats.gather(window=window), json_dumps_params={"ensure_ascii": False})
 
 
-@never_cache
-@require_GET
+@data_view
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of the same data."""
-    refusal = denied(request)
-    if refusal is not None:
-        return refusal
     body, content_type = metrics.render(stats.gather(online=False))
     return HttpResponse(body, content_type=content_type)
