@@ -62,6 +62,24 @@ def make_app(env: Mapping[str, str], **conf: Any) -> Celery:
     return app
 
 
+def run_python(
+    *args: str,
+    env: Mapping[str, str],
+    settings: str = "project.settings",
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in the project root with ``env`` and ``settings``; output as text."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": settings},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def queue_with_dlq(
     sqs: Any, name: str, dlq_name: str, max_receive_count: int = 5, **attributes: str
 ) -> tuple[str, str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,7 +27,7 @@ import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
 from sqs_broker import sqs as sqs_api
 from sqs_broker.localsqs import LocalSQS, free_port
-from tests.conftest import ROOT, base_env, make_app
+from tests.conftest import ROOT, base_env, make_app, run_python
 from tests.proxy import Proxy
 
 ACCOUNT = "123456789012"
@@ -382,15 +380,8 @@ def test_pycurl_missing__raised_when_it_cannot_be_imported() -> None:
         "from sqs_broker import findings\n"
         "f = findings.pycurl_missing(); print(f.id if f else 'none')\n"
     )
-    env = {**base_env(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()\n" + code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_python(
+        "-c", "import django; django.setup()\n" + code, env=base_env(), settings="tests.settings"
     )
     assert result.stdout.strip().splitlines()[-1] == "sqs_broker.E016", result.stderr
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from sqs_broker import guard
-from tests.conftest import ROOT, base_env, make_app
+from tests.conftest import ROOT, base_env, make_app, run_python
 
 UNSAFE = {
     "DJANGO_DEBUG": "true",
@@ -18,13 +18,6 @@ UNSAFE = {
     "AWS_ACCESS_KEY_ID": "AKIAGUARDTEST",
     "AWS_SECRET_ACCESS_KEY": "guard/secret+value=",
 }
-
-
-def run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**env, "DJANGO_SETTINGS_MODULE": "project.settings"}
-    return subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def test_refuse_unsafe_start__raises_only_with_debug_and_url_keys() -> None:
@@ -41,17 +34,17 @@ def test_refuse_unsafe_start__raises_only_with_debug_and_url_keys() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        [sys.executable, "manage.py", "check"],
-        [sys.executable, "manage.py", "runserver", "127.0.0.1:0"],
-        [sys.executable, "-c", "import project.wsgi"],
-        [sys.executable, "-c", "import project.asgi"],
-        [sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=solo"],
+        ["manage.py", "check"],
+        ["manage.py", "runserver", "127.0.0.1:0"],
+        ["-c", "import project.wsgi"],
+        ["-c", "import project.asgi"],
+        ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
     ],
     ids=["check", "runserver", "wsgi", "asgi", "worker"],
 )
 def test_processes__refuse_to_start_when_unsafe(argv: list[str]) -> None:
     """check, runserver, WSGI, ASGI and the worker exit non-zero naming E001."""
-    result = run(argv, base_env(**UNSAFE))
+    result = run_python(*argv, env=base_env(**UNSAFE))
     assert result.returncode != 0
     assert "sqs_broker.E001" in result.stdout + result.stderr
     assert UNSAFE["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
@@ -60,15 +53,15 @@ def test_processes__refuse_to_start_when_unsafe(argv: list[str]) -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        [sys.executable, "manage.py", "check"],
-        [sys.executable, "-c", "import project.wsgi"],
-        [sys.executable, "-c", "import project.asgi"],
+        ["manage.py", "check"],
+        ["-c", "import project.wsgi"],
+        ["-c", "import project.asgi"],
     ],
     ids=["check", "wsgi", "asgi"],
 )
 def test_processes__start_when_debug_is_off(argv: list[str]) -> None:
     """With DEBUG off, the same keys in the URL do not stop anything."""
-    result = run(argv, base_env(**{**UNSAFE, "DJANGO_DEBUG": "false"}))
+    result = run_python(*argv, env=base_env(**{**UNSAFE, "DJANGO_DEBUG": "false"}))
     assert result.returncode == 0, result.stderr
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from django.urls import path
 from kombu.utils.url import safequote
 
 from sqs_broker import redact
-from tests.conftest import ROOT, base_env, make_app
+from tests.conftest import base_env, make_app, run_python
 
 SECRET = "CanaryRedactSecret/+Ab12"
 TOKEN = "CanaryRedactToken+Cd34"
@@ -244,16 +242,8 @@ def test_check_command__shows_no_secret(sqs_endpoint: str) -> None:
         AWS_SECRET_ACCESS_KEY=SECRET,
         SQS_CREDENTIALS_IN_URL="true",
         SQS_BROKER_API_TOKEN=API_TOKEN,
-        DJANGO_SETTINGS_MODULE="project.settings",
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("manage.py", "check", env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "sqs_broker.E001" in output

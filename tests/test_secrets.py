@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from io import StringIO
 from typing import Any
@@ -29,7 +27,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from kombu.utils.url import safequote
 
-from tests.conftest import ROOT, base_env, make_app, queue_with_dlq
+from tests.conftest import base_env, make_app, queue_with_dlq, run_python
 
 pytestmark = pytest.mark.django_db
 
@@ -189,16 +187,8 @@ def test_sqs_check_command_line__shows_no_secret(sqs: Any, unique: str) -> None:
     """`manage.py sqs_check` in a subprocess with the canaries in its environment prints none."""
     for mode in ("url_keys", "env_keys"):
         env = config(mode, f"{unique}{mode[0]}", sqs)
-        env["DJANGO_SETTINGS_MODULE"] = "project.settings"
         for args in ((), ("--json",)):
-            result = subprocess.run(
-                [sys.executable, "manage.py", "sqs_check", *args],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=90,
-            )
+            result = run_python("manage.py", "sqs_check", *args, env=env, timeout=90)
             output = result.stdout + result.stderr
             assert result.returncode in (0, 1), output
             assert leaks(output) == [], (mode, args)

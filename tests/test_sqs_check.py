@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from io import StringIO
 from typing import Any
@@ -17,7 +16,7 @@ from django.test import override_settings
 from sqs_broker import sqs
 from sqs_broker.localsqs import free_port
 from sqs_broker.management.commands.sqs_check import Command
-from tests.conftest import ROOT, base_env, make_app
+from tests.conftest import base_env, make_app, run_python
 from tests.proxy import Proxy
 
 SECRET = "sqscheck/secret+value="
@@ -151,16 +150,7 @@ def test_help__every_option_states_its_default() -> None:
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**base_env(**env), "DJANGO_SETTINGS_MODULE": "project.settings"}
-    return subprocess.run(
-        [sys.executable, "manage.py", "sqs_check", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python("manage.py", "sqs_check", *args, env=base_env(**env))
 
 
 def test_command_line__runs_and_reports_e001_without_the_secret() -> None:
