@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -208,10 +209,9 @@ class DashboardAdmin(admin.ModelAdmin):
         )
         return TemplateResponse(request, "sqs_broker/queue.html", context)
 
+    @method_decorator(require_http_methods(["POST"]))
     def peek_view(self, request: HttpRequest, name: str) -> HttpResponse:
-        return require_http_methods(["POST"])(self._peek)(request, name)
-
-    def _peek(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Receive up to 10 messages, show them, and let them go again."""
         # A receive raises each message's receive count, so it is an action:
         # POST only, and the permission of those who handle dead letters.
         self._require(request, "redrive_queue")
@@ -242,13 +242,12 @@ class DashboardAdmin(admin.ModelAdmin):
         raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
 
     @staticmethod
-    def _redirect_target(request: HttpRequest) -> str:
-        return reverse("admin:sqs_broker_dashboard_changelist")
+    def _to_dashboard() -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:sqs_broker_dashboard_changelist"))
 
+    @method_decorator(require_http_methods(["GET", "POST"]))
     def purge_view(self, request: HttpRequest, name: str) -> HttpResponse:
-        return require_http_methods(["GET", "POST"])(self._purge)(request, name)
-
-    def _purge(self, request: HttpRequest, name: str) -> HttpResponse:
+        """GET: what a purge would delete; POST: purge the queue."""
         self._require(request, "purge_queue")
         app = stats.celery_app()
         state = self._fresh_state(name, app)
@@ -271,7 +270,7 @@ class DashboardAdmin(admin.ModelAdmin):
                         request,
                         _("Purging %(name)s failed: %(error)s") % {"name": name, "error": text},
                     )
-                return HttpResponseRedirect(self._redirect_target(request))
+                return self._to_dashboard()
             count = state.int("ApproximateNumberOfMessages") or 0
             log_action(request, name, f"Purged SQS queue {name} (about {count} messages).")
             messages.success(
@@ -282,7 +281,7 @@ class DashboardAdmin(admin.ModelAdmin):
                 )
                 % {"name": name},
             )
-            return HttpResponseRedirect(self._redirect_target(request))
+            return self._to_dashboard()
         context = self._context(
             request,
             _("Purge queue %(name)s?") % {"name": name},
@@ -294,10 +293,9 @@ class DashboardAdmin(admin.ModelAdmin):
         )
         return TemplateResponse(request, "sqs_broker/confirm_purge.html", context)
 
+    @method_decorator(require_http_methods(["GET", "POST"]))
     def redrive_view(self, request: HttpRequest, name: str) -> HttpResponse:
-        return require_http_methods(["GET", "POST"])(self._redrive)(request, name)
-
-    def _redrive(self, request: HttpRequest, name: str) -> HttpResponse:
+        """GET: what a move back from the dead-letter queue would do; POST: move them."""
         self._require(request, "redrive_queue")
         app = stats.celery_app()
         source = self._fresh_state(name, app)
@@ -317,7 +315,7 @@ class DashboardAdmin(admin.ModelAdmin):
                     _("Moving the messages of %(dlq)s back failed: %(error)s")
                     % {"dlq": dlq.ref.name, "error": sqs.error_text(exc)[0]},
                 )
-                return HttpResponseRedirect(self._redirect_target(request))
+                return self._to_dashboard()
             if handle is not None:
                 log_action(
                     request,
@@ -333,7 +331,7 @@ class DashboardAdmin(admin.ModelAdmin):
                     )
                     % {"dlq": dlq.ref.name, "name": name},
                 )
-                return HttpResponseRedirect(self._redirect_target(request))
+                return self._to_dashboard()
             result = sqs.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
             log_action(
                 request,
@@ -361,7 +359,7 @@ class DashboardAdmin(admin.ModelAdmin):
             )
             for text in result.errors[:5]:
                 messages.error(request, scrub(text))
-            return HttpResponseRedirect(self._redirect_target(request))
+            return self._to_dashboard()
         context = self._context(
             request,
             _("Move messages from %(dlq)s back to %(name)s?") % {"dlq": dlq.ref.name, "name": name},

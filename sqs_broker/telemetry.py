@@ -67,8 +67,6 @@ MAX_PENDING_KEYS = 20_000
 PRUNE_EVERY = 600.0
 #: Points of a task's sparkline, whatever the window.
 SPARKLINE_POINTS = 30
-#: Windows the dashboard offers, in seconds.
-WINDOWS = (300, 3600, 86400)
 
 SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
