@@ -37,6 +37,16 @@ API_TOKEN = "CanaryRedactApiToken0123456789"
 CANARIES = (SECRET, TOKEN, QUEUE_SECRET, API_TOKEN)
 
 
+#: DEBUG with keys in the broker URL: every process refuses to start (E001).
+REFUSED = {
+    "DJANGO_DEBUG": "true",
+    "AWS_ACCESS_KEY_ID": "AKIACANARYREDACT",
+    "AWS_SECRET_ACCESS_KEY": SECRET,
+    "SQS_CREDENTIALS_IN_URL": "true",
+    "SQS_BROKER_API_TOKEN": API_TOKEN,
+}
+
+
 def spellings(secret: str) -> set[str]:
     return {secret, safequote(secret), quote(secret, safe=""), quote(secret)}
 
@@ -236,13 +246,7 @@ def test_boto3_debug_logs__show_no_secret(
 
 def test_check_command__shows_no_secret(sqs_endpoint: str) -> None:
     """`manage.py check` reporting E001 prints no canary."""
-    env = base_env(
-        DJANGO_DEBUG="true",
-        AWS_ACCESS_KEY_ID="AKIACANARYREDACT",
-        AWS_SECRET_ACCESS_KEY=SECRET,
-        SQS_CREDENTIALS_IN_URL="true",
-        SQS_BROKER_API_TOKEN=API_TOKEN,
-    )
+    env = base_env(**REFUSED)
     result = run_python("manage.py", "check", env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -297,13 +301,7 @@ def test_worker_debug_log__shows_no_secret(
 @pytest.mark.worker
 def test_worker_refusal__shows_no_secret(start_worker: Any) -> None:
     """A worker refusing to start (DEBUG with keys in the URL) says why without the key."""
-    env = base_env(
-        DJANGO_DEBUG="true",
-        AWS_ACCESS_KEY_ID="AKIACANARYREDACT",
-        AWS_SECRET_ACCESS_KEY=SECRET,
-        SQS_CREDENTIALS_IN_URL="true",
-        SQS_BROKER_API_TOKEN=API_TOKEN,
-    )
+    env = base_env(**REFUSED)
     worker = start_worker(env, wait=False, extra=("--loglevel=DEBUG",))
     worker.process.wait(timeout=60)
     output = worker.output()
