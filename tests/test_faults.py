@@ -46,6 +46,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
     return predicate()
 
 
+def worker_env(unique: str, **overrides: str) -> dict[str, str]:
+    """The environment of a worker on queues prefixed ``unique-``, long-polling 1 s."""
+    return base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1", **overrides)
+
+
 def depth(sqs: Any, queue: str) -> tuple[int, int]:
     """``(visible, in flight)`` of the queue named ``queue``."""
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
@@ -60,21 +65,17 @@ def test_sigkill_during_acks_late_task__runs_again_on_another_worker(
 ) -> None:
     """A worker killed mid-task leaves the message to another after the visibility timeout."""
     visibility = 4
-    env = base_env(
-        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
-        SQS_WAIT_TIME_SECONDS="1",
-        SQS_VISIBILITY_TIMEOUT=str(visibility),
-    )
+    env = worker_env(unique, SQS_VISIBILITY_TIMEOUT=str(visibility))
     journal = tmp_path / "journal"
     first = start_worker(env)
+    sent_at = time.monotonic()
     make_app(env).send_task(JOURNAL, args=(str(journal), "job", 2.0))
     assert wait_for(lambda: len(runs(journal)) == 1, 60), first.output()
-    killed_at = time.monotonic()
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
 
     second = start_worker(env)
     assert wait_for(lambda: len(runs(journal)) == 2, visibility + 30), second.output()
-    redelivered_after = time.monotonic() - killed_at
+    redelivered_after = time.monotonic() - sent_at
     assert wait_for(lambda: "succeeded" in second.output(), 30), second.output()
     executions = runs(journal)
     # Ran exactly twice: once in the killed worker, once to completion in the other.
@@ -82,8 +83,8 @@ def test_sigkill_during_acks_late_task__runs_again_on_another_worker(
     assert executions[0][1] != executions[1][1]
     assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (0, 0), 10)
     assert len(runs(journal)) == 2
-    # Not before the visibility timeout allowed it (minus the time the task had run).
-    assert redelivered_after < visibility + 30
+    # Not before the visibility timeout allowed it: the receive came after the send.
+    assert redelivered_after >= visibility, redelivered_after
 
 
 #: Celery's solo and threads pools cannot cancel a running task (no kill_job):
@@ -111,9 +112,8 @@ def test_soft_shutdown__unacked_message_visible_at_once(
     set-ups). After it, the acks_late message of the cancelled task is released.
     """
     visibility = 120
-    env = base_env(
-        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
-        SQS_WAIT_TIME_SECONDS="1",
+    env = worker_env(
+        unique,
         SQS_VISIBILITY_TIMEOUT=str(visibility),
         CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT="2",
         REMAP_SIGTERM="SIGQUIT",
@@ -146,10 +146,10 @@ def test_endpoint_cut_while_publishing__published_tasks_run_exactly_once(
 ) -> None:
     """Publishing through a cut endpoint fails fast or succeeds; each published task runs once."""
     journal = tmp_path / "journal"
-    worker_env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
-    start_worker(worker_env)
+    env = worker_env(unique)
+    start_worker(env)
     with Proxy.to(sqs_endpoint) as proxy:
-        app = make_app({**worker_env, "SQS_ENDPOINT_URL": proxy.endpoint_url})
+        app = make_app({**env, "SQS_ENDPOINT_URL": proxy.endpoint_url})
         published: list[str] = []
         failed: dict[str, str] = {}
         durations: list[float] = []
@@ -337,11 +337,7 @@ def test_warm_shutdown__prefetched_messages_run_before_exit(
 ) -> None:
     """SIGTERM mid-task: the running and the prefetched tasks finish; nothing is left in flight."""
     visibility = 120
-    env = base_env(
-        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
-        SQS_WAIT_TIME_SECONDS="1",
-        SQS_VISIBILITY_TIMEOUT=str(visibility),
-    )
+    env = worker_env(unique, SQS_VISIBILITY_TIMEOUT=str(visibility))
     journal = tmp_path / "journal"
     app = make_app(env)
     for n in range(4):
@@ -361,7 +357,7 @@ def test_malformed_messages__worker_survives_and_runs_the_next_task(
     start_worker: Any, sqs: Any, unique: str, tmp_path: Path
 ) -> None:
     """Bodies Celery did not write do not stop the worker; the task after them runs."""
-    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
+    env = worker_env(unique)
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     for body in BAD_BODIES.values():
         sqs.send_message(QueueUrl=url, MessageBody=body)
@@ -413,10 +409,10 @@ def test_endpoint_blip_while_publishing__retry_rides_it_out(
     import threading
 
     journal = tmp_path / "journal"
-    worker_env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
-    worker = start_worker(worker_env)
+    env = worker_env(unique)
+    worker = start_worker(env)
     with Proxy.to(sqs_endpoint) as proxy:
-        app = make_app({**worker_env, "SQS_ENDPOINT_URL": proxy.endpoint_url})
+        app = make_app({**env, "SQS_ENDPOINT_URL": proxy.endpoint_url})
         app.send_task(JOURNAL, args=(str(journal), "before"))  # queue URL now known
         outcome: dict[str, Any] = {}
 

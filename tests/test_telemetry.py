@@ -479,14 +479,15 @@ def test_worker__two_workers_write_at_once_and_a_killed_one_shows_lost(
     )
     assert len(beats) == 2 and _totals(queue)["redelivered"] == 0
 
-    first.stop(signal.SIGKILL)
     killed = next(b.hostname for b in beats if b.pool == "prefork")
 
     def state() -> str:
         workers = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}
         return workers[killed]["state"]
 
-    assert state() == "alive"
+    # Alive right before the kill (polled: a loaded machine may delay one beat).
+    _wait_for(lambda: state() == "alive", timeout=10 * INTERVAL, what="a fresh heartbeat")
+    first.stop(signal.SIGKILL)
     _wait_for(lambda: state() == "lost", timeout=10 * INTERVAL, what="lost state")
 
 
