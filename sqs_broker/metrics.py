@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-STATES = (("visible", "visible"), ("in_flight", "in_flight"), ("delayed", "delayed"))
+#: Keys of a queue row that are message counts; each is also its ``state`` label.
+STATES = ("visible", "in_flight", "delayed")
 
 
 class StatsCollector(Collector):
@@ -55,9 +56,9 @@ class StatsCollector(Collector):
         )
         for queue in queues:
             name = queue["name"]
-            for key, state in STATES:
-                if queue.get(key) is not None:
-                    messages.add_metric([name, state], queue[key])
+            for state in STATES:
+                if queue.get(state) is not None:
+                    messages.add_metric([name, state], queue[state])
             if queue.get("visibility_timeout") is not None:
                 visibility.add_metric([name], queue["visibility_timeout"])
             dlq = queue.get("dlq")
