@@ -11,19 +11,20 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def _scale(values: Sequence[float], height: float, pad: float) -> tuple[float, float]:
-    top = max(values) if values else 0
-    top = top if top > 0 else 1
-    return top, (height - 2 * pad) / top
+def points(
+    values: Sequence[float], width: float, height: float, pad: float = 2, top: float | None = None
+) -> str:
+    """An SVG ``points`` attribute drawing ``values`` left to right, 0 at the bottom.
 
-
-def points(values: Sequence[float], width: float, height: float, pad: float = 2) -> str:
-    """An SVG ``points`` attribute drawing ``values`` left to right, 0 at the bottom."""
+    ``top`` is the value drawn at the top edge (default: the largest value),
+    so several lines can share one scale.
+    """
     if not values:
         return ""
     if len(values) == 1:
         values = [values[0], values[0]]
-    _top, k = _scale(values, height, pad)
+    top = max(values) if top is None else top
+    k = (height - 2 * pad) / (top if top > 0 else 1)
     step = (width - 2 * pad) / (len(values) - 1)
     return " ".join(
         f"{pad + i * step:.1f},{height - pad - v * k:.1f}" for i, v in enumerate(values)
@@ -50,18 +51,7 @@ def history_chart(
     series = {key: [s[key] for s in samples] for key in ("visible", "in_flight", "delayed")}
     everything = [v for values in series.values() for v in values]
     top = max(everything) if everything else 0
-    scale_top = top if top > 0 else 1
-    lines = {}
-    for key, values in series.items():
-        if not values:
-            lines[key] = ""
-            continue
-        drawn = values if len(values) > 1 else [values[0], values[0]]
-        k = (height - 2 * pad) / scale_top
-        step = (width - 2 * pad) / (len(drawn) - 1)
-        lines[key] = " ".join(
-            f"{pad + i * step:.1f},{height - pad - v * k:.1f}" for i, v in enumerate(drawn)
-        )
+    lines = {key: points(values, width, height, pad, top=top) for key, values in series.items()}
     return {
         "width": width,
         "height": height,
