@@ -29,24 +29,6 @@ from sqs_broker.conf import app_settings
 from sqs_broker.models import Dashboard
 from sqs_broker.redact import scrub
 
-#: Telemetry windows offered on the page, in seconds.
-WINDOWS = (300, 3600, 86400)
-DEFAULT_WINDOW = 300
-
-
-def parse_window(value: str | None) -> int:
-    """``?window=`` in seconds: one of :data:`WINDOWS`, or a clear ``ValueError``."""
-    if value in (None, ""):
-        return DEFAULT_WINDOW
-    try:
-        window = int(value)
-    except ValueError:
-        window = -1
-    if window not in WINDOWS:
-        choices = ", ".join(str(w) for w in WINDOWS)
-        raise ValueError(f"window must be one of {choices} (seconds); got {value[:20]!r}.")
-    return window
-
 
 def _url(name: str) -> str | None:
     """A URL the project may or may not route (set_language, the JSON and metrics views)."""
@@ -145,9 +127,9 @@ class DashboardAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         self._require(request)
         try:
-            window = parse_window(request.GET.get("window"))
+            window = stats.parse_window(request.GET.get("window"))
         except ValueError:
-            window = DEFAULT_WINDOW
+            window = stats.DEFAULT_WINDOW
         data = stats.gather(window=window)
         names = [q["name"] for q in data["queues"]]
         names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]
@@ -172,7 +154,7 @@ class DashboardAdmin(admin.ModelAdmin):
             backoff_rows=[r for r in rows if r["q"]["backoff_policy"]],
             refresh_seconds=app_settings.REFRESH_SECONDS,
             window=window,
-            windows=WINDOWS,
+            windows=stats.WINDOWS,
             history_hours=app_settings.HISTORY_HOURS,
             telemetry=telemetry.panels(data),
             **(extra_context or {}),

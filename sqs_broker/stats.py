@@ -134,15 +134,12 @@ def _app_key(app: Celery) -> tuple[Any, ...]:
 def _online_findings(
     app: Celery, states: list[sqs.QueueState], errors: list[str]
 ) -> list[findings.Finding] | None:
-    online = getattr(findings, "online", None)
-    if online is None:
-        return None
     key = (*_app_key(app), translation.get_language())
     cached = _online_cache.get(key)
     if cached is not None and time.time() - cached[0] < app_settings.ONLINE_FINDINGS_TTL:
         return cached[1]
     try:
-        found = list(online(app, states=states))
+        found = list(findings.online(app, states=states))
     except Exception as exc:  # the page still shows the queues and offline findings
         text, _code = sqs.error_text(exc)
         errors.append(_("Online checks failed: %(error)s") % {"error": text})
@@ -265,7 +262,7 @@ def gather(
         "findings": [finding_row(f) for f in [*findings.offline(app), *(found.online or [])]],
         "errors": list(found.errors),
     }
-    data.update(telemetry_data(data["queues"], window or DEFAULT_TELEMETRY_WINDOW, data["errors"]))
+    data.update(telemetry_data(data["queues"], window or DEFAULT_WINDOW, data["errors"]))
     return scrub_data(data)
 
 
@@ -292,8 +289,24 @@ def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
     )
 
 
+#: Telemetry windows the dashboard and ``stats.json`` offer, in seconds.
+WINDOWS = (300, 3600, 86400)
 #: Seconds of task telemetry when the caller names no window.
-DEFAULT_TELEMETRY_WINDOW = 300
+DEFAULT_WINDOW = 300
+
+
+def parse_window(value: str | None) -> int:
+    """``?window=`` in seconds: one of :data:`WINDOWS`, or a clear ``ValueError``."""
+    if value in (None, ""):
+        return DEFAULT_WINDOW
+    try:
+        window = int(value)
+    except ValueError:
+        window = -1
+    if window not in WINDOWS:
+        choices = ", ".join(str(w) for w in WINDOWS)
+        raise ValueError(f"window must be one of {choices} (seconds); got {value[:20]!r}.")
+    return window
 
 
 def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from sqs_broker import metrics, stats
-from sqs_broker.admin import parse_window
 from sqs_broker.conf import app_settings
 
 PERMISSION = "sqs_broker.view_dashboard"
@@ -67,7 +66,7 @@ def data_view(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequ
 def stats_json(request: HttpRequest) -> HttpResponse:
     """The same data as the dashboard, as JSON (``?window=300|3600|86400``)."""
     try:
-        window = parse_window(request.GET.get("window"))
+        window = stats.parse_window(request.GET.get("window"))
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(stats.gather(window=window), json_dumps_params={"ensure_ascii": False})
