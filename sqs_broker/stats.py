@@ -184,19 +184,18 @@ def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
         message = _("SQS did not answer within %(seconds)s s; the page will retry on reload.") % {
             "seconds": f"{budget:g}"
         }
-        refs = sqs.inventory(app, discover=False)
-        states = [
-            sqs.QueueState(
-                ref, ref.url, error=message, error_code="Timeout", fetched_at=time.time()
-            )
-            for ref in refs
-        ]
-        return Pass(states, {}, None, [message])
+        return _unanswered(app, message, "Timeout")
     except Exception as exc:  # a bug in a pass must not turn into a 500 with a traceback
-        text, _code = sqs.error_text(exc)
-        refs = sqs.inventory(app, discover=False)
-        states = [sqs.QueueState(ref, ref.url, error=text, error_code="Error") for ref in refs]
-        return Pass(states, {}, None, [text])
+        return _unanswered(app, sqs.error_text(exc)[0], "Error")
+
+
+def _unanswered(app: Celery, message: str, code: str) -> Pass:
+    """The declared and predefined queues, each failed with ``message``."""
+    states = [
+        sqs.QueueState(ref, ref.url, error=message, error_code=code, fetched_at=time.time())
+        for ref in sqs.inventory(app, discover=False)
+    ]
+    return Pass(states, {}, None, [message])
 
 
 # --- rows ------------------------------------------------------------------------
