@@ -319,7 +319,8 @@ def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str])
     try:
         found = telemetry.snapshot(window)
     except Exception as exc:
-        errors.append(f"Telemetry could not be read: {type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})
         found = {"workers": [], "tasks": []}
     return {
         "telemetry_window": window,

@@ -241,3 +241,17 @@ def test_displayable_config__chain(unique):
     assert config["credentials"]["source"] == "chain"
     assert config["credentials"]["chain_hint"] == "web identity (IRSA / OIDC role)"
     assert "/var/run/secrets/token" not in json.dumps(config)
+
+
+def test_gather__telemetry_unreadable_is_an_error_entry(sqs, unique):
+    """No database to read telemetry from: the queues still show, errors say why, translated."""
+    from django.utils import translation
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    # Not marked django_db: every query raises, as with tables never migrated.
+    with translation.override("zh-hans"):
+        data = stats.gather(app, online=False)
+    assert [q["name"] for q in data["queues"]] == [f"{unique}-celery"]
+    assert (data["workers"], data["tasks"]) == ([], [])
+    assert any(e.startswith("无法读取遥测数据：") for e in data["errors"]), data["errors"]
