@@ -130,6 +130,11 @@ class DashboardAdmin(admin.ModelAdmin):
             window = stats.parse_window(request.GET.get("window"))
         except ValueError:
             window = stats.DEFAULT_WINDOW
+            messages.warning(
+                request,
+                _("The window must be one of the choices offered; showing the last %(s)s s.")
+                % {"s": window},
+            )
         data = stats.gather(window=window)
         names = [q["name"] for q in data["queues"]]
         names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]

@@ -381,3 +381,13 @@ def test_queue_page__dead_letter_queue_of_a_predefined_queue(client, sqs, unique
         response = client.get(link)
     assert response.status_code == 200
     assert f"{unique}-dlq" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_dashboard__window_not_offered_says_so(client, app):
+    """?window=7 shows the default window and a warning, not a silent substitute."""
+    client.force_login(user_with("view_dashboard"))
+    page = client.get(f"{DASHBOARD}?window=7")
+    assert page.status_code == 200 and page.context["window"] == 300
+    assert "The window must be one of the choices offered" in page.content.decode()
+    assert "The window must" not in client.get(f"{DASHBOARD}?window=3600").content.decode()
