@@ -696,8 +696,11 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     points = max(1, int(-(-window_seconds // step)))
     sums: dict[tuple[str, str], Counts] = {}
     series: dict[tuple[str, str], list[int]] = {}
-    for row in TaskCounter.objects.filter(minute__gte=first_minute).values(
-        "task", "queue", "minute", *COUNT_FIELDS, "runtime_sum", "runtime_max"
+    # No ORDER BY: the rows are summed here and the tasks sorted after.
+    for row in (
+        TaskCounter.objects.filter(minute__gte=first_minute)
+        .order_by()
+        .values("task", "queue", "minute", *COUNT_FIELDS, "runtime_sum", "runtime_max")
     ):
         key = (row["task"], row["queue"])
         sums.setdefault(key, Counts()).merge(
