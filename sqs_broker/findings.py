@@ -16,7 +16,6 @@ the bounded clients of :mod:`sqs_broker.sqs`.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import weakref
@@ -1205,17 +1204,6 @@ def assume(app: Celery) -> list[Finding]:
     return []
 
 
-def _redrive(state: sqs.QueueState) -> dict[str, Any] | None:
-    text = state.attributes.get("RedrivePolicy")
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def queue_findings(
     app: Celery, state: sqs.QueueState, existing: Collection[tuple[str, str]] = ()
 ) -> list[Finding]:
@@ -1272,7 +1260,7 @@ def queue_findings(
         return [_failure(kind, sqs.readable_error(state.error)[0], action, ref.name)]
 
     found: list[Finding] = []
-    redrive = _redrive(state)
+    redrive = sqs.redrive_policy(state)
     if ref.source == "prefix":
         # Found by listing, not used by a declared queue: only its dead-letter queue matters.
         return _dead_letter(app, state, redrive, options, existing) if redrive else []
@@ -1345,10 +1333,8 @@ def _dead_letter(
 ) -> list[Finding]:
     ref = state.ref
     found: list[Finding] = []
-    arn = str(redrive.get("deadLetterTargetArn") or "")
-    parts = arn.split(":")
-    if len(parts) >= 6 and (parts[4], parts[5]) not in existing:
-        dlq, owner = parts[5], parts[4]
+    dlq, owner = redrive["name"], redrive["account"]
+    if owner is not None and (owner, dlq) not in existing:
         try:
             exists = sqs.queue_exists(
                 dlq, owner, ref.name if ref.source == "predefined" else None, app
@@ -1374,11 +1360,8 @@ def _dead_letter(
                 )
     spec = (options.get("predefined_queues") or {}).get(ref.name) or {}
     policy = spec.get("backoff_policy") if isinstance(spec, Mapping) else None
-    try:
-        max_receive = int(redrive.get("maxReceiveCount"))
-    except (TypeError, ValueError):
-        max_receive = None
-    if policy and max_receive is not None:
+    max_receive = redrive["max_receive_count"]
+    if policy:
         last = max(int(k) for k in policy)
         if last >= max_receive:
             found.append(

@@ -14,6 +14,7 @@ round-trip of wall time and a reload storm does not multiply SQS calls.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -329,6 +330,26 @@ class QueueState:
     def int(self, name: str) -> int | None:
         value = self.attributes.get(name)
         return int(value) if value not in (None, "") else None
+
+
+def redrive_policy(state: QueueState) -> dict[str, Any] | None:
+    """The queue's RedrivePolicy as ``{"name", "account", "arn", "max_receive_count"}``.
+
+    ``None`` when the queue has none, or one SQS would not have accepted.
+    """
+    raw = state.attributes.get("RedrivePolicy")
+    if not raw:
+        return None
+    try:
+        policy = json.loads(raw)
+        arn = str(policy["deadLetterTargetArn"])
+        count = int(policy["maxReceiveCount"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    # arn:aws:sqs:REGION:ACCOUNT:NAME
+    parts = arn.split(":")
+    account = parts[4] if len(parts) >= 6 else None
+    return {"name": parts[-1], "account": account, "arn": arn, "max_receive_count": count}
 
 
 _cache: dict[tuple[str, str | None], QueueState] = {}

@@ -66,18 +66,8 @@ class Pass:
     errors: list[str] = field(default_factory=list)
 
 
-def redrive_policy(state: sqs.QueueState) -> dict[str, Any] | None:
-    """The queue's RedrivePolicy as ``{"name", "arn", "max_receive_count"}``, if any."""
-    raw = state.attributes.get("RedrivePolicy")
-    if not raw:
-        return None
-    try:
-        policy = json.loads(raw)
-        arn = str(policy["deadLetterTargetArn"])
-        count = int(policy["maxReceiveCount"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    return {"name": arn.rsplit(":", 1)[-1], "arn": arn, "max_receive_count": count}
+#: The queue's RedrivePolicy as ``{"name", "account", "arn", "max_receive_count"}``, if any.
+redrive_policy = sqs.redrive_policy
 
 
 def _predefined(app: Celery) -> dict[str, Any]:
