@@ -28,7 +28,6 @@ from celery import Celery
 
 from sqs_broker.localsqs import LOCAL_ENV, LocalSQS
 from sqs_broker.settings import celery_settings
-from tests.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
 ADD = "project.demo.tasks.add"
@@ -194,7 +193,12 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-@contextmanager
-def proxy_to(endpoint: str, delay: float = 0.0) -> Iterator[Proxy]:
-    with Proxy.to(endpoint, delay=delay) as proxy:
-        yield proxy
+def publish(signatures: list[Any], method: str, app: Celery) -> None:
+    """Publish with ``publish_many`` (``"batch"``) or one ``.delay()`` per task."""
+    from sqs_broker.publishing import publish_many
+
+    if method == "batch":
+        publish_many(signatures, app=app)
+    else:
+        for signature in signatures:
+            signature.delay()

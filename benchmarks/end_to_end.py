@@ -16,14 +16,14 @@ from benchmarks.common import (
     ADD,
     env_for,
     make_app,
-    proxy_to,
+    publish,
     sqs_client,
     start_worker,
     unique,
     wait_empty,
 )
 from sqs_broker import sqs
-from sqs_broker.publishing import publish_many
+from tests.proxy import Proxy
 
 
 def worker_run(
@@ -35,7 +35,7 @@ def worker_run(
     tasks: int,
 ) -> dict[str, Any]:
     direct = sqs_client(endpoint)
-    with proxy_to(endpoint) as proxy:
+    with Proxy.to(endpoint) as proxy:
         prefix = unique("e2e") + "-"
         env = env_for(
             proxy.endpoint_url,
@@ -52,11 +52,7 @@ def worker_run(
             sqs.clear_caches()
             proxy.reset_counts()
             started = time.perf_counter()
-            if publisher == "batch":
-                publish_many(signatures, app=app)
-            else:
-                for signature in signatures:
-                    signature.delay()
+            publish(signatures, publisher, app)
             ended = wait_empty(direct, [url])
             counts = proxy.reset_counts()
         finally:
@@ -76,7 +72,7 @@ def worker_run(
 
 def boto3_ceiling(endpoint: str, tasks: int) -> dict[str, Any]:
     """Batch send, then receive 10 and batch delete until every message is back."""
-    with proxy_to(endpoint) as proxy:
+    with Proxy.to(endpoint) as proxy:
         client = sqs_client(proxy.endpoint_url)
         url = client.create_queue(QueueName=unique("raw"))["QueueUrl"]
         body = "x" * 1400  # about the size of a Celery task message

@@ -12,9 +12,8 @@ import statistics
 import time
 from typing import Any
 
-from benchmarks.common import ADD, env_for, make_app, sqs_client, unique
+from benchmarks.common import ADD, env_for, make_app, publish, sqs_client, unique
 from sqs_broker import sqs
-from sqs_broker.publishing import publish_many
 from tests.proxy import Proxy
 
 
@@ -22,11 +21,7 @@ def _round(app: Any, client: Any, prefix: str, method: str, tasks: int) -> float
     app.send_task(ADD, args=(0, 0))  # create the queue, open the pooled connection
     signatures = [app.signature(ADD, args=(n, n)) for n in range(tasks)]
     started = time.perf_counter()
-    if method == "batch":
-        publish_many(signatures, app=app)
-    else:
-        for signature in signatures:
-            signature.delay()
+    publish(signatures, method, app)
     elapsed = time.perf_counter() - started
     client.delete_queue(QueueUrl=client.get_queue_url(QueueName=f"{prefix}celery")["QueueUrl"])
     return elapsed
