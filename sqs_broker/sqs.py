@@ -173,23 +173,27 @@ def sts_client(app: Celery | None = None) -> Any:
     return _client("sts", region(app), endpoint_url(app), key, secret)
 
 
-_sts_credentials: dict[str, tuple[float, dict[str, str]]] = {}
+_sts_credentials: dict[tuple[str, str | None], tuple[float, dict[str, str]]] = {}
+#: Held across the AssumeRole call: the fetch pool's threads all need the
+#: credentials at once, and one call should serve them all.
+_sts_lock = threading.Lock()
 
 
 def assume_role(app: Celery | None = None) -> dict[str, str]:
     """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
     options = transport_options(app)
-    role = options["sts_role_arn"]
-    cached = _sts_credentials.get(role)
-    if cached and cached[0] > time.time():
-        return cached[1]
-    duration = int(options.get("sts_token_timeout", 900))
-    answer = sts_client(app).assume_role(
-        RoleArn=role, RoleSessionName="sqs-broker", DurationSeconds=duration
-    )
-    credentials = answer["Credentials"]
-    buffer = int(options.get("sts_token_buffer_time", 0) or 0)
-    _sts_credentials[role] = (time.time() + duration - max(buffer, 60), credentials)
+    key = (options["sts_role_arn"], endpoint_url(app))
+    with _sts_lock:
+        cached = _sts_credentials.get(key)
+        if cached and cached[0] > time.time():
+            return cached[1]
+        duration = int(options.get("sts_token_timeout", 900))
+        answer = sts_client(app).assume_role(
+            RoleArn=key[0], RoleSessionName="sqs-broker", DurationSeconds=duration
+        )
+        credentials = answer["Credentials"]
+        buffer = int(options.get("sts_token_buffer_time", 0) or 0)
+        _sts_credentials[key] = (time.time() + duration - max(buffer, 60), credentials)
     return credentials
 
 
@@ -217,7 +221,8 @@ def clear_caches() -> None:
     """Forget clients, STS credentials and cached attributes (tests, config changes)."""
     with _clients_lock:
         _clients.clear()
-    _sts_credentials.clear()
+    with _sts_lock:
+        _sts_credentials.clear()
     with _cache_lock:
         _cache.clear()
         _listings.clear()

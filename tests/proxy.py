@@ -14,8 +14,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-#: The SQS JSON protocol names the action in a header; the query protocol in the body.
-_ACTION = re.compile(rb"X-Amz-Target:\s*AmazonSQS\.(\w+)|[?&]Action=(\w+)", re.IGNORECASE)
+#: The SQS JSON protocol names the action in a header; the query protocol (STS's)
+#: at the start of the body, which may come in a chunk of its own.
+_ACTION = re.compile(
+    rb"X-Amz-Target:\s*AmazonSQS\.(\w+)|(?:^|[?&]|\r\n\r\n)Action=(\w+)", re.IGNORECASE
+)
 
 _DENIED_BODY = (
     b'{"__type":"com.amazon.coral.service#AccessDeniedException",'
@@ -39,7 +42,7 @@ class Proxy:
     delay: float = 0.0
     port: int = 0
     connections: int = 0
-    #: SQS requests seen, by action ("SendMessage": 3, ...).
+    #: SQS and STS requests seen, by action ("SendMessage": 3, "AssumeRole": 1, ...).
     requests: Counter[str] = field(default_factory=Counter)
     _server: socket.socket | None = field(default=None, repr=False)
     _cut: threading.Event = field(default_factory=threading.Event, repr=False)

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from sqs_broker import sqs as sqs_module
 from tests.conftest import base_env, make_app
+from tests.proxy import Proxy
 
 
 def _app(unique: str):
@@ -46,6 +47,26 @@ def test_inventory__prefix_named_as_kombu_names_it(sqs, unique):
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}."))
     names = {ref.name: ref.source for ref in sqs_module.inventory(app)}
     assert names == {f"{unique}-celery": "declared", f"{unique}-extra": "prefix"}
+
+
+def test_fetch__one_assume_role_for_every_predefined_queue(sqs, sqs_endpoint, unique):
+    """Ten predefined queues behind an STS role, fetched concurrently: AssumeRole once."""
+    names = [f"{unique}-{n}" for n in range(10)]
+    queues = {name: {"url": sqs.create_queue(QueueName=name)["QueueUrl"]} for name in names}
+    with Proxy.to(sqs_endpoint) as proxy:
+        app = make_app(
+            base_env(
+                SQS_ENDPOINT_URL=proxy.endpoint_url,
+                SQS_PREDEFINED_QUEUES=json.dumps(queues),
+                SQS_STS_ROLE_ARN="arn:aws:iam::123456789012:role/celery",
+            )
+        )
+        sqs_module.clear_caches()
+        states = sqs_module.fetch(sqs_module.inventory(app), app)
+        calls = proxy.reset_counts()
+    assert [s.error for s in states] == [None] * 10
+    assert calls["AssumeRole"] == 1, calls
+    assert calls["GetQueueAttributes"] == 10, calls
 
 
 def test_fetch__cached_for_ttl(sqs, unique, settings):
