@@ -208,12 +208,6 @@ def _celery_app(app: Celery | None) -> Celery:
     return configured if configured is not None else sqs.celery_app()
 
 
-def broker_config(app: Celery | None = None) -> Mapping[str, Any]:
-    """The broker settings the worker will really use: the Celery app's."""
-    conf = _celery_app(app).conf
-    return conf
-
-
 def _options(app: Celery) -> dict[str, Any]:
     return dict(app.conf.broker_transport_options or {})
 
@@ -249,6 +243,11 @@ def debug_with_url_credentials(debug: bool, broker_url: str | None) -> Finding |
             "false so boto3 reads them from the environment, or use an IAM role."
         ),
     )
+
+
+def unsafe_debug(app: Celery | None = None) -> Finding | None:
+    """E001 for this process: Django's DEBUG with the broker URL the worker really uses."""
+    return debug_with_url_credentials(bool(settings.DEBUG), _celery_app(app).conf.broker_url)
 
 
 def not_sqs(app: Celery) -> Finding | None:
@@ -1072,11 +1071,7 @@ def pycurl_missing() -> Finding | None:
 def offline(app: Celery | None = None) -> list[Finding]:
     """Every pitfall that can be found without calling AWS."""
     app = _celery_app(app)
-    conf = app.conf
-    found: list[Finding | None] = [
-        debug_with_url_credentials(bool(settings.DEBUG), conf.broker_url),
-        result_backend(app),
-    ]
+    found: list[Finding | None] = [unsafe_debug(app), result_backend(app)]
     if not _is_sqs(app):
         found.append(not_sqs(app))
         return [f for f in found if f is not None]

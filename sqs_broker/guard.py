@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import findings
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
 
 def refuse_unsafe_start(app: Celery | None = None) -> None:
     """Raise ``ImproperlyConfigured`` when E001 holds for this process."""
-    conf = findings.broker_config(app)
-    finding = findings.debug_with_url_credentials(bool(settings.DEBUG), conf.broker_url)
+    finding = findings.unsafe_debug(app)
     if finding is not None:
         raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
 
