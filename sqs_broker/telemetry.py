@@ -37,7 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from importlib import metadata
 from typing import Any
@@ -73,6 +73,8 @@ SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 CounterKey = tuple[str, str, datetime]
 #: The integer columns of a task counter row.
 COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered")
+#: Every column of a task counter row that :class:`Counts` holds, by the same names.
+COUNTS_COLUMNS = (*COUNT_FIELDS, "runtime_sum", "runtime_max")
 
 
 @dataclass
@@ -318,31 +320,17 @@ def write(
     now = timezone.now()
     with db_transaction.atomic():
         for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
-            changes = {
-                "received": F("received") + c.received,
-                "succeeded": F("succeeded") + c.succeeded,
-                "failed": F("failed") + c.failed,
-                "retried": F("retried") + c.retried,
-                "redelivered": F("redelivered") + c.redelivered,
-                "runtime_sum": F("runtime_sum") + c.runtime_sum,
-                "runtime_max": Greatest(F("runtime_max"), c.runtime_max),
+            changes: dict[str, Any] = {
+                name: F(name) + getattr(c, name) for name in (*COUNT_FIELDS, "runtime_sum")
             }
+            changes["runtime_max"] = Greatest(F("runtime_max"), c.runtime_max)
             rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
             if rows.update(**changes):
                 continue
             try:
                 with db_transaction.atomic():
                     TaskCounter.objects.create(
-                        task=task[:255],
-                        queue=queue[:80],
-                        minute=minute,
-                        received=c.received,
-                        succeeded=c.succeeded,
-                        failed=c.failed,
-                        retried=c.retried,
-                        redelivered=c.redelivered,
-                        runtime_sum=c.runtime_sum,
-                        runtime_max=c.runtime_max,
+                        task=task[:255], queue=queue[:80], minute=minute, **asdict(c)
                     )
             except IntegrityError:
                 # Another process created the row between our update and insert.
@@ -700,12 +688,10 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     for row in (
         TaskCounter.objects.filter(minute__gte=first_minute)
         .order_by()
-        .values("task", "queue", "minute", *COUNT_FIELDS, "runtime_sum", "runtime_max")
+        .values("task", "queue", "minute", *COUNTS_COLUMNS)
     ):
         key = (row["task"], row["queue"])
-        sums.setdefault(key, Counts()).merge(
-            Counts(**{name: row[name] for name in (*COUNT_FIELDS, "runtime_sum", "runtime_max")})
-        )
+        sums.setdefault(key, Counts()).merge(Counts(**{f: row[f] for f in COUNTS_COLUMNS}))
         index = int((row["minute"] - first_minute).total_seconds() // step)
         line = series.setdefault(key, [0] * points)
         line[min(index, points - 1)] += row["succeeded"] + row["failed"] + row["retried"]
