@@ -34,6 +34,15 @@ def _number(name: str, default: float, low: float) -> float:
     return value
 
 
+def _flag(name: str, default: bool) -> bool:
+    value = getattr(settings, name, default)
+    # bool("false") is True: a string from an unparsed environment variable
+    # would silently turn the feature on.
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"{name} must be True or False; got {value!r}.")
+    return value
+
+
 class Settings:
     """The app's settings with their defaults; see the README's table."""
 
@@ -49,6 +58,7 @@ class Settings:
 
     @property
     def ETA_GUARD(self) -> EtaGuard:
+        """What a task whose ETA outlives its queue's visibility timeout gets: see publishing."""
         value = getattr(settings, "SQS_BROKER_ETA_GUARD", "error")
         if value not in ("error", "warn", "off"):
             raise ImproperlyConfigured(
@@ -59,12 +69,7 @@ class Settings:
     @property
     def NATIVE_DELAY(self) -> bool:
         """Publish countdowns and ETAs with SQS's own DelaySeconds (up to 900 s)."""
-        value = getattr(settings, "SQS_BROKER_NATIVE_DELAY", True)
-        if not isinstance(value, bool):
-            raise ImproperlyConfigured(
-                f"SQS_BROKER_NATIVE_DELAY must be True or False; got {value!r}."
-            )
-        return value
+        return _flag("SQS_BROKER_NATIVE_DELAY", True)
 
     @property
     def MAX_ETA(self) -> float:
@@ -93,7 +98,7 @@ class Settings:
     @property
     def DISCOVER_BY_PREFIX(self) -> bool:
         """With an empty queue name prefix, list every queue of the account too."""
-        return bool(getattr(settings, "SQS_BROKER_DISCOVER_BY_PREFIX", False))
+        return _flag("SQS_BROKER_DISCOVER_BY_PREFIX", False)
 
     @property
     def REFRESH_SECONDS(self) -> int:
@@ -103,7 +108,7 @@ class Settings:
     @property
     def TELEMETRY(self) -> bool:
         """Record worker heartbeats and task counters from inside the workers."""
-        return bool(getattr(settings, "SQS_BROKER_TELEMETRY", False))
+        return _flag("SQS_BROKER_TELEMETRY", False)
 
     @property
     def TELEMETRY_INTERVAL(self) -> float:

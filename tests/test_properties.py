@@ -260,3 +260,18 @@ def test_conf_setting__bad_values_raise_improperly_configured(name: str, value: 
             getattr(app_settings, name)
         except ImproperlyConfigured as exc:
             assert setting in str(exc), str(exc)
+
+
+@pytest.mark.parametrize("name", ["NATIVE_DELAY", "DISCOVER_BY_PREFIX", "TELEMETRY"])
+def test_conf_flag__string_refused(name: str) -> None:
+    """A switch set to the string "false" raises instead of turning the feature on."""
+    from django.test import override_settings
+
+    from sqs_broker.conf import app_settings
+
+    setting = f"SQS_BROKER_{name}"
+    with override_settings(**{setting: "false"}), pytest.raises(ImproperlyConfigured) as caught:
+        getattr(app_settings, name)
+    assert f"{setting} must be True or False" in str(caught.value)
+    with override_settings(**{setting: False}):
+        assert getattr(app_settings, name) is False
