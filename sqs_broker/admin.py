@@ -125,6 +125,7 @@ class DashboardAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        """The dashboard: every queue, the findings, workers, tasks and configuration."""
         self._require(request)
         try:
             window = stats.parse_window(request.GET.get("window"))
@@ -178,6 +179,7 @@ class DashboardAdmin(admin.ModelAdmin):
     def queue_view(
         self, request: HttpRequest, name: str, peeked: list[dict[str, Any]] | None = None
     ) -> HttpResponse:
+        """One queue: its depths, history chart, findings, backoff and (after a peek) messages."""
         self._require(request)
         detail = self._queue(name)
         queue = detail["queue"]

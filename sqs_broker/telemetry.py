@@ -90,6 +90,7 @@ class Counts:
     runtime_max: float = 0.0
 
     def merge(self, other: Counts) -> None:
+        """Add ``other`` in: sums add up, ``runtime_max`` keeps the larger."""
         self.received += other.received
         self.succeeded += other.succeeded
         self.failed += other.failed
@@ -114,6 +115,7 @@ class WorkerInfo:
 
 
 def minute_of(moment: datetime) -> datetime:
+    """The start of ``moment``'s minute: the key of its counter row."""
     return moment.replace(second=0, microsecond=0)
 
 
@@ -172,13 +174,16 @@ class Recorder:
                     setattr(counts, name, getattr(counts, name) + value)
 
     def received(self, task: str, queue: str, receive_count: int) -> None:
+        """A delivery of ``task``; a redelivery when SQS received it before."""
         self._add(task, queue, received=1, redelivered=1 if receive_count > 1 else 0)
 
     def started(self, task_id: str) -> None:
+        """The task began running here: its run time starts now."""
         with self._lock:
             self._started[task_id] = time.monotonic()
 
     def finished(self, task_id: str, task: str, queue: str, state: str | None) -> None:
+        """The task ended in ``state`` (SUCCESS, FAILURE, RETRY...): count it and its run time."""
         with self._lock:
             began = self._started.pop(task_id, None)
         runtime = time.monotonic() - began if began is not None else 0.0
@@ -195,6 +200,7 @@ class Recorder:
     # --- flushing (timer thread) ---------------------------------------------
 
     def start(self) -> None:
+        """Start the flush thread (once); the main process's first writes the heartbeat."""
         if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._run, name="sqs_broker-telemetry", daemon=True)
@@ -453,6 +459,7 @@ def _routing_key(request: Any) -> str | None:
 
 
 def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """``task_received``, in the worker's main process: count the delivery."""
     current = recorder()
     if current is None or request is None:
         return
@@ -467,6 +474,7 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
 
 
 def on_task_prerun(task_id: str | None = None, **kwargs: Any) -> None:
+    """``task_prerun``, where the task runs: start its clock."""
     current = recorder()
     if current is not None and task_id:
         current.started(task_id)
@@ -475,6 +483,7 @@ def on_task_prerun(task_id: str | None = None, **kwargs: Any) -> None:
 def on_task_postrun(
     task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any
 ) -> None:
+    """``task_postrun``, where the task runs: count its outcome (eager calls are not counted)."""
     current = recorder()
     if current is None or task is None or not task_id:
         return
@@ -499,6 +508,7 @@ def on_worker_process_init(sender: Any = None, **kwargs: Any) -> None:
 
 
 def on_worker_process_shutdown(**kwargs: Any) -> None:
+    """A prefork child exits: flush what it still holds, without marking the worker stopped."""
     current = recorder()
     if current is not None and current.worker is None:
         current.stop(stopped=False)
