@@ -423,11 +423,12 @@ def _batches(entries: list[_Entry], max_bytes: int) -> Iterable[list[_Entry]]:
     batch: list[_Entry] = []
     size = 0
     for entry in entries:
-        if batch and (len(batch) == MAX_BATCH_ENTRIES or size + entry.size > max_bytes):
+        entry_size = entry.size
+        if batch and (len(batch) == MAX_BATCH_ENTRIES or size + entry_size > max_bytes):
             yield batch
             batch, size = [], 0
         batch.append(entry)
-        size += entry.size
+        size += entry_size
     if batch:
         yield batch
 

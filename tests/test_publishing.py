@@ -344,6 +344,25 @@ def test_send_batch__sender_faults_are_reported_not_retried(unique, sqs) -> None
     assert counts(sqs, url)["ApproximateNumberOfMessages"] == 2
 
 
+def test_batches__ten_entries_and_the_byte_budget() -> None:
+    """A batch ends at ten entries or before its bodies and attributes pass the budget."""
+
+    def entry(size: int, attribute: str = "") -> publishing._Entry:
+        kwargs: dict[str, Any] = {"QueueUrl": "u", "MessageBody": "x" * size}
+        if attribute:
+            kwargs["MessageAttributes"] = {"a": {"DataType": "String", "StringValue": attribute}}
+        return publishing._Entry(None, kwargs, 0)
+
+    sizes = [[len(e.kwargs["MessageBody"]) for e in b] for b in publishing._batches(
+        [entry(400), entry(400), entry(400), entry(100), entry(1000)], 1024
+    )]  # fmt: skip
+    assert sizes == [[400, 400], [400, 100], [1000]]
+    # Attributes count: name, type and value.
+    assert entry(10, "v" * 20).size == 10 + len("a") + len("String") + 20
+    many = list(publishing._batches([entry(1) for _ in range(21)], 1024))
+    assert [len(b) for b in many] == [10, 10, 1]
+
+
 def test_publish_many__needs_the_sqs_transport() -> None:
     """Another broker gets a clear error instead of a silent one-by-one publish."""
     app = Celery("memory", broker="memory://", set_as_current=False)
