@@ -391,3 +391,43 @@ def test_dashboard__window_not_offered_says_so(client, app):
     assert page.status_code == 200 and page.context["window"] == 300
     assert "The window must be one of the choices offered" in page.content.decode()
     assert "The window must" not in client.get(f"{DASHBOARD}?window=3600").content.decode()
+
+
+@pytest.mark.django_db
+def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
+    """History and telemetry are read once per page, not once per queue or worker."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sqs_broker import sqs as sqs_module
+    from sqs_broker import telemetry
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    client.force_login(user_with("view_dashboard"))
+    now = datetime.now(UTC)
+
+    def add(name: str) -> None:
+        sqs.create_queue(QueueName=name)
+        QueueSample.objects.create(queue=name, sampled_at=now, visible=1, in_flight=0, delayed=0)
+        TaskCounter.objects.create(
+            task="t", queue=name, minute=telemetry.minute_of(now), received=1, succeeded=1
+        )
+        WorkerHeartbeat.objects.create(
+            hostname=f"{name}@h", pid=1, pool="solo", concurrency=1, queues=[name],
+            started_at=now, last_seen=now,
+        )  # fmt: skip
+
+    def queries(shown: int) -> int:
+        sqs_module.clear_caches()  # list the queues again
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(DASHBOARD)
+        assert len(page.context["rows"]) == shown
+        assert len(page.context["telemetry"]["workers"]) == shown
+        assert len(page.context["telemetry"]["tasks"]) == shown
+        return len(captured.captured_queries)
+
+    add(f"{unique}-celery")
+    one = queries(shown=1)
+    for n in range(4):
+        add(f"{unique}-q{n}")
+    assert queries(shown=5) == one
