@@ -1247,11 +1247,9 @@ def queue_findings(
                     queue=ref.name,
                 )
             ]
-        action = "sqs:GetQueueAttributes"
-        match = re.search(r" on (\w+)", state.error)
-        if match:
-            service = "sts" if match[1] in ("AssumeRole", "GetCallerIdentity") else "sqs"
-            action = f"{service}:{match[1]}"
+        operation = state.error_operation or "GetQueueAttributes"
+        service = "sts" if operation in ("AssumeRole", "GetCallerIdentity") else "sqs"
+        action = f"{service}:{operation}"
         return [_failure(kind, sqs.readable_error(state.error)[0], action, ref.name)]
 
     found: list[Finding] = []

@@ -326,6 +326,8 @@ class QueueState:
     attributes: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     error_code: str | None = None
+    #: The API call that failed ("GetQueueUrl", "AssumeRole", ...), when SQS or STS answered.
+    error_operation: str | None = None
     fetched_at: float = 0.0
 
     @property
@@ -386,6 +388,7 @@ def fetch_one(ref: QueueRef, app: Celery | None = None) -> QueueState:
         state.attributes = dict(answer.get("Attributes", {}))
     except Exception as exc:  # one queue's failure is reported on that queue alone
         state.error, state.error_code = error_text(exc)
+        state.error_operation = getattr(exc, "operation_name", None)
     return state
 
 
