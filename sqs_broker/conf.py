@@ -143,7 +143,7 @@ class Settings:
         if isinstance(value, str):
             try:
                 value = import_string(value)
-            except ImportError as exc:
+            except (ImportError, ValueError) as exc:  # ValueError: "." or ".app"
                 raise ImproperlyConfigured(
                     f"SQS_BROKER_CELERY_APP must be the dotted path of a Celery app, "
                     f"e.g. 'project.celery.app'; {exc}"

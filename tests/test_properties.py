@@ -275,3 +275,17 @@ def test_conf_flag__string_refused(name: str) -> None:
     assert f"{setting} must be True or False" in str(caught.value)
     with override_settings(**{setting: False}):
         assert getattr(app_settings, name) is False
+
+
+@pytest.mark.parametrize("path", [".", ".app", "no_dots"])
+def test_conf_celery_app__malformed_path(path: str) -> None:
+    """A dotted path import_string cannot even split raises ImproperlyConfigured naming it."""
+    from django.test import override_settings
+
+    from sqs_broker.conf import app_settings
+
+    with (
+        override_settings(SQS_BROKER_CELERY_APP=path),
+        pytest.raises(ImproperlyConfigured, match="SQS_BROKER_CELERY_APP"),
+    ):
+        assert app_settings.CELERY_APP is None
