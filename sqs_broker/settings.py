@@ -165,22 +165,30 @@ def _shown(value: str, limit: int = 40) -> str:
     return repr(text)
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """A secret from ``NAME`` or from the file named by ``NAME_FILE``."""
+def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]:
+    """``NAME``, or the content of the file ``NAME_FILE`` names; and which one it was."""
     path = _raw(env, f"{name}_FILE")
     if path is None:
-        return _raw(env, name)
+        return _raw(env, name), name
     if _raw(env, name) is not None:
         raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
     try:
         with open(path, encoding="utf-8") as handle:
-            value = handle.read().strip()
+            return handle.read(), f"{name}_FILE"
     except OSError as exc:
         raise ImproperlyConfigured(
             f"{name}_FILE names a file that cannot be read ({exc.strerror})."
         ) from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE``."""
+    value, source = _inline_or_file(env, name)
+    if value is None:
+        return None
+    value = value.strip()
     if not value:
-        raise ImproperlyConfigured(f"{name}_FILE names an empty file.")
+        raise ImproperlyConfigured(f"{source} names an empty file.")
     return value
 
 
@@ -349,26 +357,11 @@ def _predefined_queue(name: str, spec: Any, source: str) -> dict[str, Any]:
 
 def predefined_queues(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """``SQS_PREDEFINED_QUEUES`` (or ``_FILE``) parsed and validated."""
-    inline = _raw(env, "SQS_PREDEFINED_QUEUES")
-    path = _raw(env, "SQS_PREDEFINED_QUEUES_FILE")
-    if inline is not None and path is not None:
-        raise ImproperlyConfigured(
-            "Set either SQS_PREDEFINED_QUEUES or SQS_PREDEFINED_QUEUES_FILE, not both."
-        )
-    if inline is None and path is None:
+    text, source = _inline_or_file(env, "SQS_PREDEFINED_QUEUES")
+    if text is None:
         return {}
-    source = "SQS_PREDEFINED_QUEUES" if inline is not None else "SQS_PREDEFINED_QUEUES_FILE"
-    text = inline
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise ImproperlyConfigured(
-                f"SQS_PREDEFINED_QUEUES_FILE names a file that cannot be read ({exc.strerror})."
-            ) from None
     try:
-        data = json.loads(text or "")
+        data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         # The position, not the text: the JSON may hold secrets.
         detail = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
