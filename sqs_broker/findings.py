@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from sqs_broker import sqs
 from sqs_broker.conf import app_settings
@@ -1099,43 +1100,43 @@ def _call_failed(exc: BaseException, action: str, queue: str | None = None) -> F
     return _failure(kind, sqs.readable_error(text)[0], action, queue)
 
 
+#: What a failed call means, by :func:`sqs.failure_kind`: id, message, hint.
+#: Marked here, translated when a finding is made.
+_FAILURES = {
+    "unreachable": (
+        "sqs_broker.E017",
+        gettext_noop("%(action)s could not reach the endpoint: %(error)s"),
+        gettext_noop(
+            "Check SQS_ENDPOINT_URL / SQS_REGION, the network and any proxy; "
+            "SQS_BROKER_CONNECT_TIMEOUT and SQS_BROKER_READ_TIMEOUT bound the wait."
+        ),
+    ),
+    "credentials": (
+        "sqs_broker.E018",
+        gettext_noop("%(action)s: the credentials are missing or rejected: %(error)s"),
+        gettext_noop(
+            "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the queue's own keys, "
+            "the profile or the IAM role) and that they are not expired."
+        ),
+    ),
+    "denied": (
+        "sqs_broker.E019",
+        gettext_noop("Access denied: the credentials may not perform %(action)s (%(error)s)."),
+        gettext_noop("Allow %(action)s in the IAM policy of these credentials."),
+    ),
+}
+_OTHER_FAILURE = (
+    "sqs_broker.W018",
+    gettext_noop("%(action)s failed: %(error)s"),
+    gettext_noop("See the error; the other findings for this queue could not be checked."),
+)
+
+
 def _failure(kind: str, text: str, action: str, queue: str | None) -> Finding:
-    if kind == "unreachable":
-        return make(
-            "sqs_broker.E017",
-            _("%(action)s could not reach the endpoint: %(error)s")
-            % {"action": action, "error": text},
-            _(
-                "Check SQS_ENDPOINT_URL / SQS_REGION, the network and any proxy; "
-                "SQS_BROKER_CONNECT_TIMEOUT and SQS_BROKER_READ_TIMEOUT bound the wait."
-            ),
-            queue=queue,
-        )
-    if kind == "credentials":
-        return make(
-            "sqs_broker.E018",
-            _("%(action)s: the credentials are missing or rejected: %(error)s")
-            % {"action": action, "error": text},
-            _(
-                "Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the queue's own keys, "
-                "the profile or the IAM role) and that they are not expired."
-            ),
-            queue=queue,
-        )
-    if kind == "denied":
-        return make(
-            "sqs_broker.E019",
-            _("Access denied: the credentials may not perform %(action)s (%(error)s).")
-            % {"action": action, "error": text},
-            _("Allow %(action)s in the IAM policy of these credentials.") % {"action": action},
-            queue=queue,
-        )
-    return make(
-        "sqs_broker.W018",
-        _("%(action)s failed: %(error)s") % {"action": action, "error": text},
-        _("See the error; the other findings for this queue could not be checked."),
-        queue=queue,
-    )
+    finding_id, message, hint = _FAILURES.get(kind, _OTHER_FAILURE)
+    values = {"action": action, "error": text}
+    # Only the hints that name the action have a placeholder to fill.
+    return make(finding_id, _(message) % values, _(hint) % values, queue=queue)
 
 
 def identity(app: Celery) -> list[Finding]:
