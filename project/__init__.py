@@ -1,5 +1,7 @@
 """The example project: Django + Celery on SQS with sqs_broker."""
 
+from __future__ import annotations
+
 from .celery import app as celery_app
 
 __all__ = ("celery_app",)

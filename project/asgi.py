@@ -1,5 +1,7 @@
 """ASGI entry point. sqs_broker's wrapper refuses to serve with DEBUG and keys in the URL."""
 
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")

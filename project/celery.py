@@ -1,5 +1,7 @@
 """The example project's Celery app, configured from Django settings."""
 
+from __future__ import annotations
+
 import os
 
 from celery import Celery

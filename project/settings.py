@@ -1,5 +1,7 @@
 """Settings of the example project, read from the environment with django-environ."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import environ
@@ -97,7 +99,7 @@ CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30.0
 
 include(globals())
 
-# The demo's FIFO queue and its backoff task go through these routes.
+# The demo's ordered task goes to its FIFO queue.
 CELERY_TASK_ROUTES = {"project.demo.tasks.ordered": {"queue": "demo-ordered.fifo"}}
 
 # The dashboard's history: one sample of every queue's depth a minute (see sqs_sample).

@@ -1,5 +1,7 @@
 """URLs of the example project: the admin (with the SQS dashboard) and the JSON/metrics views."""
 
+from __future__ import annotations
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView

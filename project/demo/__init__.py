@@ -1,1 +1,3 @@
 """Demo tasks of the example project."""
+
+from __future__ import annotations

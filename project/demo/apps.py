@@ -1,3 +1,7 @@
+"""The demo app: tasks to try the broker with."""
+
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 

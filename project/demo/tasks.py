@@ -1,5 +1,7 @@
 """Demo tasks: a quick one, a slow one, one that fails under a backoff policy, a FIFO one."""
 
+from __future__ import annotations
+
 import time
 
 from celery import shared_task
