@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 from celery import Celery
 
-from sqs_broker.localsqs import LOCAL_ENV, LocalSQS
+from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, stop_process
 from sqs_broker.settings import celery_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,13 +126,7 @@ class Worker:
         return found
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=20)
         self.log.unlink(missing_ok=True)
 
 

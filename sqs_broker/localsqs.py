@@ -7,6 +7,7 @@ real HTTP, exactly as AWS would be; only the endpoint differs.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +25,24 @@ LOCAL_ENV = {
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], timeout: float = 10, sig: int = signal.SIGTERM
+) -> int:
+    """Send ``sig`` to a running ``process``, kill it after ``timeout`` s; its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 @dataclass
@@ -71,13 +87,8 @@ class LocalSQS:
         raise RuntimeError(f"moto server did not answer on {self.endpoint_url} in {timeout:g} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> LocalSQS:

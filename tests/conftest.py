@@ -17,6 +17,7 @@ import boto3
 import pytest
 from celery import Celery
 
+from sqs_broker.localsqs import stop_process
 from sqs_broker.settings import celery_conf
 from tests import localserver
 
@@ -139,14 +140,7 @@ class Worker:
         raise AssertionError(f"worker not ready in {timeout} s:\n{self.output()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout, sig)
 
 
 @pytest.fixture
