@@ -555,15 +555,20 @@ def move_messages(
             result.failed += len(messages) - len(ok)
             if not ok:
                 break  # nothing was accepted: stop rather than spin on the same error
-            deleted = src.delete_message_batch(
-                QueueUrl=source.url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(messages)
-                    if str(i) in ok
-                ],
-            )
             result.moved += len(ok)
+            try:
+                deleted = src.delete_message_batch(
+                    QueueUrl=source.url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                        if str(i) in ok
+                    ],
+                )
+            except Exception:
+                # Sent but not deleted: each is in both queues now, and must be counted so.
+                result.not_deleted += len(ok)
+                raise
             result.not_deleted += len(deleted.get("Failed", []))
     except Exception as exc:  # report what was done before the error, and the error
         result.errors.append(error_text(exc)[0])

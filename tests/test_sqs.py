@@ -170,6 +170,25 @@ def test_move_messages__failed_send_stays(sqs, unique):
     assert [m["Body"] for m in _drain(sqs, source)] == ["x" * 2000]
 
 
+def test_move_messages__refused_delete_is_counted(sqs, sqs_endpoint, unique):
+    """Sent but refused DeleteMessageBatch: the copies are counted as moved and not deleted."""
+    source = sqs.create_queue(QueueName=f"{unique}-dlq")["QueueUrl"]
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    for i in range(3):
+        sqs.send_message(QueueUrl=source, MessageBody=f"m{i}")
+    app = _app(unique)
+    states = _state(f"{unique}-dlq", app), _state(f"{unique}-celery", app)
+    with Proxy.to(sqs_endpoint) as proxy:
+        proxy.deny_matching = b"AmazonSQS.DeleteMessageBatch"
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        sqs_module.clear_caches()
+        result = sqs_module.move_messages(*states, app, hold=1)
+    assert (result.moved, result.failed, result.not_deleted) == (3, 0, 3)
+    assert result.errors and "AccessDenied" in result.errors[0]
+
+
 def test_move_messages__fifo_keeps_groups(sqs, unique):
     """FIFO to FIFO keeps each message's group id and order within the group."""
     source = sqs.create_queue(
