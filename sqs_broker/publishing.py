@@ -446,7 +446,11 @@ def _send_batch(client: Any, url: str, batch: list[_Entry], attempts: int) -> di
             request.append({"Id": str(position), **item})
         try:
             answer = client.send_message_batch(QueueUrl=url, Entries=request)
-        except Exception as exc:  # network or throttling: retry the whole batch
+        except Exception as exc:
+            # Network or throttling: retry the whole batch. If SQS took it before
+            # the answer was lost, a standard queue gets it twice (at-least-once,
+            # as SQS itself); a FIFO entry keeps its deduplication id, so SQS
+            # drops the repeat.
             failed.update(dict.fromkeys(pending, sqs.error_text(exc)[0]))
             continue
         for done in answer.get("Successful", []):
