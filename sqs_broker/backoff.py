@@ -25,6 +25,7 @@ class Step:
     cumulative: int
 
     def as_dict(self) -> dict[str, int]:
+        """The row as a plain dict (attempt, delay, cumulative)."""
         return asdict(self)
 
 

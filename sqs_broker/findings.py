@@ -176,6 +176,7 @@ class Finding:
     queue: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The finding as the JSON of ``sqs_check --json`` and the dashboard show it."""
         return asdict(self)
 
 

@@ -55,9 +55,11 @@ class LocalSQS:
 
     @property
     def endpoint_url(self) -> str:
+        """The URL boto3 and kombu are pointed at."""
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> LocalSQS:
+        """Start the server and wait until it answers; raises if it does not in ``timeout`` s."""
         try:
             import moto.server  # noqa: F401
         except ImportError:
@@ -87,6 +89,7 @@ class LocalSQS:
         raise RuntimeError(f"moto server did not answer on {self.endpoint_url} in {timeout:g} s")
 
     def stop(self) -> None:
+        """Stop the server (safe when it is not running)."""
         if self.process is not None:
             stop_process(self.process)
         self.process = None

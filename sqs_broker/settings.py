@@ -258,6 +258,7 @@ def broker_url(env: Mapping[str, str]) -> str:
 
 
 def region(env: Mapping[str, str]) -> str:
+    """``SQS_REGION``, else ``AWS_DEFAULT_REGION``, else us-east-1; checked for shape."""
     # Name the variable the value came from, so the user fixes the right one.
     source = "SQS_REGION" if _raw(env, "SQS_REGION") else "AWS_DEFAULT_REGION"
     value = _raw(env, source) or DEFAULT_REGION
@@ -379,6 +380,7 @@ def predefined_queues(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def result_backend(env: Mapping[str, str]) -> str | None:
+    """``CELERY_RESULT_BACKEND``, refusing the backends that need a queue per task."""
     value = _raw(env, "CELERY_RESULT_BACKEND")
     if value is None:
         return None

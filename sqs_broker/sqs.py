@@ -65,6 +65,7 @@ def celery_app(app: Celery | None = None) -> Celery:
 
 
 def transport_options(app: Celery | None = None) -> dict[str, Any]:
+    """A copy of the app's ``broker_transport_options``."""
     return dict(celery_app(app).conf.broker_transport_options or {})
 
 
@@ -115,6 +116,7 @@ def endpoint_url(app: Celery | None = None) -> str | None:
 
 
 def region(app: Celery | None = None) -> str:
+    """The region kombu signs for: the transport option, else boto3's, else us-east-1."""
     return transport_options(app).get("region") or boto3.Session().region_name or "us-east-1"
 
 
@@ -242,6 +244,7 @@ class QueueRef:
 
     @property
     def fifo(self) -> bool:
+        """Whether the name is a FIFO queue's (it ends with .fifo)."""
         return self.name.endswith(".fifo")
 
 
@@ -332,9 +335,11 @@ class QueueState:
 
     @property
     def exists(self) -> bool:
+        """False only when SQS answered that the queue does not exist."""
         return self.error_code != "QueueDoesNotExist"
 
     def int(self, name: str) -> int | None:
+        """Attribute ``name`` as an integer; ``None`` when SQS did not give it."""
         value = self.attributes.get(name)
         return int(value) if value not in (None, "") else None
 
