@@ -5,8 +5,8 @@ Run:  .venv/bin/python -m benchmarks.dashboard_fetch [--rtt 0.05] [--queues 1 10
 A local SQS (moto) behind a loopback proxy that adds ``--rtt`` seconds per
 request, so one SQS round-trip costs about that much. For each queue count it
 measures one uncached :func:`sqs_broker.stats.sqs_pass` (discovery, attributes
-of every queue, dead-letter queues), first with the default pool
-(SQS_BROKER_MAX_WORKERS=16) and then with one thread per queue; then, from a
+of every queue, dead-letter queues), first with a pool of 16 threads and then
+with the default pool (SQS_BROKER_MAX_WORKERS=100: a thread per queue); then, from a
 cold cache again, it fires 50 concurrent passes (a reload storm) and counts the
 SQS calls the proxy saw.
 """
@@ -31,6 +31,7 @@ from celery import Celery  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 from sqs_broker import sqs, stats  # noqa: E402
+from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
 from tests.proxy import Proxy  # noqa: E402
 
@@ -68,7 +69,7 @@ def main() -> None:
     endpoint = os.environ["SQS_ENDPOINT_URL"]
     client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     print(f"round-trip added by the proxy: {args.rtt * 1000:.0f} ms")
-    print("| queues | one pass, 16 threads | one pass, a thread per queue | "
+    print("| queues | one pass, 16 threads | one pass, default pool (100 threads) | "
           "50 concurrent loads: SQS calls |")  # fmt: skip
     print("|---:|---:|---:|---:|")
     with Proxy.to(endpoint, delay=args.rtt) as proxy:
@@ -79,7 +80,7 @@ def main() -> None:
             client.create_queue(QueueName=f"{prefix}celery")
             app = make_app(proxy.endpoint_url, prefix)
             pooled = timed_pass(app, 16)
-            wide = timed_pass(app, max(count, 1))
+            wide = timed_pass(app, app_settings.MAX_WORKERS)
             sqs.clear_caches()
             proxy.reset_counts()
             with (
