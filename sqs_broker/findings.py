@@ -1411,10 +1411,16 @@ def leftovers(app: Celery, max_age: float | None = None) -> list[Finding]:
     ]
 
 
-def online(app: Celery | None = None, states: list[sqs.QueueState] | None = None) -> list[Finding]:
+def online(
+    app: Celery | None = None,
+    states: list[sqs.QueueState] | None = None,
+    known: Iterable[sqs.QueueState] = (),
+) -> list[Finding]:
     """Pitfalls found on the live queues; bounded by the clients' timeouts.
 
     ``states`` (from ``sqs.fetch(sqs.inventory(app))``) are reused when given.
+    ``known`` are other queues already read (the dashboard's dead-letter
+    queues): a dead-letter queue among them is not asked about again.
     When the endpoint cannot be reached or the credentials are rejected, that
     one finding is returned (see :func:`could_not_check`).
     """
@@ -1437,7 +1443,7 @@ def online(app: Celery | None = None, states: list[sqs.QueueState] | None = None
     # A queue URL ends in /ACCOUNT/NAME, as a dead-letter queue's ARN does.
     existing = {
         tuple(state.url.rstrip("/").rsplit("/", 2)[-2:])
-        for state in states
+        for state in (*states, *known)
         if state.url and state.error is None
     }
     for state in states:

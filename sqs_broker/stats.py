@@ -26,6 +26,7 @@ import binascii
 import json
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
         dead_letters[state.ref.name] = state
     online = None
     if with_online:
-        online = _online_findings(app, states, errors)
+        online = _online_findings(app, states, errors, dead_letters.values())
     return Pass(states, dead_letters, online, errors)
 
 
@@ -122,14 +123,18 @@ def _app_key(app: Celery) -> tuple[Any, ...]:
 
 
 def _online_findings(
-    app: Celery, states: list[sqs.QueueState], errors: list[str]
+    app: Celery,
+    states: list[sqs.QueueState],
+    errors: list[str],
+    dead_letters: Iterable[sqs.QueueState] = (),
 ) -> list[findings.Finding] | None:
     key = (*_app_key(app), translation.get_language())
     cached = _online_cache.get(key)
     if cached is not None and time.time() - cached[0] < app_settings.ONLINE_FINDINGS_TTL:
         return cached[1]
     try:
-        found = list(findings.online(app, states=states))
+        # The pass read the dead-letter queues already: E022 need not ask again.
+        found = list(findings.online(app, states=states, known=dead_letters))
     except Exception as exc:  # the page still shows the queues and offline findings
         text, _code = sqs.error_text(exc)
         errors.append(_("Online checks failed: %(error)s") % {"error": text})

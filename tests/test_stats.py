@@ -255,3 +255,23 @@ def test_gather__telemetry_unreadable_is_an_error_entry(sqs, unique):
     assert [q["name"] for q in data["queues"]] == [f"{unique}-celery"]
     assert (data["workers"], data["tasks"]) == ([], [])
     assert any(e.startswith("无法读取遥测数据：") for e in data["errors"]), data["errors"]
+
+
+@pytest.mark.django_db
+def test_gather__online_findings_reuse_the_dead_letter_queues_read(sqs, unique, settings):
+    """A dead-letter queue outside the prefix is resolved once per load, not again by E022."""
+    settings.SQS_BROKER_ONLINE_FINDINGS_TTL = 0
+    dlq = sqs.create_queue(QueueName=f"d{unique}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})
+    sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"RedrivePolicy": policy})
+    with Proxy.to(os.environ["SQS_ENDPOINT_URL"]) as proxy:
+        env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        data = stats.gather(make_app(env))
+        calls = proxy.reset_counts()
+    assert data["queues"][0]["dlq"]["name"] == f"d{unique}"
+    assert "sqs_broker.E022" not in {f["id"] for f in data["findings"]}
+    # One GetQueueUrl: the pass resolving the dead-letter queue; the listing gave the rest.
+    assert calls["GetQueueUrl"] == 1, calls
