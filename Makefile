@@ -3,7 +3,7 @@
 # Local SQS (moto), a Celery worker and beat, and the admin at http://127.0.0.1:8000/admin/
 run:
 	scripts/bootstrap .venv 3.11
-	.venv/bin/python manage.py sqs_local
+	scripts/run
 
 # The whole suite: 3.11 + Django 5.2 and 3.12 + Django 6.0 on SQLite, 3.13 + Django 6.1 on PostgreSQL
 test:

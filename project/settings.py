@@ -10,17 +10,19 @@ from sqs_broker.settings import include
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# FileAwareEnv: DJANGO_SECRET_KEY_FILE names a file holding the key (make run
+# keeps a generated one in .local/, which git ignores).
+env = environ.FileAwareEnv()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="").strip()
 if not SECRET_KEY:
     if not DEBUG:
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set: set it to a long random string "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+            "DJANGO_SECRET_KEY is not set: set it (or DJANGO_SECRET_KEY_FILE, a file holding it) "
+            "to a long random string: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
     SECRET_KEY = "insecure-development-key-only-with-DJANGO_DEBUG"  # noqa: S105
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
@@ -61,6 +63,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The environment banner of templates/admin/base_site.html.
+                "project.context_processors.environment",
             ],
         },
     },
@@ -89,15 +93,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# Results in the Django database; the environment may choose DynamoDB or S3.
-CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
+
+include(globals())
+
+# Defaults the environment may override, so they come after include(): set
+# before it, a CELERY_RESULT_BACKEND variable would conflict with them.
+# Results in the Django database; the environment may choose DynamoDB or S3.
+globals().setdefault("CELERY_RESULT_BACKEND", "django-db")
 # A cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT) first gets
 # 30 s of soft shutdown to finish tasks and hand unacknowledged messages back,
 # instead of leaving them invisible for the whole visibility timeout.
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30.0
-
-include(globals())
+globals().setdefault("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 30.0)
 
 # The demo's ordered task goes to its FIFO queue.
 CELERY_TASK_ROUTES = {"project.demo.tasks.ordered": {"queue": "demo-ordered.fifo"}}

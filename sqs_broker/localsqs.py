@@ -1,11 +1,13 @@
 """A local SQS: moto's server in a subprocess on 127.0.0.1.
 
-Used by ``manage.py sqs_local`` and by the test suite. It is spoken to over
-real HTTP, exactly as AWS would be; only the endpoint differs.
+Used by ``manage.py sqs_local``, the example project's stack and the test
+suite. It is spoken to over real HTTP, exactly as AWS would be; only the
+endpoint differs.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -29,6 +31,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: be sent SIGTERM when the parent dies (Linux; elsewhere nothing).
+
+    A parent killed outright (SIGKILL, an OOM kill) cannot stop its children,
+    and a local SQS left behind keeps its port; the kernel can stop it instead.
+    The signal follows the death of the thread that started the child, so
+    start children from the main thread. Only prctl runs here: nothing that
+    takes a lock, as a function run between fork and exec must.
+    """
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def stop_process(
@@ -73,6 +91,10 @@ class LocalSQS:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, **LOCAL_ENV},
+            # Its own session: a Ctrl-C or a SIGTERM to the caller's process
+            # group reaches the caller, which stops its clients before this.
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -492,14 +492,120 @@ def celery_conf(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+#: The variables whose presence makes a setting the environment's explicit
+#: choice; every other value ``include()`` builds is a default.
+EXPLICIT_SOURCES: dict[str, tuple[str, ...]] = {
+    "CELERY_BROKER_URL": ("CELERY_BROKER_URL", "SQS_ENDPOINT_URL", "SQS_CREDENTIALS_IN_URL"),
+    "CELERY_RESULT_BACKEND": ("CELERY_RESULT_BACKEND",),
+    "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": ("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",),
+}
+#: The same for the keys of ``CELERY_BROKER_TRANSPORT_OPTIONS``. AWS_DEFAULT_REGION
+#: is not here: AWS sets it in most of its runtimes, so it stays a default.
+EXPLICIT_OPTION_SOURCES: dict[str, tuple[str, ...]] = {
+    "region": ("SQS_REGION",),
+    "visibility_timeout": ("SQS_VISIBILITY_TIMEOUT",),
+    "polling_interval": ("SQS_POLLING_INTERVAL",),
+    "wait_time_seconds": ("SQS_WAIT_TIME_SECONDS",),
+    "queue_name_prefix": ("SQS_QUEUE_NAME_PREFIX",),
+    "is_secure": ("SQS_ENDPOINT_URL",),
+    "predefined_queues": ("SQS_PREDEFINED_QUEUES", "SQS_PREDEFINED_QUEUES_FILE"),
+    "sts_role_arn": ("SQS_STS_ROLE_ARN",),
+    "sts_token_timeout": ("SQS_STS_TOKEN_TIMEOUT",),
+    "sts_token_buffer_time": ("SQS_STS_TOKEN_BUFFER_TIME",),
+}
+_OPTIONS = "CELERY_BROKER_TRANSPORT_OPTIONS"
+_CREATION = "sqs-creation-attributes"
+
+
+def _explicit(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` the environment sets (a false SQS_CREDENTIALS_IN_URL does not)."""
+    for name in names:
+        value = _raw(env, name)
+        if value is None:
+            continue
+        if name == "SQS_CREDENTIALS_IN_URL" and value.lower() not in _TRUE:
+            continue
+        return name
+    return None
+
+
+def merge(
+    project: Mapping[str, Any], built: Mapping[str, Any], env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The settings ``include()`` writes: ``built`` from ``env`` merged with ``project``'s own.
+
+    Per setting, and per key of the transport options: what the project set
+    wins over a default; the environment fills what the project left unset;
+    a setting both chose, with different values, raises ImproperlyConfigured
+    naming the setting and the variable (never the values: they may be
+    secrets), since silently dropping either choice is the trap.
+    """
+    conflicts: list[str] = []
+
+    def pick(where: str, mine: Any, theirs: Any, sources: tuple[str, ...]) -> Any:
+        variable = _explicit(env, sources)
+        if variable is not None and mine != theirs:
+            conflicts.append(f"{where} (and the environment variable {variable})")
+        return mine
+
+    merged: dict[str, Any] = {}
+    for name, value in built.items():
+        if name not in project:
+            merged[name] = value
+        elif name == _OPTIONS:
+            merged[name] = _merge_options(project[name], value, env, pick)
+        else:
+            merged[name] = pick(name, project[name], value, EXPLICIT_SOURCES.get(name, ()))
+    if conflicts:
+        raise ImproperlyConfigured(
+            "Set both in the settings module (before include()) and in the environment, "
+            f"with different values: {'; '.join(conflicts)}. Keep one: remove the setting, "
+            "or unset the variable."
+        )
+    return merged
+
+
+def _merge_options(
+    project: Any, built: Mapping[str, Any], env: Mapping[str, str], pick: Any
+) -> dict[str, Any]:
+    if not isinstance(project, Mapping):
+        raise ImproperlyConfigured(
+            f"{_OPTIONS} must be a dict of kombu SQS transport options; "
+            f"got {type(project).__name__}."
+        )
+    options = dict(project)
+    for key, value in built.items():
+        if key == _CREATION:
+            continue
+        if key in project:
+            pick(f"{_OPTIONS}[{key!r}]", project[key], value, EXPLICIT_OPTION_SOURCES.get(key, ()))
+        else:
+            options[key] = value
+    if (
+        "predefined_queues" in options
+        and "visibility_timeout" not in project
+        and _explicit(env, EXPLICIT_OPTION_SOURCES["visibility_timeout"]) is None
+    ):
+        # As transport_options() does: predefined queues keep their own attribute.
+        options.pop("visibility_timeout", None)
+    # Queues Celery creates long-poll as the receive calls do, whoever chose the wait.
+    creation = dict(project.get(_CREATION) or {})
+    creation.setdefault("ReceiveMessageWaitTimeSeconds", str(options["wait_time_seconds"]))
+    options[_CREATION] = creation
+    return options
+
+
 def include(namespace: MutableMapping[str, Any], env: Mapping[str, str] | None = None) -> None:
     """Add the Celery settings and the secret-masking error filter to ``namespace``.
 
-    Settings the environment leaves unset (``CELERY_RESULT_BACKEND`` with
-    no variable, say) keep what the module set before this line; a module
-    that wants the last word sets its ``CELERY_`` values after it.
+    Call it after the settings it should respect: a ``CELERY_`` setting (or a
+    key of ``CELERY_BROKER_TRANSPORT_OPTIONS``) the module set before this line
+    wins over the defaults; the environment fills what is unset; both at once,
+    differing, is an error (see :func:`merge`). A module that wants the last
+    word regardless sets its values after this line.
     """
-    namespace.update(celery_settings(env))
+    env = os.environ if env is None else env
+    namespace.update(merge(namespace, celery_settings(env), env))
     namespace.setdefault(
         "DEFAULT_EXCEPTION_REPORTER_FILTER", "sqs_broker.redact.SafeExceptionReporterFilter"
     )

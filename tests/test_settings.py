@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -147,6 +148,92 @@ def test_include__adds_settings_and_error_filter() -> None:
         namespace["DEFAULT_EXCEPTION_REPORTER_FILTER"]
         == "sqs_broker.redact.SafeExceptionReporterFilter"
     )
+
+
+def test_include__project_options_win_over_defaults() -> None:
+    """Transport options the project set before include() stay; the environment fills the rest."""
+    namespace = {
+        "CELERY_BROKER_TRANSPORT_OPTIONS": {"region": "eu-west-1", "visibility_timeout": 60},
+        "CELERY_ACCEPT_CONTENT": ["json", "msgpack"],
+    }
+    include(namespace, env={"SQS_WAIT_TIME_SECONDS": "5"})
+    options = namespace["CELERY_BROKER_TRANSPORT_OPTIONS"]
+    assert (options["region"], options["visibility_timeout"]) == ("eu-west-1", 60)
+    assert options["wait_time_seconds"] == 5
+    assert options["sqs-creation-attributes"] == {"ReceiveMessageWaitTimeSeconds": "5"}
+    assert namespace["CELERY_ACCEPT_CONTENT"] == ["json", "msgpack"]
+
+
+def test_include__same_value_in_both_is_no_conflict() -> None:
+    """A project and an environment that agree are fine."""
+    namespace = {"CELERY_BROKER_TRANSPORT_OPTIONS": {"region": "eu-west-1"}}
+    include(namespace, env={"SQS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"})
+    assert namespace["CELERY_BROKER_TRANSPORT_OPTIONS"]["region"] == "eu-west-1"
+
+
+def test_include__project_wait_time_drives_creation_attributes() -> None:
+    """Queues Celery creates long-poll with the wait the project chose."""
+    namespace = {"CELERY_BROKER_TRANSPORT_OPTIONS": {"wait_time_seconds": 12}}
+    include(namespace, env={})
+    options = namespace["CELERY_BROKER_TRANSPORT_OPTIONS"]
+    assert options["sqs-creation-attributes"] == {"ReceiveMessageWaitTimeSeconds": "12"}
+
+
+def test_include__project_predefined_queues_drop_the_default_visibility_timeout() -> None:
+    """As with SQS_PREDEFINED_QUEUES: predefined queues keep their own attribute."""
+    queues = {"celery": {"url": "https://sqs.eu-west-1.amazonaws.com/123456789012/celery"}}
+    namespace = {"CELERY_BROKER_TRANSPORT_OPTIONS": {"predefined_queues": queues}}
+    include(namespace, env={})
+    assert "visibility_timeout" not in namespace["CELERY_BROKER_TRANSPORT_OPTIONS"]
+
+
+@pytest.mark.parametrize(
+    ("project", "env", "named"),
+    [
+        (
+            {"CELERY_BROKER_TRANSPORT_OPTIONS": {"region": "eu-west-1"}},
+            {"SQS_REGION": "us-east-2"},
+            "CELERY_BROKER_TRANSPORT_OPTIONS['region'] (and the environment variable SQS_REGION)",
+        ),
+        (
+            {"CELERY_BROKER_TRANSPORT_OPTIONS": {"visibility_timeout": 60}},
+            {"SQS_VISIBILITY_TIMEOUT": "120"},
+            "SQS_VISIBILITY_TIMEOUT",
+        ),
+        (
+            {"CELERY_BROKER_URL": "sqs://"},
+            {"SQS_ENDPOINT_URL": "http://127.0.0.1:4566"},
+            "CELERY_BROKER_URL (and the environment variable SQS_ENDPOINT_URL)",
+        ),
+        (
+            {"CELERY_RESULT_BACKEND": "django-db"},
+            {"CELERY_RESULT_BACKEND": "dynamodb://@eu-west-1/celery"},
+            "CELERY_RESULT_BACKEND (and the environment variable CELERY_RESULT_BACKEND)",
+        ),
+    ],
+)
+def test_include__conflict_names_setting_and_variable(
+    project: dict[str, object], env: dict[str, str], named: str
+) -> None:
+    """A setting the project and the environment both chose, differently, is refused by name."""
+    with pytest.raises(ImproperlyConfigured, match=re.escape(named)) as caught:
+        include(dict(project), env=env)
+    assert "4566" not in str(caught.value) and "dynamodb" not in str(caught.value)
+
+
+def test_include__region_from_aws_default_region_is_no_conflict() -> None:
+    """AWS_DEFAULT_REGION, set by most AWS runtimes, never overrides the project's region."""
+    namespace = {"CELERY_BROKER_TRANSPORT_OPTIONS": {"region": "eu-west-1"}}
+    include(namespace, env={"AWS_DEFAULT_REGION": "us-east-2"})
+    assert namespace["CELERY_BROKER_TRANSPORT_OPTIONS"]["region"] == "eu-west-1"
+
+
+def test_include__transport_options_must_be_a_dict() -> None:
+    """A mistyped CELERY_BROKER_TRANSPORT_OPTIONS is named."""
+    with pytest.raises(
+        ImproperlyConfigured, match="CELERY_BROKER_TRANSPORT_OPTIONS must be a dict"
+    ):
+        include({"CELERY_BROKER_TRANSPORT_OPTIONS": ["region"]}, env={})
 
 
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/q"

@@ -1,0 +1,203 @@
+"""``manage.py devstack``: the example project's whole local stack, which ``make run`` starts.
+
+A local SQS (moto) unless AWS is configured, migrations, an ``admin`` login with a
+new random password, a Celery worker, Celery beat and the web server with static
+files; then a demo task whose result it prints. Ctrl-C, or SIGTERM to it or to its
+process group, stops the children in order (worker, beat, web, local SQS last) and
+exits 0. The children run in sessions of their own so that a signal meant for the
+stack reaches them only through it, in that order; the kernel stops them should
+this process be killed outright.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import TimeoutError as ResultTimeout
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, die_with_parent, stop_process
+from sqs_broker.settings import celery_conf
+
+#: Any of these means the user chose an SQS of their own: no local one is started.
+AWS_MARKERS = (
+    "SQS_ENDPOINT_URL",
+    "CELERY_BROKER_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "SQS_STS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+#: How long each child may take to stop before it is killed: the worker gets its
+#: soft shutdown (settings) plus this, so a running task can finish.
+STOP_GRACE_SECONDS = 15.0
+
+
+def _child_setup() -> None:
+    """In each child: SIGINT at its default even if ``&`` started the stack ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    die_with_parent()
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the example stack: local SQS (moto) unless AWS is configured, a Celery worker, "
+        "Celery beat and the web server, then a demo task. Ctrl-C or SIGTERM stops everything."
+    )
+    requires_system_checks = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--addr", default="127.0.0.1:8000", help="Web server address (default 127.0.0.1:8000)."
+        )
+        parser.add_argument(
+            "--sqs-port", type=int, default=0, help="Local SQS port (default 0: any free port)."
+        )
+        parser.add_argument(
+            "--no-demo", action="store_true", help="Send no demo task (default: send one)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._request_stop)
+        local: LocalSQS | None = None
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        failed: str | None = None
+        try:
+            if not any(os.environ.get(name) for name in AWS_MARKERS):
+                local = LocalSQS(port=options["sqs_port"]).start()
+                # This process publishes the demo task, so it needs them too.
+                os.environ.update({**LOCAL_ENV, "SQS_ENDPOINT_URL": local.endpoint_url})
+                self.stdout.write(f"Local SQS (moto) on {local.endpoint_url}")
+            else:
+                self.stdout.write("AWS is configured: using it, no local SQS started.")
+            call_command("migrate", interactive=False, verbosity=0)
+            password = self._reset_admin("admin")
+            processes = self._start_children(options["addr"])
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nAdmin: http://{options['addr']}/admin/sqs_broker/dashboard/\n"
+                    f"Log in as 'admin' with password {password!r} (new on every start).\n"
+                    "Ctrl-C stops everything.\n"
+                )
+            )
+            if not options["no_demo"]:
+                self._demo(processes)
+            failed = self._wait(processes)
+        finally:
+            # A second Ctrl-C must not cut the orderly stop short.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+            self._stop(processes, local)
+        if failed:
+            raise CommandError(failed, returncode=1)
+        self.stdout.write("Stopped.")
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def _reset_admin(self, username: str) -> str:
+        """The example's local login: a fresh random password, so none is ever fixed."""
+        password = secrets.token_urlsafe(12)
+        user_model = get_user_model()
+        user, _ = user_model._default_manager.get_or_create(
+            **{user_model.USERNAME_FIELD: username},
+            defaults={"is_staff": True, "is_superuser": True},
+        )
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return password
+
+    def _start_children(self, addr: str) -> dict[str, subprocess.Popen[bytes]]:
+        state = Path(settings.BASE_DIR) / ".local"
+        state.mkdir(exist_ok=True)
+        python = sys.executable
+        queues = ",".join(
+            ["celery", *sorted({r["queue"] for r in settings.CELERY_TASK_ROUTES.values()})]
+        )
+        children = {
+            "worker": [
+                python, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO",
+                "-Q", queues, "--concurrency=2",
+            ],
+            "beat": [
+                python, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO",
+                "-s", str(state / "celerybeat-schedule"),
+            ],
+            # --insecure: serve the admin's static files with DEBUG off, as
+            # runserver does only on request; a real deployment uses collectstatic.
+            "web": [python, "manage.py", "runserver", "--noreload", "--insecure", addr],
+        }  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        for name, argv in children.items():
+            processes[name] = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                argv,
+                cwd=settings.BASE_DIR,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_child_setup,
+            )
+        return processes
+
+    def _demo(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+        # Settings were read before the local SQS existed: the project's app
+        # points at AWS in this process, so publish with the environment now.
+        app = Celery("devstack-demo", set_as_current=False)
+        app.config_from_object(celery_conf(os.environ))
+        app.conf.result_backend = settings.CELERY_RESULT_BACKEND
+        result = app.send_task("project.demo.tasks.add", args=(2, 3))
+        self.stdout.write(f"Sent the demo task project.demo.tasks.add(2, 3): id {result.id}")
+        deadline = time.monotonic() + 120
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in processes.values()):
+                return  # _wait() reports which one.
+            try:
+                value = result.get(timeout=0.5, interval=0.2)
+            except ResultTimeout:
+                continue
+            self.stdout.write(self.style.SUCCESS(f"Demo task run by the worker: 2 + 3 = {value}"))
+            return
+        if not self.stopping.is_set():
+            self.stdout.write(
+                self.style.WARNING("The demo task has no result after 120 s: see the worker's log.")
+            )
+
+    def _wait(self, processes: dict[str, subprocess.Popen[bytes]]) -> str | None:
+        """Until a stop is asked for (None) or a child exits on its own (what to report)."""
+        while not self.stopping.wait(0.5):
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    return (
+                        f"The {name} process exited with status {process.returncode}; "
+                        "the others were stopped."
+                    )
+        return None
+
+    def _stop(self, processes: dict[str, subprocess.Popen[bytes]], local: LocalSQS | None) -> None:
+        if processes or local is not None:
+            self.stdout.write("Stopping: worker, beat, web server, then the local SQS...")
+        soft = float(getattr(settings, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0) or 0)
+        for name in ("worker", "beat", "web"):
+            if name in processes:
+                grace = STOP_GRACE_SECONDS + (soft if name == "worker" else 0)
+                stop_process(processes[name], timeout=grace)
+        if local is not None:
+            local.stop()
