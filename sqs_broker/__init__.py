@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # One version number: pyproject.toml's, as installed.
+    __version__ = version("sqs_broker")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["publish_fifo", "publish_many"]
 

@@ -1,0 +1,145 @@
+"""The README's "Use it in your project", applied to a new ``startproject`` exactly as written.
+
+The README marks each block an adopter copies with ``<!-- adopt: ACTION PATH -->``; this test
+reads those blocks, applies them to a throwaway project and checks what the README promises,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+#: ``<!-- adopt: append mysite/settings.py -->`` then a fenced block, both maybe indented.
+BLOCK = re.compile(
+    r"^(?P<indent>[ ]*)<!-- adopt: (?P<action>append|write|env)(?: (?P<path>\S+))? -->\n"
+    r"(?P=indent)```\w*\n(?P<body>.*?)^(?P=indent)```",
+    re.MULTILINE | re.DOTALL,
+)
+
+#: What a fresh shell has of ours: nothing (the README's env block adds the local SQS).
+PROJECT_PREFIXES = ("DJANGO_", "SQS_", "AWS_", "CELERY_", "DATABASE_")
+
+CLIENT_SCRIPT = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+client = Client(HTTP_HOST="localhost")
+client.force_login(user)
+answers = {}
+for name, url in [
+    ("dashboard", "/admin/sqs_broker/dashboard/"),
+    ("stats", "/sqs/stats.json"),
+    ("metrics", "/sqs/metrics"),
+]:
+    response = client.get(url)
+    answers[name] = [response.status_code, response.content.decode()[:20000]]
+print("ANSWERS" + json.dumps(answers))
+"""
+
+
+def readme_blocks() -> list[tuple[str, str | None, str]]:
+    """``(action, path, body)`` for every marked block of the README, in order."""
+    text = (ROOT / "README.md").read_text()
+    found = []
+    for match in BLOCK.finditer(text):
+        body = textwrap.dedent(
+            "\n".join(line for line in match["body"].splitlines())
+        ).strip()
+        found.append((match["action"], match["path"], body + "\n"))
+    return found
+
+
+def exported(body: str) -> dict[str, str]:
+    """The variables of ``export A=1 B=2`` lines (comments dropped)."""
+    env = {}
+    for line in body.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("export "):
+            for pair in line.removeprefix("export ").split():
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+def test_readme__marks_the_adoption_blocks() -> None:
+    """The README still carries every block this test applies."""
+    actions = [(action, path) for action, path, _ in readme_blocks()]
+    assert actions == [
+        ("append", "mysite/settings.py"),
+        ("write", "mysite/celery.py"),
+        ("write", "mysite/__init__.py"),
+        ("append", "mysite/urls.py"),
+        ("write", "mysite/wsgi.py"),
+        ("env", None),
+    ]
+
+
+@pytest.mark.django_db
+def test_readme__steps_adopt_the_app_into_a_new_project(tmp_path: Path, sqs_endpoint: str) -> None:
+    """check, sqs_check --offline, the dashboard, stats.json and metrics work as the README says."""
+    site = tmp_path / "site"
+    site.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "django", "startproject", "mysite", str(site)],
+        check=True,
+        capture_output=True,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_PREFIXES)}
+    for action, path, body in readme_blocks():
+        if action == "env":
+            env.update(exported(body))
+            continue
+        assert path is not None
+        target = site / path
+        if action == "append":
+            target.write_text(target.read_text() + "\n" + body)
+        else:
+            target.write_text(body)
+    # The README's placeholder port: this run's local SQS.
+    assert env["SQS_ENDPOINT_URL"] == "http://127.0.0.1:PORT"
+    env["SQS_ENDPOINT_URL"] = sqs_endpoint
+    env["DJANGO_SETTINGS_MODULE"] = "mysite.settings"
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=site,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    check = manage("check")
+    assert check.returncode == 0, check.stderr
+    assert "System check identified no issues" in check.stdout, check.stdout + check.stderr
+    migrate = manage("migrate", "--verbosity", "0")
+    assert migrate.returncode == 0, migrate.stderr
+    assert migrate.stderr == ""  # no system check warning on migrate either
+    offline = manage("sqs_check", "--offline", "--json")
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    report = json.loads(offline.stdout)
+    assert report["ok"] is True, report
+
+    shell = manage("shell", "-c", "import json\n" + CLIENT_SCRIPT)
+    assert shell.returncode == 0, shell.stderr
+    answers = json.loads(shell.stdout.split("ANSWERS", 1)[1])
+    status, page = answers["dashboard"]
+    assert status == 200
+    assert 'id="sqs-queues"' in page and "sqs/stats.json" in page
+    status, stats = answers["stats"]
+    assert status == 200 and stats.startswith("{")
+    status, metrics = answers["metrics"]
+    assert status == 200 and "# TYPE" in metrics
