@@ -53,9 +53,7 @@ def readme_blocks() -> list[tuple[str, str | None, str]]:
     text = (ROOT / "README.md").read_text()
     found = []
     for match in BLOCK.finditer(text):
-        body = textwrap.dedent(
-            "\n".join(line for line in match["body"].splitlines())
-        ).strip()
+        body = textwrap.dedent(match["body"]).strip()
         found.append((match["action"], match["path"], body + "\n"))
     return found
 
