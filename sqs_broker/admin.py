@@ -24,7 +24,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from sqs_broker import charts, sqs, stats, telemetry
+from sqs_broker import actions, charts, sqs, stats, telemetry
 from sqs_broker.conf import app_settings
 from sqs_broker.models import Dashboard
 from sqs_broker.redact import scrub
@@ -210,7 +210,7 @@ class DashboardAdmin(admin.ModelAdmin):
             messages.error(request, state.error)
             return self.queue_view(request, name, peeked=[])
         try:
-            received = sqs.peek(state, app)
+            received = actions.peek(state, app)
         except Exception as exc:
             messages.error(request, sqs.error_text(exc)[0])
             return self.queue_view(request, name, peeked=[])
@@ -242,7 +242,7 @@ class DashboardAdmin(admin.ModelAdmin):
         state = self._fresh_state(name, app)
         if request.method == "POST" and state.error is None:
             try:
-                sqs.purge(state, app)
+                actions.purge(state, app)
             except Exception as exc:
                 text, code = sqs.error_text(exc)
                 if code and code.endswith("PurgeQueueInProgress"):
@@ -297,7 +297,7 @@ class DashboardAdmin(admin.ModelAdmin):
         error = source.error or dlq.error
         if request.method == "POST" and error is None:
             try:
-                handle = sqs.start_message_move(dlq, source, app)
+                handle = actions.start_message_move(dlq, source, app)
             except Exception as exc:  # a move already running, access denied: say which
                 messages.error(
                     request,
@@ -321,12 +321,12 @@ class DashboardAdmin(admin.ModelAdmin):
                     % {"dlq": dlq.ref.name, "name": name},
                 )
                 return self._to_dashboard()
-            result = sqs.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
+            result = actions.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
             log_action(
                 request,
                 name,
                 f"Moved {result.moved} messages from {dlq.ref.name} back to {name} in batches "
-                f"of {sqs.BATCH}; {result.failed} not sent (left in {dlq.ref.name}), "
+                f"of {actions.BATCH}; {result.failed} not sent (left in {dlq.ref.name}), "
                 f"{result.not_deleted} sent but not deleted."
                 + (f" Errors: {'; '.join(result.errors)}" if result.errors else ""),
             )

@@ -37,9 +37,10 @@ from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, findings, sqs
+from sqs_broker import backoff, findings, sqs, topology
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub, scrub_data
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -47,10 +48,7 @@ if TYPE_CHECKING:
 
 def celery_app(app: Celery | None = None) -> Celery:
     """``app``, else ``SQS_BROKER_CELERY_APP``, else the current Celery app."""
-    if app is not None:
-        return app
-    configured = app_settings.CELERY_APP
-    return configured if configured is not None else sqs.celery_app()
+    return topology.celery_app(app)
 
 
 # --- one pass over SQS ---------------------------------------------------------
@@ -71,24 +69,20 @@ class Pass:
 redrive_policy = sqs.redrive_policy
 
 
-def _predefined(app: Celery) -> dict[str, Any]:
-    return dict(sqs.transport_options(app).get("predefined_queues") or {})
-
-
-def _dead_letter_ref(name: str, app: Celery) -> sqs.QueueRef:
-    spec = _predefined(app).get(name)
+def _dead_letter_ref(name: str, app: Celery | Topology) -> sqs.QueueRef:
+    spec = Topology.of(app).predefined.get(name)
     if spec is not None:
         return sqs.QueueRef(name, "predefined", spec.get("url"), name)
     return sqs.QueueRef(name, "declared", None, None)
 
 
-def _sqs_pass(app: Celery, with_online: bool, language: str | None = None) -> Pass:
+def _sqs_pass(app: Topology, with_online: bool, language: str | None = None) -> Pass:
     # The pass runs in a pool thread: findings are worded in the caller's language.
     with translation.override(language):
         return _sqs_pass_in_language(app, with_online)
 
 
-def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
+def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     errors: list[str] = []
     try:
         refs = sqs.inventory(app)
@@ -116,14 +110,13 @@ def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
 _online_cache: dict[tuple[Any, ...], tuple[float, list[findings.Finding]]] = {}
 
 
-def _app_key(app: Celery) -> tuple[Any, ...]:
+def _app_key(app: Celery | Topology) -> tuple[Any, ...]:
     """Identifies an app's broker configuration, for caches shared across requests."""
-    options = json.dumps(sqs.transport_options(app), sort_keys=True, default=str)
-    return (app.conf.broker_url, options, tuple(sqs.declared_queues(app)))
+    return Topology.of(app).key
 
 
 def _online_findings(
-    app: Celery,
+    app: Topology,
     states: list[sqs.QueueState],
     errors: list[str],
     dead_letters: Iterable[sqs.QueueState] = (),
@@ -148,7 +141,7 @@ _inflight: dict[tuple[Any, ...], Future[Pass]] = {}
 _inflight_lock = threading.Lock()
 
 
-def _submit(app: Celery, with_online: bool) -> Future[Pass]:
+def _submit(app: Topology, with_online: bool) -> Future[Pass]:
     global _executor
     language = translation.get_language()
     key = (*_app_key(app), with_online, language)
@@ -163,14 +156,14 @@ def _submit(app: Celery, with_online: bool) -> Future[Pass]:
         return future
 
 
-def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
+def sqs_pass(app: Celery | Topology | None = None, with_online: bool = False) -> Pass:
     """One pass over SQS, waiting at most ``SQS_BROKER_GATHER_TIMEOUT`` seconds.
 
     Past the deadline the pass keeps running in the background (and fills the
     attribute cache for the next load); this call returns the declared and
     predefined queues, each with an error that says SQS did not answer in time.
     """
-    app = celery_app(app)
+    app = Topology.of(app)
     budget = app_settings.GATHER_TIMEOUT
     future = _submit(app, with_online)
     try:
@@ -184,7 +177,7 @@ def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
         return _unanswered(app, sqs.error_text(exc)[0], "Error")
 
 
-def _unanswered(app: Celery, message: str, code: str) -> Pass:
+def _unanswered(app: Topology, message: str, code: str) -> Pass:
     """The declared and predefined queues, each failed with ``message``."""
     states = [
         sqs.QueueState(ref, ref.url, error=message, error_code=code, fetched_at=time.time())
@@ -197,10 +190,10 @@ def _unanswered(app: Celery, message: str, code: str) -> Pass:
 
 
 def queue_row(
-    state: sqs.QueueState, dead_letters: dict[str, sqs.QueueState], app: Celery
+    state: sqs.QueueState, dead_letters: dict[str, sqs.QueueState], app: Celery | Topology
 ) -> dict[str, Any]:
     """One queue as the JSON shows it."""
-    spec = _predefined(app).get(state.ref.name) or {}
+    spec = Topology.of(app).predefined.get(state.ref.name) or {}
     policy = redrive_policy(state)
     dlq = None
     if policy is not None:
@@ -247,13 +240,13 @@ def gather(
     ``window`` (seconds) selects the telemetry window; ``online=False`` skips
     the online findings (the metrics endpoint does not need them).
     """
-    app = celery_app(app)
-    found = sqs_pass(app, with_online=online)
+    topo = Topology.of(app)
+    found = sqs_pass(topo, with_online=online)
     data: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": displayable_config(app),
-        "queues": [queue_row(state, found.dead_letters, app) for state in found.states],
-        "findings": [finding_row(f) for f in [*findings.offline(app), *(found.online or [])]],
+        "config": displayable_config(topo.app),
+        "queues": [queue_row(state, found.dead_letters, topo) for state in found.states],
+        "findings": [finding_row(f) for f in [*findings.offline(topo), *(found.online or [])]],
         "errors": list(found.errors),
     }
     data.update(telemetry_data(data["queues"], window or DEFAULT_WINDOW, data["errors"]))
@@ -268,8 +261,8 @@ def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
     with ``online=False`` (shared while it runs, attributes TTL-cached), and
     the row and findings are built as :func:`gather` builds them.
     """
-    app = celery_app(app)
-    found = sqs_pass(app, with_online=False)
+    topo = Topology.of(app)
+    found = sqs_pass(topo, with_online=False)
     # A pass that timed out has states but no dead-letter map.
     state = next((s for s in found.states if s.ref.name == name), None)
     state = state or found.dead_letters.get(name)
@@ -277,8 +270,8 @@ def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
         return None
     return scrub_data(
         {
-            "queue": queue_row(state, found.dead_letters, app),
-            "findings": [finding_row(f) for f in findings.offline(app) if f.queue == name],
+            "queue": queue_row(state, found.dead_letters, topo),
+            "findings": [finding_row(f) for f in findings.offline(topo) if f.queue == name],
         }
     )
 
