@@ -131,6 +131,16 @@ class Settings:
         return _number("SQS_BROKER_READ_TIMEOUT", 10, 0.1)
 
     @property
+    def PUBLISH_CONNECT_TIMEOUT(self) -> float:
+        """Seconds ``publish_many`` waits to open a connection to SQS."""
+        return _number("SQS_BROKER_PUBLISH_CONNECT_TIMEOUT", 5, 0.1)
+
+    @property
+    def PUBLISH_READ_TIMEOUT(self) -> float:
+        """Seconds ``publish_many`` waits for SQS to answer a batch."""
+        return _number("SQS_BROKER_PUBLISH_READ_TIMEOUT", 10, 0.1)
+
+    @property
     def CELERY_APP(self) -> Celery | None:
         """The Celery app the dashboard, JSON and metrics describe; ``None``: the current app.
 

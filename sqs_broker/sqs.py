@@ -93,10 +93,21 @@ def _url_credentials(app: Celery | Topology | None) -> tuple[str | None, str | N
     return Topology.of(app).credentials
 
 
-def _config(retries: int = 2) -> Config:
+#: Who a client is for: the checks and the dashboard, or publishing tasks.
+Purpose = Literal["checks", "publish"]
+
+
+def _timeouts(purpose: Purpose) -> tuple[float, float]:
+    if purpose == "publish":
+        return app_settings.PUBLISH_CONNECT_TIMEOUT, app_settings.PUBLISH_READ_TIMEOUT
+    return app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT
+
+
+def _config(purpose: Purpose = "checks", retries: int = 2) -> Config:
+    connect, read = _timeouts(purpose)
     return Config(
-        connect_timeout=app_settings.CONNECT_TIMEOUT,
-        read_timeout=app_settings.READ_TIMEOUT,
+        connect_timeout=connect,
+        read_timeout=read,
         retries={"total_max_attempts": retries, "mode": "standard"},
         # One client serves the whole fetch pool: give every thread a connection
         # (botocore's default of 10 would open and drop the others each time).
@@ -115,9 +126,10 @@ def _client(
     key: str | None,
     secret: str | None,
     token: str | None = None,
+    purpose: Purpose = "checks",
 ) -> Any:
-    timeouts = (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT)
-    cache_key = (service, region_name, endpoint, key, secret, token, timeouts)
+    timeouts = _timeouts(purpose)
+    cache_key = (service, region_name, endpoint, key, secret, token, purpose, timeouts)
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
@@ -127,7 +139,7 @@ def _client(
                 aws_secret_access_key=secret,
                 aws_session_token=token,
             )
-            kwargs: dict[str, Any] = {"config": _config()}
+            kwargs: dict[str, Any] = {"config": _config(purpose)}
             if endpoint:
                 kwargs["endpoint_url"] = endpoint
                 kwargs["use_ssl"] = endpoint.startswith("https")
@@ -165,8 +177,15 @@ def assume_role(app: Celery | Topology | None = None) -> dict[str, str]:
     return credentials
 
 
-def client(queue: str | None = None, app: Celery | Topology | None = None) -> Any:
-    """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials."""
+def client(
+    queue: str | None = None, app: Celery | Topology | None = None, purpose: Purpose = "checks"
+) -> Any:
+    """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials.
+
+    ``purpose`` picks the timeouts: ``SQS_BROKER_CONNECT_TIMEOUT`` and
+    ``SQS_BROKER_READ_TIMEOUT`` for the checks and the dashboard,
+    ``SQS_BROKER_PUBLISH_*`` for :func:`sqs_broker.publishing.publish_many`.
+    """
     topo = Topology.of(app)
     predefined = topo.predefined
     key, secret = topo.credentials
@@ -179,10 +198,11 @@ def client(queue: str | None = None, app: Celery | Topology | None = None) -> An
             return _client(
                 "sqs", region_name, where,
                 creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"],
+                purpose,
             )  # fmt: skip
         key = spec.get("access_key_id", key)
         secret = spec.get("secret_access_key", secret)
-    return _client("sqs", region_name, where, key, secret)
+    return _client("sqs", region_name, where, key, secret, purpose=purpose)
 
 
 def clear_caches() -> None:
