@@ -24,10 +24,11 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from sqs_broker import actions, charts, sqs, stats, telemetry
+from sqs_broker import actions, charts, envelopes, sqs, stats, telemetry
 from sqs_broker.conf import app_settings
 from sqs_broker.models import Dashboard
 from sqs_broker.redact import scrub
+from sqs_broker.schema import QueueDetail
 
 
 def _url(name: str) -> str | None:
@@ -42,7 +43,8 @@ def log_action(request: HttpRequest, queue: str, message: str) -> None:
     """One admin LogEntry per action, on the Dashboard content type."""
     content_type = ContentType.objects.get_for_model(Dashboard, for_concrete_model=False)
     LogEntry.objects.create(
-        user_id=request.user.pk,
+        # Only staff with a permission reach an action: the user is authenticated.
+        user_id=int(request.user.pk or 0),
         content_type=content_type,
         object_id=queue,
         object_repr=queue[:200],
@@ -140,7 +142,7 @@ class DashboardAdmin(admin.ModelAdmin):
         names = [q["name"] for q in data["queues"]]
         names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]
         series = stats.history(names)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for queue in data["queues"]:
             dlq = queue["dlq"]
             rows.append(
@@ -169,7 +171,7 @@ class DashboardAdmin(admin.ModelAdmin):
 
     # --- one queue ---
 
-    def _queue(self, name: str) -> dict[str, Any]:
+    def _queue(self, name: str) -> QueueDetail:
         """The queue's row and findings, or 404 for a queue the app does not use."""
         detail = stats.queue_detail(name)
         if detail is None:
@@ -215,7 +217,9 @@ class DashboardAdmin(admin.ModelAdmin):
             messages.error(request, sqs.error_text(exc)[0])
             return self.queue_view(request, name, peeked=[])
         log_action(request, name, f"Peeked at {len(received)} messages of {name}.")
-        return self.queue_view(request, name, peeked=[stats.message_summary(m) for m in received])
+        return self.queue_view(
+            request, name, peeked=[envelopes.message_summary(m) for m in received]
+        )
 
     # --- actions: GET shows the confirmation, only POST changes anything ---
 

@@ -59,7 +59,7 @@ class Settings:
     @property
     def ETA_GUARD(self) -> EtaGuard:
         """What a task whose ETA outlives its queue's visibility timeout gets: see publishing."""
-        value = getattr(settings, "SQS_BROKER_ETA_GUARD", "error")
+        value: EtaGuard = getattr(settings, "SQS_BROKER_ETA_GUARD", "error")
         if value not in ("error", "warn", "off"):
             raise ImproperlyConfigured(
                 f"SQS_BROKER_ETA_GUARD must be 'error', 'warn' or 'off'; got {value!r}."
@@ -104,6 +104,26 @@ class Settings:
     def REFRESH_SECONDS(self) -> int:
         """Dashboard auto-refresh period; 0 turns it off."""
         return int(_number("SQS_BROKER_REFRESH_SECONDS", 10, 0))
+
+    @property
+    def LOG_SCRUBBING(self) -> bool:
+        """Scrub secrets from every log record of the process (a log-record factory)."""
+        return _flag("SQS_BROKER_LOG_SCRUBBING", True)
+
+    @property
+    def START_GUARD(self) -> bool:
+        """Add the worker bootstep that refuses to start on E001 (DEBUG with URL keys)."""
+        return _flag("SQS_BROKER_START_GUARD", True)
+
+    @property
+    def PUBLISH_GUARD(self) -> bool:
+        """Install the ETA guard and native delays on the Celery app (its ``amqp_cls``)."""
+        return _flag("SQS_BROKER_PUBLISH_GUARD", True)
+
+    @property
+    def RUNSERVER(self) -> bool:
+        """``runserver`` exits at once on E001 instead of waiting for a code change."""
+        return _flag("SQS_BROKER_RUNSERVER", True)
 
     @property
     def TELEMETRY(self) -> bool:

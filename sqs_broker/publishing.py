@@ -155,9 +155,7 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     predefined = options.get("predefined_queues") or {}
     configured = options.get("visibility_timeout")
     default = (
-        int(float(configured))
-        if configured not in (None, "")
-        else limits.KOMBU_VISIBILITY_TIMEOUT
+        int(float(configured)) if configured not in (None, "") else limits.KOMBU_VISIBILITY_TIMEOUT
     )
     spec = predefined.get(queue)
     ref = sqs.QueueRef(queue, "predefined" if spec else "declared", spec and spec.get("url"))
@@ -520,7 +518,7 @@ def publish_many(
 
         # An instance attribute shadows Channel.sqs for this channel only, and
         # only while the messages are built; the producer is ours alone meanwhile.
-        channel.sqs = recording_client
+        channel.sqs = recording_client  # type: ignore[method-assign]
         try:
             for position, signature in enumerate(signatures):
                 index[0] = position

@@ -2,15 +2,8 @@
 
 The admin dashboard, ``/sqs/stats.json``, ``/sqs/metrics`` and the
 ``sqs_sample`` history all read queue state from here, so each number has
-one home. :func:`gather` returns a JSON-ready dict::
-
-    {"generated_at", "config": {...masked}, "queues": [{"name", "url",
-     "visible", "in_flight", "delayed", "visibility_timeout",
-     "receive_wait_time_seconds", "fifo", "dlq": {"name", "visible",
-     "max_receive_count", "error"} | None, "backoff_policy": [{"attempt",
-     "delay", "cumulative"}], "backoff_tasks": [...], "error"}],
-     "findings": [{"id", "level", "message", "hint", "queue"}],
-     "errors": [...]}
+one home. :func:`gather` returns a JSON-ready :class:`~sqs_broker.schema.Stats`
+(queues, findings, errors, workers, tasks), typed in :mod:`sqs_broker.schema`.
 
 SQS is asked through :mod:`sqs_broker.sqs` (bounded pool, TTL cache). The
 whole SQS pass runs in a background thread that the page waits on for at
@@ -21,17 +14,14 @@ for the same app share one pass, so a reload storm does not multiply calls.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import translation
 from django.utils.encoding import force_str
@@ -39,7 +29,15 @@ from django.utils.translation import gettext as _
 
 from sqs_broker import backoff, findings, sqs, topology
 from sqs_broker.conf import app_settings
-from sqs_broker.redact import displayable_config, scrub, scrub_data
+from sqs_broker.redact import displayable_config, scrub_data
+from sqs_broker.schema import (
+    BackoffRow,
+    DeadLetterRow,
+    FindingRow,
+    QueueDetail,
+    QueueRow,
+    Stats,
+)
 from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
@@ -191,11 +189,11 @@ def _unanswered(app: Topology, message: str, code: str) -> Pass:
 
 def queue_row(
     state: sqs.QueueState, dead_letters: dict[str, sqs.QueueState], app: Celery | Topology
-) -> dict[str, Any]:
+) -> QueueRow:
     """One queue as the JSON shows it."""
     spec = Topology.of(app).predefined.get(state.ref.name) or {}
     policy = redrive_policy(state)
-    dlq = None
+    dlq: DeadLetterRow | None = None
     if policy is not None:
         dlq_state = dead_letters.get(policy["name"])
         dlq = {
@@ -215,13 +213,13 @@ def queue_row(
         "receive_wait_time_seconds": state.int("ReceiveMessageWaitTimeSeconds"),
         "fifo": fifo_attribute == "true" if fifo_attribute is not None else state.ref.fifo,
         "dlq": dlq,
-        "backoff_policy": backoff.as_rows(spec.get("backoff_policy")),
+        "backoff_policy": cast(list[BackoffRow], backoff.as_rows(spec.get("backoff_policy"))),
         "backoff_tasks": list(spec.get("backoff_tasks") or []),
         "error": state.error,
     }
 
 
-def finding_row(finding: findings.Finding) -> dict[str, Any]:
+def finding_row(finding: findings.Finding) -> FindingRow:
     """A finding's fields as text (messages may be lazy translations)."""
     return {
         "id": finding.id,
@@ -232,9 +230,7 @@ def finding_row(finding: findings.Finding) -> dict[str, Any]:
     }
 
 
-def gather(
-    app: Celery | None = None, *, window: int | None = None, online: bool = True
-) -> dict[str, Any]:
+def gather(app: Celery | None = None, *, window: int | None = None, online: bool = True) -> Stats:
     """Everything the dashboard, the JSON and the metrics show, secrets masked.
 
     ``window`` (seconds) selects the telemetry window; ``online=False`` skips
@@ -242,18 +238,24 @@ def gather(
     """
     topo = Topology.of(app)
     found = sqs_pass(topo, with_online=online)
-    data: dict[str, Any] = {
+    queues = [queue_row(state, found.dead_letters, topo) for state in found.states]
+    errors = list(found.errors)
+    telemetry = telemetry_data(queues, window or DEFAULT_WINDOW, errors)
+    data: Stats = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": displayable_config(topo.app),
-        "queues": [queue_row(state, found.dead_letters, topo) for state in found.states],
+        "queues": queues,
         "findings": [finding_row(f) for f in [*findings.offline(topo), *(found.online or [])]],
-        "errors": list(found.errors),
+        "errors": errors,
+        "telemetry_window": telemetry["telemetry_window"],
+        "workers": telemetry["workers"],
+        "tasks": telemetry["tasks"],
+        "unconsumed_queues": telemetry["unconsumed_queues"],
     }
-    data.update(telemetry_data(data["queues"], window or DEFAULT_WINDOW, data["errors"]))
-    return scrub_data(data)
+    return cast(Stats, scrub_data(data))
 
 
-def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
+def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
     """``{"queue": row, "findings": [...]}`` for one queue's page, from one pass; secrets masked.
 
     ``name`` is one of the app's queues or one of their dead-letter queues;
@@ -268,12 +270,11 @@ def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
     state = state or found.dead_letters.get(name)
     if state is None:
         return None
-    return scrub_data(
-        {
-            "queue": queue_row(state, found.dead_letters, topo),
-            "findings": [finding_row(f) for f in findings.offline(topo) if f.queue == name],
-        }
-    )
+    detail: QueueDetail = {
+        "queue": queue_row(state, found.dead_letters, topo),
+        "findings": [finding_row(f) for f in findings.offline(topo) if f.queue == name],
+    }
+    return cast(QueueDetail, scrub_data(detail))
 
 
 #: Telemetry windows the dashboard and ``stats.json`` offer, in seconds.
@@ -296,7 +297,9 @@ def parse_window(value: str | None) -> int:
     return window
 
 
-def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str]) -> dict[str, Any]:
+def telemetry_data(
+    queues: Sequence[Mapping[str, Any]], window: int, errors: list[str]
+) -> dict[str, Any]:
     """``workers``, ``tasks`` (see :func:`sqs_broker.telemetry.snapshot`) and ``unconsumed_queues``.
 
     A database error (tables not migrated, say) becomes an entry of ``errors``,
@@ -315,82 +318,6 @@ def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str])
         **found,
         "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
     }
-
-
-# --- messages --------------------------------------------------------------------
-
-#: Characters of a message body or task arguments shown on the queue page.
-PREVIEW = 300
-
-
-def _printable(text: str, limit: int = PREVIEW) -> str:
-    cut = text[:limit] + ("…" if len(text) > limit else "")
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in cut)
-
-
-def _json_or_base64_json(raw: Any) -> Any:
-    """``raw`` parsed as JSON, or as base64 of JSON (kombu's SQS encoding); else ``None``."""
-    if not isinstance(raw, str | bytes) or not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        pass
-    try:
-        return json.loads(base64.b64decode(raw, validate=True))
-    except (ValueError, TypeError, RecursionError, binascii.Error):
-        return None
-
-
-def message_summary(message: dict[str, Any]) -> dict[str, Any]:
-    """What a received SQS message is, for people: task, id, retries, a short preview.
-
-    Never raises: a body that is not JSON, not base64 or huge is shown as a
-    cut, scrubbed preview with a note saying what it is not.
-    """
-    attributes = message.get("Attributes") or {}
-    raw = message.get("Body") or ""
-    sent = attributes.get("SentTimestamp")
-    summary: dict[str, Any] = {
-        "message_id": message.get("MessageId"),
-        "receive_count": int(attributes.get("ApproximateReceiveCount") or 0),
-        "sent_at": datetime.fromtimestamp(int(sent) / 1000, UTC) if str(sent).isdigit() else None,
-        "group": attributes.get("MessageGroupId"),
-        "size": len(raw.encode("utf-8", "replace")),
-        "task": None,
-        "task_id": None,
-        "retries": None,
-        "eta": None,
-        "preview": None,
-        "note": None,
-    }
-    envelope = _json_or_base64_json(raw)
-    headers = envelope.get("headers") if isinstance(envelope, dict) else None
-    if not isinstance(headers, dict) or "task" not in headers:
-        summary["note"] = _("Not a Celery message (its body is not kombu's JSON envelope).")
-        summary["preview"] = scrub(_printable(str(raw)))
-        return summary
-    summary.update(
-        task=str(headers.get("task")),
-        task_id=str(headers.get("id")),
-        retries=headers.get("retries"),
-        eta=headers.get("eta"),
-    )
-    body: Any = envelope.get("body")
-    properties = envelope.get("properties") if isinstance(envelope.get("properties"), dict) else {}
-    if properties.get("body_encoding") == "base64" and isinstance(body, str):
-        try:
-            body = base64.b64decode(body, validate=True).decode("utf-8", "replace")
-        except (ValueError, binascii.Error):
-            summary["note"] = _("The task payload is not valid base64.")
-    if isinstance(body, str):
-        parsed = _json_or_base64_json(body)
-        body = parsed if parsed is not None else body
-    if isinstance(body, list) and len(body) >= 2:
-        body = {"args": body[0], "kwargs": body[1]}
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=str)
-    summary["preview"] = scrub(_printable(text))
-    return summary
 
 
 # --- history ---------------------------------------------------------------------

@@ -49,7 +49,7 @@ def celery_app(app: Celery | Topology | None = None) -> Celery:
         return configured
     from celery import current_app
 
-    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+    return current_app._get_current_object()
 
 
 # --- the rules kombu follows ------------------------------------------------------
@@ -130,11 +130,11 @@ class Topology:
         """The topology of ``app`` (resolved by :func:`celery_app`); a topology is kept."""
         if isinstance(app, Topology):
             return app
-        app = celery_app(app)
-        options = transport_options(app)
+        celery = celery_app(app)
+        options = transport_options(celery)
         prefix = options.get("queue_name_prefix", "") or ""
-        declared = {q: entity_name(prefix + q) for q in declared_queues(app)}
-        return cls(app, app.conf.broker_url or "", options, declared)
+        declared = {q: entity_name(prefix + q) for q in declared_queues(celery)}
+        return cls(celery, celery.conf.broker_url or "", options, declared)
 
     @property
     def is_sqs(self) -> bool:

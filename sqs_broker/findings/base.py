@@ -45,7 +45,7 @@ class Finding:
 
 def rank(level: str) -> int:
     """Order of severity: info < warning < error."""
-    return LEVELS.index(level)  # type: ignore[arg-type]
+    return LEVELS.index(level)
 
 
 def _level_of(finding_id: str) -> Level:
