@@ -28,6 +28,12 @@ _MOVE_UNSUPPORTED = frozenset(
 )
 _move_unsupported: set[str | None] = set()
 
+
+def forget_unsupported() -> None:
+    """Forget which endpoints lacked StartMessageMoveTask (tests, endpoint upgrades)."""
+    _move_unsupported.clear()
+
+
 #: SQS's batch limit for SendMessageBatch and DeleteMessageBatch.
 BATCH = limits.MAX_BATCH_ENTRIES
 

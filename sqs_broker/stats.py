@@ -154,6 +154,18 @@ def _submit(app: Topology, with_online: bool) -> Future[Pass]:
         return future
 
 
+def reset() -> None:
+    """Forget cached online findings and passes in flight, and stop the pool (tests)."""
+    global _executor
+    with _inflight_lock:
+        _inflight.clear()
+        _online_cache.clear()
+        executor, _executor = _executor, None
+    if executor is not None:
+        # A pass past its deadline may still run: let it finish on its own thread.
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
 def sqs_pass(app: Celery | Topology | None = None, with_online: bool = False) -> Pass:
     """One pass over SQS, waiting at most ``SQS_BROKER_GATHER_TIMEOUT`` seconds.
 

@@ -11,6 +11,9 @@ from sqs_broker import sqs
 from sqs_broker.topology import Topology, celery_app, entity_name
 from tests.conftest import base_env, make_app
 
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
+
 
 def test_of__names_endpoint_and_region_as_kombu_derives_them() -> None:
     """Declared queues map to prefix + sanitised names; endpoint and region follow the URL."""

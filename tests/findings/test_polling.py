@@ -14,6 +14,9 @@ from tests.findings.common import (
     offline_ids,
 )
 
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
+
 #: id (and a case name) -> (configuration that raises it, configuration that does not).
 OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "sqs_broker.E004": ({"options": {"wait_time_seconds": 25}}, {}),

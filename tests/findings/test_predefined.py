@@ -135,12 +135,14 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("finding_id", sorted(OFFLINE))
 def test_offline__raises_each_id(finding_id: str) -> None:
     """The first configuration of each offline case raises its id."""
     assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("finding_id", sorted(OFFLINE))
 def test_offline__clean_configuration_does_not(finding_id: str) -> None:
     """The second configuration of each offline case does not."""

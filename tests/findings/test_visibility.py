@@ -14,6 +14,9 @@ from tests.findings.common import (
     url,
 )
 
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
+
 #: id (and a case name) -> (configuration that raises it, configuration that does not).
 OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "sqs_broker.E005": ({"options": {"visibility_timeout": 50000}}, {}),
