@@ -257,7 +257,10 @@ def gather(app: Celery | None = None, *, window: int | None = None, online: bool
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": displayable_config(topo.app),
         "queues": queues,
-        "findings": [finding_row(f) for f in [*findings.offline(topo), *(found.online or [])]],
+        "findings": [
+            finding_row(f)
+            for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
+        ],
         "errors": errors,
         "telemetry_window": telemetry["telemetry_window"],
         "workers": telemetry["workers"],
@@ -284,7 +287,9 @@ def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
         return None
     detail: QueueDetail = {
         "queue": queue_row(state, found.dead_letters, topo),
-        "findings": [finding_row(f) for f in findings.offline(topo) if f.queue == name],
+        "findings": [
+            finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
+        ],
     }
     return cast(QueueDetail, scrub_data(detail))
 

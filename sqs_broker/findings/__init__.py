@@ -34,7 +34,15 @@ from sqs_broker.findings import (  # noqa: F401
     url,
     visibility,
 )
-from sqs_broker.findings.base import LEVELS, Finding, Level, could_not_check, make, rank
+from sqs_broker.findings.base import (
+    LEVELS,
+    Finding,
+    Level,
+    could_not_check,
+    make,
+    rank,
+    unsilenced,
+)
 from sqs_broker.findings.catalogue import CATALOGUE, UNCHECKABLE
 from sqs_broker.findings.names import pycurl_missing
 from sqs_broker.findings.run import offline, online, online_within
@@ -57,4 +65,5 @@ __all__ = [
     "rank",
     "registered_tasks",
     "unsafe_debug",
+    "unsilenced",
 ]

@@ -66,6 +66,14 @@ def could_not_check(found: Iterable[Finding]) -> list[Finding]:
     return [f for f in found if f.id in UNCHECKABLE and f.queue is None]
 
 
+def unsilenced(found: Iterable[Finding]) -> list[Finding]:
+    """``found`` without the ids listed in ``SILENCED_SYSTEM_CHECKS``, as Django's ``check``."""
+    from django.conf import settings
+
+    silenced = set(getattr(settings, "SILENCED_SYSTEM_CHECKS", ()) or ())
+    return [f for f in found if f.id not in silenced]
+
+
 def seconds(value: float) -> str:
     """A number of seconds as messages show it (no trailing ``.0``)."""
     return f"{value:g}"
