@@ -29,6 +29,7 @@ class SqsBrokerConfig(AppConfig):
 
         checks.register(sqs_checks.check_debug_credentials, checks.Tags.security)
         checks.register(sqs_checks.check_configuration, "sqs_broker")
+        checks.register(sqs_checks.check_deploy, "sqs_broker", deploy=True)
         install_hooks()
 
 

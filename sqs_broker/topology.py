@@ -124,6 +124,8 @@ class Topology:
     options: dict[str, Any] = field(repr=False)
     #: Celery queue name -> SQS queue name (prefix + sanitised name), in declaration order.
     declared: dict[str, str]
+    #: ``broker_read_url`` and ``broker_write_url`` when set: Celery uses them instead.
+    other_urls: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def of(cls, app: Celery | Topology | None = None) -> Topology:
@@ -134,7 +136,12 @@ class Topology:
         options = transport_options(celery)
         prefix = options.get("queue_name_prefix", "") or ""
         declared = {q: entity_name(prefix + q) for q in declared_queues(celery)}
-        return cls(celery, celery.conf.broker_url or "", options, declared)
+        others = tuple(
+            url
+            for url in (celery.conf.get("broker_read_url"), celery.conf.get("broker_write_url"))
+            if isinstance(url, str) and url
+        )
+        return cls(celery, celery.conf.broker_url or "", options, declared, others)
 
     @property
     def is_sqs(self) -> bool:

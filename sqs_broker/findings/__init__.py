@@ -25,15 +25,17 @@ module (plus its row in ``docs/findings.md``).
 from __future__ import annotations
 
 # Imported for their registrations, in the order their findings are listed.
-from sqs_broker.findings import (  # noqa: F401
-    live,
-    names,
-    polling,
-    predefined,
-    sts,
-    url,
-    visibility,
-)
+# isort: off
+from sqs_broker.findings import url  # noqa: F401
+from sqs_broker.findings import polling  # noqa: F401
+from sqs_broker.findings import visibility  # noqa: F401
+from sqs_broker.findings import predefined  # noqa: F401
+from sqs_broker.findings import sts  # noqa: F401
+from sqs_broker.findings import names  # noqa: F401
+from sqs_broker.findings import servers  # noqa: F401
+from sqs_broker.findings import live  # noqa: F401
+
+# isort: on
 from sqs_broker.findings.base import (
     LEVELS,
     Finding,

@@ -82,6 +82,11 @@ CATALOGUE: dict[str, str] = {
     "and the worker fails at start.",
     "sqs_broker.I004": "A FIFO queue: tasks published without a MessageGroupId all share "
     "the group 'default' and run one at a time.",
+    # --- offline: the project's servers
+    "sqs_broker.E024": "SQS_BROKER_API_TOKEN is shorter than 16 characters (or not a string): "
+    "stats.json and metrics would answer 500 on every request.",
+    "sqs_broker.W020": "WSGI_APPLICATION or ASGI_APPLICATION uses Django's own "
+    "get_wsgi_application/get_asgi_application: the server starts despite E001.",
     # --- online: reaching SQS
     "sqs_broker.E017": "The SQS/STS endpoint cannot be reached, or does not answer as SQS "
     "(nothing else was checked).",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
 
 from sqs_broker.findings.base import Finding, make, register
@@ -20,9 +22,33 @@ if TYPE_CHECKING:
 _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
-def debug_with_url_credentials(debug: bool, broker_url: str | None) -> Finding | None:
-    """E001: DEBUG together with credentials in the broker URL."""
-    if not debug or not broker_url or not url_has_credentials(broker_url):
+def _environment_credentials() -> tuple[str | None, str | None]:
+    """The raw key and secret sqs_broker.settings reads, to compare the URL's with."""
+    from sqs_broker import settings as environment
+
+    try:
+        found = environment.credentials(os.environ)
+    except ImproperlyConfigured:  # the settings said so already, at start
+        return None, None
+    return (found.access_key_id, found.secret_access_key) if found else (None, None)
+
+
+def _quoted_twice(user: str, password: str) -> bool:
+    """Whether the URL's key or secret, as kombu unquotes it, still carries a quoting.
+
+    A '%' left after kombu's unquote usually means the URL was quoted twice.
+    But a secret may legally contain '%': when the value is exactly the raw
+    one the environment holds (SQS_CREDENTIALS_IN_URL builds the URL from it),
+    it was quoted once and is right.
+    """
+    raw_user, raw_password = _environment_credentials()
+    checks = [(user, raw_user), (password, raw_password)]
+    return any("%" in value and value != raw for value, raw in checks)
+
+
+def debug_with_url_credentials(debug: bool, *broker_urls: str | None) -> Finding | None:
+    """E001: DEBUG together with credentials in a broker URL (main, read or write)."""
+    if not debug or not any(url and url_has_credentials(url) for url in broker_urls):
         return None
     return make(
         "sqs_broker.E001",
@@ -39,8 +65,9 @@ def debug_with_url_credentials(debug: bool, broker_url: str | None) -> Finding |
 
 @register("offline", applies="any")
 def unsafe_debug(app: Celery | Topology | None = None) -> Finding | None:
-    """E001 for this process: Django's DEBUG with the broker URL the worker really uses."""
-    return debug_with_url_credentials(bool(settings.DEBUG), Topology.of(app).broker_url)
+    """E001 for this process: Django's DEBUG with the broker URLs the worker really uses."""
+    topo = Topology.of(app)
+    return debug_with_url_credentials(bool(settings.DEBUG), topo.broker_url, *topo.other_urls)
 
 
 @register("offline", applies="not_sqs")
@@ -86,9 +113,7 @@ def url_credentials(topo: Topology) -> Finding | None:
             ),
         )
     user, sep, password = creds.partition(":")
-    if "%" in unquote(password) or "%" in unquote(user):
-        # AWS keys and secrets never contain '%': one left after kombu's
-        # unquote means the URL was quoted twice.
+    if _quoted_twice(unquote(user), unquote(password)):
         return make(
             "sqs_broker.E002",
             _(
