@@ -8,6 +8,7 @@ by the same credential rules as every other call.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -144,9 +145,10 @@ def move_messages(
                 if fifo:
                     attributes = message.get("Attributes", {})
                     entry["MessageGroupId"] = attributes.get("MessageGroupId", "default")
-                    entry["MessageDeduplicationId"] = attributes.get(
-                        "MessageDeduplicationId", message["MessageId"]
-                    )
+                    # A fresh id, never the original: within 5 minutes of the first send
+                    # SQS would take the copy for a duplicate, answer with a MessageId and
+                    # drop it, and the delete below would then lose the message.
+                    entry["MessageDeduplicationId"] = uuid.uuid4().hex
                 entries.append(entry)
             ok = _send_batch(dst, destination.url, entries, result)
             result.failed += len(messages) - len(ok)

@@ -161,3 +161,53 @@ def test_move_messages__fifo_keeps_groups(sqs, unique):
     for m in moved:
         groups.setdefault(m["Attributes"]["MessageGroupId"], []).append(m["Body"])
     assert groups == {"g0": ["m0", "m2"], "g1": ["m1", "m3"]}
+
+
+def test_move_messages__fifo_sends_fresh_deduplication_ids(sqs, unique):
+    """Each moved FIFO message goes out with a new deduplication id and its group: all arrive.
+
+    SQS drops a send whose deduplication id it saw in the last 5 minutes yet
+    answers with a MessageId; moto has no such window, so the ids sent are
+    checked here as the request carries them.
+    """
+    fifo = {"FifoQueue": "true"}
+    source = sqs.create_queue(QueueName=f"{unique}-dlq.fifo", Attributes=fifo)["QueueUrl"]
+    target = sqs.create_queue(QueueName=f"{unique}-celery.fifo", Attributes=fifo)["QueueUrl"]
+    originals = {}
+    for i in range(12):
+        dedup = f"original-{i}"
+        sqs.send_message(
+            QueueUrl=source,
+            MessageBody=f"m{i}",
+            MessageGroupId=f"g{i % 3}",
+            MessageDeduplicationId=dedup,
+        )
+        originals[f"m{i}"] = dedup
+    app = _app(unique)
+    sent: list[dict] = []
+
+    def record(params, **_kwargs):
+        sent.extend(params["Entries"])
+
+    client = sqs_module.client(None, app)
+    client.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    try:
+        result = actions.move_messages(
+            _state(f"{unique}-dlq.fifo", app), _state(f"{unique}-celery.fifo", app), app
+        )
+    finally:
+        client.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
+    assert result.moved == 12 and not result.errors, result.errors
+    assert len(sent) == 12
+    ids = [entry["MessageDeduplicationId"] for entry in sent]
+    assert len(set(ids)) == 12 and not set(ids) & set(originals.values())
+    assert {e["MessageBody"]: e["MessageGroupId"] for e in sent} == {
+        f"m{i}": f"g{i % 3}" for i in range(12)
+    }
+    arrived = []
+    while got := sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10).get("Messages"):
+        arrived += [m["Body"] for m in got]
+        # Deleted as read: a FIFO group's next message waits until the one before is gone.
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)]
+        sqs.delete_message_batch(QueueUrl=target, Entries=entries)
+    assert sorted(arrived) == sorted(originals)
