@@ -228,10 +228,12 @@ class DashboardAdmin(admin.ModelAdmin):
         for ref in sqs.inventory(app, discover=False):
             if ref.name == name:
                 return sqs.fetch_one(ref, app)
-        # Discovered queues and dead-letter queues are in the (cached) pass.
-        for state in stats.sqs_pass(app).dead_letters.values():
-            if state.ref.name == name:
-                return sqs.fetch_one(state.ref, app)
+        # Dead-letter queues of the app's queues are in the (cached) pass. Queues
+        # found only by listing the prefix are another service's, perhaps: no action.
+        found = stats.sqs_pass(app)
+        state = found.dead_letters.get(name)
+        if state is not None and name in found.owned:
+            return sqs.fetch_one(state.ref, app)
         raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
 
     @staticmethod

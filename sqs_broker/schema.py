@@ -43,6 +43,8 @@ class QueueRow(TypedDict):
     backoff_policy: list[BackoffRow]
     backoff_tasks: list[str]
     error: str | None
+    #: Found by listing the prefix, not declared or predefined: shown, never changed.
+    read_only: bool
 
 
 class FindingRow(TypedDict):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -61,6 +61,21 @@ class Pass:
     dead_letters: dict[str, sqs.QueueState] = field(default_factory=dict)
     online: list[findings.Finding] | None = None
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def owned(self) -> set[str]:
+        """Queues the app may change: declared or predefined ones, and their dead-letter queues.
+
+        A queue found only by listing the prefix (another service's ``apple-payments``
+        under the prefix ``app``) is shown read-only: no purge, move or peek.
+        """
+        mine = [s for s in self.states if s.ref.source in ("declared", "predefined")]
+        names = {s.ref.name for s in mine}
+        for state in mine:
+            policy = redrive_policy(state)
+            if policy is not None:
+                names.add(policy["name"])
+        return names
 
 
 #: The queue's RedrivePolicy as ``{"name", "account", "arn", "max_receive_count"}``, if any.
@@ -200,9 +215,12 @@ def _unanswered(app: Topology, message: str, code: str) -> Pass:
 
 
 def queue_row(
-    state: sqs.QueueState, dead_letters: dict[str, sqs.QueueState], app: Celery | Topology
+    state: sqs.QueueState,
+    dead_letters: dict[str, sqs.QueueState],
+    app: Celery | Topology,
+    owned: Collection[str] | None = None,
 ) -> QueueRow:
-    """One queue as the JSON shows it."""
+    """One queue as the JSON shows it; ``read_only`` when it is not in ``owned``."""
     spec = Topology.of(app).predefined.get(state.ref.name) or {}
     policy = redrive_policy(state)
     dlq: DeadLetterRow | None = None
@@ -228,6 +246,7 @@ def queue_row(
         "backoff_policy": cast(list[BackoffRow], backoff.as_rows(spec.get("backoff_policy"))),
         "backoff_tasks": list(spec.get("backoff_tasks") or []),
         "error": state.error,
+        "read_only": owned is not None and state.ref.name not in owned,
     }
 
 
@@ -250,7 +269,8 @@ def gather(app: Celery | None = None, *, window: int | None = None, online: bool
     """
     topo = Topology.of(app)
     found = sqs_pass(topo, with_online=online)
-    queues = [queue_row(state, found.dead_letters, topo) for state in found.states]
+    owned = found.owned
+    queues = [queue_row(state, found.dead_letters, topo, owned) for state in found.states]
     errors = list(found.errors)
     telemetry = telemetry_data(queues, window or DEFAULT_WINDOW, errors)
     data: Stats = {
@@ -286,7 +306,7 @@ def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
     if state is None:
         return None
     detail: QueueDetail = {
-        "queue": queue_row(state, found.dead_letters, topo),
+        "queue": queue_row(state, found.dead_letters, topo, found.owned),
         "findings": [
             finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
         ],
