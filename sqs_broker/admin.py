@@ -1,5 +1,9 @@
 """The SQS dashboard in the Django admin, and its purge and dead-letter move actions.
 
+Django's admin autodiscovery imports this module in every process, workers
+too: the data, chart and action modules are imported inside the views, so a
+worker never loads them.
+
 :class:`~sqs_broker.models.Dashboard` is an unmanaged model: it gives the page
 a place on the admin index and its own permissions. Its changelist is the
 dashboard; ``get_urls`` adds a page per queue, the purge and dead-letter move
@@ -24,7 +28,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from sqs_broker import actions, charts, envelopes, sqs, stats, telemetry
+from sqs_broker import sqs
 from sqs_broker.conf import app_settings
 from sqs_broker.models import Dashboard
 from sqs_broker.redact import scrub
@@ -128,6 +132,8 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The dashboard: every queue, the findings, workers, tasks and configuration."""
+        from sqs_broker import charts, stats, telemetry
+
         self._require(request)
         try:
             window = stats.parse_window(request.GET.get("window"))
@@ -173,6 +179,8 @@ class DashboardAdmin(admin.ModelAdmin):
 
     def _queue(self, name: str) -> QueueDetail:
         """The queue's row and findings, or 404 for a queue the app does not use."""
+        from sqs_broker import stats
+
         detail = stats.queue_detail(name)
         if detail is None:
             raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
@@ -182,6 +190,8 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, name: str, peeked: list[dict[str, Any]] | None = None
     ) -> HttpResponse:
         """One queue: its depths, history chart, findings, backoff and (after a peek) messages."""
+        from sqs_broker import charts, stats
+
         self._require(request)
         detail = self._queue(name)
         queue = detail["queue"]
@@ -203,6 +213,8 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["POST"]))
     def peek_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """Receive up to 10 messages, show them, and let them go again."""
+        from sqs_broker import actions, envelopes, stats
+
         # A receive raises each message's receive count, so it is an action:
         # POST only, and the permission of those who handle dead letters.
         self._require(request, "redrive_queue")
@@ -225,6 +237,8 @@ class DashboardAdmin(admin.ModelAdmin):
 
     def _fresh_state(self, name: str, app: Any) -> sqs.QueueState:
         """The queue's state straight from SQS (an action never trusts the cache)."""
+        from sqs_broker import stats
+
         for ref in sqs.inventory(app, discover=False):
             if ref.name == name:
                 return sqs.fetch_one(ref, app)
@@ -243,6 +257,8 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET", "POST"]))
     def purge_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """GET: what a purge would delete; POST: purge the queue."""
+        from sqs_broker import actions, stats
+
         self._require(request, "purge_queue")
         app = stats.celery_app()
         state = self._fresh_state(name, app)
@@ -291,6 +307,8 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET", "POST"]))
     def redrive_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """GET: what a move back from the dead-letter queue would do; POST: move them."""
+        from sqs_broker import actions, stats
+
         self._require(request, "redrive_queue")
         app = stats.celery_app()
         source = self._fresh_state(name, app)
