@@ -97,3 +97,25 @@ def test_runserver__daphne_after_sqs_broker_keeps_daphnes_server(tmp_path, monke
     apps_list.insert(apps_list.index("sqs_broker") + 1, "asgiserver")
     with override_settings(INSTALLED_APPS=apps_list):
         assert getattr(next_runserver(), "asgi", False) is True
+
+
+def test_runserver__setting_off_skips_the_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQS_BROKER_RUNSERVER=False runs the next runserver as it is, E001 or not."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management.base import CommandError
+
+    from sqs_broker.management.commands import runserver
+
+    served: list[bool] = []
+    monkeypatch.setattr(next_runserver(), "handle", lambda self, *a, **k: served.append(True))
+
+    def refuse() -> None:
+        raise ImproperlyConfigured("sqs_broker.E001: refused")
+
+    monkeypatch.setattr(runserver, "refuse_unsafe_start", refuse)
+    with override_settings(SQS_BROKER_RUNSERVER=True), pytest.raises(CommandError, match="E001"):
+        runserver.Command().handle()
+    assert served == []
+    with override_settings(SQS_BROKER_RUNSERVER=False):
+        runserver.Command().handle()
+    assert served == [True]
