@@ -1,5 +1,9 @@
 """The SQS dashboard in the Django admin, and its purge and dead-letter move actions.
 
+Django's admin autodiscovery imports this module in every process, workers
+too: the data, chart and action modules are imported inside the views, so a
+worker never loads them.
+
 :class:`~sqs_broker.models.Dashboard` is an unmanaged model: it gives the page
 a place on the admin index and its own permissions. Its changelist is the
 dashboard; ``get_urls`` adds a page per queue, the purge and dead-letter move
@@ -24,10 +28,11 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from sqs_broker import charts, sqs, stats, telemetry
+from sqs_broker import sqs
 from sqs_broker.conf import app_settings
 from sqs_broker.models import Dashboard
 from sqs_broker.redact import scrub
+from sqs_broker.schema import QueueDetail
 
 
 def _url(name: str) -> str | None:
@@ -42,7 +47,8 @@ def log_action(request: HttpRequest, queue: str, message: str) -> None:
     """One admin LogEntry per action, on the Dashboard content type."""
     content_type = ContentType.objects.get_for_model(Dashboard, for_concrete_model=False)
     LogEntry.objects.create(
-        user_id=request.user.pk,
+        # Only staff with a permission reach an action: the user is authenticated.
+        user_id=int(request.user.pk or 0),
         content_type=content_type,
         object_id=queue,
         object_repr=queue[:200],
@@ -126,6 +132,8 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The dashboard: every queue, the findings, workers, tasks and configuration."""
+        from sqs_broker import charts, stats, telemetry
+
         self._require(request)
         try:
             window = stats.parse_window(request.GET.get("window"))
@@ -140,7 +148,7 @@ class DashboardAdmin(admin.ModelAdmin):
         names = [q["name"] for q in data["queues"]]
         names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]
         series = stats.history(names)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for queue in data["queues"]:
             dlq = queue["dlq"]
             rows.append(
@@ -169,8 +177,10 @@ class DashboardAdmin(admin.ModelAdmin):
 
     # --- one queue ---
 
-    def _queue(self, name: str) -> dict[str, Any]:
+    def _queue(self, name: str) -> QueueDetail:
         """The queue's row and findings, or 404 for a queue the app does not use."""
+        from sqs_broker import stats
+
         detail = stats.queue_detail(name)
         if detail is None:
             raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
@@ -180,6 +190,8 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, name: str, peeked: list[dict[str, Any]] | None = None
     ) -> HttpResponse:
         """One queue: its depths, history chart, findings, backoff and (after a peek) messages."""
+        from sqs_broker import charts, stats
+
         self._require(request)
         detail = self._queue(name)
         queue = detail["queue"]
@@ -201,6 +213,8 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["POST"]))
     def peek_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """Receive up to 10 messages, show them, and let them go again."""
+        from sqs_broker import actions, envelopes, stats
+
         # A receive raises each message's receive count, so it is an action:
         # POST only, and the permission of those who handle dead letters.
         self._require(request, "redrive_queue")
@@ -210,24 +224,30 @@ class DashboardAdmin(admin.ModelAdmin):
             messages.error(request, state.error)
             return self.queue_view(request, name, peeked=[])
         try:
-            received = sqs.peek(state, app)
+            received = actions.peek(state, app)
         except Exception as exc:
             messages.error(request, sqs.error_text(exc)[0])
             return self.queue_view(request, name, peeked=[])
         log_action(request, name, f"Peeked at {len(received)} messages of {name}.")
-        return self.queue_view(request, name, peeked=[stats.message_summary(m) for m in received])
+        return self.queue_view(
+            request, name, peeked=[envelopes.message_summary(m) for m in received]
+        )
 
     # --- actions: GET shows the confirmation, only POST changes anything ---
 
     def _fresh_state(self, name: str, app: Any) -> sqs.QueueState:
         """The queue's state straight from SQS (an action never trusts the cache)."""
+        from sqs_broker import stats
+
         for ref in sqs.inventory(app, discover=False):
             if ref.name == name:
                 return sqs.fetch_one(ref, app)
-        # Discovered queues and dead-letter queues are in the (cached) pass.
-        for state in stats.sqs_pass(app).dead_letters.values():
-            if state.ref.name == name:
-                return sqs.fetch_one(state.ref, app)
+        # Dead-letter queues of the app's queues are in the (cached) pass. Queues
+        # found only by listing the prefix are another service's, perhaps: no action.
+        found = stats.sqs_pass(app)
+        state = found.dead_letters.get(name)
+        if state is not None and name in found.owned:
+            return sqs.fetch_one(state.ref, app)
         raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
 
     @staticmethod
@@ -237,12 +257,14 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET", "POST"]))
     def purge_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """GET: what a purge would delete; POST: purge the queue."""
+        from sqs_broker import actions, stats
+
         self._require(request, "purge_queue")
         app = stats.celery_app()
         state = self._fresh_state(name, app)
         if request.method == "POST" and state.error is None:
             try:
-                sqs.purge(state, app)
+                actions.purge(state, app)
             except Exception as exc:
                 text, code = sqs.error_text(exc)
                 if code and code.endswith("PurgeQueueInProgress"):
@@ -285,6 +307,8 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET", "POST"]))
     def redrive_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """GET: what a move back from the dead-letter queue would do; POST: move them."""
+        from sqs_broker import actions, stats
+
         self._require(request, "redrive_queue")
         app = stats.celery_app()
         source = self._fresh_state(name, app)
@@ -297,7 +321,7 @@ class DashboardAdmin(admin.ModelAdmin):
         error = source.error or dlq.error
         if request.method == "POST" and error is None:
             try:
-                handle = sqs.start_message_move(dlq, source, app)
+                handle = actions.start_message_move(dlq, source, app)
             except Exception as exc:  # a move already running, access denied: say which
                 messages.error(
                     request,
@@ -321,12 +345,12 @@ class DashboardAdmin(admin.ModelAdmin):
                     % {"dlq": dlq.ref.name, "name": name},
                 )
                 return self._to_dashboard()
-            result = sqs.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
+            result = actions.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
             log_action(
                 request,
                 name,
                 f"Moved {result.moved} messages from {dlq.ref.name} back to {name} in batches "
-                f"of {sqs.BATCH}; {result.failed} not sent (left in {dlq.ref.name}), "
+                f"of {actions.BATCH}; {result.failed} not sent (left in {dlq.ref.name}), "
                 f"{result.not_deleted} sent but not deleted."
                 + (f" Errors: {'; '.join(result.errors)}" if result.errors else ""),
             )

@@ -1,4 +1,16 @@
-"""Wiring: system checks, the worker start guard and the worker-side hooks."""
+"""Wiring: system checks, and the process-wide hooks, each behind its own setting.
+
+:meth:`SqsBrokerConfig.ready` is the one place that changes anything outside
+the app; docs/architecture.md lists each hook. Defaults on:
+
+- ``SQS_BROKER_LOG_SCRUBBING``: the global log-record factory scrubs secrets;
+- ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001;
+- ``SQS_BROKER_PUBLISH_GUARD``: the Celery app's ``amqp_cls`` gets the ETA
+  guard and native SQS delays;
+- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001.
+
+Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep).
+"""
 
 from __future__ import annotations
 
@@ -13,24 +25,38 @@ class SqsBrokerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from celery import current_app
-
         from sqs_broker import checks as sqs_checks
-        from sqs_broker import guard, publishing
-        from sqs_broker.conf import app_settings
+
+        checks.register(sqs_checks.check_debug_credentials, checks.Tags.security)
+        checks.register(sqs_checks.check_configuration, "sqs_broker")
+        checks.register(sqs_checks.check_deploy, "sqs_broker", deploy=True)
+        install_hooks()
+
+
+def install_hooks() -> None:
+    """The process-wide hooks the settings leave on; each is safe to install twice."""
+    from sqs_broker.conf import app_settings
+    from sqs_broker.topology import celery_app
+
+    if app_settings.LOG_SCRUBBING:
         from sqs_broker.redact import install_log_scrubbing
 
         # Before any worker or server logs: every record, of every logger.
         install_log_scrubbing()
+    # The app SQS_BROKER_CELERY_APP names (else the current one), as every face uses.
+    app = celery_app()
+    if app_settings.START_GUARD:
+        from sqs_broker import guard
 
-        checks.register(sqs_checks.check_debug_credentials, checks.Tags.security)
-        checks.register(sqs_checks.check_configuration, "sqs_broker")
         # Celery builds the worker's blueprint after django.setup(), so a step
         # added here still runs in `celery -A project worker`.
-        guard.install(current_app._get_current_object())
-        # The ETA guard and native SQS delays, for every task this app publishes.
-        publishing.install(current_app._get_current_object())
-        if app_settings.TELEMETRY:
-            from sqs_broker import telemetry
+        guard.install(app)
+    if app_settings.PUBLISH_GUARD:
+        from sqs_broker import publishing
 
-            telemetry.install(current_app._get_current_object())
+        # The ETA guard and native SQS delays, for every task this app publishes.
+        publishing.install(app)
+    if app_settings.TELEMETRY:
+        from sqs_broker import telemetry
+
+        telemetry.install(app)

@@ -8,7 +8,10 @@ makes it testable and keeps the templates readable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqs_broker.schema import BackoffRow
 
 
 def points(
@@ -64,7 +67,7 @@ def history_chart(
 
 
 def backoff_chart(
-    rows: Sequence[dict[str, int]], width: int = 320, height: int = 120
+    rows: Sequence[BackoffRow], width: int = 320, height: int = 120
 ) -> dict[str, Any]:
     """Bars of the wait before each attempt, and a line of cumulative time."""
     if not rows:

@@ -30,8 +30,19 @@ def check_debug_credentials(app_configs: Any, **kwargs: Any) -> list[CheckMessag
     return [to_message(finding)] if finding is not None else []
 
 
+#: Findings about deployment only: ``manage.py check --deploy`` reports them.
+DEPLOY = frozenset({"sqs_broker.W020"})
+
+
 def check_configuration(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """Every other offline finding. Information findings stay in ``sqs_check``."""
     return [
-        to_message(f) for f in findings.offline() if f.id != "sqs_broker.E001" and f.level != "info"
+        to_message(f)
+        for f in findings.offline()
+        if f.id != "sqs_broker.E001" and f.level != "info" and f.id not in DEPLOY
     ]
+
+
+def check_deploy(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """The deployment findings (W020), for ``manage.py check --deploy``."""
+    return [to_message(f) for f in findings.offline() if f.id in DEPLOY]

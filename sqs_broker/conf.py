@@ -59,7 +59,7 @@ class Settings:
     @property
     def ETA_GUARD(self) -> EtaGuard:
         """What a task whose ETA outlives its queue's visibility timeout gets: see publishing."""
-        value = getattr(settings, "SQS_BROKER_ETA_GUARD", "error")
+        value: EtaGuard = getattr(settings, "SQS_BROKER_ETA_GUARD", "error")
         if value not in ("error", "warn", "off"):
             raise ImproperlyConfigured(
                 f"SQS_BROKER_ETA_GUARD must be 'error', 'warn' or 'off'; got {value!r}."
@@ -106,6 +106,26 @@ class Settings:
         return int(_number("SQS_BROKER_REFRESH_SECONDS", 10, 0))
 
     @property
+    def LOG_SCRUBBING(self) -> bool:
+        """Scrub secrets from every log record of the process (a log-record factory)."""
+        return _flag("SQS_BROKER_LOG_SCRUBBING", True)
+
+    @property
+    def START_GUARD(self) -> bool:
+        """Add the worker bootstep that refuses to start on E001 (DEBUG with URL keys)."""
+        return _flag("SQS_BROKER_START_GUARD", True)
+
+    @property
+    def PUBLISH_GUARD(self) -> bool:
+        """Install the ETA guard and native delays on the Celery app (its ``amqp_cls``)."""
+        return _flag("SQS_BROKER_PUBLISH_GUARD", True)
+
+    @property
+    def RUNSERVER(self) -> bool:
+        """``runserver`` exits at once on E001 instead of waiting for a code change."""
+        return _flag("SQS_BROKER_RUNSERVER", True)
+
+    @property
     def TELEMETRY(self) -> bool:
         """Record worker heartbeats and task counters from inside the workers."""
         return _flag("SQS_BROKER_TELEMETRY", False)
@@ -129,6 +149,16 @@ class Settings:
     def READ_TIMEOUT(self) -> float:
         """Seconds to wait for an SQS answer for checks and the dashboard."""
         return _number("SQS_BROKER_READ_TIMEOUT", 10, 0.1)
+
+    @property
+    def PUBLISH_CONNECT_TIMEOUT(self) -> float:
+        """Seconds ``publish_many`` waits to open a connection to SQS."""
+        return _number("SQS_BROKER_PUBLISH_CONNECT_TIMEOUT", 5, 0.1)
+
+    @property
+    def PUBLISH_READ_TIMEOUT(self) -> float:
+        """Seconds ``publish_many`` waits for SQS to answer a batch."""
+        return _number("SQS_BROKER_PUBLISH_READ_TIMEOUT", 10, 0.1)
 
     @property
     def CELERY_APP(self) -> Celery | None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from sqs_broker.schema import Stats
 
 #: Keys of a queue row that are message counts; each is also its ``state`` label.
 STATES = ("visible", "in_flight", "delayed")
@@ -23,7 +24,7 @@ STATES = ("visible", "in_flight", "delayed")
 class StatsCollector(Collector):
     """Yields gauges for one ``gather()`` result."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: Stats) -> None:
         self.data = data
 
     def collect(self) -> Iterator[Metric]:
@@ -56,16 +57,24 @@ class StatsCollector(Collector):
         )
         for queue in queues:
             name = queue["name"]
+            depths = {
+                "visible": queue.get("visible"),
+                "in_flight": queue.get("in_flight"),
+                "delayed": queue.get("delayed"),
+            }
             for state in STATES:
-                if queue.get(state) is not None:
-                    messages.add_metric([name, state], queue[state])
-            if queue.get("visibility_timeout") is not None:
-                visibility.add_metric([name], queue["visibility_timeout"])
+                depth = depths[state]
+                if depth is not None:
+                    messages.add_metric([name, state], depth)
+            timeout = queue.get("visibility_timeout")
+            if timeout is not None:
+                visibility.add_metric([name], timeout)
             dlq = queue.get("dlq")
             failed = queue.get("error") is not None
             if dlq:
-                if dlq.get("visible") is not None:
-                    dead.add_metric([name, dlq["name"]], dlq["visible"])
+                visible = dlq.get("visible")
+                if visible is not None:
+                    dead.add_metric([name, dlq["name"]], visible)
                 max_receives.add_metric([name, dlq["name"]], dlq["max_receive_count"])
                 failed = failed or dlq.get("error") is not None
             errors.add_metric([name], 1 if failed else 0)
@@ -74,9 +83,10 @@ class StatsCollector(Collector):
             "sqs_scrape_errors",
             "Errors in this scrape: failed queues plus failures to list queues or run checks.",
         )
-        failed_queues = sum(
-            1 for q in queues if q.get("error") or (q.get("dlq") or {}).get("error")
-        )
+        failed_queues = 0
+        for q in queues:
+            dlq = q.get("dlq")
+            failed_queues += bool(q.get("error") or (dlq and dlq.get("error")))
         total.add_metric([], failed_queues + len(self.data.get("errors", [])))
         yield total
         found = GaugeMetricFamily(
@@ -164,13 +174,13 @@ class StatsCollector(Collector):
         yield unconsumed
 
 
-def registry_for(data: dict[str, Any]) -> CollectorRegistry:
+def registry_for(data: Stats) -> CollectorRegistry:
     """A fresh registry holding only this scrape's collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(data))
     return registry
 
 
-def render(data: dict[str, Any]) -> tuple[bytes, str]:
+def render(data: Stats) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     return generate_latest(registry_for(data)), CONTENT_TYPE_LATEST

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 from celery.app.amqp import AMQP
 from django.core.exceptions import ImproperlyConfigured
 
-from sqs_broker import sqs
+from sqs_broker import limits, sqs
 from sqs_broker.conf import app_settings
 
 if TYPE_CHECKING:
@@ -68,10 +68,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: SQS's longest per-message delay (SendMessage ``DelaySeconds``).
-MAX_DELAY_SECONDS = 900
-#: SQS's most entries per ``SendMessageBatch``.
-MAX_BATCH_ENTRIES = 10
+#: SQS's longest per-message delay and most entries per batch (see :mod:`sqs_broker.limits`).
+MAX_DELAY_SECONDS = limits.MAX_DELAY_SECONDS
+MAX_BATCH_ENTRIES = limits.MAX_BATCH_ENTRIES
 #: Bytes of message bodies and attributes per batch request. SQS allows
 #: 1 MiB since 2025, but a queue's ``MaximumMessageSize`` can be lower
 #: (256 KiB was the default for years), so stay within the older limit.
@@ -155,7 +154,9 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     options = sqs.transport_options(app)
     predefined = options.get("predefined_queues") or {}
     configured = options.get("visibility_timeout")
-    default = int(float(configured)) if configured not in (None, "") else 1800
+    default = (
+        int(float(configured)) if configured not in (None, "") else limits.KOMBU_VISIBILITY_TIMEOUT
+    )
     spec = predefined.get(queue)
     ref = sqs.QueueRef(queue, "predefined" if spec else "declared", spec and spec.get("url"))
     state = sqs.fetch_one(ref, app)
@@ -517,7 +518,7 @@ def publish_many(
 
         # An instance attribute shadows Channel.sqs for this channel only, and
         # only while the messages are built; the producer is ours alone meanwhile.
-        channel.sqs = recording_client
+        channel.sqs = recording_client  # type: ignore[method-assign]
         try:
             for position, signature in enumerate(signatures):
                 index[0] = position
@@ -533,7 +534,7 @@ def publish_many(
     for entry in entries:
         by_queue.setdefault((entry.client_queue, entry.kwargs["QueueUrl"]), []).append(entry)
     for (client_queue, url), queue_entries in by_queue.items():
-        client = sqs.client(client_queue, app)
+        client = sqs.client(client_queue, app, purpose="publish")
         for batch in _batches(queue_entries, max_batch_bytes):
             for position, reason in _send_batch(client, url, batch, attempts).items():
                 failed[_task_id(batch[position], results)] = reason

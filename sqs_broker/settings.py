@@ -52,21 +52,18 @@ VARIABLES = (
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
 )
 
-DEFAULT_REGION = "us-east-1"
-DEFAULT_VISIBILITY_TIMEOUT = 1800
-# Measured in docs/benchmarks.md (python -m benchmarks.run): the longest long
-# poll halves idle ReceiveMessage calls against kombu's 10 s, and a 0.1 s pause
-# after an empty poll (kombu: 1 s) keeps pickup immediate while bounding a
-# short-polling configuration to ten calls a second per queue.
-DEFAULT_POLLING_INTERVAL = 0.1
-DEFAULT_WAIT_TIME_SECONDS = 20
-DEFAULT_STS_TOKEN_TIMEOUT = 900
-
-#: SQS limits, from the ReceiveMessage, SetQueueAttributes and AssumeRole docs.
-MAX_VISIBILITY_TIMEOUT = 43200
-MAX_WAIT_TIME_SECONDS = 20
-MIN_STS_TOKEN_TIMEOUT = 900
-MAX_STS_TOKEN_TIMEOUT = 43200
+# The defaults and SQS's limits live in sqs_broker.limits; these names stay importable here.
+from sqs_broker.limits import (  # noqa: E402
+    DEFAULT_POLLING_INTERVAL,
+    DEFAULT_REGION,
+    DEFAULT_STS_TOKEN_TIMEOUT,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    DEFAULT_WAIT_TIME_SECONDS,
+    MAX_STS_TOKEN_TIMEOUT,
+    MAX_VISIBILITY_TIMEOUT,
+    MAX_WAIT_TIME_SECONDS,
+    MIN_STS_TOKEN_TIMEOUT,
+)
 
 #: Result backends that create a queue per task on the broker: never with SQS.
 FORBIDDEN_RESULT_SCHEMES = ("amqp", "rpc")

@@ -17,20 +17,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from kombu.transport.SQS import CHARS_REPLACE_TABLE
-from kombu.utils.url import url_to_parts
 
+from sqs_broker import limits, topology
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import scrub
+from sqs_broker.topology import DEFAULT_QUEUE as DEFAULT_QUEUE
+from sqs_broker.topology import Topology, entity_name
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -52,85 +52,62 @@ ATTRIBUTES = (
     "QueueArn",
 )
 
-DEFAULT_QUEUE = "celery"
+
+def celery_app(app: Celery | Topology | None = None) -> Celery:
+    """The Celery app meant: see :func:`sqs_broker.topology.celery_app`."""
+    return topology.celery_app(app)
 
 
-def celery_app(app: Celery | None = None) -> Celery:
-    """``app``, or the current Celery app (the project's, once it is imported)."""
-    if app is not None:
-        return app
-    from celery import current_app
-
-    return current_app._get_current_object()
-
-
-def transport_options(app: Celery | None = None) -> dict[str, Any]:
+def transport_options(app: Celery | Topology | None = None) -> dict[str, Any]:
     """A copy of the app's ``broker_transport_options``."""
-    return dict(celery_app(app).conf.broker_transport_options or {})
+    return dict(Topology.of(app).options)
 
 
 # --- names -------------------------------------------------------------------
 
 
-def entity_name(name: str) -> str:
-    """The SQS name kombu gives a queue name (punctuation rewritten, '.fifo' kept)."""
-    if name.endswith(".fifo"):
-        return name[: -len(".fifo")].translate(CHARS_REPLACE_TABLE) + ".fifo"
-    return name.translate(CHARS_REPLACE_TABLE)
-
-
-def canonical_name(celery_queue: str, app: Celery | None = None) -> str:
+def canonical_name(celery_queue: str, app: Celery | Topology | None = None) -> str:
     """The SQS queue name kombu uses for a Celery queue: prefix + sanitised name."""
-    prefix = transport_options(app).get("queue_name_prefix", "") or ""
-    return entity_name(prefix + celery_queue)
+    return Topology.of(app).canonical_name(celery_queue)
 
 
-def declared_queues(app: Celery | None = None) -> list[str]:
+def declared_queues(app: Celery | Topology | None = None) -> list[str]:
     """Celery queue names the app declares: default queue, ``task_queues``, routes."""
-    conf = celery_app(app).conf
-    names: list[str] = [conf.task_default_queue or DEFAULT_QUEUE]
-    for queue in conf.task_queues or ():
-        names.append(getattr(queue, "name", None) or str(queue))
-    routes = conf.task_routes
-    for route_map in routes if isinstance(routes, list | tuple) else [routes]:
-        if isinstance(route_map, Mapping):
-            for route in route_map.values():
-                queue = route.get("queue") if isinstance(route, Mapping) else None
-                name = getattr(queue, "name", queue)
-                if isinstance(name, str) and name:
-                    names.append(name)
-    return list(dict.fromkeys(names))
+    return list(Topology.of(app).declared)
 
 
 # --- clients -----------------------------------------------------------------
 
 
-def endpoint_url(app: Celery | None = None) -> str | None:
+def endpoint_url(app: Celery | Topology | None = None) -> str | None:
     """The endpoint kombu will use: the broker URL's host with ``is_secure``."""
-    parts = url_to_parts(celery_app(app).conf.broker_url or "sqs://")
-    if not parts.hostname:
-        return None
-    scheme = "https" if transport_options(app).get("is_secure") else "http"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{scheme}://{parts.hostname}{port}"
+    return Topology.of(app).endpoint
 
 
-def region(app: Celery | None = None) -> str:
+def region(app: Celery | Topology | None = None) -> str:
     """The region kombu signs for: the transport option, else boto3's, else us-east-1."""
-    return transport_options(app).get("region") or boto3.Session().region_name or "us-east-1"
+    return Topology.of(app).region
 
 
-def _url_credentials(app: Celery | None) -> tuple[str | None, str | None]:
-    parts = url_to_parts(celery_app(app).conf.broker_url or "sqs://")
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return user, password
+def _url_credentials(app: Celery | Topology | None) -> tuple[str | None, str | None]:
+    return Topology.of(app).credentials
 
 
-def _config(retries: int = 2) -> Config:
+#: Who a client is for: the checks and the dashboard, or publishing tasks.
+Purpose = Literal["checks", "publish"]
+
+
+def _timeouts(purpose: Purpose) -> tuple[float, float]:
+    if purpose == "publish":
+        return app_settings.PUBLISH_CONNECT_TIMEOUT, app_settings.PUBLISH_READ_TIMEOUT
+    return app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT
+
+
+def _config(purpose: Purpose = "checks", retries: int = 2) -> Config:
+    connect, read = _timeouts(purpose)
     return Config(
-        connect_timeout=app_settings.CONNECT_TIMEOUT,
-        read_timeout=app_settings.READ_TIMEOUT,
+        connect_timeout=connect,
+        read_timeout=read,
         retries={"total_max_attempts": retries, "mode": "standard"},
         # One client serves the whole fetch pool: give every thread a connection
         # (botocore's default of 10 would open and drop the others each time).
@@ -149,9 +126,10 @@ def _client(
     key: str | None,
     secret: str | None,
     token: str | None = None,
+    purpose: Purpose = "checks",
 ) -> Any:
-    timeouts = (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT)
-    cache_key = (service, region_name, endpoint, key, secret, token, timeouts)
+    timeouts = _timeouts(purpose)
+    cache_key = (service, region_name, endpoint, key, secret, token, purpose, timeouts)
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
@@ -161,7 +139,7 @@ def _client(
                 aws_secret_access_key=secret,
                 aws_session_token=token,
             )
-            kwargs: dict[str, Any] = {"config": _config()}
+            kwargs: dict[str, Any] = {"config": _config(purpose)}
             if endpoint:
                 kwargs["endpoint_url"] = endpoint
                 kwargs["use_ssl"] = endpoint.startswith("https")
@@ -169,7 +147,7 @@ def _client(
     return client
 
 
-def sts_client(app: Celery | None = None) -> Any:
+def sts_client(app: Celery | Topology | None = None) -> Any:
     """STS with the app's main credentials (for GetCallerIdentity and AssumeRole)."""
     key, secret = _url_credentials(app)
     return _client("sts", region(app), endpoint_url(app), key, secret)
@@ -181,7 +159,7 @@ _sts_credentials: dict[tuple[str, str | None], tuple[float, dict[str, str]]] = {
 _sts_lock = threading.Lock()
 
 
-def assume_role(app: Celery | None = None) -> dict[str, str]:
+def assume_role(app: Celery | Topology | None = None) -> dict[str, str]:
     """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
     options = transport_options(app)
     key = (options["sts_role_arn"], endpoint_url(app))
@@ -189,7 +167,7 @@ def assume_role(app: Celery | None = None) -> dict[str, str]:
         cached = _sts_credentials.get(key)
         if cached and cached[0] > time.time():
             return cached[1]
-        duration = int(options.get("sts_token_timeout", 900))
+        duration = int(options.get("sts_token_timeout", limits.KOMBU_STS_TOKEN_TIMEOUT))
         answer = sts_client(app).assume_role(
             RoleArn=key[0], RoleSessionName="sqs-broker", DurationSeconds=duration
         )
@@ -199,24 +177,32 @@ def assume_role(app: Celery | None = None) -> dict[str, str]:
     return credentials
 
 
-def client(queue: str | None = None, app: Celery | None = None) -> Any:
-    """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials."""
-    options = transport_options(app)
-    predefined = options.get("predefined_queues") or {}
-    key, secret = _url_credentials(app)
-    where, region_name = endpoint_url(app), region(app)
+def client(
+    queue: str | None = None, app: Celery | Topology | None = None, purpose: Purpose = "checks"
+) -> Any:
+    """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials.
+
+    ``purpose`` picks the timeouts: ``SQS_BROKER_CONNECT_TIMEOUT`` and
+    ``SQS_BROKER_READ_TIMEOUT`` for the checks and the dashboard,
+    ``SQS_BROKER_PUBLISH_*`` for :func:`sqs_broker.publishing.publish_many`.
+    """
+    topo = Topology.of(app)
+    predefined = topo.predefined
+    key, secret = topo.credentials
+    where, region_name = topo.endpoint, topo.region
     if queue is not None and queue in predefined:
         spec = predefined[queue]
         region_name = spec.get("region", region_name)
-        if options.get("sts_role_arn"):
-            creds = assume_role(app)
+        if topo.options.get("sts_role_arn"):
+            creds = assume_role(topo)
             return _client(
                 "sqs", region_name, where,
                 creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"],
+                purpose,
             )  # fmt: skip
         key = spec.get("access_key_id", key)
         secret = spec.get("secret_access_key", secret)
-    return _client("sqs", region_name, where, key, secret)
+    return _client("sqs", region_name, where, key, secret, purpose=purpose)
 
 
 def clear_caches() -> None:
@@ -254,7 +240,7 @@ _listings: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
 
 
 def list_queue_urls(
-    prefix: str, app: Celery | None = None, max_age: float | None = None
+    prefix: str, app: Celery | Topology | None = None, max_age: float | None = None
 ) -> list[str]:
     """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer.
 
@@ -272,7 +258,7 @@ def list_queue_urls(
     return list(urls)
 
 
-def _list_queue_urls(prefix: str, app: Celery | None) -> list[str]:
+def _list_queue_urls(prefix: str, app: Celery | Topology | None) -> list[str]:
     sqs = client(app=app)
     urls: list[str] = []
     kwargs: dict[str, Any] = {"MaxResults": 1000}
@@ -287,7 +273,7 @@ def _list_queue_urls(prefix: str, app: Celery | None) -> list[str]:
         kwargs["NextToken"] = token
 
 
-def inventory(app: Celery | None = None, discover: bool | None = None) -> list[QueueRef]:
+def inventory(app: Celery | Topology | None = None, discover: bool | None = None) -> list[QueueRef]:
     """Declared, predefined and (with a prefix, or when asked) discovered queues.
 
     Discovery lists queues and raises when that fails; callers that must
@@ -295,19 +281,18 @@ def inventory(app: Celery | None = None, discover: bool | None = None) -> list[Q
     that discovery finds keeps the URL it was listed with, which saves its
     ``GetQueueUrl`` call in :func:`fetch_one`.
     """
-    options = transport_options(app)
-    predefined = options.get("predefined_queues") or {}
+    topo = Topology.of(app)
+    predefined = topo.predefined
     refs: dict[str, QueueRef] = {}
     for name, spec in predefined.items():
         refs[name] = QueueRef(name, "predefined", spec.get("url"), name)
     if not predefined:
-        for celery_name in declared_queues(app):
-            name = canonical_name(celery_name, app)
+        for celery_name, name in topo.declared.items():
             refs.setdefault(name, QueueRef(name, "declared", None, celery_name))
-        prefix = options.get("queue_name_prefix", "") or ""
+        prefix = topo.prefix
         if discover if discover is not None else (bool(prefix) or app_settings.DISCOVER_BY_PREFIX):
             # kombu names a queue entity_name(prefix + name): "app." lists as "app-".
-            for url in list_queue_urls(entity_name(prefix), app):
+            for url in list_queue_urls(entity_name(prefix), topo):
                 name = url.rstrip("/").rsplit("/", 1)[-1]
                 known = refs.get(name)
                 if known is None:
@@ -382,7 +367,7 @@ def error_text(exc: BaseException) -> tuple[str, str | None]:
     return scrub(f"{type(exc).__name__}: {exc}"), type(exc).__name__
 
 
-def fetch_one(ref: QueueRef, app: Celery | None = None) -> QueueState:
+def fetch_one(ref: QueueRef, app: Celery | Topology | None = None) -> QueueState:
     """Resolve ``ref``'s URL if needed and read every attribute in :data:`ATTRIBUTES`."""
     state = QueueState(ref, ref.url, fetched_at=time.time())
     try:
@@ -398,12 +383,13 @@ def fetch_one(ref: QueueRef, app: Celery | None = None) -> QueueState:
 
 
 def fetch(
-    refs: Iterable[QueueRef], app: Celery | None = None, max_age: float | None = None
+    refs: Iterable[QueueRef], app: Celery | Topology | None = None, max_age: float | None = None
 ) -> list[QueueState]:
     """Attributes of every queue, concurrently, reusing answers younger than ``max_age``."""
     refs = list(refs)
+    topo = Topology.of(app)
     ttl = app_settings.CACHE_TTL if max_age is None else max_age
-    endpoint = endpoint_url(app)
+    endpoint = topo.endpoint
     now = time.time()
     results: dict[int, QueueState] = {}
     missing: list[tuple[int, QueueRef]] = []
@@ -417,7 +403,7 @@ def fetch(
     if missing:
         workers = min(app_settings.MAX_WORKERS, len(missing))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-attrs") as pool:
-            states = list(pool.map(lambda ref: fetch_one(ref, app), (r for _, r in missing)))
+            states = list(pool.map(lambda ref: fetch_one(ref, topo), (r for _, r in missing)))
         with _cache_lock:
             for (index, ref), state in zip(missing, states, strict=True):
                 results[index] = state
@@ -425,180 +411,10 @@ def fetch(
     return [results[i] for i in range(len(refs))]
 
 
-def forget(queue: str, app: Celery | None = None) -> None:
+def forget(queue: str, app: Celery | Topology | None = None) -> None:
     """Drop one queue's cached attributes (after a purge or a move)."""
     with _cache_lock:
         _cache.pop((queue, endpoint_url(app)), None)
-
-
-# --- actions -----------------------------------------------------------------
-# Changes made from the dashboard: purge a queue, move a dead-letter queue's
-# messages back. Each takes a fresh QueueState (never a cached one) and says
-# exactly what it did, so the caller can log it.
-
-#: Error codes (and HTTP statuses) meaning "this endpoint has no StartMessageMoveTask".
-_MOVE_UNSUPPORTED = frozenset(
-    {"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperationException"}
-)
-_move_unsupported: set[str | None] = set()
-
-#: SQS's batch limit for SendMessageBatch and DeleteMessageBatch.
-BATCH = 10
-
-
-def _action_client(state: QueueState, app: Celery | None) -> Any:
-    return client(state.ref.name if state.ref.source == "predefined" else None, app)
-
-
-def purge(state: QueueState, app: Celery | None = None) -> None:
-    """PurgeQueue. SQS allows one per queue every 60 s (``PurgeQueueInProgress``)."""
-    _action_client(state, app).purge_queue(QueueUrl=state.url)
-    forget(state.ref.name, app)
-
-
-def start_message_move(
-    source: QueueState, destination: QueueState, app: Celery | None = None
-) -> str | None:
-    """StartMessageMoveTask from a dead-letter queue; ``None`` if the endpoint lacks it."""
-    where = endpoint_url(app)
-    if where in _move_unsupported:
-        return None
-    try:
-        answer = _action_client(source, app).start_message_move_task(
-            SourceArn=source.attributes["QueueArn"],
-            DestinationArn=destination.attributes["QueueArn"],
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _MOVE_UNSUPPORTED or status in (404, 501) or status >= 500:
-            _move_unsupported.add(where)
-            return None
-        raise
-    forget(source.ref.name, app)
-    forget(destination.ref.name, app)
-    return str(answer.get("TaskHandle", ""))
-
-
-def _send_batch(dst: Any, url: str | None, entries: list[dict[str, Any]], result: Any) -> set[str]:
-    """Send ``entries``; the Ids SQS accepted. Refusals are added to ``result.errors``."""
-    try:
-        sent = dst.send_message_batch(QueueUrl=url, Entries=entries)
-    except ClientError as exc:
-        # The whole batch was refused (one body too large, say): send one by
-        # one, so the others still move and only the bad one stays behind.
-        result.errors.append(error_text(exc)[0])
-        ok = set()
-        for entry in entries:
-            try:
-                dst.send_message(QueueUrl=url, **{k: v for k, v in entry.items() if k != "Id"})
-            except ClientError as one:
-                result.errors.append(error_text(one)[0])
-            else:
-                ok.add(entry["Id"])
-        return ok
-    for item in sent.get("Failed", []):
-        result.errors.append(scrub(f"{item.get('Code')}: {item.get('Message', '')}"))
-    return {item["Id"] for item in sent.get("Successful", [])}
-
-
-@dataclass
-class MoveResult:
-    """What a message-by-message move did: moved, left in place, and why."""
-
-    moved: int = 0
-    failed: int = 0
-    not_deleted: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def move_messages(
-    source: QueueState,
-    destination: QueueState,
-    app: Celery | None = None,
-    limit: int = 1000,
-    hold: int = 60,
-) -> MoveResult:
-    """Receive -> send -> delete in batches of 10, deleting only what was sent.
-
-    A message is deleted from ``source`` only after ``destination`` accepted
-    it, so the move itself loses nothing; a failed send leaves the message in
-    ``source``, where it becomes visible again after ``hold`` seconds. A
-    failed delete (rare) leaves a copy in both queues and is counted in
-    ``not_deleted`` so the caller can say so.
-    """
-    result = MoveResult()
-    src, dst = _action_client(source, app), _action_client(destination, app)
-    fifo = destination.ref.fifo or destination.attributes.get("FifoQueue") == "true"
-    try:
-        while result.moved + result.failed < limit:
-            count = min(BATCH, limit - result.moved - result.failed)
-            answer = src.receive_message(
-                QueueUrl=source.url,
-                MaxNumberOfMessages=count,
-                VisibilityTimeout=hold,
-                WaitTimeSeconds=1,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            messages = answer.get("Messages", [])
-            if not messages:
-                break
-            entries = []
-            for index, message in enumerate(messages):
-                entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-                if message.get("MessageAttributes"):
-                    entry["MessageAttributes"] = message["MessageAttributes"]
-                if fifo:
-                    attributes = message.get("Attributes", {})
-                    entry["MessageGroupId"] = attributes.get("MessageGroupId", "default")
-                    entry["MessageDeduplicationId"] = attributes.get(
-                        "MessageDeduplicationId", message["MessageId"]
-                    )
-                entries.append(entry)
-            ok = _send_batch(dst, destination.url, entries, result)
-            result.failed += len(messages) - len(ok)
-            if not ok:
-                break  # nothing was accepted: stop rather than spin on the same error
-            result.moved += len(ok)
-            try:
-                deleted = src.delete_message_batch(
-                    QueueUrl=source.url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(messages)
-                        if str(i) in ok
-                    ],
-                )
-            except Exception:
-                # Sent but not deleted: each is in both queues now, and must be counted so.
-                result.not_deleted += len(ok)
-                raise
-            result.not_deleted += len(deleted.get("Failed", []))
-    except Exception as exc:  # report what was done before the error, and the error
-        result.errors.append(error_text(exc)[0])
-    forget(source.ref.name, app)
-    forget(destination.ref.name, app)
-    return result
-
-
-def peek(state: QueueState, app: Celery | None = None, count: int = 10) -> list[dict[str, Any]]:
-    """Up to ``count`` (<= 10) messages, made visible again at once.
-
-    SQS has no read-only peek: this is a receive with a zero visibility
-    timeout, so each message's ``ApproximateReceiveCount`` goes up by one
-    (which counts towards ``maxReceiveCount`` and the backoff policy). The
-    dashboard offers it behind a POST and the redrive permission.
-    """
-    answer = _action_client(state, app).receive_message(
-        QueueUrl=state.url,
-        MaxNumberOfMessages=max(1, min(count, BATCH)),
-        VisibilityTimeout=0,
-        WaitTimeSeconds=0,
-        AttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    )
-    return list(answer.get("Messages", []))
 
 
 # --- identity and checks -----------------------------------------------------
@@ -693,14 +509,17 @@ def failure_kind(exc_or_code: BaseException | str | None, text: str | None = Non
     return "other"
 
 
-def caller_identity(app: Celery | None = None) -> dict[str, str]:
+def caller_identity(app: Celery | Topology | None = None) -> dict[str, str]:
     """STS GetCallerIdentity with the app's main credentials: ``{"account", "arn"}``."""
     answer = sts_client(app).get_caller_identity()
     return {"account": str(answer.get("Account", "")), "arn": str(answer.get("Arn", ""))}
 
 
 def queue_exists(
-    name: str, owner: str | None = None, via: str | None = None, app: Celery | None = None
+    name: str,
+    owner: str | None = None,
+    via: str | None = None,
+    app: Celery | Topology | None = None,
 ) -> bool:
     """Whether queue ``name`` (of account ``owner``) exists, asked with ``via``'s client."""
     kwargs: dict[str, Any] = {"QueueName": name}
@@ -716,7 +535,7 @@ def queue_exists(
 
 
 def list_queue_names(
-    prefix: str, app: Celery | None = None, max_age: float | None = None
+    prefix: str, app: Celery | Topology | None = None, max_age: float | None = None
 ) -> list[str]:
     """Queue names under ``prefix``; the listing is shared with :func:`list_queue_urls`."""
     return [url.rstrip("/").rsplit("/", 1)[-1] for url in list_queue_urls(prefix, app, max_age)]

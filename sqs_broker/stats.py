@@ -2,15 +2,8 @@
 
 The admin dashboard, ``/sqs/stats.json``, ``/sqs/metrics`` and the
 ``sqs_sample`` history all read queue state from here, so each number has
-one home. :func:`gather` returns a JSON-ready dict::
-
-    {"generated_at", "config": {...masked}, "queues": [{"name", "url",
-     "visible", "in_flight", "delayed", "visibility_timeout",
-     "receive_wait_time_seconds", "fifo", "dlq": {"name", "visible",
-     "max_receive_count", "error"} | None, "backoff_policy": [{"attempt",
-     "delay", "cumulative"}], "backoff_tasks": [...], "error"}],
-     "findings": [{"id", "level", "message", "hint", "queue"}],
-     "errors": [...]}
+one home. :func:`gather` returns a JSON-ready :class:`~sqs_broker.schema.Stats`
+(queues, findings, errors, workers, tasks), typed in :mod:`sqs_broker.schema`.
 
 SQS is asked through :mod:`sqs_broker.sqs` (bounded pool, TTL cache). The
 whole SQS pass runs in a background thread that the page waits on for at
@@ -21,25 +14,31 @@ for the same app share one pass, so a reload storm does not multiply calls.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, findings, sqs
+from sqs_broker import backoff, findings, sqs, topology
 from sqs_broker.conf import app_settings
-from sqs_broker.redact import displayable_config, scrub, scrub_data
+from sqs_broker.redact import displayable_config, scrub_data
+from sqs_broker.schema import (
+    BackoffRow,
+    DeadLetterRow,
+    FindingRow,
+    QueueDetail,
+    QueueRow,
+    Stats,
+)
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -47,10 +46,7 @@ if TYPE_CHECKING:
 
 def celery_app(app: Celery | None = None) -> Celery:
     """``app``, else ``SQS_BROKER_CELERY_APP``, else the current Celery app."""
-    if app is not None:
-        return app
-    configured = app_settings.CELERY_APP
-    return configured if configured is not None else sqs.celery_app()
+    return topology.celery_app(app)
 
 
 # --- one pass over SQS ---------------------------------------------------------
@@ -66,29 +62,40 @@ class Pass:
     online: list[findings.Finding] | None = None
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def owned(self) -> set[str]:
+        """Queues the app may change: declared or predefined ones, and their dead-letter queues.
+
+        A queue found only by listing the prefix (another service's ``apple-payments``
+        under the prefix ``app``) is shown read-only: no purge, move or peek.
+        """
+        mine = [s for s in self.states if s.ref.source in ("declared", "predefined")]
+        names = {s.ref.name for s in mine}
+        for state in mine:
+            policy = redrive_policy(state)
+            if policy is not None:
+                names.add(policy["name"])
+        return names
+
 
 #: The queue's RedrivePolicy as ``{"name", "account", "arn", "max_receive_count"}``, if any.
 redrive_policy = sqs.redrive_policy
 
 
-def _predefined(app: Celery) -> dict[str, Any]:
-    return dict(sqs.transport_options(app).get("predefined_queues") or {})
-
-
-def _dead_letter_ref(name: str, app: Celery) -> sqs.QueueRef:
-    spec = _predefined(app).get(name)
+def _dead_letter_ref(name: str, app: Celery | Topology) -> sqs.QueueRef:
+    spec = Topology.of(app).predefined.get(name)
     if spec is not None:
         return sqs.QueueRef(name, "predefined", spec.get("url"), name)
     return sqs.QueueRef(name, "declared", None, None)
 
 
-def _sqs_pass(app: Celery, with_online: bool, language: str | None = None) -> Pass:
+def _sqs_pass(app: Topology, with_online: bool, language: str | None = None) -> Pass:
     # The pass runs in a pool thread: findings are worded in the caller's language.
     with translation.override(language):
         return _sqs_pass_in_language(app, with_online)
 
 
-def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
+def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     errors: list[str] = []
     try:
         refs = sqs.inventory(app)
@@ -116,14 +123,13 @@ def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
 _online_cache: dict[tuple[Any, ...], tuple[float, list[findings.Finding]]] = {}
 
 
-def _app_key(app: Celery) -> tuple[Any, ...]:
+def _app_key(app: Celery | Topology) -> tuple[Any, ...]:
     """Identifies an app's broker configuration, for caches shared across requests."""
-    options = json.dumps(sqs.transport_options(app), sort_keys=True, default=str)
-    return (app.conf.broker_url, options, tuple(sqs.declared_queues(app)))
+    return Topology.of(app).key
 
 
 def _online_findings(
-    app: Celery,
+    app: Topology,
     states: list[sqs.QueueState],
     errors: list[str],
     dead_letters: Iterable[sqs.QueueState] = (),
@@ -148,7 +154,7 @@ _inflight: dict[tuple[Any, ...], Future[Pass]] = {}
 _inflight_lock = threading.Lock()
 
 
-def _submit(app: Celery, with_online: bool) -> Future[Pass]:
+def _submit(app: Topology, with_online: bool) -> Future[Pass]:
     global _executor
     language = translation.get_language()
     key = (*_app_key(app), with_online, language)
@@ -163,14 +169,26 @@ def _submit(app: Celery, with_online: bool) -> Future[Pass]:
         return future
 
 
-def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
+def reset() -> None:
+    """Forget cached online findings and passes in flight, and stop the pool (tests)."""
+    global _executor
+    with _inflight_lock:
+        _inflight.clear()
+        _online_cache.clear()
+        executor, _executor = _executor, None
+    if executor is not None:
+        # A pass past its deadline may still run: let it finish on its own thread.
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def sqs_pass(app: Celery | Topology | None = None, with_online: bool = False) -> Pass:
     """One pass over SQS, waiting at most ``SQS_BROKER_GATHER_TIMEOUT`` seconds.
 
     Past the deadline the pass keeps running in the background (and fills the
     attribute cache for the next load); this call returns the declared and
     predefined queues, each with an error that says SQS did not answer in time.
     """
-    app = celery_app(app)
+    app = Topology.of(app)
     budget = app_settings.GATHER_TIMEOUT
     future = _submit(app, with_online)
     try:
@@ -184,7 +202,7 @@ def sqs_pass(app: Celery | None = None, with_online: bool = False) -> Pass:
         return _unanswered(app, sqs.error_text(exc)[0], "Error")
 
 
-def _unanswered(app: Celery, message: str, code: str) -> Pass:
+def _unanswered(app: Topology, message: str, code: str) -> Pass:
     """The declared and predefined queues, each failed with ``message``."""
     states = [
         sqs.QueueState(ref, ref.url, error=message, error_code=code, fetched_at=time.time())
@@ -197,12 +215,15 @@ def _unanswered(app: Celery, message: str, code: str) -> Pass:
 
 
 def queue_row(
-    state: sqs.QueueState, dead_letters: dict[str, sqs.QueueState], app: Celery
-) -> dict[str, Any]:
-    """One queue as the JSON shows it."""
-    spec = _predefined(app).get(state.ref.name) or {}
+    state: sqs.QueueState,
+    dead_letters: dict[str, sqs.QueueState],
+    app: Celery | Topology,
+    owned: Collection[str] | None = None,
+) -> QueueRow:
+    """One queue as the JSON shows it; ``read_only`` when it is not in ``owned``."""
+    spec = Topology.of(app).predefined.get(state.ref.name) or {}
     policy = redrive_policy(state)
-    dlq = None
+    dlq: DeadLetterRow | None = None
     if policy is not None:
         dlq_state = dead_letters.get(policy["name"])
         dlq = {
@@ -222,13 +243,14 @@ def queue_row(
         "receive_wait_time_seconds": state.int("ReceiveMessageWaitTimeSeconds"),
         "fifo": fifo_attribute == "true" if fifo_attribute is not None else state.ref.fifo,
         "dlq": dlq,
-        "backoff_policy": backoff.as_rows(spec.get("backoff_policy")),
+        "backoff_policy": cast(list[BackoffRow], backoff.as_rows(spec.get("backoff_policy"))),
         "backoff_tasks": list(spec.get("backoff_tasks") or []),
         "error": state.error,
+        "read_only": owned is not None and state.ref.name not in owned,
     }
 
 
-def finding_row(finding: findings.Finding) -> dict[str, Any]:
+def finding_row(finding: findings.Finding) -> FindingRow:
     """A finding's fields as text (messages may be lazy translations)."""
     return {
         "id": finding.id,
@@ -239,28 +261,36 @@ def finding_row(finding: findings.Finding) -> dict[str, Any]:
     }
 
 
-def gather(
-    app: Celery | None = None, *, window: int | None = None, online: bool = True
-) -> dict[str, Any]:
+def gather(app: Celery | None = None, *, window: int | None = None, online: bool = True) -> Stats:
     """Everything the dashboard, the JSON and the metrics show, secrets masked.
 
     ``window`` (seconds) selects the telemetry window; ``online=False`` skips
     the online findings (the metrics endpoint does not need them).
     """
-    app = celery_app(app)
-    found = sqs_pass(app, with_online=online)
-    data: dict[str, Any] = {
+    topo = Topology.of(app)
+    found = sqs_pass(topo, with_online=online)
+    owned = found.owned
+    queues = [queue_row(state, found.dead_letters, topo, owned) for state in found.states]
+    errors = list(found.errors)
+    telemetry = telemetry_data(queues, window or DEFAULT_WINDOW, errors)
+    data: Stats = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": displayable_config(app),
-        "queues": [queue_row(state, found.dead_letters, app) for state in found.states],
-        "findings": [finding_row(f) for f in [*findings.offline(app), *(found.online or [])]],
-        "errors": list(found.errors),
+        "config": displayable_config(topo.app),
+        "queues": queues,
+        "findings": [
+            finding_row(f)
+            for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
+        ],
+        "errors": errors,
+        "telemetry_window": telemetry["telemetry_window"],
+        "workers": telemetry["workers"],
+        "tasks": telemetry["tasks"],
+        "unconsumed_queues": telemetry["unconsumed_queues"],
     }
-    data.update(telemetry_data(data["queues"], window or DEFAULT_WINDOW, data["errors"]))
-    return scrub_data(data)
+    return cast(Stats, scrub_data(data))
 
 
-def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
+def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
     """``{"queue": row, "findings": [...]}`` for one queue's page, from one pass; secrets masked.
 
     ``name`` is one of the app's queues or one of their dead-letter queues;
@@ -268,19 +298,20 @@ def queue_detail(name: str, app: Celery | None = None) -> dict[str, Any] | None:
     with ``online=False`` (shared while it runs, attributes TTL-cached), and
     the row and findings are built as :func:`gather` builds them.
     """
-    app = celery_app(app)
-    found = sqs_pass(app, with_online=False)
+    topo = Topology.of(app)
+    found = sqs_pass(topo, with_online=False)
     # A pass that timed out has states but no dead-letter map.
     state = next((s for s in found.states if s.ref.name == name), None)
     state = state or found.dead_letters.get(name)
     if state is None:
         return None
-    return scrub_data(
-        {
-            "queue": queue_row(state, found.dead_letters, app),
-            "findings": [finding_row(f) for f in findings.offline(app) if f.queue == name],
-        }
-    )
+    detail: QueueDetail = {
+        "queue": queue_row(state, found.dead_letters, topo, found.owned),
+        "findings": [
+            finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
+        ],
+    }
+    return cast(QueueDetail, scrub_data(detail))
 
 
 #: Telemetry windows the dashboard and ``stats.json`` offer, in seconds.
@@ -303,7 +334,9 @@ def parse_window(value: str | None) -> int:
     return window
 
 
-def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str]) -> dict[str, Any]:
+def telemetry_data(
+    queues: Sequence[Mapping[str, Any]], window: int, errors: list[str]
+) -> dict[str, Any]:
     """``workers``, ``tasks`` (see :func:`sqs_broker.telemetry.snapshot`) and ``unconsumed_queues``.
 
     A database error (tables not migrated, say) becomes an entry of ``errors``,
@@ -322,82 +355,6 @@ def telemetry_data(queues: list[dict[str, Any]], window: int, errors: list[str])
         **found,
         "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
     }
-
-
-# --- messages --------------------------------------------------------------------
-
-#: Characters of a message body or task arguments shown on the queue page.
-PREVIEW = 300
-
-
-def _printable(text: str, limit: int = PREVIEW) -> str:
-    cut = text[:limit] + ("…" if len(text) > limit else "")
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in cut)
-
-
-def _json_or_base64_json(raw: Any) -> Any:
-    """``raw`` parsed as JSON, or as base64 of JSON (kombu's SQS encoding); else ``None``."""
-    if not isinstance(raw, str | bytes) or not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        pass
-    try:
-        return json.loads(base64.b64decode(raw, validate=True))
-    except (ValueError, TypeError, RecursionError, binascii.Error):
-        return None
-
-
-def message_summary(message: dict[str, Any]) -> dict[str, Any]:
-    """What a received SQS message is, for people: task, id, retries, a short preview.
-
-    Never raises: a body that is not JSON, not base64 or huge is shown as a
-    cut, scrubbed preview with a note saying what it is not.
-    """
-    attributes = message.get("Attributes") or {}
-    raw = message.get("Body") or ""
-    sent = attributes.get("SentTimestamp")
-    summary: dict[str, Any] = {
-        "message_id": message.get("MessageId"),
-        "receive_count": int(attributes.get("ApproximateReceiveCount") or 0),
-        "sent_at": datetime.fromtimestamp(int(sent) / 1000, UTC) if str(sent).isdigit() else None,
-        "group": attributes.get("MessageGroupId"),
-        "size": len(raw.encode("utf-8", "replace")),
-        "task": None,
-        "task_id": None,
-        "retries": None,
-        "eta": None,
-        "preview": None,
-        "note": None,
-    }
-    envelope = _json_or_base64_json(raw)
-    headers = envelope.get("headers") if isinstance(envelope, dict) else None
-    if not isinstance(headers, dict) or "task" not in headers:
-        summary["note"] = _("Not a Celery message (its body is not kombu's JSON envelope).")
-        summary["preview"] = scrub(_printable(str(raw)))
-        return summary
-    summary.update(
-        task=str(headers.get("task")),
-        task_id=str(headers.get("id")),
-        retries=headers.get("retries"),
-        eta=headers.get("eta"),
-    )
-    body: Any = envelope.get("body")
-    properties = envelope.get("properties") if isinstance(envelope.get("properties"), dict) else {}
-    if properties.get("body_encoding") == "base64" and isinstance(body, str):
-        try:
-            body = base64.b64decode(body, validate=True).decode("utf-8", "replace")
-        except (ValueError, binascii.Error):
-            summary["note"] = _("The task payload is not valid base64.")
-    if isinstance(body, str):
-        parsed = _json_or_base64_json(body)
-        body = parsed if parsed is not None else body
-    if isinstance(body, list) and len(body) >= 2:
-        body = {"args": body[0], "kwargs": body[1]}
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=str)
-    summary["preview"] = scrub(_printable(text))
-    return summary
 
 
 # --- history ---------------------------------------------------------------------

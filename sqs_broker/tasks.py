@@ -13,12 +13,13 @@ from typing import Any
 
 from celery import shared_task
 
-from sqs_broker import stats
-
 
 @shared_task(name="sqs_broker.sample_queues", ignore_result=True)
 def sample_queues() -> dict[str, Any]:
     """One sample of every queue's depth, then retention pruning (see ``sqs_sample``)."""
+    # Imported here: a worker that never runs this task needs none of the data code.
+    from sqs_broker import stats
+
     result = stats.sample()
     return {
         "written": result.written,

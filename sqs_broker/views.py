@@ -4,6 +4,10 @@ Both answer a staff session whose user may view the dashboard, or
 ``Authorization: Bearer <SQS_BROKER_API_TOKEN>`` compared in constant time
 (token access is off while the setting is unset). Neither changes anything,
 and neither ever shows a stack trace: SQS errors are reported per queue.
+
+The data and metrics modules are imported inside the views: Celery's Django
+fixup runs the system checks in every worker, and they import the URLconf
+(and so this module), but a worker has no use for the dashboard's code.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from sqs_broker import metrics, stats
 from sqs_broker.conf import app_settings
 
 PERMISSION = "sqs_broker.view_dashboard"
@@ -65,6 +68,8 @@ def data_view(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequ
 @data_view
 def stats_json(request: HttpRequest) -> HttpResponse:
     """The same data as the dashboard, as JSON (``?window=300|3600|86400``)."""
+    from sqs_broker import stats
+
     try:
         window = stats.parse_window(request.GET.get("window"))
     except ValueError as exc:
@@ -75,5 +80,7 @@ def stats_json(request: HttpRequest) -> HttpResponse:
 @data_view
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of the same data."""
+    from sqs_broker import metrics, stats
+
     body, content_type = metrics.render(stats.gather(online=False))
     return HttpResponse(body, content_type=content_type)

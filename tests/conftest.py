@@ -24,9 +24,39 @@ from tests import localserver
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pure: needs no SQS server (moto is not started for it); run with -m pure"
+    )
+
+
 @pytest.fixture(scope="session")
 def sqs_endpoint() -> str:
+    """This run's moto server, started the first time a test needs it."""
     return localserver.ensure()
+
+
+@pytest.fixture(autouse=True)
+def _local_sqs(request: pytest.FixtureRequest) -> None:
+    """Every test but those marked ``pure`` may talk to SQS: start the server for it."""
+    if request.node.get_closest_marker("pure") is None:
+        request.getfixturevalue("sqs_endpoint")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_module_state() -> Iterator[None]:
+    """Pools and caches kept at module level start empty in every test and end so."""
+    from sqs_broker import actions, publishing, sqs, stats
+
+    def reset() -> None:
+        sqs.clear_caches()
+        publishing.forget_visibility()
+        stats.reset()
+        actions.forget_unsupported()
+
+    reset()
+    yield
+    reset()
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""Test settings: the example project, pointed at this run's moto server."""
+"""Test settings: the example project, pointed at this run's moto server.
+
+The server's address is fixed here; the server itself starts only when a test
+needs it (the ``sqs_endpoint`` fixture), so pure tests run without it.
+"""
 
 import os
 
 from tests import localserver
 
-localserver.ensure()
+localserver.address()
 
 from project.settings import *  # noqa: E402,F403
 from project.settings import BASE_DIR, DATABASES  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -11,6 +12,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import override_settings
 
+from sqs_broker import stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
 from tests.conftest import base_env, make_app, queue_with_dlq, user_with
@@ -431,3 +433,27 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
     for n in range(4):
         add(f"{unique}-q{n}")
     assert queries(shown=5) == one
+
+
+@pytest.mark.django_db
+def test_actions__only_on_the_apps_own_queues(client, sqs):
+    """Another service's queue under the prefix is listed read-only; purge, move, peek refuse it."""
+    prefix = f"app{uuid.uuid4().hex[:6]}"
+    sqs.create_queue(QueueName=f"{prefix}celery")
+    theirs, their_dlq = queue_with_dlq(sqs, f"{prefix}le-payments", f"{prefix}le-payments-dlq")
+    sqs.send_message(QueueUrl=theirs, MessageBody="their payment")
+    sqs.send_message(QueueUrl=their_dlq, MessageBody="their dead letter")
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=prefix))
+    client.force_login(user_with("view_dashboard", "purge_queue", "redrive_queue"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        rows = {q["name"]: q for q in stats.gather(celery, online=False)["queues"]}
+        assert rows[f"{prefix}le-payments"]["read_only"] is True
+        assert rows[f"{prefix}celery"]["read_only"] is False
+        html = client.get(DASHBOARD).content.decode()
+        assert f"queue/{prefix}le-payments/purge/" not in html and "read-only" in html
+        assert f"queue/{prefix}celery/purge/" in html
+        for name in (f"{prefix}le-payments", f"{prefix}le-payments-dlq"):
+            for action in ("purge", "redrive", "peek"):
+                response = client.post(f"{DASHBOARD}queue/{name}/{action}/")
+                assert response.status_code == 404, (name, action)
+    assert _depth(sqs, theirs) == 1 and _depth(sqs, their_dlq) == 1

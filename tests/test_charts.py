@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sqs_broker import charts
+
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
 
 
 def test_points__scaled_to_the_box():

@@ -13,6 +13,9 @@ from django.test import override_settings
 from sqs_broker import checks, findings
 from tests.conftest import base_env, make_app
 
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
+
 UNSAFE = {
     "SQS_CREDENTIALS_IN_URL": "true",
     "AWS_ACCESS_KEY_ID": "AKIACHECKS",

@@ -256,6 +256,19 @@ def test_publish_many__ten_per_request_and_same_format_as_delay(unique, sqs, pro
     assert single["properties"]["delivery_info"] == batched["properties"]["delivery_info"]
 
 
+def test_publish_many__own_timeouts_not_the_dashboards(unique, sqs, proxy) -> None:
+    """A slow SQS that the dashboard's 1 s read timeout gives up on still takes the batch."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+    app = guarded_app(env)
+    app.send_task(ADD, args=(-1, -1))  # warm: queue created, connection pooled
+    proxy.delay = 1.5
+    with override_settings(SQS_BROKER_READ_TIMEOUT=1, SQS_BROKER_PUBLISH_READ_TIMEOUT=10):
+        results = publish_many([app.signature(ADD, args=(n, n)) for n in range(3)], app=app)
+    proxy.delay = 0
+    assert len(receive_all(sqs, queue_url(sqs, f"{unique}-celery"), expect=4)) == 4
+    assert len(results) == 3
+
+
 def test_publish_many__routes_each_task_and_carries_delays(unique, sqs) -> None:
     """task_routes, queue= and countdowns are honoured per signature."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="30")

@@ -11,6 +11,9 @@ from kombu import Connection
 
 from sqs_broker.settings import celery_settings, include
 
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
+
 SECRET = "wJalr/XUtnFEMI+K7MDENG=bPx@RfiCY:%ZZ"
 
 

@@ -141,11 +141,34 @@ def test_colour__only_when_forced_or_on_a_terminal() -> None:
     assert "\x1b[" in forced.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("spelling", "error"), [("WARNING", "ERROR"), ("Warning", "Error"), ("warning", "error")]
+)
+def test_fail_level__django_spellings(spelling: str, error: str) -> None:
+    """--fail-level takes Django check's upper-case spellings too, in any case."""
+    app = make_app(base_env(SQS_POLLING_INTERVAL="0"))  # W005 remains
+    out, status = run("--offline", "--fail-level", spelling, app=app)
+    assert status == 1 and "sqs_broker.W005" in out
+    assert run("--offline", "--fail-level", error, app=app)[1] == 0
+
+
+def test_silenced__left_out_as_django_check_does() -> None:
+    """An id in SILENCED_SYSTEM_CHECKS neither prints nor fails, unless --include-silenced."""
+    app = make_app(base_env(**QUIET))
+    app.conf.result_backend = "rpc://"
+    with override_settings(SILENCED_SYSTEM_CHECKS=["sqs_broker.E007"]):
+        out, status = run("--json", "--offline", app=app)
+        assert status == 0 and "sqs_broker.E007" not in out
+        out, status = run("--json", "--offline", "--include-silenced", app=app)
+        assert status == 1 and "sqs_broker.E007" in out
+
+
 def test_help__every_option_states_its_default() -> None:
     """--json, --offline and --fail-level each say their default."""
     parser = Command().create_parser("manage.py", "sqs_check")
-    ours = [a for a in parser._actions if a.dest in ("json", "offline", "fail_level")]
-    assert len(ours) == 3
+    options = ("json", "offline", "fail_level", "include_silenced")
+    ours = [a for a in parser._actions if a.dest in options]
+    assert len(ours) == 4
     assert all("Default" in action.help for action in ours)
 
 

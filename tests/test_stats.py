@@ -275,3 +275,20 @@ def test_gather__online_findings_reuse_the_dead_letter_queues_read(sqs, unique, 
     assert "sqs_broker.E022" not in {f["id"] for f in data["findings"]}
     # One GetQueueUrl: the pass resolving the dead-letter queue; the listing gave the rest.
     assert calls["GetQueueUrl"] == 1, calls
+
+
+@pytest.mark.django_db
+def test_gather__silenced_findings_are_left_out(unique, settings):
+    """The dashboard honours SILENCED_SYSTEM_CHECKS, as Django's check does."""
+    app = _app(unique, SQS_POLLING_INTERVAL="0")  # W005 remains
+    assert "sqs_broker.W005" in {f["id"] for f in stats.gather(app, online=False)["findings"]}
+    stats.reset()
+    settings.SILENCED_SYSTEM_CHECKS = ["sqs_broker.W005"]
+    assert "sqs_broker.W005" not in {f["id"] for f in stats.gather(app, online=False)["findings"]}
+
+
+def test_reset__forgets_passes_and_the_pool():
+    """reset() leaves no cached online findings, no pass in flight and no pool."""
+    stats._online_cache[("k",)] = (0.0, [])
+    stats.reset()
+    assert not stats._online_cache and not stats._inflight and stats._executor is None

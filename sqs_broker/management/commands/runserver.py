@@ -2,30 +2,55 @@
 
 Django's own ``runserver`` reports failed system checks and then keeps its
 autoreloader watching files; E001 comes from the environment, so no edit
-would clear it. This command takes precedence over ``staticfiles``' when
-``sqs_broker`` is listed before ``django.contrib.staticfiles``.
+would clear it.
+
+Django runs the ``runserver`` of the first app in ``INSTALLED_APPS`` that has
+one. This one extends the ``runserver`` that would have run without it: the
+next app's after ``sqs_broker`` (``daphne``, ``channels``,
+``django.contrib.staticfiles``), else Django's own. So ``sqs_broker`` listed
+before ``daphne`` keeps daphne's ASGI server and adds the refusal.
+``SQS_BROKER_RUNSERVER = False`` turns the refusal off (the next command
+then runs unchanged).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
+from sqs_broker.conf import app_settings
 from sqs_broker.guard import refuse_unsafe_start
 
-if apps.is_installed("django.contrib.staticfiles"):
-    from django.contrib.staticfiles.management.commands.runserver import Command as Base
-else:  # pragma: no cover - the example project has staticfiles
-    from django.core.management.commands.runserver import Command as Base
 
-
-class Command(Base):
-    def handle(self, *args: Any, **options: Any) -> None:
+def next_runserver() -> type[BaseCommand]:
+    """The ``runserver`` command Django would run if ``sqs_broker`` had none."""
+    names = [config.name for config in apps.get_app_configs()]
+    after = names[names.index("sqs_broker") + 1 :] if "sqs_broker" in names else []
+    for name in after:
+        target = f"{name}.management.commands.runserver"
         try:
-            refuse_unsafe_start()
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
+            module = import_module(target)
+        except ModuleNotFoundError as exc:
+            # Only "this app has no runserver"; a broken import inside one is raised.
+            if exc.name is None or not target.startswith(exc.name):
+                raise
+            continue
+        command: type[BaseCommand] = module.Command
+        return command
+    from django.core.management.commands.runserver import Command as Core
+
+    return Core
+
+
+class Command(next_runserver()):  # type: ignore[misc]
+    def handle(self, *args: Any, **options: Any) -> None:
+        if app_settings.RUNSERVER:
+            try:
+                refuse_unsafe_start()
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from None
         super().handle(*args, **options)

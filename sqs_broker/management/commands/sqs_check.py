@@ -53,9 +53,17 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--fail-level",
+            type=str.lower,
             choices=("error", "warning"),
             default="error",
-            help="Lowest level that makes the command exit 1. Default: error.",
+            help="Lowest level that makes the command exit 1: error or warning, in any case "
+            "(ERROR and WARNING, as Django's check spells them). Default: error.",
+        )
+        parser.add_argument(
+            "--include-silenced",
+            action="store_true",
+            help="Also report the ids listed in SILENCED_SYSTEM_CHECKS. Default: leave them "
+            "out, as Django's check does.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -65,6 +73,8 @@ class Command(BaseCommand):
         found = findings.offline(app)
         if not options["offline"]:
             found += findings.online_within(options["timeout"], app)
+        if not options["include_silenced"]:
+            found = findings.unsilenced(found)
         found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))
         unchecked = findings.could_not_check(found)
         threshold = findings.rank(options["fail_level"])

@@ -1,0 +1,51 @@
+"""SQS's limits and the defaults of kombu and of sqs_broker: one home for each number.
+
+Every module that checks, builds or explains a value imports it from here,
+so a limit AWS changes is changed once. The limits come from the SQS API
+reference (ReceiveMessage, SetQueueAttributes, SendMessage, SendMessageBatch,
+CreateQueue) and the STS AssumeRole reference; kombu's defaults from
+``kombu/transport/SQS.py``, which applies them when a transport option is unset.
+"""
+
+from __future__ import annotations
+
+# --- SQS and STS limits -----------------------------------------------------------
+
+#: ReceiveMessage ``WaitTimeSeconds`` (long polling): 0 to 20.
+MAX_WAIT_TIME_SECONDS = 20
+#: ``VisibilityTimeout`` and ChangeMessageVisibility: 0 to 43,200 s (12 hours).
+MAX_VISIBILITY_TIMEOUT = 43200
+#: SendMessage ``DelaySeconds``: at most 900 s (standard queues only).
+MAX_DELAY_SECONDS = 900
+#: Entries per SendMessageBatch, DeleteMessageBatch and ReceiveMessage.
+MAX_BATCH_ENTRIES = 10
+#: Characters of a queue name (including ``.fifo``).
+MAX_QUEUE_NAME = 80
+#: AssumeRole ``DurationSeconds``: 900 to 43,200 s.
+MIN_STS_TOKEN_TIMEOUT = 900
+MAX_STS_TOKEN_TIMEOUT = 43200
+#: PurgeQueue: one per queue every 60 s.
+PURGE_INTERVAL = 60
+
+# --- kombu's defaults (what applies when a transport option is unset) ------------
+
+#: kombu's ``visibility_timeout`` when the option is unset.
+KOMBU_VISIBILITY_TIMEOUT = 1800
+#: kombu's ``wait_time_seconds`` when the option is unset.
+KOMBU_WAIT_TIME_SECONDS = 10
+#: kombu's ``polling_interval`` when the option is unset.
+KOMBU_POLLING_INTERVAL = 1
+#: kombu's ``sts_token_timeout`` when the option is unset.
+KOMBU_STS_TOKEN_TIMEOUT = 900
+
+# --- sqs_broker's defaults (sqs_broker.settings) ---------------------------------
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_VISIBILITY_TIMEOUT = KOMBU_VISIBILITY_TIMEOUT
+# Measured in docs/benchmarks.md (python -m benchmarks.run): the longest long
+# poll halves idle ReceiveMessage calls against kombu's 10 s, and a 0.1 s pause
+# after an empty poll (kombu: 1 s) keeps pickup immediate while bounding a
+# short-polling configuration to ten calls a second per queue.
+DEFAULT_POLLING_INTERVAL = 0.1
+DEFAULT_WAIT_TIME_SECONDS = MAX_WAIT_TIME_SECONDS
+DEFAULT_STS_TOKEN_TIMEOUT = MIN_STS_TOKEN_TIMEOUT

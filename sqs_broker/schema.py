@@ -1,0 +1,81 @@
+"""The shapes every face reads: what :func:`sqs_broker.stats.gather` returns.
+
+The dashboard, ``stats.json``, the Prometheus collector and the queue page
+read these keys; typing them here lets mypy catch a face that reads a key
+the data function no longer writes. Values are JSON-ready (``stats.json``
+dumps them as they are).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class BackoffRow(TypedDict):
+    """One attempt of a backoff policy (see :func:`sqs_broker.backoff.as_rows`)."""
+
+    attempt: int
+    delay: int
+    cumulative: int
+
+
+class DeadLetterRow(TypedDict):
+    """A queue's dead-letter queue as its RedrivePolicy names it."""
+
+    name: str
+    visible: int | None
+    max_receive_count: int
+    error: str | None
+
+
+class QueueRow(TypedDict):
+    """One queue's attributes, or the error SQS answered with."""
+
+    name: str
+    url: str | None
+    visible: int | None
+    in_flight: int | None
+    delayed: int | None
+    visibility_timeout: int | None
+    receive_wait_time_seconds: int | None
+    fifo: bool
+    dlq: DeadLetterRow | None
+    backoff_policy: list[BackoffRow]
+    backoff_tasks: list[str]
+    error: str | None
+    #: Found by listing the prefix, not declared or predefined: shown, never changed.
+    read_only: bool
+
+
+class FindingRow(TypedDict):
+    """A finding as text (see :class:`sqs_broker.findings.Finding`)."""
+
+    id: str
+    level: str
+    message: str
+    hint: str
+    queue: str | None
+
+
+class Stats(TypedDict):
+    """Everything the dashboard, ``stats.json`` and the metrics show, secrets masked."""
+
+    generated_at: str
+    config: dict[str, Any]
+    queues: list[QueueRow]
+    findings: list[FindingRow]
+    errors: list[str]
+    #: Seconds of telemetry in ``tasks``.
+    telemetry_window: int
+    #: Worker heartbeats and task figures (see :func:`sqs_broker.telemetry.snapshot`).
+    workers: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    #: Queues holding messages that no live worker consumes.
+    unconsumed_queues: list[str]
+
+
+class QueueDetail(TypedDict):
+    """One queue's page: its row and the offline findings about it."""
+
+    queue: QueueRow
+    findings: list[FindingRow]

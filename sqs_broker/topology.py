@@ -1,0 +1,200 @@
+"""The broker configuration, resolved once: which queues, under which SQS names, where.
+
+kombu derives a queue's SQS name, the endpoint, the region and the
+credentials from a Celery app's ``broker_url`` and
+``broker_transport_options`` by fixed rules. This module holds those rules
+(pure functions, no network) and :class:`Topology`, their result for one app,
+which a findings pass, a dashboard pass and the transport read instead of
+asking ``app.conf`` again each time.
+
+:func:`celery_app` is the one place that decides which Celery app is meant:
+an explicit one, else ``SQS_BROKER_CELERY_APP``, else Celery's current app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from kombu.transport.SQS import CHARS_REPLACE_TABLE
+from kombu.utils.url import url_to_parts
+
+from sqs_broker import limits
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+#: Celery's default queue when ``task_default_queue`` is unset.
+DEFAULT_QUEUE = "celery"
+
+
+def celery_app(app: Celery | Topology | None = None) -> Celery:
+    """``app``, else ``SQS_BROKER_CELERY_APP``, else Celery's current app.
+
+    Every part of sqs_broker (the app's ``ready()``, findings, the dashboard,
+    publishing, the commands) asks here, so they all mean the same app.
+    """
+    if isinstance(app, Topology):
+        return app.app
+    if app is not None:
+        return app
+    from sqs_broker.conf import app_settings
+
+    configured = app_settings.CELERY_APP
+    if configured is not None:
+        return configured
+    from celery import current_app
+
+    return current_app._get_current_object()
+
+
+# --- the rules kombu follows ------------------------------------------------------
+
+
+def entity_name(name: str) -> str:
+    """The SQS name kombu gives a queue name (punctuation rewritten, '.fifo' kept)."""
+    if name.endswith(".fifo"):
+        return name[: -len(".fifo")].translate(CHARS_REPLACE_TABLE) + ".fifo"
+    return name.translate(CHARS_REPLACE_TABLE)
+
+
+def transport_options(app: Celery) -> dict[str, Any]:
+    """A copy of the app's ``broker_transport_options``."""
+    return dict(app.conf.broker_transport_options or {})
+
+
+def declared_queues(app: Celery) -> list[str]:
+    """Celery queue names the app declares: default queue, ``task_queues``, routes."""
+    conf = app.conf
+    names: list[str] = [conf.task_default_queue or DEFAULT_QUEUE]
+    for queue in conf.task_queues or ():
+        names.append(getattr(queue, "name", None) or str(queue))
+    routes = conf.task_routes
+    for route_map in routes if isinstance(routes, list | tuple) else [routes]:
+        if isinstance(route_map, Mapping):
+            for route in route_map.values():
+                queue = route.get("queue") if isinstance(route, Mapping) else None
+                name = getattr(queue, "name", queue)
+                if isinstance(name, str) and name:
+                    names.append(name)
+    return list(dict.fromkeys(names))
+
+
+def endpoint_url(broker_url: str, options: Mapping[str, Any]) -> str | None:
+    """The endpoint kombu will use: the broker URL's host with ``is_secure``."""
+    parts = url_to_parts(broker_url or "sqs://")
+    if not parts.hostname:
+        return None
+    scheme = "https" if options.get("is_secure") else "http"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{scheme}://{parts.hostname}{port}"
+
+
+def url_credentials(broker_url: str) -> tuple[str | None, str | None]:
+    """The access key and secret in ``broker_url``, unquoted as kombu reads them."""
+    parts = url_to_parts(broker_url or "sqs://")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return user, password
+
+
+def is_sqs_url(broker_url: str | None) -> bool:
+    """Whether ``broker_url`` names the SQS transport."""
+    url = broker_url or ""
+    return "://" in url and url.split("://", 1)[0].lower() == "sqs"
+
+
+# --- one app's configuration -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topology:
+    """One Celery app's broker configuration, with every derived fact kombu would derive.
+
+    Build it with :meth:`of` once per pass; the fields are copies, so a pass
+    sees one consistent configuration even if ``app.conf`` changes meanwhile.
+    """
+
+    app: Celery = field(repr=False, compare=False)
+    broker_url: str = field(repr=False)
+    options: dict[str, Any] = field(repr=False)
+    #: Celery queue name -> SQS queue name (prefix + sanitised name), in declaration order.
+    declared: dict[str, str]
+    #: ``broker_read_url`` and ``broker_write_url`` when set: Celery uses them instead.
+    other_urls: tuple[str, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def of(cls, app: Celery | Topology | None = None) -> Topology:
+        """The topology of ``app`` (resolved by :func:`celery_app`); a topology is kept."""
+        if isinstance(app, Topology):
+            return app
+        celery = celery_app(app)
+        options = transport_options(celery)
+        prefix = options.get("queue_name_prefix", "") or ""
+        declared = {q: entity_name(prefix + q) for q in declared_queues(celery)}
+        others = tuple(
+            url
+            for url in (celery.conf.get("broker_read_url"), celery.conf.get("broker_write_url"))
+            if isinstance(url, str) and url
+        )
+        return cls(celery, celery.conf.broker_url or "", options, declared, others)
+
+    @property
+    def is_sqs(self) -> bool:
+        """Whether the broker is SQS at all."""
+        return is_sqs_url(self.broker_url)
+
+    @property
+    def prefix(self) -> str:
+        """``queue_name_prefix`` as configured (before kombu's rewriting)."""
+        return str(self.options.get("queue_name_prefix", "") or "")
+
+    @property
+    def predefined(self) -> dict[str, Any]:
+        """``predefined_queues``: SQS name -> spec (url, keys, backoff, region)."""
+        return dict(self.options.get("predefined_queues") or {})
+
+    def canonical_name(self, celery_queue: str) -> str:
+        """The SQS name kombu uses for Celery queue ``celery_queue``."""
+        return self.declared.get(celery_queue) or entity_name(self.prefix + celery_queue)
+
+    @cached_property
+    def endpoint(self) -> str | None:
+        """The endpoint URL, or ``None`` for AWS's own."""
+        return endpoint_url(self.broker_url, self.options)
+
+    @cached_property
+    def region(self) -> str:
+        """The region kombu signs for: the transport option, else boto3's, else us-east-1."""
+        configured = self.options.get("region")
+        if configured:
+            return str(configured)
+        import boto3
+
+        return boto3.Session().region_name or limits.DEFAULT_REGION
+
+    @property
+    def credentials(self) -> tuple[str | None, str | None]:
+        """The access key and secret of the broker URL (never shown)."""
+        return url_credentials(self.broker_url)
+
+    @property
+    def visibility_timeout(self) -> float | None:
+        """The configured visibility timeout (kombu's default if unset); ``None`` if unreadable."""
+        value = self.options.get("visibility_timeout", limits.KOMBU_VISIBILITY_TIMEOUT)
+        if value is None or value == "":
+            return limits.KOMBU_VISIBILITY_TIMEOUT
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    @cached_property
+    def key(self) -> tuple[Any, ...]:
+        """Identifies the configuration, for caches shared across requests."""
+        options = json.dumps(self.options, sort_keys=True, default=str)
+        return (self.broker_url, options, tuple(self.declared))

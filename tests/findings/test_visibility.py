@@ -1,0 +1,52 @@
+"""sqs_broker.findings.visibility: visibility timeout, results, shutdown, events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
+from tests.findings.common import (
+    base_id,
+    offline_ids,
+    predefined,
+    url,
+)
+
+# Configuration, geometry and text: no SQS server needed.
+pytestmark = pytest.mark.pure
+
+#: id (and a case name) -> (configuration that raises it, configuration that does not).
+OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "sqs_broker.E005": ({"options": {"visibility_timeout": 50000}}, {}),
+    "sqs_broker.E006": (
+        {"settings": {"SQS_BROKER_MAX_ETA": 3600}},
+        {"settings": {"SQS_BROKER_MAX_ETA": 600}},
+    ),
+    "sqs_broker.W004": ({"conf": {"task_time_limit": 3600}}, {"conf": {"task_time_limit": 600}}),
+    "sqs_broker.W004.task": (
+        {"conf": {"task_annotations": {"project.demo.tasks.slow": {"time_limit": 7200}}}},
+        {"conf": {"task_annotations": {"project.demo.tasks.slow": {"time_limit": 60}}}},
+    ),
+    "sqs_broker.I003": (
+        {"env": {**predefined(celery={"url": url("celery")}), "SQS_VISIBILITY_TIMEOUT": "60"}},
+        {"env": predefined(celery={"url": url("celery")})},
+    ),
+    "sqs_broker.E007": ({"conf": {"result_backend": "rpc://"}}, {"conf": {"result_backend": None}}),
+    "sqs_broker.W005": ({}, {"env": {"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "30"}}),
+    "sqs_broker.W006": ({"conf": {"worker_send_task_events": True}}, {}),
+    "sqs_broker.W007": ({"conf": {"worker_enable_remote_control": True}}, {}),
+}
+
+
+@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
+def test_offline__raises_each_id(finding_id: str) -> None:
+    """The first configuration of each offline case raises its id."""
+    assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
+
+
+@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
+def test_offline__clean_configuration_does_not(finding_id: str) -> None:
+    """The second configuration of each offline case does not."""
+    assert base_id(finding_id) not in offline_ids(OFFLINE[finding_id][1])

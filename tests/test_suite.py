@@ -1,0 +1,34 @@
+"""The test suite's own wiring: no server at settings import, fresh module state per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from sqs_broker import actions, stats
+from tests.conftest import base_env, run_python
+
+
+@pytest.mark.pure
+def test_settings__importing_them_starts_no_server() -> None:
+    """tests.settings fixes the moto address but starts nothing (mypy and pure runs import it)."""
+    env = {k: v for k, v in base_env().items() if k != "SQS_BROKER_TEST_ENDPOINT"}
+    code = (
+        "import os, django; django.setup()\n"
+        "from tests import localserver\n"
+        "print(localserver._answers(os.environ['SQS_ENDPOINT_URL']))\n"
+    )
+    result = run_python("-c", code, env=env, settings="tests.settings")
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_module_state__empty_at_the_start_of_each_test_part_one() -> None:
+    """A test leaves pools and caches behind..."""
+    stats._online_cache[("left", "behind")] = (0.0, [])
+    actions._move_unsupported.add("http://left.behind")
+    stats._submit.__globals__["_executor"] = stats.ThreadPoolExecutor(max_workers=1)
+
+
+def test_module_state__empty_at_the_start_of_each_test_part_two() -> None:
+    """...and the next one starts without them."""
+    assert not stats._online_cache and not actions._move_unsupported
+    assert stats._executor is None
