@@ -164,7 +164,7 @@ class Settings:
     def CELERY_APP(self) -> Celery | None:
         """The Celery app the dashboard, JSON and metrics describe; ``None``: the current app.
 
-        ``SQS_BROKER_CELERY_APP`` is a dotted path such as ``"project.celery.app"``
+        ``SQS_BROKER_CELERY_APP`` is a dotted path such as ``"mysite.celery.app"``
         or a Celery app object (handy in tests and in projects with several apps).
         """
         value: Any = getattr(settings, "SQS_BROKER_CELERY_APP", None)
@@ -176,7 +176,7 @@ class Settings:
             except (ImportError, ValueError) as exc:  # ValueError: "." or ".app"
                 raise ImproperlyConfigured(
                     f"SQS_BROKER_CELERY_APP must be the dotted path of a Celery app, "
-                    f"e.g. 'project.celery.app'; {exc}"
+                    f"e.g. 'mysite.celery.app'; {exc}"
                 ) from None
         if not hasattr(value, "conf") or not hasattr(value, "send_task"):
             raise ImproperlyConfigured(

@@ -241,7 +241,7 @@ def backoff(topo: Topology) -> list[Finding]:
                             "registered in the Celery app: the policy never applies to it."
                         )
                         % {"name": name, "task": task_name},
-                        _("Use the task's full registered name, e.g. 'project.demo.tasks.flaky'."),
+                        _("Use the task's full registered name, e.g. 'billing.tasks.invoice'."),
                         queue=name,
                     )
                 )

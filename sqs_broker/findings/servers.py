@@ -46,7 +46,7 @@ def api_token(topo: Topology) -> Finding | None:
 
 
 def _entry_point_source(dotted: str) -> str | None:
-    """The source of the module holding ``dotted`` (``project.wsgi.application``), unrun.
+    """The source of the module holding ``dotted`` (``mysite.wsgi.application``), unrun.
 
     The module is found, not imported: importing a WSGI module builds the
     application. ``None`` when it cannot be found or read.
