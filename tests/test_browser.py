@@ -159,16 +159,18 @@ def test_dashboard__phone_width_and_dark_theme(browser, live_server, sqs, unique
     """At 390 px: cards, no horizontal scroll, no queue name split, health first; dark colours."""
     from playwright.sync_api import expect
 
-    _url, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    # Names as long as real ones get: the old rule split them mid-word at this width.
+    prefix = f"{unique}-notifications-"
+    _url, dlq = queue_with_dlq(sqs, f"{prefix}celery", f"{prefix}celery-dlq")
     sqs.send_message(QueueUrl=dlq, MessageBody="dead")
-    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=prefix))
     context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
     page = context.new_page()
     console = _watch_csp(page)
     try:
         with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REFRESH_SECONDS=0):
             _login(page, live_server)
-            row = page.locator(f'tr[data-queue="{unique}-celery"]')
+            row = page.locator(f'tr[data-queue="{prefix}celery"]')
             expect(row).to_be_visible()
             # Each queue name is on one line (the old rule split "celery-dlq" as "celer / y-dlq").
             for name in row.locator("a.sqs-qname").all():
