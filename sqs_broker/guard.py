@@ -16,6 +16,7 @@ from celery import bootsteps
 from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import findings
+from sqs_broker.settings import check_broker_url
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -24,7 +25,17 @@ if TYPE_CHECKING:
 
 
 def refuse_unsafe_start(app: Celery | None = None) -> None:
-    """Raise ``ImproperlyConfigured`` when E001 holds for this process."""
+    """Raise ``ImproperlyConfigured`` when E001 holds or the broker URL cannot be parsed.
+
+    A settings module may set ``CELERY_BROKER_URL`` itself, past the check
+    :mod:`sqs_broker.settings` makes on the environment's: a secret left
+    unquoted there would be read as the host and shown in every error.
+    """
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    check_broker_url(app.conf.broker_url or "")
     finding = findings.unsafe_debug(app)
     if finding is not None:
         raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
@@ -63,5 +74,15 @@ class StartGuard(bootsteps.Step):
 
 
 def install(app: Celery) -> None:
-    """Add the start guard to ``app``'s worker; safe to call more than once."""
+    """Add the start guard to ``app``'s worker; safe to call more than once.
+
+    Once Django's settings are loaded (``AppConfig.ready()`` calls this in
+    every process), a broker URL that cannot be parsed is refused here: the
+    worker, beat, ``.delay()`` and every page would otherwise fail on it
+    later with a piece of the secret in the error.
+    """
+    from django.conf import settings
+
+    if settings.configured:
+        check_broker_url(app.conf.broker_url or "")
     app.steps["worker"].add(StartGuard)

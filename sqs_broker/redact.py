@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.views.debug import ExceptionReporter
@@ -33,9 +34,14 @@ from kombu.utils.url import safequote
 MASK = "********"
 
 #: scheme://user:password@ — the password ends at the last '@' before the host.
+#: It may hold '/', '?', '#' and '@' when the URL was written without quoting
+#: (an AWS secret often holds '/'): all of it is the password, never the host.
 _URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@"
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):"
+    r"(?P<password>[^\s'\"<>]*)@"
 )
+#: scheme://token@ — user info without a password, often a token on its own.
+_URL_USER_ONLY = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s'\"<>]+)@")
 
 #: Secrets shorter than this are not scrubbed from free text: replacing "a"
 #: everywhere would mangle output without protecting anything.
@@ -55,7 +61,7 @@ def mask_url(url: str) -> str:
         shown = f"{user[:4]}{MASK}" if len(user) > 4 else user
         return f"{match['scheme']}{quote(shown, safe='*')}:{MASK}@"
 
-    return _URL_CREDENTIALS.sub(hide, url)
+    return _URL_USER_ONLY.sub(rf"\g<scheme>{MASK}@", _URL_CREDENTIALS.sub(hide, url))
 
 
 def url_has_credentials(url: str) -> bool:
@@ -297,6 +303,9 @@ def install_log_scrubbing() -> None:
     logging.setLogRecordFactory(factory)
 
 
+#: Shown instead of the endpoint when the broker URL cannot be parsed.
+UNPARSABLE_URL = "(CELERY_BROKER_URL cannot be parsed: quote its key and secret)"
+
 #: Environment variables that tell where boto3's default chain finds credentials.
 #: Only their presence is shown, never their value.
 _CHAIN_HINTS = (
@@ -316,6 +325,8 @@ def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) ->
     """
     from kombu.utils.url import url_to_parts
 
+    from sqs_broker.settings import check_broker_url
+
     if app is None:
         from celery import current_app
 
@@ -324,12 +335,20 @@ def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) ->
     conf = app.conf
     options = dict(conf.broker_transport_options or {})
     broker = conf.broker_url or "sqs://"
-    parts = url_to_parts(broker)
     endpoint = None
-    if parts.hostname:
+    try:
+        check_broker_url(broker)
+        parts = url_to_parts(broker)
+        hostname, port = parts.hostname, parts.port
+    except (ImproperlyConfigured, ValueError):
+        # A URL set in a settings module with an unquoted secret: its "host"
+        # and "port" are pieces of the secret, so nothing of it is shown.
+        hostname, port = None, None
+        endpoint = UNPARSABLE_URL
+    if hostname:
         scheme = "https" if options.get("is_secure") else "http"
-        port = f":{parts.port}" if parts.port else ""
-        endpoint = mask_url(f"{scheme}://{parts.hostname}{port}")
+        shown_port = f":{port}" if port else ""
+        endpoint = mask_url(f"{scheme}://{hostname}{shown_port}")
     predefined = options.get("predefined_queues") or {}
     if url_has_credentials(broker):
         main = "url"

@@ -174,11 +174,12 @@ def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]
         raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read(), f"{name}_FILE"
+            text = handle.read()
     except OSError as exc:
         raise ImproperlyConfigured(
             f"{name}_FILE names a file that cannot be read ({exc.strerror})."
         ) from None
+    return text, f"{name}_FILE"
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -227,10 +228,45 @@ def endpoint(env: Mapping[str, str]) -> tuple[str, bool] | None:
     return parts.netloc, parts.scheme == "https"
 
 
+#: The fix for a broker URL whose keys are not quoted, named in the refusal.
+_BROKER_URL_FIX = (
+    "quote the key and secret with kombu.utils.url.safequote, or leave CELERY_BROKER_URL "
+    "unset and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with "
+    "SQS_CREDENTIALS_IN_URL=true if they must travel in the URL)"
+)
+
+
+def check_broker_url(url: str, name: str = "CELERY_BROKER_URL") -> None:
+    """Refuse a broker URL that kombu would split inside its user info.
+
+    An AWS secret holds '/' about half the time; unquoted, it ends the host
+    part early, so kombu reads a piece of the secret as the host or the port
+    ("Port could not be cast to integer value as 'wJalr...'") in every error,
+    log and e-mail from then on. The message shows no part of the URL.
+    """
+    rest = url.partition("://")[2]
+    # Where urlsplit ends the host part: an '@' after it was meant for the user info.
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    cut = f"{name} cannot be parsed: "
+    if "@" in rest[end:]:
+        raise ImproperlyConfigured(
+            cut + "its user info holds an unquoted '/', '?' or '#' (common in AWS secrets), "
+            f"so the secret would be read as the host; {_BROKER_URL_FIX}."
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing is the check
+    except ValueError:
+        raise ImproperlyConfigured(
+            cut + "its port is not a number from 0 to 65535 (an unquoted ':' or '/' in the "
+            f"user info reads as one); {_BROKER_URL_FIX}."
+        ) from None
+
+
 def broker_url(env: Mapping[str, str]) -> str:
     """The final broker URL: explicit ``CELERY_BROKER_URL`` or one built for SQS."""
     explicit = _raw(env, "CELERY_BROKER_URL")
     if explicit is not None:
+        check_broker_url(explicit)
         return explicit
     host = ""
     where = endpoint(env)
@@ -457,9 +493,10 @@ def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     token = _SECRETS.set(_secrets_in(env))
     try:
-        return _celery_settings(env)
+        settings = _celery_settings(env)
     finally:
         _SECRETS.reset(token)
+    return settings
 
 
 def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:

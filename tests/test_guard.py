@@ -90,3 +90,43 @@ def test_worker__starts_when_debug_is_off(start_worker, unique) -> None:
     # moto accepts any key, so the URL's keys reach the local SQS as they would AWS.
     worker = start_worker(env)
     assert worker.process.poll() is None
+
+
+#: A settings module that sets the broker URL itself, its secret not quoted.
+UNQUOTED_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+UNQUOTED_SETTINGS = f"""
+from project.settings import *  # noqa: F403
+CELERY_BROKER_URL = "sqs://AKIAEXAMPLE:{UNQUOTED_SECRET}@127.0.0.1:4566"
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["manage.py", "check"],
+        ["-c", "import project.wsgi"],
+        ["-c", "import project.asgi"],
+        ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
+        ["-m", "celery", "-A", "project", "beat"],
+    ],
+    ids=["check", "wsgi", "asgi", "worker", "beat"],
+)
+def test_processes__refuse_an_unquoted_secret_set_in_settings(argv: list[str], tmp_path) -> None:
+    """A settings module's broker URL with an unquoted '/' stops every process, no piece shown."""
+    (tmp_path / "unquoted_settings.py").write_text(UNQUOTED_SETTINGS)
+    env = base_env(DJANGO_SECRET_KEY="x" * 50, PYTHONPATH=str(tmp_path))
+    result = run_python(*argv, env=env, settings="unquoted_settings", timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "CELERY_BROKER_URL cannot be parsed" in output and "safequote" in output
+    assert not [p for p in UNQUOTED_SECRET.split("/") if p in output], output[-3000:]
+
+
+def test_refuse_unsafe_start__unquoted_url_in_settings() -> None:
+    """The start-up refusal covers a URL set directly on the app, without showing it."""
+    app = make_app({})
+    app.conf.broker_url = f"sqs://AKIAEXAMPLE:{UNQUOTED_SECRET}@127.0.0.1:4566"
+    with override_settings(DEBUG=False), pytest.raises(ImproperlyConfigured) as caught:
+        guard.refuse_unsafe_start(app)
+    assert "CELERY_BROKER_URL" in str(caught.value)
+    assert not [p for p in UNQUOTED_SECRET.split("/") if p in str(caught.value)]

@@ -238,3 +238,43 @@ def test_bad_values__never_show_a_secret() -> None:
     with pytest.raises(ImproperlyConfigured) as caught:
         celery_settings(env)
     assert canary not in str(caught.value)
+
+
+#: Canary secrets with every character that breaks an unquoted URL.
+UNQUOTED_SECRETS = [
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "12345/CanaryDigitsFirst+Zz",
+    "Canary?Query#Frag/Part",
+    "Canary:Colon/Slash@At+Plus",
+]
+
+
+def pieces(secret: str) -> list[str]:
+    """The parts of ``secret`` between the characters a URL parser splits on."""
+    import re
+
+    return [p for p in re.split(r"[/?#@:+]", secret) if len(p) >= 4]
+
+
+@pytest.mark.parametrize("secret", UNQUOTED_SECRETS)
+def test_explicit_broker_url__unquoted_secret_refused_without_a_piece_of_it(secret) -> None:
+    """An explicit URL with an unquoted secret is refused, naming the fix and no piece of it."""
+    env = {"CELERY_BROKER_URL": f"sqs://AKIAEXAMPLE:{secret}@127.0.0.1:4566"}
+    with pytest.raises(ImproperlyConfigured) as caught:
+        celery_settings(env)
+    message = str(caught.value)
+    assert "CELERY_BROKER_URL" in message and "safequote" in message
+    assert "AWS_SECRET_ACCESS_KEY" in message
+    assert not [p for p in pieces(secret) if p in message], message
+    assert "AKIAEXAMPLE" not in message and "127.0.0.1" not in message
+
+
+@pytest.mark.parametrize("secret", UNQUOTED_SECRETS)
+def test_explicit_broker_url__quoted_secret_accepted(secret) -> None:
+    """The same secret safequoted is accepted and parses back byte-identical."""
+    from kombu.utils.url import safequote
+
+    url = f"sqs://AKIAEXAMPLE:{safequote(secret)}@127.0.0.1:4566"
+    assert celery_settings({"CELERY_BROKER_URL": url})["CELERY_BROKER_URL"] == url
+    assert Connection(url).password == secret
+
