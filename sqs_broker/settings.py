@@ -147,6 +147,9 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float) -> flo
 #: value holding one (a secret pasted into the wrong variable, a URL password).
 _SECRETS: ContextVar[frozenset[str]] = ContextVar("sqs_broker_secrets", default=frozenset())
 _URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
+#: A URL with user info in any form: ``user:password@``, a lone ``token@``, or a
+#: password whose unquoted '/' makes the '@' fall after the host.
+_URL_USERINFO = re.compile(r"://[^\s]*@")
 _JSON_SECRET = re.compile(r'"secret_access_key"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -159,7 +162,7 @@ def _secrets_in(env: Mapping[str, str]) -> frozenset[str]:
 
 def _shown(value: str, limit: int = 40) -> str:
     """A non-secret value for an error message: quoted and cut short."""
-    if _URL_PASSWORD.search(value) or any(s in value for s in _SECRETS.get()):
+    if _URL_USERINFO.search(value) or any(s in value for s in _SECRETS.get()):
         return "(a value holding a secret, not shown)"
     text = value if len(value) <= limit else value[:limit] + "..."
     return repr(text)

@@ -278,3 +278,12 @@ def test_explicit_broker_url__quoted_secret_accepted(secret) -> None:
     assert celery_settings({"CELERY_BROKER_URL": url})["CELERY_BROKER_URL"] == url
     assert Connection(url).password == secret
 
+
+def test_endpoint__lone_user_info_not_echoed() -> None:
+    """A token before the endpoint's host (no password) is not shown in the error."""
+    token = "CanaryEndpointToken42"
+    with pytest.raises(ImproperlyConfigured) as caught:
+        celery_settings({"SQS_ENDPOINT_URL": f"http://{token}@127.0.0.1:4566"})
+    assert "SQS_ENDPOINT_URL" in str(caught.value)
+    assert token not in str(caught.value)
+
