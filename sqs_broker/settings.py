@@ -182,6 +182,12 @@ def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]
         raise ImproperlyConfigured(
             f"{name}_FILE names a file that cannot be read ({exc.strerror})."
         ) from None
+    except UnicodeDecodeError as exc:
+        # The position, not the bytes: the file may hold a secret.
+        raise ImproperlyConfigured(
+            f"{name}_FILE names a file that is not UTF-8 text (byte {exc.start}); "
+            "save it as UTF-8."
+        ) from None
     return text, f"{name}_FILE"
 
 

@@ -287,3 +287,17 @@ def test_endpoint__lone_user_info_not_echoed() -> None:
     assert "SQS_ENDPOINT_URL" in str(caught.value)
     assert token not in str(caught.value)
 
+
+@pytest.mark.parametrize("name", ["SQS_PREDEFINED_QUEUES", "AWS_SECRET_ACCESS_KEY"])
+def test_file__not_utf8_raises_improperly_configured(name, tmp_path) -> None:
+    """A *_FILE that is not UTF-8 raises ImproperlyConfigured naming the variable, no bytes."""
+    path = tmp_path / "value"
+    path.write_bytes(b"Canary\xff\xfeLatin1\xe9")
+    env = {f"{name}_FILE": str(path)}
+    if name == "AWS_SECRET_ACCESS_KEY":
+        env["AWS_ACCESS_KEY_ID"] = "AKIAEXAMPLE"
+    with pytest.raises(ImproperlyConfigured) as caught:
+        celery_settings(env)
+    message = str(caught.value)
+    assert f"{name}_FILE" in message and "UTF-8" in message
+    assert "Canary" not in message
