@@ -173,8 +173,7 @@ def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]
     path = _raw(env, f"{name}_FILE")
     if path is None:
         return _raw(env, name), name
-    if _raw(env, name) is not None:
-        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    inline = _raw(env, name)
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -188,6 +187,10 @@ def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]
             f"{name}_FILE names a file that is not UTF-8 text (byte {exc.start}); "
             "save it as UTF-8."
         ) from None
+    # The same value in both is what export_file_secrets leaves behind (and
+    # what a process started from this one inherits): not a conflict.
+    if inline is not None and inline != text.strip():
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
     return text, f"{name}_FILE"
 
 
@@ -505,7 +508,29 @@ def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         settings = _celery_settings(env)
     finally:
         _SECRETS.reset(token)
+    if env is os.environ:
+        export_file_secrets(os.environ)
     return settings
+
+
+def export_file_secrets(environ: MutableMapping[str, str]) -> None:
+    """Put the secret of ``AWS_SECRET_ACCESS_KEY_FILE`` in ``AWS_SECRET_ACCESS_KEY``.
+
+    boto3 reads the secret from the process environment only, and kombu's SQS
+    transport hands it keys from the broker URL or a predefined queue only:
+    without this, a secret given as a file reaches nobody unless it travels in
+    the URL (the worker loops on "Partial credentials found in env", sqs_check
+    reports E018). Exporting it gives the file exactly the inline variable's
+    effect in every process the settings load in (worker, web server,
+    commands, publishers) and in the processes they start; the log scrubbing
+    then knows it too. Settings for another mapping than ``os.environ`` never
+    touch the process environment.
+    """
+    if _raw(environ, "AWS_SECRET_ACCESS_KEY_FILE") is None:
+        return
+    secret = _secret(environ, "AWS_SECRET_ACCESS_KEY")
+    if secret is not None:
+        environ["AWS_SECRET_ACCESS_KEY"] = secret
 
 
 def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:

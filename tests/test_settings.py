@@ -301,3 +301,83 @@ def test_file__not_utf8_raises_improperly_configured(name, tmp_path) -> None:
     message = str(caught.value)
     assert f"{name}_FILE" in message and "UTF-8" in message
     assert "Canary" not in message
+
+
+FILE_SECRET = "CanaryFileSecret/+=Ab12"
+
+
+@pytest.fixture
+def secret_file(tmp_path):
+    path = tmp_path / "aws_secret"
+    path.write_text(FILE_SECRET + "\n")
+    return path
+
+
+def test_secret_file__exported_like_the_inline_variable(monkeypatch, secret_file) -> None:
+    """AWS_SECRET_ACCESS_KEY_FILE ends up where boto3 reads the secret, and reads again."""
+    import os
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFILETEST")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY_FILE", str(secret_file))
+    celery_settings()
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == FILE_SECRET
+    celery_settings()  # a second read (a child process, the autoreloader) is not "both set"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another-secret")
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        celery_settings()
+
+
+def test_secret_file__other_mappings_leave_the_environment_alone(monkeypatch, secret_file):
+    """Settings built from a mapping other than os.environ never write the environment."""
+    import os
+
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    env = {"AWS_ACCESS_KEY_ID": "AKIAFILETEST", "AWS_SECRET_ACCESS_KEY_FILE": str(secret_file)}
+    celery_settings(env)
+    assert "AWS_SECRET_ACCESS_KEY" not in os.environ and "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def _file_env(secret_file, unique: str) -> dict[str, str]:
+    from tests.conftest import base_env
+
+    env = base_env(
+        AWS_ACCESS_KEY_ID="AKIAFILETEST",
+        AWS_SECRET_ACCESS_KEY_FILE=str(secret_file),
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+    )
+    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    return env
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_secret_file__worker_consumes_with_it(start_worker, secret_file, unique, tmp_path):
+    """A worker with only AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY_FILE runs a task."""
+    import time
+
+    from tests.conftest import make_app
+
+    env = _file_env(secret_file, unique)
+    worker = start_worker(env, wait=False)
+    journal = tmp_path / "journal"
+    make_app(env).send_task("project.demo.tasks.journal", args=(str(journal), "ran"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not journal.exists():
+        assert worker.process.poll() is None, worker.output()
+        time.sleep(0.1)
+    assert journal.exists(), worker.output()[-3000:]
+    assert "Partial credentials" not in worker.output()
+    assert FILE_SECRET not in worker.output()
+
+
+def test_secret_file__sqs_check_finds_the_credentials(sqs_endpoint, secret_file, unique) -> None:
+    """sqs_check with the secret in a file reports no E018 and does not print it."""
+    from tests.conftest import run_python
+
+    env = _file_env(secret_file, unique)
+    result = run_python("manage.py", "sqs_check", "--json", env={**env, "DJANGO_SECRET_KEY": "x"})
+    assert "sqs_broker.E018" not in result.stdout, result.stdout[-2000:]
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    assert FILE_SECRET not in result.stdout + result.stderr
