@@ -1,4 +1,7 @@
-"""ASGI entry point. sqs_broker's wrapper refuses to serve with DEBUG and keys in the URL."""
+"""ASGI entry point. sqs_broker's wrapper refuses to serve with DEBUG and keys in the URL.
+
+A configuration error stops the server with one line on stderr, not a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-from sqs_broker.guard import get_asgi_application  # noqa: E402
+from sqs_broker.guard import exit_on_configuration_error, get_asgi_application  # noqa: E402
 
-application = get_asgi_application()
+with exit_on_configuration_error():
+    application = get_asgi_application()
