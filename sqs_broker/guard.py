@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from celery import bootsteps, signals
 from django.core.exceptions import ImproperlyConfigured
 
+from sqs_broker.redact import install_report_masking
 from sqs_broker.settings import check_broker_url
 
 if TYPE_CHECKING:
@@ -190,10 +191,10 @@ def install(app: Celery) -> None:
 
     Call it from the project's Celery module too: ``celery events`` never
     sets Django up, so ``AppConfig.ready()`` (which also calls this) does not
-    run there, and beat would print its banner first. Once Django's settings are loaded (``ready()``), a broker URL
-    that cannot be parsed is refused here: the worker, beat, ``.delay()`` and
-    every page would otherwise fail on it later with a piece of the secret
-    in the error.
+    run there, and beat would print its banner first. Once Django's settings
+    are loaded (``ready()``), a broker URL that cannot be parsed is refused
+    here: the worker, beat, ``.delay()`` and every page would otherwise fail
+    on it later with a piece of the secret in the error.
     """
     global _beat_connected
     from django.conf import settings
@@ -201,6 +202,8 @@ def install(app: Celery) -> None:
     if settings.configured:
         check_broker_url(app.conf.broker_url or "")
     app.steps["worker"].add(StartGuard)
+    # `celery report` prints the configuration; Celery masks only `broker_url`.
+    install_report_masking(app)
     if not getattr(app, "sqs_broker_guarded", False):
         app.sqs_broker_guarded = True  # type: ignore[attr-defined]
         # Celery's hook for a project's own command-line options; read when

@@ -9,7 +9,8 @@ command output, logs and error reports pass their text through it:
   print (raw, ``safequote``-d, percent-encoded), with a fixed mask;
 * :class:`SafeExceptionReporterFilter` and :class:`SafeExceptionReporter`
   keep them out of Django's technical 500 page and error e-mails;
-* :class:`SecretLogFilter` keeps them out of log records.
+* :class:`SecretLogFilter` keeps them out of log records;
+* :func:`celery_bugreport` keeps them out of ``celery report``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,36 @@ def scrub_data(value: Any, secrets: Iterable[str] | None = None) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(scrub_data(item, pool) for item in value)
     return value
+
+
+def _url_secrets(conf: Any) -> tuple[str, ...]:
+    found: list[str] = []
+    for name in ("broker_url", "broker_read_url", "broker_write_url", "result_backend"):
+        value = conf.get(name)
+        if isinstance(value, str):
+            found.extend(unquote(m["password"]) for m in _URL_CREDENTIALS.finditer(value))
+    return tuple(found)
+
+
+def celery_bugreport(app: Any) -> str:
+    """Celery's bug report (``celery report``) with every secret of the app masked.
+
+    Celery masks a URL only under the key ``broker_url``; read through
+    Django's settings the key is ``CELERY_BROKER_URL``, and the report (which
+    Celery's issue template asks users to paste) printed the secret.
+    """
+    from celery.app.utils import bugreport
+
+    pool = known_secrets() | _every_spelling(_url_secrets(app.conf))
+    return scrub(bugreport(app), pool)
+
+
+def install_report_masking(app: Any) -> None:
+    """Make ``app.bugreport()`` (``celery report``) mask secrets; safe to call twice."""
+    if not getattr(app.bugreport, "masks_secrets", False):
+        report = functools.partial(celery_bugreport, app)
+        report.masks_secrets = True  # type: ignore[attr-defined]
+        app.bugreport = report
 
 
 class _Shown:

@@ -184,8 +184,7 @@ def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]
     except UnicodeDecodeError as exc:
         # The position, not the bytes: the file may hold a secret.
         raise ImproperlyConfigured(
-            f"{name}_FILE names a file that is not UTF-8 text (byte {exc.start}); "
-            "save it as UTF-8."
+            f"{name}_FILE names a file that is not UTF-8 text (byte {exc.start}); save it as UTF-8."
         ) from None
     # The same value in both is what export_file_secrets leaves behind (and
     # what a process started from this one inherits): not a conflict.
