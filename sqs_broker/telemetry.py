@@ -18,7 +18,7 @@ what they see themselves and write it to the database through the ORM:
   started on ``worker_process_init``.
 * The main process's recorder belongs to :class:`TelemetryStep`, a worker
   bootstep (Celery swallows exceptions in signal handlers; a bootstep also
-  sees the worker's warm shutdown, which marks the heartbeat stopped).
+  sees the worker's warm shutdown, which alone marks the heartbeat stopped).
 
 Writes are additive (``F()`` increments), so several processes and several
 workers can write the same rows at once; rows are touched in a fixed order
@@ -539,10 +539,24 @@ class _Runner:
     def start(self) -> None:
         self.recorder.start()
 
-    def stop(self) -> None:
-        self.recorder.stop(stopped=True)
+    def stop(self, stopped: bool = False) -> None:
+        self.recorder.stop(stopped=stopped)
 
-    terminate = stop
+
+def warm_shutdown() -> bool:
+    """Whether this worker is stopping because it was asked to, warmly (SIGTERM, Ctrl-C once).
+
+    Celery stops the bootsteps the same way after an unrecoverable error,
+    and a cold shutdown (SIGQUIT) terminates them like a crash: neither may
+    mark the worker stopped, or a worker that died would leave the dashboard
+    after the window instead of showing as lost.
+    """
+    from celery.worker import state
+
+    # Identity, as Celery tests them: exit status 0 is a warm stop, not False.
+    stopping = state.should_stop is not None and state.should_stop is not False
+    terminating = state.should_terminate is not None and state.should_terminate is not False
+    return stopping and not terminating
 
 
 class TelemetryStep(bootsteps.StartStopStep):
@@ -575,6 +589,16 @@ class TelemetryStep(bootsteps.StartStopStep):
     def create(self, parent: Any) -> _Runner | None:
         current = recorder()
         return _Runner(current) if current is not None else None
+
+    def stop(self, parent: Any) -> None:
+        """The worker stops: flush, and mark it stopped only on a warm shutdown."""
+        if self.obj is not None:
+            self.obj.stop(stopped=warm_shutdown())
+
+    def terminate(self, parent: Any) -> None:
+        """A cold shutdown: flush what is left, and leave the worker to show as lost."""
+        if self.obj is not None:
+            self.obj.stop(stopped=False)
 
 
 def _before_fork() -> None:
