@@ -562,3 +562,64 @@ def test_worker__cold_shutdown_is_not_a_stop(start_worker, unique) -> None:
     state = {w["hostname"]: w["state"] for w in telemetry.snapshot(300)["workers"]}
     assert state[beat.hostname] in ("alive", "lost")
 
+
+class _DatabaseLock:
+    """Another process's lock on the telemetry tables: SQLite's whole file, PostgreSQL's tables."""
+
+    def __init__(self) -> None:
+        self.conn: object | None = None
+
+    def acquire(self) -> None:
+        s = connection.settings_dict
+        if connection.vendor == "sqlite":
+            conn = sqlite3.connect(s["TEST"].get("NAME") or s["NAME"], isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+        else:
+            import psycopg
+
+            conn = psycopg.connect(
+                host=s.get("HOST") or "127.0.0.1",
+                port=s.get("PORT") or 5432,
+                user=s.get("USER") or "postgres",
+                password=s.get("PASSWORD") or None,
+                dbname=s["NAME"],
+            )
+            conn.execute(
+                "LOCK TABLE sqs_broker_taskcounter, sqs_broker_workerheartbeat "
+                "IN ACCESS EXCLUSIVE MODE"
+            )
+        self.conn = conn
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.rollback()  # type: ignore[attr-defined]
+            self.conn.close()  # type: ignore[attr-defined]
+            self.conn = None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_worker__locked_database_does_not_hold_tasks_back(start_worker, unique, tmp_path) -> None:
+    """A prefork worker forking a child per task runs its tasks while telemetry is locked out."""
+    # Results out of the database: only telemetry may touch it while it is locked.
+    env = _env(unique, CELERY_RESULT_BACKEND="cache+memory://")
+    start_worker(env, pool="prefork", extra=("--concurrency=2", "--max-tasks-per-child=1"))
+    _wait_for(WorkerHeartbeat.objects.first, what="the first heartbeat")
+    lock = _DatabaseLock()
+    lock.acquire()
+    try:
+        time.sleep(2 * INTERVAL)  # flushes are now waiting on the lock
+        journal = tmp_path / "journal"
+        app = make_app(env)
+        started = time.monotonic()
+        for n in range(6):
+            app.send_task("project.demo.tasks.journal", args=(str(journal), f"t{n}"))
+        done = _wait_for(
+            lambda: journal.exists() and len(journal.read_text().splitlines()) == 6,
+            timeout=12,
+            what="six tasks while the database is locked",
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        lock.release()
+    assert done and elapsed < 12
