@@ -9,7 +9,13 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-from sqs_broker.guard import exit_on_configuration_error, get_wsgi_application  # noqa: E402
+from sqs_broker.guard import (  # noqa: E402
+    SERVER_EXIT_STATUS,
+    exit_on_configuration_error,
+    get_wsgi_application,
+)
 
-with exit_on_configuration_error():
+# Status 4 is gunicorn's "App failed to load": it stops instead of booting
+# new workers that fail the same way, forever.
+with exit_on_configuration_error(SERVER_EXIT_STATUS):
     application = get_wsgi_application()

@@ -14,7 +14,8 @@ A bad setting is one message, not a traceback of 50 to 120 lines through
 Django, Celery and click: :func:`exit_on_configuration_error` (``manage.py``,
 WSGI, ASGI) and :func:`install_excepthook` (the ``celery`` command, whose
 entry point the project does not own) print ``ImproperlyConfigured: <message>``
-on stderr and exit with status 1.
+on stderr and exit with status 1 (4 for the WSGI/ASGI application, which
+gunicorn reads as "App failed to load" and stops on).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 #: The exit status of a process stopped by a configuration error.
 EXIT_STATUS = 1
+#: The exit status of a WSGI/ASGI application that cannot load: gunicorn's
+#: "App failed to load", on which its arbiter stops. On any other status it
+#: boots a new worker at once, forever, printing the same error each time.
+SERVER_EXIT_STATUS = 4
 
 
 def configuration_message(exc: ImproperlyConfigured) -> str:
