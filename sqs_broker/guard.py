@@ -210,7 +210,7 @@ def install(app: Celery) -> None:
     # `celery report` prints the configuration; Celery masks only `broker_url`.
     install_report_masking(app)
     if not getattr(app, "sqs_broker_guarded", False):
-        app.sqs_broker_guarded = True  # type: ignore[attr-defined]
+        app.sqs_broker_guarded = True
         # Celery's hook for a project's own command-line options; read when
         # the `celery` command builds its subcommands, so only a call from the
         # project's Celery module (before Django is set up) reaches it.

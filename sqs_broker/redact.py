@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter
 from django.views.debug import SafeExceptionReporterFilter as DjangoFilter
 from kombu.utils.url import safequote
@@ -241,7 +242,9 @@ class SafeExceptionReporterFilter(DjangoFilter):
             return scrub(cleansed)
         return cleansed
 
-    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> list[tuple[str, Any]]:
+    def get_traceback_frame_variables(  # type: ignore[override]  # Django iterates, nothing more
+        self, request: Any, tb_frame: Any
+    ) -> list[tuple[str, Any]]:
         variables = super().get_traceback_frame_variables(request, tb_frame)
         pool = known_secrets()
         shown = []
@@ -261,16 +264,17 @@ class SafeExceptionReporter(ExceptionReporter):
     all; scrubbing the finished page covers them too.
     """
 
-    def get_traceback_html(self) -> str:
+    def get_traceback_html(self) -> SafeString:
         # Secrets are scrubbed in their HTML-escaped spelling as well.
         from django.utils.html import escape
 
         pool = known_secrets()
         html = str(super().get_traceback_html())
-        return scrub(html, pool | {str(escape(s)) for s in pool})
+        # Still the page Django rendered, only with secrets replaced: safe as it was.
+        return mark_safe(scrub(html, pool | {str(escape(s)) for s in pool}))  # noqa: S308
 
-    def get_traceback_text(self) -> str:
-        return scrub(str(super().get_traceback_text()))
+    def get_traceback_text(self) -> SafeString:
+        return mark_safe(scrub(str(super().get_traceback_text())))  # noqa: S308
 
 
 _scrubbing = threading.local()

@@ -407,10 +407,13 @@ def predefined_queues(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         return {}
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         # The position, not the text: the JSON may hold secrets.
-        detail = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise ImproperlyConfigured(f"{source} is not valid JSON{detail}.") from None
+        raise ImproperlyConfigured(
+            f"{source} is not valid JSON at line {exc.lineno} column {exc.colno}."
+        ) from None
+    except (ValueError, RecursionError):  # nested too deep, say: no position to give
+        raise ImproperlyConfigured(f"{source} is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ImproperlyConfigured(
             f'{source} must be a JSON object of queue name -> {{"url": ...}}.'

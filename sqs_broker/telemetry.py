@@ -753,7 +753,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     workers = []
     for beat in WorkerHeartbeat.objects.all():
         state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
-        if state == "stopped" and beat.stopped_at < since:
+        if state == "stopped" and beat.stopped_at is not None and beat.stopped_at < since:
             continue
         if state == "lost" and beat.last_seen < lost_since:
             continue  # long gone (a container's random hostname, say): retention prunes it
