@@ -229,6 +229,11 @@ def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[st
     except Exception as exc:  # the page shows why the move stopped; nothing is hidden
         record["errors"] = [*record["errors"], error_text(exc)[0]][-5:]
         _finish(record, "failed", dlq, app)
+    # Cancelled while this step ran (another request): the cancel stands.
+    latest = get(record["id"])
+    if latest is not None and latest["state"] == "cancelled" and record["state"] == "running":
+        _finish(record, "cancelled", dlq, app)
+        record["logged"] = latest.get("logged", False)
     return _save(record)
 
 

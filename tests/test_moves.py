@@ -160,3 +160,20 @@ def test_native__start_progress_and_cancel_are_sqs_calls(sqs, sqs_endpoint, uniq
         assert (done["state"], done["moved"]) == ("done", 10)
         # No rate: SQS's own default, nothing sent for it.
         assert "MaxNumberOfMessagesPerSecond" not in fake.calls[-2][1]
+
+
+@pytest.mark.django_db
+def test_cancel__during_a_step_stands(sqs, unique, dead):
+    """A cancel that arrives while a step runs is not undone when that step saves."""
+    import threading
+
+    app, _source_url, dlq_url, _ids = dead
+    source, dlq = _states(app, unique)
+    record = moves.start(dlq, source, app, rate=2)
+    stepping = threading.Thread(target=moves.step, args=(record["id"], app, 1.5))
+    stepping.start()
+    time.sleep(0.4)
+    assert moves.cancel(record["id"], app)["state"] == "cancelled"
+    stepping.join()
+    assert moves.get(record["id"])["state"] == "cancelled"
+    assert moves.step(record["id"], app)["state"] == "cancelled"
