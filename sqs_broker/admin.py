@@ -195,10 +195,12 @@ class DashboardAdmin(admin.ModelAdmin):
             windows=stats.WINDOWS,
             history_hours=app_settings.HISTORY_HOURS,
             telemetry=telemetry.panels(data),
-            # Problems first: errors, then warnings, then the rest.
+            # Problems first: errors, then warnings; the rest folded below them.
             findings_by_level=sorted(
-                data["findings"], key=lambda f: {"error": 0, "warning": 1}.get(f["level"], 2)
+                [f for f in data["findings"] if f["level"] in ("error", "warning")],
+                key=lambda f: f["level"] != "error",
             ),
+            findings_info=[f for f in data["findings"] if f["level"] not in ("error", "warning")],
             backoff_open=any(r["findings"] for r in rows if r["q"]["backoff_policy"]),
             **(extra_context or {}),
         )

@@ -499,6 +499,9 @@ def test_dashboard__health_first_and_in_the_json(client, sqs, unique, app, with_
     assert 'class="dlq-visible sqs-dlq-full"' in html
     assert "sqs_broker/dashboard.js" in html and "sqs_broker/dashboard.css" in html
     data = client.get("/sqs/stats.json").json()
+    # Informational findings fold away below the errors and warnings.
+    infos = [f for f in data["findings"] if f["level"] not in ("error", "warning")]
+    assert ('id="sqs-findings-info"' in html) is bool(infos)
     assert data["health"]["dead_letters"] == 3
     assert data["health"]["dead_letter_queues"] == [f"{unique}-celery-dlq"]
     assert data["health"]["level"] == "error"
