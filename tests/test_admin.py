@@ -565,3 +565,36 @@ def test_task_lookup__result_traceback_and_peek_link(client, sqs, unique, app):
     assert peek.context["peeked"][0]["result"]["state"] == "FAILURE"
     body = peek.content.decode()
     assert f"task/?id={sent.id}" in body and "KeyError: gone" in body
+
+
+@pytest.mark.django_db
+def test_dashboard__in_flight_with_idle_workers_is_explained(client, sqs, unique, app):
+    """Messages in flight while the queue's live worker runs nothing: the page says why."""
+    from django.utils import timezone
+
+    from sqs_broker.models import WorkerHeartbeat
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    for i in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=600)
+    now = timezone.now()
+    worker = WorkerHeartbeat.objects.create(
+        hostname=f"w@{unique}",
+        pid=1,
+        pool="prefork",
+        concurrency=2,
+        queues=[f"{unique}-celery"],
+        started_at=now - timedelta(minutes=5),
+        last_seen=now,
+        active=0,
+    )
+    client.force_login(user_with("view_dashboard"))
+    html = client.get(DASHBOARD).content.decode()
+    assert 'id="sqs-unheld"' in html
+    assert f"2 messages of {unique}-celery are in flight" in html
+    health = client.get("/sqs/stats.json").json()["health"]
+    assert health["unheld_in_flight"] == [{"queue": f"{unique}-celery", "in_flight": 2}]
+    worker.active = 2  # a busy worker holds them: nothing to explain
+    worker.save()
+    assert 'id="sqs-unheld"' not in client.get(DASHBOARD).content.decode()
