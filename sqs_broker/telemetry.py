@@ -72,7 +72,9 @@ SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
 CounterKey = tuple[str, str, datetime]
 #: The integer columns of a task counter row.
-COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered")
+COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered", "poisoned")
+#: The task name poison messages are counted under: no task could be read from them.
+POISON_TASK = "(undecodable)"
 #: Every column of a task counter row that :class:`Counts` holds, by the same names.
 COUNTS_COLUMNS = (*COUNT_FIELDS, "runtime_sum", "runtime_max")
 
@@ -86,6 +88,7 @@ class Counts:
     failed: int = 0
     retried: int = 0
     redelivered: int = 0
+    poisoned: int = 0
     runtime_sum: float = 0.0
     runtime_max: float = 0.0
 
@@ -96,6 +99,7 @@ class Counts:
         self.failed += other.failed
         self.retried += other.retried
         self.redelivered += other.redelivered
+        self.poisoned += other.poisoned
         self.runtime_sum += other.runtime_sum
         self.runtime_max = max(self.runtime_max, other.runtime_max)
 
@@ -176,6 +180,10 @@ class Recorder:
     def received(self, task: str, queue: str, receive_count: int) -> None:
         """A delivery of ``task``; a redelivery when SQS received it before."""
         self._add(task, queue, received=1, redelivered=1 if receive_count > 1 else 0)
+
+    def poisoned(self, queue: str) -> None:
+        """A message of ``queue`` that no task could be made of, moved out of the way."""
+        self._add(POISON_TASK, queue, poisoned=1)
 
     def started(self, task_id: str) -> None:
         """The task began running here: its run time starts now."""
@@ -718,6 +726,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "failed": c.failed,
                 "retried": c.retried,
                 "redelivered": c.redelivered,
+                "poisoned": c.poisoned,
                 "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
                 "runtime_max": round(c.runtime_max, 6) if finished else None,
                 "failure_rate": _rate(c.failed, finished),
@@ -750,7 +759,11 @@ def panels(data: Mapping[str, Any]) -> dict[str, Any]:
         counts[worker["state"]] = counts.get(worker["state"], 0) + 1
     width, height = 120, 24
     tasks = []
+    poison = []
     for task in data.get("tasks") or []:
+        if task["name"] == POISON_TASK:
+            poison.append({"queue": task["queue"], "count": task.get("poisoned", 0)})
+            continue
         series = task.get("series") or []
         tasks.append(
             {
@@ -771,6 +784,7 @@ def panels(data: Mapping[str, Any]) -> dict[str, Any]:
         "workers": workers,
         "counts": counts,
         "tasks": tasks,
+        "poison": poison,
         "unconsumed": list(data.get("unconsumed_queues") or []),
         "window": data.get("telemetry_window"),
     }
