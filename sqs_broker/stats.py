@@ -105,11 +105,16 @@ def _sqs_pass_in_language(app: Celery, with_online: bool) -> Pass:
         if policy and policy["name"] not in known:
             wanted.setdefault(policy["name"], _dead_letter_ref(policy["name"], app))
     # Quarantine queues (sqs_broker.transport) are listed with the app's queues
-    # when they exist, asked in the same second batch as the dead-letter queues.
+    # when they exist: a listing by prefix finds them (their names extend the
+    # queues'); otherwise they are asked in the same batch as the dead-letter queues.
+    options = sqs.transport_options(app)
+    listed = not options.get("predefined_queues") and bool(
+        options.get("queue_name_prefix") or app_settings.DISCOVER_BY_PREFIX
+    )
     quarantines = {
         name: sqs.QueueRef(name, "declared", None, None)
         for name in (quarantine_name(s.ref.name) for s in states if not is_quarantine(s.ref.name))
-        if name not in known and name not in wanted
+        if not listed and name not in known and name not in wanted
     }
     dead_letters = dict(known)
     found_quarantines = []
