@@ -41,7 +41,9 @@ def install() -> Path:
         return HOME
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
-        raise RuntimeError("The backlog benchmark needs Node.js and npm: apt-get install nodejs npm")
+        raise RuntimeError(
+            "The backlog benchmark needs Node.js and npm: apt-get install nodejs npm"
+        )
     HOME.mkdir(parents=True, exist_ok=True)
     subprocess.run(  # noqa: S603 - fixed argv
         [npm, "install", "--no-audit", "--no-fund", "--prefix", str(HOME), PACKAGE],
