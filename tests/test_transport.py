@@ -442,3 +442,28 @@ def test_worker__deletes_batched_and_flushed_on_warm_shutdown(
     assert counts["DeleteMessage"] == 0, counts
     assert 3 <= counts["DeleteMessageBatch"] < tasks, counts
     assert depth(sqs, f"{unique}-celery") == (0, 0)
+
+
+@with_worker
+def test_worker__warm_shutdown_during_outage_is_prompt(
+    start_worker: Any, sqs_endpoint: str, unique: str, tmp_path: Path
+) -> None:
+    """SIGTERM while SQS does not answer: the worker stops in seconds, exit 0, deletes bounded."""
+    journal = tmp_path / "journal"
+    direct = worker_env(unique)
+    with Proxy.to(sqs_endpoint) as proxy:
+        env = {**direct, "SQS_ENDPOINT_URL": proxy.endpoint_url}
+        worker = start_worker(env, pool="prefork", extra=("--concurrency=2",))
+        make_app(direct).send_task(JOURNAL, args=(str(journal), "before"))
+        assert wait_for(lambda: len(runs(journal)) == 1, 30), worker.output()
+        proxy.cut()
+        time.sleep(2)  # the worker is now retrying with backoff
+        stopping = time.monotonic()
+        code = worker.stop(signal.SIGTERM, timeout=40)
+        stopped_after = time.monotonic() - stopping
+    print(f"stopped {stopped_after:.1f} s after SIGTERM")
+    assert code == 0, worker.output()[-3000:]
+    # The collected deletes wait at most 10 s (Channel.ack_flush_timeout); Celery's own
+    # shutdown the rest.
+    assert stopped_after < 20, (stopped_after, worker.output()[-3000:])
+    assert "Unrecoverable error" not in worker.output()
