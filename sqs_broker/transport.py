@@ -576,7 +576,10 @@ class Channel(SQS.Channel):
             except Exception:
                 # Not one of the faults above: say so loudly, but keep consuming.
                 logger.exception("Delivering messages from queue %s failed", qname)
-            self.hub.call_soon(self._schedule_queue, queue)
+            # A timer due now, not call_soon: the loop runs it after the callbacks
+            # already queued, among them Celery's acknowledgements of what was
+            # just delivered, so the next receive sees the slots they free.
+            self._later(0, queue)
         elif self.connection.polling_interval:
             self._later(self.connection.polling_interval, queue)
         else:
