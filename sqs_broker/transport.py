@@ -606,6 +606,9 @@ class Channel(SQS.Channel):
             except Poison as poison:
                 self._quarantine(qname, url, message, raw, str(poison))
                 continue
+            if queue in self._noack_queues:
+                # As kombu does for a consumer without acknowledgements: delete on receipt.
+                self._delete_message(queue, message)
             payload = self._envelope_payload(envelope, text, message, url)
             try:
                 callback(payload)
@@ -809,6 +812,8 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "_new_release_client",
         "_envelope_payload",
         "_decode_python_message_body",
+        "_delete_message",
+        "_noack_queues",
         "basic_ack",
         "close",
         "wait_time_seconds",
