@@ -467,3 +467,75 @@ def test_worker__warm_shutdown_during_outage_is_prompt(
     # shutdown the rest.
     assert stopped_after < 20, (stopped_after, worker.output()[-3000:])
     assert "Unrecoverable error" not in worker.output()
+
+
+# --- faults, without a worker --------------------------------------------------------
+
+
+def test_faults__logged_once_per_outage_and_when_answered(caplog: Any) -> None:
+    """Ten failures of one operation and queue: one warning, then one when SQS answers."""
+    faults = transport.Faults(base=0.5, cap=5.0)
+    with caplog.at_level("DEBUG", logger="sqs_broker.transport"):
+        delays = [
+            faults.failed("ReceiveMessage", "app-celery", transport.Fault("HTTP 503: Slow Down"))
+            for _ in range(10)
+        ]
+        faults.answered("ReceiveMessage", "app-celery")
+        faults.answered("ReceiveMessage", "app-celery")  # no outage: nothing said
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings
+    assert "ReceiveMessage on queue app-celery failed: Fault: HTTP 503: Slow Down" in warnings[0]
+    assert "answers again" in warnings[1] and "10 failed attempt(s)" in warnings[1]
+    # Exponential, capped at 5 s, each wait half to all of its step.
+    assert 0.25 <= delays[0] <= 0.5 and 0.5 <= delays[1] <= 1.0
+    assert all(2.5 <= d <= 5.0 for d in delays[4:]), delays
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "text"),
+    [
+        (599, b"", None, "HTTP 599: Failed to connect"),
+        (503, b"", None, "HTTP 503"),
+        (
+            400,
+            b'{"__type":"com.amazonaws.sqs#ThrottlingException","message":"Rate exceeded"}',
+            "ThrottlingException",
+            "Rate exceeded",
+        ),
+        (
+            400,
+            b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"no queue"}',
+            "QueueDoesNotExist",
+            "no queue",
+        ),
+        (
+            403,
+            b'{"__type":"com.amazon.coral.service#ExpiredTokenException","message":"expired"}',
+            "ExpiredTokenException",
+            "expired",
+        ),
+    ],
+)
+def test_answer_of__failures_become_faults_with_their_code(
+    status: int, body: bytes, code: str | None, text: str
+) -> None:
+    """Refused, 5xx, throttled, missing queue, expired token: a Fault, never a crash."""
+    from io import BytesIO
+    from types import SimpleNamespace
+
+    import boto3
+    from kombu.asynchronous.http import Request
+    from kombu.asynchronous.http.base import Response
+
+    client = boto3.client("sqs", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    raw = Response(Request("http://x"), status, buffer=BytesIO(body))
+    answer = SimpleNamespace(
+        status=status,
+        reason="Failed to connect" if status == 599 else "",
+        read=lambda: body,
+        response=raw,
+    )
+    with pytest.raises(transport.Fault) as caught:
+        transport.answer_of("ReceiveMessage", client, answer)
+    assert caught.value.code == code
+    assert text in str(caught.value)
