@@ -50,6 +50,7 @@ VARIABLES = (
     "SQS_STS_TOKEN_BUFFER_TIME",
     "CELERY_RESULT_BACKEND",
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
+    "SQS_TRANSPORT",
 )
 
 # The defaults and SQS's limits live in sqs_broker.limits; these names stay importable here.
@@ -499,6 +500,29 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
+#: ``SQS_TRANSPORT`` values: the transport class each one selects for an ``sqs://`` broker.
+TRANSPORTS = {
+    "sqs_broker": "sqs_broker.transport:Transport",
+    "kombu": "kombu.transport.SQS:Transport",
+}
+
+
+def broker_transport(env: Mapping[str, str], url: str) -> str | None:
+    """``SQS_TRANSPORT``: the transport class for an ``sqs://`` broker, else ``None``.
+
+    The URL keeps its ``sqs://`` scheme; Celery's ``broker_transport`` picks the
+    class. A broker URL of another scheme keeps the transport its scheme names.
+    """
+    value = (_raw(env, "SQS_TRANSPORT") or "sqs_broker").lower()
+    if value not in TRANSPORTS:
+        raise ImproperlyConfigured(
+            f"SQS_TRANSPORT must be one of {', '.join(TRANSPORTS)}; got {_shown(value)}."
+        )
+    if url.split("://", 1)[0].lower() != "sqs":
+        return None
+    return TRANSPORTS[value]
+
+
 def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Django settings in the ``CELERY_`` namespace, built from ``env``."""
     env = os.environ if env is None else env
@@ -546,6 +570,9 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "CELERY_RESULT_SERIALIZER": "json",
         "CELERY_ACCEPT_CONTENT": ["json"],
     }
+    transport = broker_transport(env, settings["CELERY_BROKER_URL"])
+    if transport is not None:
+        settings["CELERY_BROKER_TRANSPORT"] = transport
     backend = result_backend(env)
     if backend is not None:
         settings["CELERY_RESULT_BACKEND"] = backend
