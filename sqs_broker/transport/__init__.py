@@ -34,36 +34,38 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import random
-import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import kombu
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.response import get_response
 from django.core.exceptions import ImproperlyConfigured
-from kombu import compression, serialization
+from kombu import serialization
 from kombu.asynchronous.aws.sqs.connection import _query_object_encode
 from kombu.transport import SQS, virtual
-from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from vine import promise
 
-from sqs_broker.limits import MAX_BATCH_ENTRIES, MAX_QUEUE_NAME
+from sqs_broker.limits import MAX_BATCH_ENTRIES
 from sqs_broker.redact import scrub
+from sqs_broker.transport.acks import AckBatcher, PendingDelete
+from sqs_broker.transport.faults import Fault, Faults, answer_of, describe
+from sqs_broker.transport.poison import (
+    Poison,
+    check_envelope,
+    envelope_of,
+    is_quarantine,
+    quarantine_name,
+)
+
+__all__ = ["Channel", "Transport", "is_quarantine", "quarantine_name"]
 
 logger = logging.getLogger(__name__)
 
 #: kombu versions this module is tested with: it overrides kombu internals.
 KOMBU_TESTED = ((5, 7), (5, 8))  # >= 5.7, < 5.8
-
-#: SQS's limits: messages per ReceiveMessage, entries per DeleteMessageBatch.
-MAX_RECEIVE = MAX_BATCH = MAX_BATCH_ENTRIES
-MAX_NAME = MAX_QUEUE_NAME
-QUARANTINE_SUFFIX = "-quarantine"
+#: SQS's limit of messages per ReceiveMessage.
+MAX_RECEIVE = MAX_BATCH_ENTRIES
 #: Error codes of a queue that no longer exists (query and JSON protocols).
 NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 #: Bytes of a poison message's body that its log line shows.
@@ -80,399 +82,6 @@ def kombu_tested() -> bool:
     """Whether the installed kombu is one this module is tested with."""
     low, high = KOMBU_TESTED
     return low <= kombu_version() < high
-
-
-def quarantine_name(queue: str) -> str:
-    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO)."""
-    fifo = queue.endswith(".fifo")
-    stem = queue.removesuffix(".fifo") if fifo else queue
-    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
-    return stem[: MAX_NAME - len(tail)] + tail
-
-
-def is_quarantine(queue: str) -> bool:
-    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
-    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
-
-
-# --- what is a task message ------------------------------------------------------
-
-
-class Poison(Exception):
-    """A message that cannot be decoded into a task; the text says at which level."""
-
-
-def _text(value: Any, limit: int = 40) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= limit else shown[:limit] + "..."
-
-
-def envelope_of(body: Any, unwrap: Callable[[Any], bytes]) -> tuple[dict[str, Any], str]:
-    """The kombu envelope an SQS body carries, and its text; :class:`Poison` if none."""
-    try:
-        text = bytes_to_str(unwrap(body))
-        envelope = json.loads(text)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise Poison(f"the SQS body is not a JSON kombu envelope ({type(exc).__name__})") from None
-    if not isinstance(envelope, dict) or "properties" not in envelope:
-        raise Poison("the SQS body is JSON but not a kombu envelope (no properties)")
-    return envelope, text
-
-
-def check_envelope(envelope: dict[str, Any], codecs: dict[str, Any], accept: Any) -> None:
-    """Raise :class:`Poison` unless ``envelope`` decodes into a Celery task message.
-
-    Each level kombu and Celery decode is tried here first, with the same
-    functions: field types, ``body_encoding``, compression, the serializer
-    (with the worker's accepted content types) and the task's shape.
-    """
-    properties = envelope.get("properties")
-    if not isinstance(properties, dict):
-        raise Poison(f"properties is {type(properties).__name__}, not an object")
-    info = properties.get("delivery_info", {})
-    if not isinstance(info, dict):
-        raise Poison(f"properties.delivery_info is {type(info).__name__}, not an object")
-    encoding = properties.get("body_encoding")
-    if encoding is not None and (not isinstance(encoding, str) or encoding not in codecs):
-        raise Poison(f"unknown properties.body_encoding {_text(encoding)}")
-    headers = envelope.get("headers")
-    if headers is not None and not isinstance(headers, dict):
-        raise Poison(f"headers is {type(headers).__name__}, not an object")
-    headers = headers or {}
-    body = envelope.get("body")
-    if not isinstance(body, str) or not body:
-        raise Poison(f"body is {type(body).__name__}, not a non-empty string")
-    content_type = envelope.get("content-type")
-    content_encoding = envelope.get("content-encoding")
-    for name, value in (("content-type", content_type), ("content-encoding", content_encoding)):
-        if value is not None and not isinstance(value, str):
-            raise Poison(f"{name} is {type(value).__name__}, not a string")
-    try:
-        raw: Any = codecs[encoding].decode(body) if encoding else str_to_bytes(body)
-    except Exception as exc:
-        raise Poison(f"body is not valid {encoding} ({type(exc).__name__}: {exc})") from None
-    method = headers.get("compression")
-    if method is not None:
-        try:
-            raw = compression.decompress(raw, method)
-        except Exception as exc:
-            raise Poison(
-                f"body does not decompress with {_text(method)} ({type(exc).__name__})"
-            ) from None
-    try:
-        decoded = serialization.loads(raw, content_type, content_encoding or "utf-8", accept=accept)
-    except Exception as exc:
-        raise Poison(
-            f"body does not deserialize as {_text(content_type)} ({type(exc).__name__}: {exc})"
-        ) from None
-    check_task(headers, decoded)
-
-
-_OPTIONAL_TEXT = ("eta", "expires", "root_id", "parent_id", "group", "lang")
-
-
-def check_task(headers: dict[str, Any], body: Any) -> None:
-    """Raise :class:`Poison` unless headers and body have the shape of Celery's protocol 2 or 1."""
-    if "task" in headers:  # protocol 2: the task's name and id travel in the headers
-        if not isinstance(headers["task"], str) or not headers["task"]:
-            raise Poison("headers.task is not a task name")
-        if not isinstance(headers.get("id"), str):
-            raise Poison("headers.id is not a string")
-        for name in _OPTIONAL_TEXT:
-            if headers.get(name) is not None and not isinstance(headers[name], str):
-                raise Poison(f"headers.{name} is {type(headers[name]).__name__}, not a string")
-        retries = headers.get("retries", 0)
-        if isinstance(retries, bool) or not isinstance(retries, int):
-            raise Poison("headers.retries is not an integer")
-        limits = headers.get("timelimit")
-        if limits is not None and not (isinstance(limits, list | tuple) and len(limits) == 2):
-            raise Poison("headers.timelimit is not [soft, hard]")
-        if not (isinstance(body, list | tuple) and len(body) == 3):
-            raise Poison("body is not [args, kwargs, embed]")
-        args, kwargs, embed = body
-        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
-            raise Poison("body's args is not a list or its kwargs not an object")
-        if embed is not None and not isinstance(embed, dict):
-            raise Poison("body's embed is not an object")
-        return
-    if not isinstance(body, dict) or not isinstance(body.get("task"), str):
-        raise Poison("neither headers.task nor body.task names a task")
-    if not isinstance(body.get("id"), str):
-        raise Poison("body.id is not a string")
-    if not isinstance(body.get("args", []), list | tuple):
-        raise Poison("body.args is not a list")
-    if not isinstance(body.get("kwargs", {}), dict):
-        raise Poison("body.kwargs is not an object")
-
-
-# --- faults ----------------------------------------------------------------------
-
-
-class Fault(Exception):
-    """A request SQS did not answer, or answered with an error; ``code`` when it said one."""
-
-    def __init__(self, text: str, code: str | None = None) -> None:
-        super().__init__(text)
-        self.code = code
-
-
-@dataclass
-class _Outage:
-    since: float
-    failures: int = 0
-
-
-class Faults:
-    """Failures per (operation, queue): logged once per outage, and when SQS answers again."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base = base
-        self.cap = cap
-        self._outages: dict[tuple[str, str], _Outage] = {}
-        self._lock = threading.Lock()
-
-    def failed(self, operation: str, queue: str, exc: BaseException) -> float:
-        """Record a failure; the seconds to wait before the next attempt."""
-        with self._lock:
-            outage = self._outages.get((operation, queue))
-            first = outage is None
-            if outage is None:
-                outage = self._outages[(operation, queue)] = _Outage(time.monotonic())
-            outage.failures += 1
-            failures = outage.failures
-        delay = self.delay(failures)
-        if first:
-            expected = isinstance(exc, Fault | ClientError | BotoCoreError | OSError)
-            logger.warning(
-                "SQS %s on queue %s failed: %s. Retrying with backoff (at most %g s apart); "
-                "logged again when SQS answers.",
-                operation,
-                queue,
-                scrub(describe(exc)),
-                self.cap,
-                exc_info=not expected,
-            )
-        else:
-            logger.debug("SQS %s on queue %s failed again: %s", operation, queue, describe(exc))
-        return delay
-
-    def delay(self, failures: int) -> float:
-        """Capped exponential backoff with jitter (half to all of the step)."""
-        step = min(self.cap, self.base * 2 ** min(failures - 1, 30))
-        return step * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrecy
-
-    def answered(self, operation: str, queue: str) -> None:
-        """SQS answered: end the outage of (operation, queue), if any, with one log line."""
-        if not self._outages:
-            return
-        with self._lock:
-            outage = self._outages.pop((operation, queue), None)
-        if outage is not None:
-            logger.warning(
-                "SQS %s on queue %s answers again after %.1f s and %d failed attempt(s).",
-                operation,
-                queue,
-                time.monotonic() - outage.since,
-                outage.failures,
-            )
-
-    def ongoing(self) -> list[tuple[str, str]]:
-        """The (operation, queue) pairs failing now."""
-        with self._lock:
-            return list(self._outages)
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line account of a failed request."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def answer_of(operation: str, client: Any, response: Any) -> dict[str, Any]:
-    """The parsed answer of an asynchronous request; :class:`Fault` unless it is HTTP 200."""
-    status = response.status
-    body = response.read() or b""
-    if status == 200:
-        try:
-            _, parsed = get_response(
-                client.meta.service_model.operation_model(operation), response.response
-            )
-        except Exception as exc:
-            raise Fault(f"unreadable answer ({type(exc).__name__})") from None
-        if isinstance(parsed, dict):
-            return parsed
-        raise Fault("unreadable answer")
-    if not body:  # no answer at all: refused, reset, timed out (curl reports 599)
-        raise Fault(f"HTTP {status}: {response.reason or 'no answer'}")
-    code = message = None
-    try:
-        _, parsed = get_response(
-            client.meta.service_model.operation_model(operation), response.response
-        )
-        code = parsed.get("Error", {}).get("Code")
-        message = parsed.get("Error", {}).get("Message")
-    except Exception:  # noqa: S110 - an unparsable error body still has its status
-        pass
-    text = f"HTTP {status} {code or ''}: {message or response.reason or ''}".replace(" :", ":")
-    raise Fault(text.strip(), code)
-
-
-# --- batched deletes -------------------------------------------------------------
-
-
-@dataclass
-class _Delete:
-    receipt: str
-    message_id: str
-    failed_since: float | None = None
-
-
-class AckBatcher:
-    """Deletes collected per queue and sent with ``DeleteMessageBatch`` by one thread.
-
-    A batch leaves when it holds :data:`MAX_BATCH` entries or when its first
-    entry has waited ``window`` seconds. A failed entry or request is tried
-    again with the backoff of ``faults`` for ``retry_for`` seconds (once more
-    on closing), then logged with its message ids: SQS delivers those
-    messages again after their visibility timeout.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[str | None, str, list[_Delete]], list[tuple[_Delete, str | None]]],
-        faults: Faults,
-        window: float,
-        retry_for: float = 60.0,
-    ) -> None:
-        self._send = send
-        self._faults = faults
-        self.window = window
-        self.retry_for = retry_for
-        self._cond = threading.Condition()
-        self._pending: dict[tuple[str | None, str], list[_Delete]] = {}
-        self._due: dict[tuple[str | None, str], float] = {}
-        self._thread: threading.Thread | None = None
-        self._busy = 0
-        self._closed = False
-        #: Requests sent and entries deleted, for the benchmarks and tests.
-        self.requests = 0
-        self.deleted = 0
-
-    def add(self, queue: str | None, url: str, receipt: str, message_id: str) -> None:
-        """Collect one delete; the thread sends it within ``window`` seconds."""
-        with self._cond:
-            key = (queue, url)
-            entries = self._pending.setdefault(key, [])
-            if not entries:
-                self._due[key] = time.monotonic() + self.window
-            entries.append(_Delete(receipt, message_id))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="sqs_broker-acks", daemon=True
-                )
-                self._thread.start()
-            if len(entries) == 1 or len(entries) >= MAX_BATCH:
-                # A new deadline, or a full batch: the thread may be waiting on neither.
-                self._cond.notify()
-
-    def pending(self) -> int:
-        """Deletes collected and not yet sent."""
-        with self._cond:
-            return sum(len(entries) for entries in self._pending.values()) + self._busy
-
-    def _take(self, everything: bool) -> list[tuple[tuple[str | None, str], list[_Delete]]]:
-        now = time.monotonic()
-        ready = []
-        for key, entries in list(self._pending.items()):
-            if everything or len(entries) >= MAX_BATCH or self._due[key] <= now:
-                batch, rest = entries[:MAX_BATCH], entries[MAX_BATCH:]
-                ready.append((key, batch))
-                if rest:
-                    self._pending[key] = rest
-                    self._due[key] = now  # the rest of a backlog goes at once
-                else:
-                    del self._pending[key]
-                    del self._due[key]
-        return ready
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._closed and not self._pending:
-                        return
-                    ready = self._take(everything=self._closed)
-                    if ready:
-                        self._busy += sum(len(batch) for _, batch in ready)
-                        break
-                    wait = min(self._due.values()) - time.monotonic() if self._due else None
-                    self._cond.wait(timeout=wait)
-            for key, batch in ready:
-                try:
-                    self._flush_batch(key, batch)
-                finally:
-                    with self._cond:
-                        self._busy -= len(batch)
-                        self._cond.notify_all()
-
-    def _flush_batch(self, key: tuple[str | None, str], batch: list[_Delete]) -> None:
-        queue, url = key
-        name = queue or url.rstrip("/").rsplit("/", 1)[-1]
-        delay = 0.0
-        self.requests += 1
-        try:
-            failed = self._send(queue, url, batch)
-        except Exception as exc:
-            delay = self._faults.failed("DeleteMessageBatch", name, exc)
-            failed = [(entry, None) for entry in batch]
-        else:
-            self._faults.answered("DeleteMessageBatch", name)
-        self.deleted += len(batch) - len(failed)
-        now = time.monotonic()
-        retry: list[_Delete] = []
-        given_up: list[_Delete] = []
-        for entry, code in failed:
-            if entry.failed_since is None:
-                entry.failed_since = now
-            permanent = code in ("ReceiptHandleIsInvalid", "InvalidParameterValue")
-            expired = now - entry.failed_since > self.retry_for
-            (given_up if permanent or expired or self._closed else retry).append(entry)
-        if given_up:
-            logger.warning(
-                "SQS DeleteMessageBatch on queue %s: %d message(s) not deleted (%s); SQS "
-                "delivers them again after their visibility timeout.",
-                name,
-                len(given_up),
-                ", ".join(entry.message_id for entry in given_up),
-            )
-        if retry:
-            with self._cond:
-                self._pending.setdefault(key, [])[:0] = retry
-                self._due[key] = time.monotonic() + delay
-                if delay and not self._closed:
-                    # Back off; close() wakes the thread for one last attempt.
-                    self._cond.wait(delay)
-
-    def close(self, timeout: float) -> None:
-        """Send everything collected, waiting at most ``timeout`` seconds; stop the thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        left = self.pending()
-        if left:
-            logger.warning(
-                "SQS DeleteMessageBatch: %d delete(s) not sent before closing; SQS delivers "
-                "those messages again after their visibility timeout.",
-                left,
-            )
-
-
-# --- the channel -----------------------------------------------------------------
 
 
 class Channel(SQS.Channel):
@@ -747,8 +356,8 @@ class Channel(SQS.Channel):
         return None
 
     def _delete_batch(
-        self, queue: str | None, url: str, batch: list[_Delete]
-    ) -> list[tuple[_Delete, str | None]]:
+        self, queue: str | None, url: str, batch: list[PendingDelete]
+    ) -> list[tuple[PendingDelete, str | None]]:
         """One ``DeleteMessageBatch``; the entries that failed, with their error codes."""
         client = self._release_client(queue)
         answer = client.delete_message_batch(
