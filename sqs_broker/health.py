@@ -54,14 +54,19 @@ def summary(
 ) -> HealthRow:
     """Dead letters, lost workers, unconsumed queues, findings by level, unheld in-flight messages.
 
-    Dead letters and error findings are errors; lost workers, unconsumed
-    queues, warning findings and unheld in-flight messages are warnings.
+    Dead letters are the messages of dead-letter queues and of quarantine
+    queues (where the transport moves poison messages). They and error
+    findings are errors; lost workers, unconsumed queues, warning findings
+    and unheld in-flight messages are warnings.
     """
     dead = {}
     for queue in queues:
         dlq = queue["dlq"]
         if dlq and (dlq["visible"] or 0) > 0:
             dead[dlq["name"]] = dlq["visible"] or 0
+        # Poison messages the transport moved aside are dead letters by another road.
+        if queue.get("quarantine") and (queue["visible"] or 0) > 0:
+            dead[queue["name"]] = queue["visible"] or 0
     lost = sum(1 for w in workers if w.get("state") == "lost")
     errors = sum(1 for f in findings if f["level"] == "error")
     warnings = sum(1 for f in findings if f["level"] == "warning")

@@ -44,6 +44,14 @@ def test_summary__dead_letters_are_an_error():
     assert found["dead_letter_queues"] == ["celery-dlq"]
 
 
+def test_summary__quarantined_messages_are_dead_letters():
+    """Poison messages in a quarantine queue count with the dead letters, by queue."""
+    quarantine = {**_queue("celery-quarantine", visible=2), "quarantine": True}
+    found = health.summary([_queue("celery", visible=4), quarantine], [], [], [])
+    assert (found["level"], found["dead_letters"]) == ("error", 2)
+    assert found["dead_letter_queues"] == ["celery-quarantine"]
+
+
 def test_summary__warnings_without_errors():
     """A lost worker, an unconsumed queue and a warning finding give the level warning."""
     findings = [{"id": "W1", "level": "warning", "message": "", "hint": "", "queue": None}]
