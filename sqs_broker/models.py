@@ -23,7 +23,15 @@ class TimeBucket(models.Func):
         self.step = int(step)
         super().__init__(expression, **extra)
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # noqa: D102
+    def as_sql(  # noqa: D102
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
         raise NotSupportedError(
             f"TimeBucket supports SQLite, PostgreSQL and MySQL, not {connection.vendor}."
         )
