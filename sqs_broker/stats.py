@@ -409,39 +409,20 @@ def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResu
     return SampleResult(len(rows), prune(when), failed, missing)
 
 
-#: Most samples one :func:`prune` deletes per statement, and per run.
-PRUNE_CHUNK = 5_000
-PRUNE_LIMIT = 100_000
-
-
-def prune(now: datetime | None = None, limit: int = PRUNE_LIMIT) -> int:
+def prune(now: datetime | None = None, limit: int | None = None) -> int:
     """Delete samples older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps them all).
 
-    At most ``limit`` rows per run, ``PRUNE_CHUNK`` per statement, so a first
-    run over a long backlog does not hold the table for minutes: the next
-    runs take the rest.
+    At most ``limit`` rows a run (default :data:`sqs_broker.models.PRUNE_LIMIT`),
+    in chunks: the next runs take the rest (see :func:`~sqs_broker.models.delete_bounded`).
     """
-    from sqs_broker.models import QueueSample
+    from sqs_broker.models import PRUNE_LIMIT, QueueSample, delete_bounded
 
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    deleted = 0
-    while deleted < limit:
-        chunk = min(PRUNE_CHUNK, limit - deleted)
-        ids = list(
-            QueueSample.objects.filter(sampled_at__lt=cutoff)
-            .order_by("sampled_at")
-            .values_list("pk", flat=True)[:chunk]
-        )
-        if not ids:
-            break
-        count, _ = QueueSample.objects.filter(pk__in=ids).delete()
-        deleted += count
-        if len(ids) < chunk:
-            break
-    return deleted
+    old = QueueSample.objects.filter(sampled_at__lt=cutoff)
+    return delete_bounded(old, "sampled_at", PRUNE_LIMIT if limit is None else limit)
 
 
 #: Points a history series holds at most: the SQL groups samples into this many time buckets.

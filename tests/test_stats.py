@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqs_broker import cache, stats
+from sqs_broker import cache, models, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
 from tests.conftest import base_env, make_app, queue_with_dlq
@@ -213,7 +213,7 @@ def test_history__buckets_by_time_in_one_query(unique, django_assert_num_queries
 
 
 @pytest.mark.django_db
-def test_prune__bounded_per_run(settings, django_assert_max_num_queries):
+def test_prune__bounded_per_run(settings, monkeypatch, django_assert_max_num_queries):
     """prune() deletes at most its limit per run, in chunks; the next run takes the rest."""
     settings.SQS_BROKER_RETENTION_DAYS = 1
     now = datetime.now(UTC)
@@ -221,15 +221,11 @@ def test_prune__bounded_per_run(settings, django_assert_max_num_queries):
         _sample("old", now - timedelta(days=2, seconds=i), 1) for i in range(25)
     )
     QueueSample.objects.bulk_create([_sample("new", now, 1)])
-    original = stats.PRUNE_CHUNK
-    stats.PRUNE_CHUNK = 4
-    try:
+    monkeypatch.setattr(models, "PRUNE_CHUNK", 4)
+    assert stats.prune(now, limit=10) == 10
+    with django_assert_max_num_queries(8):
         assert stats.prune(now, limit=10) == 10
-        with django_assert_max_num_queries(8):
-            assert stats.prune(now, limit=10) == 10
-        assert stats.prune(now, limit=10) == 5
-    finally:
-        stats.PRUNE_CHUNK = original
+    assert stats.prune(now, limit=10) == 5
     assert list(QueueSample.objects.values_list("queue", flat=True)) == ["new"]
 
 
