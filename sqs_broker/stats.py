@@ -425,6 +425,9 @@ def prune(now: datetime | None = None, limit: int | None = None) -> int:
     return delete_bounded(old, "sampled_at", PRUNE_LIMIT if limit is None else limit)
 
 
+#: Seconds a live history read is shared (its key also changes every 10 s of the clock).
+HISTORY_CACHE_SECONDS = 10
+
 #: Points a history series holds at most: the SQL groups samples into this many time buckets.
 HISTORY_POINTS = 120
 
@@ -476,6 +479,14 @@ def history(
     series: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     if not names:
         return series
+    # Live reads (no ``now``) are shared for HISTORY_CACHE_SECONDS by every viewer and process:
+    # samples come once a minute, and the buckets are aligned, so a reload reads the same points.
+    key = None
+    if now is None and HISTORY_CACHE_SECONDS > 0:
+        key = cache.key("history", tuple(names), window.step, int(window.end.timestamp()) // 10)
+        hit = cache.get(key)
+        if hit is not None:
+            return cast(dict[str, list[dict[str, Any]]], hit)
     rows = (
         QueueSample.objects.filter(
             queue__in=names, sampled_at__gte=window.start, sampled_at__lte=window.end
@@ -500,4 +511,6 @@ def history(
                 "samples": row["samples"],
             }
         )
+    if key is not None:
+        cache.set_many({key: series}, HISTORY_CACHE_SECONDS)
     return series

@@ -213,6 +213,17 @@ def test_history__buckets_by_time_in_one_query(unique, django_assert_num_queries
 
 
 @pytest.mark.django_db
+def test_history__live_reads_shared_for_a_few_seconds(unique, django_assert_num_queries):
+    """A reload within seconds reads the cached points: no query (each viewer, each process)."""
+    QueueSample.objects.bulk_create([_sample(f"{unique}-q", datetime.now(UTC), 4)])
+    with django_assert_num_queries(1):
+        first = stats.history([f"{unique}-q"])
+    with django_assert_num_queries(0):
+        assert stats.history([f"{unique}-q"]) == first
+    assert [p["visible"] for p in first[f"{unique}-q"]] == [4]
+
+
+@pytest.mark.django_db
 def test_prune__bounded_per_run(settings, monkeypatch, django_assert_max_num_queries):
     """prune() deletes at most its limit per run, in chunks; the next run takes the rest."""
     settings.SQS_BROKER_RETENTION_DAYS = 1

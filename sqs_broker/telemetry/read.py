@@ -4,7 +4,7 @@ queues nobody consumes, and the dashboard's panels."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.utils import timezone
@@ -112,47 +112,44 @@ def _task_sums(
 ) -> tuple[dict[tuple[str, str], Counts], dict[tuple[str, str], list[int]]]:
     """Each task's counts over the window, and its finished tasks per time bucket.
 
-    Two grouped queries, summed by the database (a day of minute rows for a
-    hundred tasks is 144,000 rows; none of them reach Python). The sparkline
-    holds whole buckets only: the current minute, still being counted, and a
-    bucket cut by either end of the window would drag the line down.
+    One query, grouped by task, queue and time bucket in the database: a day
+    of minute rows for a hundred tasks is 144,000 rows, and about 3,200 sums
+    reach Python. The window's counts add up every bucket; the sparkline
+    holds whole buckets only, since the current minute (still being counted)
+    and a bucket cut by the start of the window would drag the line down.
     """
-    from django.db.models import F, Max, Sum
+    from django.db.models import Max, Sum
 
     from sqs_broker.models import TaskCounter, TimeBucket
 
     first_minute = minute_of(since)
-    rows = TaskCounter.objects.filter(minute__gte=first_minute).order_by()
-    sums: dict[tuple[str, str], Counts] = {}
-    totals = {f"total_{f}": Sum(f) for f in COUNTS_COLUMNS if f != "runtime_max"}
-    grouped = rows.values("task", "queue").annotate(**totals, top_runtime=Max("runtime_max"))
-    for row in cast(Iterable[dict[str, Any]], grouped):
-        counts = {f: row[f"total_{f}"] or 0 for f in COUNTS_COLUMNS if f != "runtime_max"}
-        sums[(row["task"], row["queue"])] = Counts(**counts, runtime_max=row["top_runtime"] or 0.0)
     step = 60 * max(1, -(-int(window_seconds) // (SPARKLINE_POINTS * 60)))
-    # Buckets end at the current minute: the last one is whole and up to date.
+    # Buckets end at the current minute: the last whole one is up to date.
     current = int(minute_of(now).timestamp())
     offset = current % step
     first = -(-(int(first_minute.timestamp()) - offset) // step)  # the first whole bucket
     last = (current - offset) // step - 1
     points = max(0, last - first + 1)
-    series = {key: [0] * points for key in sums}
-    if points:
-        finished = Sum(F("succeeded") + F("failed") + F("retried"))
-        buckets = (
-            rows.filter(
-                minute__gte=datetime.fromtimestamp(first * step + offset, UTC),
-                minute__lt=datetime.fromtimestamp(current, UTC),
-            )
-            .annotate(bucket=TimeBucket("minute", step, offset))
-            .values("task", "queue", "bucket")
-            .annotate(finished=finished)
+    summed = [f for f in COUNTS_COLUMNS if f != "runtime_max"]
+    grouped = (
+        TaskCounter.objects.filter(minute__gte=first_minute)
+        .order_by()
+        .annotate(bucket=TimeBucket("minute", step, offset))
+        .values("task", "queue", "bucket")
+        .annotate(**{f"total_{f}": Sum(f) for f in summed}, top_runtime=Max("runtime_max"))
+    )
+    sums: dict[tuple[str, str], Counts] = {}
+    series: dict[tuple[str, str], list[int]] = {}
+    for row in cast(Iterable[dict[str, Any]], grouped):
+        key = (row["task"], row["queue"])
+        part = Counts(
+            **{f: row[f"total_{f}"] or 0 for f in summed}, runtime_max=row["top_runtime"] or 0.0
         )
-        for found in buckets:
-            line = series.get((found["task"], found["queue"]))
-            index = int(found["bucket"]) - first
-            if line is not None and 0 <= index < points:
-                line[index] = int(found["finished"] or 0)
+        sums.setdefault(key, Counts()).merge(part)
+        line = series.setdefault(key, [0] * points)
+        index = int(row["bucket"]) - first
+        if 0 <= index < points:
+            line[index] = part.succeeded + part.failed + part.retried
     return sums, series
 
 
