@@ -386,8 +386,25 @@ def fetch_one(ref: QueueRef, app: Celery | Topology | None = None) -> QueueState
     return state
 
 
-def _state_key(name: str, endpoint: str | None) -> str:
-    return cache.key("attributes", name, endpoint)
+def _states_key(endpoint: str | None) -> str:
+    # One entry per endpoint, a dict of states by queue name: Django's local-memory cache
+    # keeps 300 entries by default, and 300 queues must not cull each other.
+    return cache.key("attributes", endpoint)
+
+
+def _merge_states(endpoint: str | None, states: dict[str, QueueState | None], ttl: float) -> None:
+    """Write ``states`` into the endpoint's entry (``None`` drops a queue)."""
+    entry = _states_key(endpoint)
+    current = dict(cache.get(entry) or {})
+    for name, state in states.items():
+        if state is None:
+            current.pop(name, None)
+        else:
+            current[name] = state
+    now = time.time()
+    longest = max(ttl, app_settings.CACHE_TTL)
+    current = {n: st for n, st in current.items() if now - st.fetched_at < longest}
+    cache.set_many({entry: current}, longest)
 
 
 def fetch(
@@ -403,40 +420,40 @@ def fetch(
     topo = Topology.of(app)
     ttl = app_settings.CACHE_TTL if max_age is None else max_age
     endpoint = topo.endpoint
-    keys = [_state_key(ref.name, endpoint) for ref in refs]
+    entry = _states_key(endpoint)
     results: dict[int, QueueState] = {}
 
-    def fresh_for(ref: QueueRef) -> Any:
-        def fresh(state: Any) -> bool:
-            return (
-                isinstance(state, QueueState)
-                and state.ref == ref
-                and time.time() - state.fetched_at < ttl
-            )
-
-        return fresh
-
-    def take(found: dict[str, Any]) -> None:
+    def take(found: Any) -> None:
+        now = time.time()
         for index, ref in enumerate(refs):
-            state = found.get(keys[index])
-            if index not in results and state is not None and fresh_for(ref)(state):
+            state = (found or {}).get(ref.name)
+            if (
+                index not in results
+                and isinstance(state, QueueState)
+                and state.ref == ref
+                and now - state.fetched_at < ttl
+            ):
                 results[index] = state
 
     if ttl > 0:
-        take(cache.get_many(keys))
+        take(cache.get(entry))
     missing = [(i, ref) for i, ref in enumerate(refs) if i not in results]
     lease = None
     if missing and ttl > 0:
         lease = cache.key("lease", endpoint, tuple(sorted(ref.name for _, ref in missing)))
         if not cache.acquire(lease, app_settings.GATHER_TIMEOUT):
-            by_key = {keys[i]: ref for i, ref in missing}
-            take(
-                cache.wait_for(
-                    list(by_key),
-                    app_settings.GATHER_TIMEOUT,
-                    lambda state: isinstance(state, QueueState) and fresh_for(state.ref)(state),
+            wanted = {ref.name: ref for _, ref in missing}
+
+            def complete(found: Any) -> bool:
+                now = time.time()
+                return isinstance(found, dict) and all(
+                    isinstance(found.get(n), QueueState)
+                    and found[n].ref == ref
+                    and now - found[n].fetched_at < ttl
+                    for n, ref in wanted.items()
                 )
-            )
+
+            take(cache.wait_for([entry], app_settings.GATHER_TIMEOUT, complete).get(entry))
             missing = [(i, ref) for i, ref in enumerate(refs) if i not in results]
             lease = None
     try:
@@ -446,7 +463,7 @@ def fetch(
                 states = list(pool.map(lambda ref: fetch_one(ref, topo), (r for _, r in missing)))
             for (index, _ref), state in zip(missing, states, strict=True):
                 results[index] = state
-            cache.set_many({keys[i]: results[i] for i, _ in missing}, ttl)
+            _merge_states(endpoint, {ref.name: results[i] for i, ref in missing}, ttl)
     finally:
         if lease is not None:
             cache.delete(lease)
@@ -455,7 +472,7 @@ def fetch(
 
 def forget(queue: str, app: Celery | Topology | None = None) -> None:
     """Drop one queue's cached attributes (after a purge or a move), for every process."""
-    cache.delete(_state_key(queue, endpoint_url(app)))
+    _merge_states(endpoint_url(app), {queue: None}, app_settings.CACHE_TTL)
 
 
 # --- identity and checks -----------------------------------------------------

@@ -118,7 +118,7 @@ def _task_sums(
     holds whole buckets only, since the current minute (still being counted)
     and a bucket cut by the start of the window would drag the line down.
     """
-    from django.db.models import Max, Sum
+    from django.db.models import CharField, ExpressionWrapper, F, Max, Sum
 
     from sqs_broker.models import TaskCounter, TimeBucket
 
@@ -134,14 +134,21 @@ def _task_sums(
     grouped = (
         TaskCounter.objects.filter(minute__gte=first_minute)
         .order_by()
-        .annotate(bucket=TimeBucket("minute", step, offset))
-        .values("task", "queue", "bucket")
+        # Grouped by the bucket first (names as expressions keep that order in GROUP BY):
+        # SQLite then reads the window's range of the covering (minute, ...) index
+        # instead of walking the whole (task, queue, minute) unique index in order.
+        .annotate(
+            bucket=TimeBucket("minute", step, offset),
+            task_name=ExpressionWrapper(F("task"), output_field=CharField()),
+            queue_name=ExpressionWrapper(F("queue"), output_field=CharField()),
+        )
+        .values("bucket", "task_name", "queue_name")
         .annotate(**{f"total_{f}": Sum(f) for f in summed}, top_runtime=Max("runtime_max"))
     )
     sums: dict[tuple[str, str], Counts] = {}
     series: dict[tuple[str, str], list[int]] = {}
     for row in cast(Iterable[dict[str, Any]], grouped):
-        key = (row["task"], row["queue"])
+        key = (row["task_name"], row["queue_name"])
         part = Counts(
             **{f: row[f"total_{f}"] or 0 for f in summed}, runtime_max=row["top_runtime"] or 0.0
         )
