@@ -171,7 +171,8 @@ def pages(proxy: Proxy, names: list[str], repeats: int) -> dict[str, Any]:
             profiler.runcall(page)
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
     cached_requests = sum(proxy.reset_counts().values())
-    history, _ = _timed(lambda: stats.history(names), repeats)
+    # With ``now`` given the read skips the cache: the query itself is timed.
+    history, _ = _timed(lambda: stats.history(names, now=datetime.now(UTC)), repeats)
 
     def day() -> Any:
         response = browser.get("/sqs/stats.json?window=86400")
@@ -388,7 +389,7 @@ def print_table(out: dict[str, Any]) -> None:
             _row("one GetQueueAttributes round trip", _ms(page["rtt_get_queue_attributes_s"]), ""),
             _row("page, cold (every queue asked)", _ms(page["cold_s"]), _ms(page["cold_goal_s"])),
             _row("page, cached", _ms(page["cached_s"]), "250 ms"),
-            _row("  history query (300 queues x 6 h, in SQL)", _ms(page["history_query_s"]), ""),
+            _row("  history query, uncached (300 queues x 6 h)", _ms(page["history_query_s"]), ""),
             _row("  SQL queries cold / cached",
                  f"{page['cold_sql_queries']} / {page['cached_sql_queries']}", ""),
             _row("  SQS requests cold / cached", f"{cold} / {page['cached_sqs_requests']}", ""),
