@@ -40,7 +40,11 @@ def points(
 
 
 #: Tick spacings a time axis may use, in seconds: the first that gives at most 6 ticks.
-TICK_STEPS = (60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+MINUTE, HOUR, DAY = 60, 3600, 86400
+TICK_STEPS = (
+    MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR,
+    12 * HOUR, DAY, 2 * DAY, 7 * DAY,
+)  # fmt: skip
 
 
 def _window(window: HistoryWindow | None) -> HistoryWindow:
