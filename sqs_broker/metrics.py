@@ -141,7 +141,8 @@ class StatsCollector(Collector):
         tasks = GaugeMetricFamily(
             "sqs_broker_task_events",
             f"Task deliveries in the last {window} s by outcome (received, succeeded, "
-            "failed, retried, redelivered = ApproximateReceiveCount > 1).",
+            "failed, retried, redelivered = ApproximateReceiveCount > 1, poisoned = moved "
+            "out of the way undecoded).",
             labels=["task", "queue", "outcome"],
         )
         runtime_avg = GaugeMetricFamily(
@@ -158,6 +159,8 @@ class StatsCollector(Collector):
             labels = [task["name"], task["queue"]]
             for outcome in ("received", "succeeded", "failed", "retried", "redelivered"):
                 tasks.add_metric([*labels, outcome], task[outcome])
+            if task.get("poisoned"):
+                tasks.add_metric([*labels, "poisoned"], task["poisoned"])
             if task.get("runtime_avg") is not None:
                 runtime_avg.add_metric(labels, task["runtime_avg"])
                 runtime_max.add_metric(labels, task["runtime_max"])

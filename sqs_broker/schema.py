@@ -45,6 +45,8 @@ class QueueRow(TypedDict):
     error: str | None
     #: Found by listing the prefix, not declared or predefined: shown, never changed.
     read_only: bool
+    #: Where the transport moves poison messages of a queue without a dead-letter queue.
+    quarantine: bool
 
 
 class FindingRow(TypedDict):

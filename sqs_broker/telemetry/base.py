@@ -30,7 +30,9 @@ SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
 CounterKey = tuple[str, str, datetime]
 #: The integer columns of a task counter row.
-COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered")
+COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered", "poisoned")
+#: The task name poison messages are counted under: no task could be read from them.
+POISON_TASK = "(undecodable)"
 #: Every column of a task counter row that :class:`Counts` holds, by the same names.
 COUNTS_COLUMNS = (*COUNT_FIELDS, "runtime_sum", "runtime_max")
 
@@ -44,6 +46,7 @@ class Counts:
     failed: int = 0
     retried: int = 0
     redelivered: int = 0
+    poisoned: int = 0
     runtime_sum: float = 0.0
     runtime_max: float = 0.0
 
@@ -54,6 +57,7 @@ class Counts:
         self.failed += other.failed
         self.retried += other.retried
         self.redelivered += other.redelivered
+        self.poisoned += other.poisoned
         self.runtime_sum += other.runtime_sum
         self.runtime_max = max(self.runtime_max, other.runtime_max)
 

@@ -45,6 +45,7 @@ from sqs_broker.telemetry.base import (
     FLUSH_ATTEMPTS,
     LOCK_WAIT,
     MAX_PENDING_KEYS,
+    POISON_TASK,
     PRUNE_EVERY,
     STOP_ATTEMPTS,
     CounterKey,
@@ -99,6 +100,10 @@ class Recorder:
     def received(self, task: str, queue: str, receive_count: int) -> None:
         """A delivery of ``task``; a redelivery when SQS received it before."""
         self._add(task, queue, received=1, redelivered=1 if receive_count > 1 else 0)
+
+    def poisoned(self, queue: str) -> None:
+        """A message of ``queue`` that no task could be made of, moved out of the way."""
+        self._add(POISON_TASK, queue, poisoned=1)
 
     def started(self, task_id: str) -> None:
         """The task began running here: its run time starts now."""
