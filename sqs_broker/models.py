@@ -178,7 +178,7 @@ class TaskCounter(models.Model):
             models.Index(
                 fields=[
                     "minute", "task", "queue", "received", "succeeded", "failed", "retried",
-                    "redelivered", "runtime_sum", "runtime_max",
+                    "redelivered", "poisoned", "runtime_sum", "runtime_max",
                 ],
                 name="sqs_broker_counter_window",
             )

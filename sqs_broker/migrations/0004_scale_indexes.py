@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sqs_broker", "0002_heartbeat_interval"),
+        ("sqs_broker", "0003_taskcounter_poisoned"),
     ]
 
     # The new indexes first: the tables are never without one.
@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
                     "failed",
                     "retried",
                     "redelivered",
+                    "poisoned",
                     "runtime_sum",
                     "runtime_max",
                 ],
