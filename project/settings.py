@@ -106,6 +106,12 @@ globals().setdefault("CELERY_RESULT_BACKEND", "django-db")
 # instead of leaving them invisible for the whole visibility timeout.
 globals().setdefault("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 30.0)
 
+# The cache the dashboard shares between web processes (sqs_broker.cache): the
+# default local memory is per process; CACHE_URL=rediscache://127.0.0.1:6379/1,
+# pymemcache://127.0.0.1:11211 or dbcache://sqs_broker_cache (after
+# manage.py createcachetable) shares one SQS pass among all of them.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # The demo's ordered task goes to its FIFO queue.
 CELERY_TASK_ROUTES = {"project.demo.tasks.ordered": {"queue": "demo-ordered.fifo"}}
 

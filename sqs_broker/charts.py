@@ -1,17 +1,22 @@
 """Geometry of the dashboard's inline SVG charts: sparklines, history and backoff.
 
 Only numbers and coordinates are computed here; the templates draw the
-``<svg>`` (no CDN, no JavaScript). Keeping the arithmetic out of templates
+``<svg>`` (no CDN, no JavaScript, no inline styles). Queue history is drawn on
+a time axis: the points are the time buckets :func:`sqs_broker.stats.history`
+grouped in the database, placed by time, with gaps left open and ticks at
+round times. Keeping the arithmetic out of templates
 makes it testable and keeps the templates readable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqs_broker.schema import BackoffRow
+    from sqs_broker.stats import HistoryWindow
 
 
 def points(
@@ -34,35 +39,141 @@ def points(
     )
 
 
-def sparkline(samples: Sequence[dict[str, Any]], width: int = 120, height: int = 24) -> dict:
-    """A small trend of visible messages, with the last value and the peak."""
+#: Tick spacings a time axis may use, in seconds: the first that gives at most 6 ticks.
+MINUTE, HOUR, DAY = 60, 3600, 86400
+TICK_STEPS = (
+    MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR,
+    12 * HOUR, DAY, 2 * DAY, 7 * DAY,
+)  # fmt: skip
+
+
+def _window(window: HistoryWindow | None) -> HistoryWindow:
+    if window is not None:
+        return window
+    from sqs_broker import stats
+
+    return stats.history_window()
+
+
+def time_segments(
+    samples: Sequence[dict[str, Any]],
+    key: str,
+    window: HistoryWindow,
+    box: tuple[float, float, float, float],
+    top: float,
+) -> list[str]:
+    """SVG ``points`` of ``key`` on a time axis, one string per run of samples without a gap.
+
+    ``box`` is ``(left, top, right, bottom)`` of the plot area. Each point sits
+    at the middle of its time bucket. A gap is a step between two points longer
+    than twice the usual one (and than two buckets): the line stops there
+    rather than join over missing samples. A lone point draws as a short dash.
+    """
+    if not samples:
+        return []
+    left, upper, right, bottom = box
+    span = (window.end - window.start).total_seconds() or 1.0
+    k = (bottom - upper) / (top if top > 0 else 1)
+    half = window.step / 2
+
+    def x_of(t: datetime) -> float:
+        offset = (t - window.start).total_seconds() + half
+        return left + min(max(offset / span, 0.0), 1.0) * (right - left)
+
+    times = [s["t"] for s in samples]
+    spacings = sorted((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    usual = spacings[len(spacings) // 2] if spacings else window.step
+    limit = max(2 * window.step, 2 * usual)
+    runs: list[list[tuple[float, float]]] = []
+    previous: datetime | None = None
+    for sample in samples:
+        point = (x_of(sample["t"]), bottom - sample[key] * k)
+        if previous is None or (sample["t"] - previous).total_seconds() > limit:
+            runs.append([])
+        runs[-1].append(point)
+        previous = sample["t"]
+    segments = []
+    for run in runs:
+        if len(run) == 1:
+            (x, y) = run[0]
+            run = [(max(left, x - 1.5), y), (min(right, x + 1.5), y)]
+        segments.append(" ".join(f"{x:.1f},{y:.1f}" for x, y in run))
+    return segments
+
+
+def time_ticks(
+    window: HistoryWindow, left: float, right: float, most: int = 6
+) -> list[dict[str, str]]:
+    """Ticks of a time axis at round times (local time of day), at most ``most`` of them."""
+    from django.utils import timezone
+
+    span = (window.end - window.start).total_seconds() or 1.0
+    spacing = next((s for s in TICK_STEPS if span / s <= most), TICK_STEPS[-1])
+    first = -(-window.start.timestamp() // spacing) * spacing
+    fmt = "%m-%d" if spacing >= 86400 else "%H:%M"
+    ticks = []
+    t = first
+    while t <= window.end.timestamp():
+        when = datetime.fromtimestamp(t, UTC)
+        x = left + (t - window.start.timestamp()) / span * (right - left)
+        ticks.append({"x": f"{x:.1f}", "label": timezone.localtime(when).strftime(fmt)})
+        t += spacing
+    return ticks
+
+
+def _count(samples: Sequence[dict[str, Any]]) -> int:
+    return sum(int(s.get("samples", 1)) for s in samples)
+
+
+def sparkline(
+    samples: Sequence[dict[str, Any]],
+    width: int = 120,
+    height: int = 24,
+    window: HistoryWindow | None = None,
+) -> dict[str, Any]:
+    """A small trend of visible messages on the window's time axis, with its peak."""
+    window = _window(window)
     visible = [s["visible"] for s in samples]
+    top = max(visible) if visible else 0
     return {
         "width": width,
         "height": height,
-        "points": points(visible, width, height),
-        "peak": max(visible) if visible else None,
-        "count": len(visible),
+        "segments": time_segments(samples, "visible", window, (2, 2, width - 2, height - 2), top),
+        "peak": top if visible else None,
+        "count": _count(samples),
     }
 
 
 def history_chart(
-    samples: Sequence[dict[str, Any]], width: int = 640, height: int = 200
+    samples: Sequence[dict[str, Any]],
+    width: int = 640,
+    height: int = 200,
+    window: HistoryWindow | None = None,
 ) -> dict[str, Any]:
-    """A larger chart: visible, in flight and delayed on one scale, with axis labels."""
-    pad = 4
+    """A larger chart: visible, in flight and delayed on one scale and one time axis.
+
+    The window's whole span is drawn whatever the samples cover, so two
+    minutes of samples sit at the right end of a six-hour axis, and a gap in
+    sampling shows as a gap. The bottom band holds the time ticks.
+    """
+    window = _window(window)
+    pad, band = 4, 14
+    box = (pad, pad, width - pad, height - pad - band)
     series = {key: [s[key] for s in samples] for key in ("visible", "in_flight", "delayed")}
     everything = [v for values in series.values() for v in values]
     top = max(everything) if everything else 0
-    lines = {key: points(values, width, height, pad, top=top) for key, values in series.items()}
+    lines = {key: time_segments(samples, key, window, box, top) for key in series}
     return {
         "width": width,
         "height": height,
+        "axis_y": f"{box[3]:.1f}",
+        "label_y": f"{height - pad:.1f}",
         "lines": lines,
+        "ticks": time_ticks(window, box[0], box[2]),
         "top": top,
-        "first": samples[0]["t"] if samples else None,
-        "last": samples[-1]["t"] if samples else None,
-        "count": len(samples),
+        "start": window.start,
+        "end": window.end,
+        "count": _count(samples),
     }
 
 

@@ -82,6 +82,30 @@ class Settings:
         return _number("SQS_BROKER_CACHE_TTL", 5, 0)
 
     @property
+    def CACHE(self) -> str:
+        """The ``CACHES`` alias that holds queue attributes, listings and online findings.
+
+        Django's default local-memory cache is per process; a shared backend
+        (Redis, Memcached, the database cache) lets every web process reuse one
+        SQS pass.
+        """
+        from django.core.exceptions import ImproperlyConfigured
+
+        alias = getattr(settings, "SQS_BROKER_CACHE", "default")
+        known = getattr(settings, "CACHES", None) or {"default": {}}
+        if not isinstance(alias, str) or alias not in known:
+            choices = ", ".join(sorted(known))
+            raise ImproperlyConfigured(
+                f"SQS_BROKER_CACHE must name one of the CACHES aliases ({choices}); got {alias!r}."
+            )
+        return alias
+
+    @property
+    def PUBLISH_CONCURRENCY(self) -> int:
+        """Batch requests ``publish_many`` keeps in flight at once."""
+        return int(_number("SQS_BROKER_PUBLISH_CONCURRENCY", 8, 1))
+
+    @property
     def ONLINE_FINDINGS_TTL(self) -> float:
         """Seconds the dashboard reuses the online findings."""
         return _number("SQS_BROKER_ONLINE_FINDINGS_TTL", 60, 0)

@@ -2,8 +2,85 @@
 
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import NotSupportedError, models
 from django.utils.translation import gettext_lazy as _
+
+#: Most rows one bounded deletion removes per statement, and per run.
+PRUNE_CHUNK = 5_000
+PRUNE_LIMIT = 100_000
+
+
+def delete_bounded(
+    queryset: models.QuerySet[Any], order_by: str, limit: int = PRUNE_LIMIT, chunk: int = 0
+) -> int:
+    """Delete the rows of ``queryset``, oldest (by ``order_by``) first: at most ``limit`` a run.
+
+    ``chunk`` rows a statement (default :data:`PRUNE_CHUNK`), so a first prune
+    over a long backlog does not hold the table for minutes; the next runs
+    take the rest.
+    """
+    chunk = chunk or PRUNE_CHUNK
+    deleted = 0
+    while deleted < limit:
+        size = min(chunk, limit - deleted)
+        ids = list(queryset.order_by(order_by).values_list("pk", flat=True)[:size])
+        if not ids:
+            break
+        count, _ = queryset.model._default_manager.filter(pk__in=ids).delete()
+        deleted += count
+        if len(ids) < size:
+            break
+    return deleted
+
+
+class TimeBucket(models.Func):
+    """``floor((epoch seconds of a datetime - offset) / step)``: the time bucket a row falls in.
+
+    Grouping by it lets the database downsample a series to the points a chart
+    draws, on SQLite, PostgreSQL and MySQL alike (each spells the epoch its own way).
+    """
+
+    output_field = models.BigIntegerField()
+
+    def __init__(self, expression: Any, step: int, offset: int = 0, **extra: Any) -> None:
+        if int(step) < 1:
+            raise ValueError(f"step must be a whole number of seconds, at least 1; got {step!r}.")
+        self.step = int(step)
+        # Shifts the bucket edges, e.g. so that the last bucket ends at a given minute.
+        self.offset = int(offset) % self.step
+        super().__init__(expression, **extra)
+
+    def as_sql(  # noqa: D102
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
+        raise NotSupportedError(
+            f"TimeBucket supports SQLite, PostgreSQL and MySQL, not {connection.vendor}."
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # noqa: D102
+        # Integer division of a positive integer floors.
+        template = (
+            f"((CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) - {self.offset}) / {self.step})"
+        )
+        return super().as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # noqa: D102
+        template = (
+            f"FLOOR((EXTRACT(EPOCH FROM %(expressions)s) - {self.offset}) / {self.step})::bigint"
+        )
+        return super().as_sql(compiler, connection, template=template, **extra)
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # noqa: D102
+        template = f"FLOOR((UNIX_TIMESTAMP(%(expressions)s) - {self.offset}) / {self.step})"
+        return super().as_sql(compiler, connection, template=template, **extra)
 
 
 class Dashboard(models.Model):
@@ -31,7 +108,13 @@ class QueueSample(models.Model):
     delayed = models.PositiveIntegerField(_("delayed"))
 
     class Meta:
-        indexes = [models.Index(fields=["queue", "sampled_at"])]
+        # Covering: the history query reads every column it groups from the index alone.
+        indexes = [
+            models.Index(
+                fields=["queue", "sampled_at", "visible", "in_flight", "delayed"],
+                name="sqs_broker_sample_history",
+            )
+        ]
         ordering = ["queue", "sampled_at"]
         verbose_name = _("queue sample")
         verbose_name_plural = _("queue samples")
@@ -72,7 +155,7 @@ class TaskCounter(models.Model):
 
     task = models.CharField(_("task"), max_length=255)
     queue = models.CharField(_("queue"), max_length=80)
-    minute = models.DateTimeField(_("minute"), db_index=True)
+    minute = models.DateTimeField(_("minute"))
     received = models.PositiveIntegerField(_("received"), default=0)
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
@@ -89,6 +172,17 @@ class TaskCounter(models.Model):
                 fields=["task", "queue", "minute"], name="sqs_broker_task_minute"
             )
         ]
+        # Covering: a window's sums (minute >= start, grouped by task and queue)
+        # read the index alone, never the table.
+        indexes = [
+            models.Index(
+                fields=[
+                    "minute", "task", "queue", "received", "succeeded", "failed", "retried",
+                    "redelivered", "poisoned", "runtime_sum", "runtime_max",
+                ],
+                name="sqs_broker_counter_window",
+            )
+        ]  # fmt: skip
         ordering = ["-minute", "task"]
         verbose_name = _("task counter")
         verbose_name_plural = _("task counters")

@@ -52,6 +52,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -468,6 +469,42 @@ def _send_batch(client: Any, url: str, batch: list[_Entry], attempts: int) -> di
     return failed
 
 
+def _send_after(
+    earlier: list[Future[dict[int, str]]], client: Any, url: str, batch: list[_Entry], attempts: int
+) -> dict[int, str]:
+    for future in earlier:
+        future.exception()  # wait; an earlier batch's failure is reported on its own
+    return _send_batch(client, url, batch, attempts)
+
+
+def _send_all(
+    jobs: list[tuple[Any, str, list[_Entry]]], attempts: int, concurrency: int
+) -> list[dict[int, str]]:
+    """Send every batch, ``concurrency`` at a time; what each refused, in ``jobs`` order.
+
+    A FIFO batch starts after the last earlier batch of each of its message
+    groups (on that queue) has finished. The pool starts tasks in the order
+    they were submitted, so a batch only waits on batches already running or
+    done: no deadlock however small the pool.
+    """
+    if not jobs:
+        return []
+    last: dict[tuple[str, Any], Future[dict[int, str]]] = {}
+    futures: list[Future[dict[int, str]]] = []
+    workers = min(concurrency, len(jobs))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-publish") as pool:
+        for client, url, batch in jobs:
+            groups = set()
+            if url.endswith(".fifo"):
+                groups = {entry.kwargs.get("MessageGroupId") for entry in batch}
+            earlier = list({id(f): f for g in groups if (f := last.get((url, g)))}.values())
+            future = pool.submit(_send_after, earlier, client, url, batch, attempts)
+            for group in groups:
+                last[(url, group)] = future
+            futures.append(future)
+        return [future.result() for future in futures]
+
+
 def publish_many(
     signatures: Iterable[Signature],
     *,
@@ -475,13 +512,17 @@ def publish_many(
     group: str | None = None,
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     attempts: int = DEFAULT_ATTEMPTS,
+    concurrency: int | None = None,
     **options: Any,
 ) -> list[AsyncResult]:
     """Publish ``signatures`` with ``SendMessageBatch``: about 0.1 SQS requests per task.
 
     Each signature is applied as ``signature.apply_async(**options)`` would
     apply it (routing, ``queue=``, countdown and ETA with the guard, FIFO
-    options), then the messages go out ten to a request per queue, in order.
+    options), then the messages go out ten to a request per queue, up to
+    ``concurrency`` requests at once (default ``SQS_BROKER_PUBLISH_CONCURRENCY``).
+    On a FIFO queue a batch waits for the earlier batches that hold any of
+    its message groups, so each group arrives in the order given.
     ``group`` publishes every task to a FIFO queue in that message group,
     with the task id as deduplication id.
 
@@ -501,6 +542,9 @@ def publish_many(
         raise ValueError(f"attempts must be from 1 to 10; got {attempts!r}.")
     if max_batch_bytes < 1024:
         raise ValueError(f"max_batch_bytes must be at least 1024; got {max_batch_bytes!r}.")
+    concurrency = app_settings.PUBLISH_CONCURRENCY if concurrency is None else concurrency
+    if not 1 <= concurrency <= 100:
+        raise ValueError(f"concurrency must be from 1 to 100; got {concurrency!r}.")
     app = sqs.celery_app(app)
     entries: list[_Entry] = []
     results: list[AsyncResult] = []
@@ -529,15 +573,19 @@ def publish_many(
                 results.append(signature.apply_async(producer=producer, **extra))
         finally:
             del channel.sqs
-    failed: dict[str, str] = {}
     by_queue: dict[tuple[str | None, str], list[_Entry]] = {}
     for entry in entries:
         by_queue.setdefault((entry.client_queue, entry.kwargs["QueueUrl"]), []).append(entry)
+    jobs: list[tuple[Any, str, list[_Entry]]] = []
     for (client_queue, url), queue_entries in by_queue.items():
         client = sqs.client(client_queue, app, purpose="publish")
-        for batch in _batches(queue_entries, max_batch_bytes):
-            for position, reason in _send_batch(client, url, batch, attempts).items():
-                failed[_task_id(batch[position], results)] = reason
+        jobs.extend((client, url, batch) for batch in _batches(queue_entries, max_batch_bytes))
+    failed: dict[str, str] = {}
+    for (_client, _url, batch), refused in zip(
+        jobs, _send_all(jobs, attempts, concurrency), strict=True
+    ):
+        for position, reason in refused.items():
+            failed[_task_id(batch[position], results)] = reason
     if failed:
         raise PublishError(failed, results)
     return results

@@ -8,8 +8,10 @@ but with bounded timeouts and few retries, so a check or a page answers in
 bounded time when the endpoint is down.
 
 Attributes of many queues are fetched concurrently on a bounded pool and
-reused for ``SQS_BROKER_CACHE_TTL`` seconds, so 100 queues cost about one
-round-trip of wall time and a reload storm does not multiply SQS calls.
+reused for ``SQS_BROKER_CACHE_TTL`` seconds through Django's cache framework
+(:mod:`sqs_broker.cache`), so 100 queues cost about one round-trip of wall
+time and a reload storm does not multiply SQS calls, in one process or, with
+a shared cache, in all of them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sqs_broker import limits, topology
+from sqs_broker import cache, limits, topology
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import scrub
 from sqs_broker.topology import DEFAULT_QUEUE as DEFAULT_QUEUE
@@ -211,9 +213,7 @@ def clear_caches() -> None:
         _clients.clear()
     with _sts_lock:
         _sts_credentials.clear()
-    with _cache_lock:
-        _cache.clear()
-        _listings.clear()
+    cache.clear()
 
 
 # --- inventory ---------------------------------------------------------------
@@ -234,28 +234,36 @@ class QueueRef:
         return self.name.endswith(".fifo")
 
 
-#: ListQueues answers by (prefix, endpoint), reused for SQS_BROKER_CACHE_TTL like
-#: the attributes, so a reload storm costs one listing per TTL, not one per request.
-_listings: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
-
-
 def list_queue_urls(
     prefix: str, app: Celery | Topology | None = None, max_age: float | None = None
 ) -> list[str]:
     """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer.
 
-    An answer younger than ``max_age`` (default ``SQS_BROKER_CACHE_TTL``) is reused.
+    An answer younger than ``max_age`` (default ``SQS_BROKER_CACHE_TTL``) is
+    reused from the shared cache (:mod:`sqs_broker.cache`), so a reload storm
+    costs one listing per TTL, not one per request or per process.
     """
-    key = (prefix, endpoint_url(app))
+    entry = cache.key("listing", prefix, endpoint_url(app))
     ttl = app_settings.CACHE_TTL if max_age is None else max_age
-    with _cache_lock:
-        hit = _listings.get(key)
-    if hit is not None and time.monotonic() - hit[0] < ttl:
-        return list(hit[1])
-    urls = _list_queue_urls(prefix, app)
-    with _cache_lock:
-        _listings[key] = (time.monotonic(), urls)
-    return list(urls)
+
+    def fresh(hit: Any) -> bool:
+        return hit is not None and time.time() - hit[0] < ttl
+
+    if ttl > 0:
+        hit = cache.get(entry)
+        if not fresh(hit):
+            lease = f"{entry}:lease"
+            if not cache.acquire(lease, app_settings.GATHER_TIMEOUT):
+                hit = cache.wait_for([entry], app_settings.GATHER_TIMEOUT, fresh).get(entry)
+            else:
+                try:
+                    hit = (time.time(), _list_queue_urls(prefix, app))
+                    cache.set_many({entry: hit}, ttl)
+                finally:
+                    cache.delete(lease)
+        if fresh(hit):
+            return list(hit[1])
+    return _list_queue_urls(prefix, app)
 
 
 def _list_queue_urls(prefix: str, app: Celery | Topology | None) -> list[str]:
@@ -349,10 +357,6 @@ def redrive_policy(state: QueueState) -> dict[str, Any] | None:
     return {"name": parts[-1], "account": account, "arn": arn, "max_receive_count": count}
 
 
-_cache: dict[tuple[str, str | None], QueueState] = {}
-_cache_lock = threading.Lock()
-
-
 def error_text(exc: BaseException) -> tuple[str, str | None]:
     """A short, secret-free description of an SQS error and its code."""
     if isinstance(exc, ClientError):
@@ -382,39 +386,93 @@ def fetch_one(ref: QueueRef, app: Celery | Topology | None = None) -> QueueState
     return state
 
 
+def _states_key(endpoint: str | None) -> str:
+    # One entry per endpoint, a dict of states by queue name: Django's local-memory cache
+    # keeps 300 entries by default, and 300 queues must not cull each other.
+    return cache.key("attributes", endpoint)
+
+
+def _merge_states(endpoint: str | None, states: dict[str, QueueState | None], ttl: float) -> None:
+    """Write ``states`` into the endpoint's entry (``None`` drops a queue)."""
+    entry = _states_key(endpoint)
+    current = dict(cache.get(entry) or {})
+    for name, state in states.items():
+        if state is None:
+            current.pop(name, None)
+        else:
+            current[name] = state
+    now = time.time()
+    longest = max(ttl, app_settings.CACHE_TTL)
+    current = {n: st for n, st in current.items() if now - st.fetched_at < longest}
+    cache.set_many({entry: current}, longest)
+
+
 def fetch(
     refs: Iterable[QueueRef], app: Celery | Topology | None = None, max_age: float | None = None
 ) -> list[QueueState]:
-    """Attributes of every queue, concurrently, reusing answers younger than ``max_age``."""
+    """Attributes of every queue, concurrently, reusing answers younger than ``max_age``.
+
+    Answers are shared through :mod:`sqs_broker.cache`. When another process
+    is already asking for the same queues, this one waits for its answers
+    (up to ``SQS_BROKER_GATHER_TIMEOUT``) instead of asking SQS again.
+    """
     refs = list(refs)
     topo = Topology.of(app)
     ttl = app_settings.CACHE_TTL if max_age is None else max_age
     endpoint = topo.endpoint
-    now = time.time()
+    entry = _states_key(endpoint)
     results: dict[int, QueueState] = {}
-    missing: list[tuple[int, QueueRef]] = []
-    with _cache_lock:
+
+    def take(found: Any) -> None:
+        now = time.time()
         for index, ref in enumerate(refs):
-            cached = _cache.get((ref.name, endpoint))
-            if cached is not None and cached.ref == ref and now - cached.fetched_at < ttl:
-                results[index] = cached
-            else:
-                missing.append((index, ref))
-    if missing:
-        workers = min(app_settings.MAX_WORKERS, len(missing))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-attrs") as pool:
-            states = list(pool.map(lambda ref: fetch_one(ref, topo), (r for _, r in missing)))
-        with _cache_lock:
-            for (index, ref), state in zip(missing, states, strict=True):
+            state = (found or {}).get(ref.name)
+            if (
+                index not in results
+                and isinstance(state, QueueState)
+                and state.ref == ref
+                and now - state.fetched_at < ttl
+            ):
                 results[index] = state
-                _cache[(ref.name, endpoint)] = state
+
+    if ttl > 0:
+        take(cache.get(entry))
+    missing = [(i, ref) for i, ref in enumerate(refs) if i not in results]
+    lease = None
+    if missing and ttl > 0:
+        lease = cache.key("lease", endpoint, tuple(sorted(ref.name for _, ref in missing)))
+        if not cache.acquire(lease, app_settings.GATHER_TIMEOUT):
+            wanted = {ref.name: ref for _, ref in missing}
+
+            def complete(found: Any) -> bool:
+                now = time.time()
+                return isinstance(found, dict) and all(
+                    isinstance(found.get(n), QueueState)
+                    and found[n].ref == ref
+                    and now - found[n].fetched_at < ttl
+                    for n, ref in wanted.items()
+                )
+
+            take(cache.wait_for([entry], app_settings.GATHER_TIMEOUT, complete).get(entry))
+            missing = [(i, ref) for i, ref in enumerate(refs) if i not in results]
+            lease = None
+    try:
+        if missing:
+            workers = min(app_settings.MAX_WORKERS, len(missing))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-attrs") as pool:
+                states = list(pool.map(lambda ref: fetch_one(ref, topo), (r for _, r in missing)))
+            for (index, _ref), state in zip(missing, states, strict=True):
+                results[index] = state
+            _merge_states(endpoint, {ref.name: results[i] for i, ref in missing}, ttl)
+    finally:
+        if lease is not None:
+            cache.delete(lease)
     return [results[i] for i in range(len(refs))]
 
 
 def forget(queue: str, app: Celery | Topology | None = None) -> None:
-    """Drop one queue's cached attributes (after a purge or a move)."""
-    with _cache_lock:
-        _cache.pop((queue, endpoint_url(app)), None)
+    """Drop one queue's cached attributes (after a purge or a move), for every process."""
+    _merge_states(endpoint_url(app), {queue: None}, app_settings.CACHE_TTL)
 
 
 # --- identity and checks -----------------------------------------------------

@@ -5,7 +5,9 @@ The admin dashboard, ``/sqs/stats.json``, ``/sqs/metrics`` and the
 one home. :func:`gather` returns a JSON-ready :class:`~sqs_broker.schema.Stats`
 (queues, findings, errors, workers, tasks), typed in :mod:`sqs_broker.schema`.
 
-SQS is asked through :mod:`sqs_broker.sqs` (bounded pool, TTL cache). The
+SQS is asked through :mod:`sqs_broker.sqs` (bounded pool, TTL cache shared
+through Django's cache framework, see :mod:`sqs_broker.cache`); the online
+findings are cached there too, for ``SQS_BROKER_ONLINE_FINDINGS_TTL``. The
 whole SQS pass runs in a background thread that the page waits on for at
 most ``SQS_BROKER_GATHER_TIMEOUT`` seconds: a slow or dead endpoint costs a
 bounded wait and per-queue errors, never a hung page. Concurrent requests
@@ -27,7 +29,7 @@ from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, findings, health, sqs, topology
+from sqs_broker import backoff, cache, findings, health, sqs, topology
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
@@ -137,12 +139,13 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     return Pass([*states, *found_quarantines], dead_letters, online, errors)
 
 
-_online_cache: dict[tuple[Any, ...], tuple[float, list[findings.Finding]]] = {}
-
-
 def _app_key(app: Celery | Topology) -> tuple[Any, ...]:
     """Identifies an app's broker configuration, for caches shared across requests."""
     return Topology.of(app).key
+
+
+#: How long a failed online pass may fall back on the last findings, past their TTL.
+ONLINE_STALE_GRACE = 600
 
 
 def _online_findings(
@@ -151,18 +154,21 @@ def _online_findings(
     errors: list[str],
     dead_letters: Iterable[sqs.QueueState] = (),
 ) -> list[findings.Finding] | None:
-    key = (*_app_key(app), translation.get_language())
-    cached = _online_cache.get(key)
-    if cached is not None and time.time() - cached[0] < app_settings.ONLINE_FINDINGS_TTL:
-        return cached[1]
+    """The online findings, from the shared cache when younger than their TTL."""
+    ttl = app_settings.ONLINE_FINDINGS_TTL
+    key = cache.key("online", *_app_key(app), translation.get_language())
+    cached = cache.get(key)
+    if cached is not None and time.time() - cached[0] < ttl:
+        return cast(list[findings.Finding], cached[1])
     try:
         # The pass read the dead-letter queues already: E022 need not ask again.
         found = list(findings.online(app, states=states, known=dead_letters))
     except Exception as exc:  # the page still shows the queues and offline findings
         text, _code = sqs.error_text(exc)
         errors.append(_("Online checks failed: %(error)s") % {"error": text})
-        return cached[1] if cached else None
-    _online_cache[key] = (time.time(), found)
+        return cast(list[findings.Finding], cached[1]) if cached else None
+    # Kept past the TTL only as the fallback above; readers judge the age.
+    cache.set_many({key: (time.time(), found)}, ttl + ONLINE_STALE_GRACE if ttl > 0 else 0)
     return found
 
 
@@ -187,15 +193,15 @@ def _submit(app: Topology, with_online: bool) -> Future[Pass]:
 
 
 def reset() -> None:
-    """Forget cached online findings and passes in flight, and stop the pool (tests)."""
+    """Forget cached findings and attributes, and passes in flight; stop the pool (tests)."""
     global _executor
     with _inflight_lock:
         _inflight.clear()
-        _online_cache.clear()
         executor, _executor = _executor, None
     if executor is not None:
         # A pass past its deadline may still run: let it finish on its own thread.
         executor.shutdown(wait=False, cancel_futures=True)
+    cache.clear()
 
 
 def sqs_pass(app: Celery | Topology | None = None, with_online: bool = False) -> Pass:
@@ -425,39 +431,108 @@ def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResu
     return SampleResult(len(rows), prune(when), failed, missing)
 
 
-def prune(now: datetime | None = None) -> int:
-    """Delete samples older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps them all)."""
-    from sqs_broker.models import QueueSample
+def prune(now: datetime | None = None, limit: int | None = None) -> int:
+    """Delete samples older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps them all).
+
+    At most ``limit`` rows a run (default :data:`sqs_broker.models.PRUNE_LIMIT`),
+    in chunks: the next runs take the rest (see :func:`~sqs_broker.models.delete_bounded`).
+    """
+    from sqs_broker.models import PRUNE_LIMIT, QueueSample, delete_bounded
 
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    deleted, _ = QueueSample.objects.filter(sampled_at__lt=cutoff).delete()
-    return deleted
+    old = QueueSample.objects.filter(sampled_at__lt=cutoff)
+    return delete_bounded(old, "sampled_at", PRUNE_LIMIT if limit is None else limit)
+
+
+#: Seconds a live history read is shared (its key also changes every 10 s of the clock).
+HISTORY_CACHE_SECONDS = 10
+
+#: Points a history series holds at most: the SQL groups samples into this many time buckets.
+HISTORY_POINTS = 120
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """The time axis of a history chart: ``start`` to ``end``, in buckets of ``step`` seconds."""
+
+    start: datetime
+    end: datetime
+    step: int
+
+
+def history_window(
+    hours: float | None = None, now: datetime | None = None, points: int = HISTORY_POINTS
+) -> HistoryWindow:
+    """The last ``hours`` (default ``SQS_BROKER_HISTORY_HOURS``) up to ``now``, in buckets.
+
+    Buckets are whole multiples of ``step`` seconds since the epoch (at least a
+    minute, the sampling period), so two loads a few seconds apart group the
+    same samples the same way.
+    """
+    hours = app_settings.HISTORY_HOURS if hours is None else hours
+    end = now or datetime.now(UTC)
+    span = max(60.0, hours * 3600)
+    step = max(60, -(-int(span) // max(1, points)))
+    return HistoryWindow(end - timedelta(seconds=span), end, step)
 
 
 def history(
-    names: list[str], hours: float | None = None, now: datetime | None = None
+    names: list[str],
+    hours: float | None = None,
+    now: datetime | None = None,
+    points: int = HISTORY_POINTS,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Samples per queue over the last ``hours`` (default ``SQS_BROKER_HISTORY_HOURS``)."""
-    from sqs_broker.models import QueueSample
+    """Samples per queue over the last ``hours``, grouped by time in the database.
 
-    hours = app_settings.HISTORY_HOURS if hours is None else hours
-    since = (now or datetime.now(UTC)) - timedelta(hours=hours)
+    One query for every queue: each point is one time bucket of
+    :func:`history_window` (``t`` its start) with the bucket's highest
+    ``visible``, ``in_flight`` and ``delayed`` (a short spike stays visible)
+    and ``samples``, how many samples it holds. Buckets without samples are
+    absent: the charts show them as gaps, not zeros.
+    """
+    from django.db.models import Count, Max
+
+    from sqs_broker.models import QueueSample, TimeBucket
+
+    window = history_window(hours, now, points)
     series: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    if not names:
+        return series
+    # Live reads (no ``now``) are shared for HISTORY_CACHE_SECONDS by every viewer and process:
+    # samples come once a minute, and the buckets are aligned, so a reload reads the same points.
+    key = None
+    if now is None and HISTORY_CACHE_SECONDS > 0:
+        key = cache.key("history", tuple(names), window.step, int(window.end.timestamp()) // 10)
+        hit = cache.get(key)
+        if hit is not None:
+            return cast(dict[str, list[dict[str, Any]]], hit)
     rows = (
-        QueueSample.objects.filter(queue__in=names, sampled_at__gte=since)
-        .order_by("queue", "sampled_at")
-        .values("queue", "sampled_at", "visible", "in_flight", "delayed")
+        QueueSample.objects.filter(
+            queue__in=names, sampled_at__gte=window.start, sampled_at__lte=window.end
+        )
+        .annotate(bucket=TimeBucket("sampled_at", window.step))
+        .values("queue", "bucket")
+        .annotate(
+            top_visible=Max("visible"),
+            top_in_flight=Max("in_flight"),
+            top_delayed=Max("delayed"),
+            samples=Count("pk"),
+        )
+        .order_by("queue", "bucket")
     )
     for row in rows:
         series[row["queue"]].append(
             {
-                "t": row["sampled_at"],
-                "visible": row["visible"],
-                "in_flight": row["in_flight"],
-                "delayed": row["delayed"],
+                "t": datetime.fromtimestamp(int(row["bucket"]) * window.step, UTC),
+                "visible": row["top_visible"],
+                "in_flight": row["top_in_flight"],
+                "delayed": row["top_delayed"],
+                "samples": row["samples"],
             }
         )
+    if key is not None:
+        cache.set_many({key: series}, HISTORY_CACHE_SECONDS)
     return series

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from sqs_broker import charts
+from sqs_broker.stats import HistoryWindow
 
 # Configuration, geometry and text: no SQS server needed.
 pytestmark = pytest.mark.pure
@@ -22,11 +25,56 @@ def test_points__flat_and_single():
     assert charts.points([], 10, 10) == ""
 
 
+def _window(hours: float = 1.0, step: int = 60) -> HistoryWindow:
+    end = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    return HistoryWindow(end - timedelta(hours=hours), end, step)
+
+
+def _at(window: HistoryWindow, minutes_before_end: int, visible: int, **more: int) -> dict:
+    t = window.end - timedelta(minutes=minutes_before_end)
+    return {"t": t, "visible": visible, "in_flight": 0, "delayed": 0, **more}
+
+
 def test_sparkline__peak_and_count():
-    """A sparkline knows its peak and how many samples it draws."""
-    spark = charts.sparkline([{"visible": v} for v in (1, 7, 3)])
-    assert (spark["peak"], spark["count"]) == (7, 3)
-    assert charts.sparkline([])["points"] == ""
+    """A sparkline knows its peak and how many samples its buckets hold."""
+    window = _window()
+    samples = [_at(window, m, v, samples=2) for m, v in ((3, 1), (2, 7), (1, 3))]
+    spark = charts.sparkline(samples, window=window)
+    assert (spark["peak"], spark["count"]) == (7, 6)
+    assert charts.sparkline([], window=window)["segments"] == []
+
+
+def test_time_segments__placed_by_time_not_by_count():
+    """Two minutes of samples sit at the right end of a six-hour axis, not across it."""
+    window = _window(hours=6)
+    samples = [_at(window, 2, 5), _at(window, 1, 5)]
+    (segment,) = charts.time_segments(samples, "visible", window, (0, 0, 360, 10), top=5)
+    xs = [float(p.split(",")[0]) for p in segment.split()]
+    assert all(x > 357 for x in xs), xs
+
+
+def test_time_segments__gaps_stay_open():
+    """A sampling gap splits the line in two instead of joining over it."""
+    window = _window(hours=1)
+    samples = [_at(window, m, 1) for m in (50, 49, 48, 10, 9, 8)]
+    segments = charts.time_segments(samples, "visible", window, (0, 0, 600, 10), top=1)
+    assert len(segments) == 2
+    assert [len(s.split()) for s in segments] == [3, 3]
+
+
+def test_time_segments__sparse_sampling_is_no_gap():
+    """Samples every five minutes on one-minute buckets draw one line: the usual step is no gap."""
+    window = _window(hours=1)
+    samples = [_at(window, m, 1) for m in range(55, 0, -5)]
+    assert len(charts.time_segments(samples, "visible", window, (0, 0, 600, 10), top=1)) == 1
+
+
+def test_time_ticks__round_times_across_the_window():
+    """A six-hour axis gets ticks every hour on the hour, the last at the right edge."""
+    window = _window(hours=6)
+    ticks = charts.time_ticks(window, 0, 600)
+    assert [t["label"] for t in ticks] == [f"{h:02d}:00" for h in range(6, 13)]
+    assert [t["x"] for t in ticks][:2] == ["0.0", "100.0"] and ticks[-1]["x"] == "600.0"
 
 
 def test_backoff_chart__bars_follow_delays():
@@ -45,11 +93,16 @@ def test_backoff_chart__bars_follow_delays():
 
 def test_history_chart__three_lines_one_scale():
     """Visible, in flight and delayed share one scale whose top is the largest value."""
+    window = _window(hours=1)
     samples = [
-        {"t": 1, "visible": 4, "in_flight": 8, "delayed": 0},
-        {"t": 2, "visible": 2, "in_flight": 0, "delayed": 1},
+        {"t": window.start, "visible": 4, "in_flight": 8, "delayed": 0},
+        {"t": window.end - timedelta(seconds=60), "visible": 2, "in_flight": 0, "delayed": 1},
     ]
-    chart = charts.history_chart(samples, width=108, height=108)
+    chart = charts.history_chart(samples, width=108, height=122, window=window)
     assert chart["top"] == 8
-    assert chart["lines"]["in_flight"] == "4.0,4.0 104.0,104.0"
-    assert (chart["first"], chart["last"], chart["count"]) == (1, 2, 2)
+    # Plot area 4..104 wide, 4..104 high (the bottom band holds the ticks).
+    (segment,) = chart["lines"]["in_flight"]
+    first, last = segment.split()
+    assert first.endswith(",4.0") and last.endswith(",104.0")
+    assert (chart["start"], chart["end"], chart["count"]) == (window.start, window.end, 2)
+    assert chart["ticks"]

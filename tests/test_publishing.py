@@ -31,6 +31,13 @@ def _fresh_caches() -> Iterator[None]:
     publishing.forget_visibility()
 
 
+def sqs_module_client(proxy: Proxy) -> Any:
+    """A boto3 SQS client through ``proxy``."""
+    import boto3
+
+    return boto3.client("sqs", endpoint_url=proxy.endpoint_url, region_name="us-east-1")
+
+
 def guarded_app(env: dict[str, str], **conf: Any) -> Celery:
     app = make_app(env, **conf)
     publishing.install(app)
@@ -355,6 +362,40 @@ def test_send_batch__sender_faults_are_reported_not_retried(unique, sqs) -> None
     failed = publishing._send_batch(sqs, url, entries, attempts=3)
     assert list(failed) == [1] and "DelaySeconds" in failed[1]
     assert counts(sqs, url)["ApproximateNumberOfMessages"] == 2
+
+
+def test_send_all__concurrent_but_each_fifo_group_in_order(unique, sqs, proxy) -> None:
+    """Two FIFO groups' batches overlap; within a group each batch waits for the one before."""
+    url = sqs.create_queue(
+        QueueName=f"{unique}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    entries = [
+        publishing._Entry(
+            None, {"QueueUrl": url, "MessageBody": f"{g}:{n}", "MessageGroupId": g}, n
+        )
+        for g in ("a", "b")
+        for n in range(30)
+    ]
+    client = sqs_module_client(proxy)
+    jobs = [(client, url, batch) for batch in publishing._batches(entries, 262_144)]
+    proxy.delay = 0.2
+    started = time.monotonic()
+    refused = publishing._send_all(jobs, attempts=1, concurrency=8)
+    took = time.monotonic() - started
+    assert refused == [{}] * 6
+    # Three rounds of two batches at once; one after another would take six.
+    assert proxy.connections >= 2
+    assert took < 5 * 0.2 * 2, took
+    bodies = [m["Body"] for m in receive_all(sqs, url, expect=60)]
+    for group in ("a", "b"):
+        assert [b for b in bodies if b.startswith(group)] == [f"{group}:{n}" for n in range(30)]
+
+
+def test_publish_many__concurrency_is_checked() -> None:
+    """A concurrency outside 1-100 is refused with the range."""
+    with pytest.raises(ValueError, match="concurrency must be from 1 to 100"):
+        publish_many([object()], concurrency=0)  # type: ignore[list-item]
 
 
 def test_batches__ten_entries_and_the_byte_budget() -> None:

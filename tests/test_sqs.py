@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from sqs_broker import sqs as sqs_module
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, make_app, run_python
 from tests.proxy import Proxy
 
 
@@ -74,7 +75,7 @@ def test_fetch__cached_for_ttl(sqs, unique, settings):
     (first,) = sqs_module.fetch(refs, app)
     sqs.send_message(QueueUrl=url, MessageBody="x")
     (second,) = sqs_module.fetch(refs, app)
-    assert second is first
+    assert second == first  # the cached answer (a copy: the cache pickles)
     sqs_module.forget(f"{unique}-celery", app)
     (third,) = sqs_module.fetch(refs, app)
     assert third.int("ApproximateNumberOfMessages") == 1
@@ -94,3 +95,45 @@ def test_fetch__redrive_policy_attribute(sqs, unique):
     )
     state = _state(f"{unique}-celery", _app(unique))
     assert json.loads(state.attributes["RedrivePolicy"])["deadLetterTargetArn"] == arn
+
+
+def test_fetch__concurrent_misses_share_one_call_per_queue(sqs, sqs_endpoint, unique, settings):
+    """Two callers that miss together (as two processes would): one asks, the other waits."""
+    settings.SQS_BROKER_CACHE_TTL = 60
+    for n in range(3):
+        sqs.create_queue(QueueName=f"{unique}-q{n}")
+    with Proxy.to(sqs_endpoint, delay=0.3) as proxy:
+        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        refs = [sqs_module.QueueRef(f"{unique}-q{n}", "declared") for n in range(3)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(lambda _: sqs_module.fetch(refs, app), range(2)))
+        calls = proxy.reset_counts()
+    assert [[s.error for s in states] for states in answers] == [[None] * 3] * 2
+    assert calls["GetQueueAttributes"] == 3, calls
+
+
+def test_fetch__shared_between_processes(sqs, sqs_endpoint, unique, tmp_path):
+    """Two processes on one shared cache: the second reads the first's answers; one SQS pass."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    sqs.create_queue(QueueName=f"{unique}-other")
+    code = (
+        "import os, django; django.setup()\n"
+        "from sqs_broker import stats\n"
+        "from tests.conftest import make_app\n"
+        "data = stats.gather(make_app(dict(os.environ)), online=False)\n"
+        "print(sorted(q['name'] for q in data['queues'] if q['error'] is None))\n"
+    )
+    with Proxy.to(sqs_endpoint) as proxy:
+        env = base_env(
+            # tests.settings points SQS_ENDPOINT_URL at this address.
+            SQS_BROKER_TEST_ENDPOINT=proxy.endpoint_url,
+            SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+            SQS_BROKER_CACHE_TTL="60",
+            CACHE_URL=f"filecache://{tmp_path}",
+        )
+        outputs = [run_python("-c", code, env=env, settings="tests.settings") for _ in range(2)]
+        calls = proxy.reset_counts()
+    expected = str([f"{unique}-celery", f"{unique}-other"])
+    assert [r.stdout.strip().splitlines()[-1] for r in outputs] == [expected] * 2, outputs[1].stderr
+    assert calls["GetQueueAttributes"] == 2, calls
+    assert calls["ListQueues"] == 1, calls

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from sqs_broker import actions, stats
+from sqs_broker import actions, cache, stats
 from tests.conftest import base_env, run_python
 
 
@@ -23,12 +25,13 @@ def test_settings__importing_them_starts_no_server() -> None:
 
 def test_module_state__empty_at_the_start_of_each_test_part_one() -> None:
     """A test leaves pools and caches behind..."""
-    stats._online_cache[("left", "behind")] = (0.0, [])
+    cache.set_many({cache.key("online", "left", "behind"): (time.time(), [])}, 60)
     actions._move_unsupported.add("http://left.behind")
     stats._submit.__globals__["_executor"] = stats.ThreadPoolExecutor(max_workers=1)
 
 
 def test_module_state__empty_at_the_start_of_each_test_part_two() -> None:
     """...and the next one starts without them."""
-    assert not stats._online_cache and not actions._move_unsupported
+    assert cache.get(cache.key("online", "left", "behind")) is None
+    assert not actions._move_unsupported
     assert stats._executor is None

@@ -234,7 +234,7 @@ def test_snapshot__worker_states() -> None:
 
 @pytest.mark.django_db
 def test_snapshot__tasks_over_the_window_with_rates() -> None:
-    """Sums over the window's minutes only; failure and redelivery rates; a sparkline."""
+    """Sums over the window's minutes only; rates; a sparkline of whole minutes, not the current."""
     now = timezone.now()
     for ago, failed in ((0, 1), (2, 3), (30, 50)):
         TaskCounter.objects.create(
@@ -260,15 +260,19 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
     assert task["redelivery_rate"] == 0.25
     assert task["runtime_avg"] == pytest.approx(4.0 / 8)
     assert task["runtime_max"] == pytest.approx(2.5)
-    assert sum(task["series"]) == 8 and len(task["series"]) == 5
+    # The five minutes before the current one; the current minute is still being counted.
+    assert task["series"] == [0, 0, 0, 4, 0]
 
     (day,) = read.snapshot(86400, now=now)["tasks"]
-    assert day["failed"] == 54 and len(day["series"]) == base.SPARKLINE_POINTS
+    assert day["failed"] == 54
+    # Whole buckets only: the one cut by the start of the window is left out.
+    assert base.SPARKLINE_POINTS - 1 <= len(day["series"]) <= base.SPARKLINE_POINTS
+    assert sum(day["series"]) == 4 + 50
 
 
 @pytest.mark.django_db
 def test_snapshot__two_queries_whatever_the_rows(django_assert_num_queries) -> None:
-    """Heartbeats in one query, the window's counters in one more: no query per row."""
+    """Heartbeats in one query; the window's sums and sparkline in one grouped query."""
     now = timezone.now()
     for i in range(4):
         _beat(f"w{i}@h", seen_ago=1, interval=10)

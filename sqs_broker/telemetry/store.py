@@ -123,14 +123,18 @@ def _heartbeat_fields(
 
 
 def prune_old(now: datetime | None = None) -> tuple[int, int]:
-    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all)."""
-    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all).
+
+    Counters go in bounded chunks (:func:`~sqs_broker.models.delete_bounded`):
+    a week of minute rows for a hundred tasks is a million rows.
+    """
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat, delete_bounded
 
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0, 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    counters, _ = TaskCounter.objects.filter(minute__lt=cutoff).delete()
+    counters = delete_bounded(TaskCounter.objects.filter(minute__lt=cutoff), "minute")
     beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
     return counters, beats
 
