@@ -1,30 +1,116 @@
-"""Servers and workers refuse to start with DEBUG and keys in the broker URL.
+"""Start-up refusals, and configuration errors as one line instead of a traceback.
 
-``manage.py check`` and ``sqs_check`` must still run and report E001, so the
-refusal is not in ``AppConfig.ready()`` (which every command runs) but where
-a process starts serving: :func:`get_wsgi_application` and
-:func:`get_asgi_application` for web servers, and :class:`StartGuard`, a
-Celery worker bootstep, for workers. ``runserver`` already stops on E001
-because it runs the system checks.
+Servers, workers, beat and ``celery events`` refuse to start with DEBUG and
+keys in the broker URL. ``manage.py check`` and ``sqs_check`` must still run
+and report E001, so the refusal is not in ``AppConfig.ready()`` (which every
+command runs) but where a process starts serving:
+:func:`get_wsgi_application` and :func:`get_asgi_application` for web
+servers, :class:`StartGuard` (a worker bootstep) for workers, and a hidden
+option of ``celery beat`` and ``celery events`` (with the ``beat_init``
+signal as a second line for beat).
+``runserver`` already stops on E001 because it runs the system checks.
+
+A bad setting is one message, not a traceback of 50 to 120 lines through
+Django, Celery and click: :func:`exit_on_configuration_error` (``manage.py``,
+WSGI, ASGI) and :func:`install_excepthook` (the ``celery`` command, whose
+entry point the project does not own) print ``ImproperlyConfigured: <message>``
+on stderr and exit with status 1 (4 for the WSGI/ASGI application, which
+gunicorn reads as "App failed to load" and stops on).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from celery import bootsteps
+from celery import bootsteps, signals
 from django.core.exceptions import ImproperlyConfigured
 
-from sqs_broker import findings
+from sqs_broker.redact import install_report_masking
+from sqs_broker.settings import check_broker_url
 
 if TYPE_CHECKING:
     from celery import Celery
     from django.core.handlers.asgi import ASGIHandler
     from django.core.handlers.wsgi import WSGIHandler
 
+#: The exit status of a process stopped by a configuration error.
+EXIT_STATUS = 1
+#: The exit status of a WSGI/ASGI application that cannot load: gunicorn's
+#: "App failed to load", on which its arbiter stops. On any other status it
+#: boots a new worker at once, forever, printing the same error each time.
+SERVER_EXIT_STATUS = 4
+
+
+def configuration_message(exc: ImproperlyConfigured) -> str:
+    """The one line a configuration error is shown as, scrubbed of any known secret."""
+    from sqs_broker.redact import scrub
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"ImproperlyConfigured: {scrub(text)}"
+
+
+def _say(line: str) -> None:
+    # The process's own stderr: Celery's worker and beat redirect sys.stderr
+    # to their logger, which would wrap the line in a log prefix.
+    stream = sys.__stderr__ or sys.stderr
+    stream.write(line + "\n")
+    stream.flush()
+
+
+@contextmanager
+def exit_on_configuration_error(status: int = EXIT_STATUS) -> Iterator[None]:
+    """Turn an ``ImproperlyConfigured`` raised inside into one line on stderr and an exit.
+
+    For a process's entry point (``manage.py``, ``wsgi.py``, ``asgi.py``):
+    the traceback of a settings error says nothing its message does not, and
+    buries the message under dozens of lines of Django and Celery frames.
+    """
+    try:
+        yield
+    except ImproperlyConfigured as exc:
+        _say(configuration_message(exc))
+        raise SystemExit(status) from None
+
+
+def install_excepthook() -> None:
+    """Show an uncaught ``ImproperlyConfigured`` as one line; safe to call twice.
+
+    For the ``celery`` command: its entry point belongs to Celery, so the
+    project's Celery module (which every ``celery -A`` run imports first)
+    installs this instead. Other exceptions keep their traceback.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "sqs_broker", False):
+        return
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(exc, ImproperlyConfigured):
+            _say(configuration_message(exc))
+            return
+        previous(kind, exc, tb)
+
+    hook.sqs_broker = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
 
 def refuse_unsafe_start(app: Celery | None = None) -> None:
-    """Raise ``ImproperlyConfigured`` when E001 holds for this process."""
+    """Raise ``ImproperlyConfigured`` when E001 holds or the broker URL cannot be parsed.
+
+    A settings module may set ``CELERY_BROKER_URL`` itself, past the check
+    :mod:`sqs_broker.settings` makes on the environment's: a secret left
+    unquoted there would be read as the host and shown in every error.
+    """
+    from sqs_broker import findings
+
+    if app is None:
+        from celery import current_app
+
+        app = current_app._get_current_object()
+    check_broker_url(app.conf.broker_url or "")
     finding = findings.unsafe_debug(app)
     if finding is not None:
         raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
@@ -62,6 +148,74 @@ class StartGuard(bootsteps.Step):
         super().__init__(parent, **kwargs)
 
 
+def _on_beat_init(sender: Any = None, **kwargs: Any) -> None:
+    # Celery logs and swallows an Exception raised in a signal handler, but
+    # not SystemExit: beat stops here, before its first tick.
+    app = getattr(sender, "app", None)
+    if app is not None and getattr(app, "sqs_broker_guarded", False):
+        with exit_on_configuration_error():
+            refuse_unsafe_start(app)
+
+
+def _refuse_before_command(ctx: Any, param: Any, value: Any) -> None:
+    # A hidden option's callback: click runs it for every option, given or
+    # not, before the command's body, so beat and `celery events` stop here
+    # before they print a banner or connect.
+    app = getattr(getattr(ctx, "obj", None), "app", None)
+    if app is None:
+        return
+    import django
+    from django.apps import apps
+
+    with exit_on_configuration_error():
+        if not apps.ready:
+            # The refusal's message is translated; Celery sets Django up for
+            # beat only later, and never for `celery events`.
+            django.setup()
+        refuse_unsafe_start(app)
+
+
+def _start_guard_option() -> Any:
+    import click
+
+    return click.Option(
+        ["--sqs-broker-start-guard"],
+        is_flag=True,
+        hidden=True,
+        expose_value=False,
+        callback=_refuse_before_command,
+        help="Internal: runs sqs_broker's start-up refusal.",
+    )
+
+
+_beat_connected = False
+
+
 def install(app: Celery) -> None:
-    """Add the start guard to ``app``'s worker; safe to call more than once."""
+    """Add the start guards to ``app``'s worker, beat and events; safe to call twice.
+
+    Call it from the project's Celery module too: ``celery events`` never
+    sets Django up, so ``AppConfig.ready()`` (which also calls this) does not
+    run there, and beat would print its banner first. Once Django's settings
+    are loaded (``ready()``), a broker URL that cannot be parsed is refused
+    here: the worker, beat, ``.delay()`` and every page would otherwise fail
+    on it later with a piece of the secret in the error.
+    """
+    global _beat_connected
+    from django.conf import settings
+
+    if settings.configured:
+        check_broker_url(app.conf.broker_url or "")
     app.steps["worker"].add(StartGuard)
+    # `celery report` prints the configuration; Celery masks only `broker_url`.
+    install_report_masking(app)
+    if not getattr(app, "sqs_broker_guarded", False):
+        app.sqs_broker_guarded = True
+        # Celery's hook for a project's own command-line options; read when
+        # the `celery` command builds its subcommands, so only a call from the
+        # project's Celery module (before Django is set up) reaches it.
+        for command in ("beat", "events"):
+            app.user_options[command].add(_start_guard_option())
+    if not _beat_connected:
+        signals.beat_init.connect(_on_beat_init, weak=False)
+        _beat_connected = True

@@ -9,7 +9,8 @@ command output, logs and error reports pass their text through it:
   print (raw, ``safequote``-d, percent-encoded), with a fixed mask;
 * :class:`SafeExceptionReporterFilter` and :class:`SafeExceptionReporter`
   keep them out of Django's technical 500 page and error e-mails;
-* :class:`SecretLogFilter` keeps them out of log records.
+* :class:`SecretLogFilter` keeps them out of log records;
+* :func:`celery_bugreport` keeps them out of ``celery report``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter
 from django.views.debug import SafeExceptionReporterFilter as DjangoFilter
 from kombu.utils.url import safequote
@@ -33,9 +36,14 @@ from kombu.utils.url import safequote
 MASK = "********"
 
 #: scheme://user:password@ — the password ends at the last '@' before the host.
+#: It may hold '/', '?', '#' and '@' when the URL was written without quoting
+#: (an AWS secret often holds '/'): all of it is the password, never the host.
 _URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@"
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):"
+    r"(?P<password>[^\s'\"<>]*)@"
 )
+#: scheme://token@ — user info without a password, often a token on its own.
+_URL_USER_ONLY = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s'\"<>]+)@")
 
 #: Secrets shorter than this are not scrubbed from free text: replacing "a"
 #: everywhere would mangle output without protecting anything.
@@ -55,7 +63,7 @@ def mask_url(url: str) -> str:
         shown = f"{user[:4]}{MASK}" if len(user) > 4 else user
         return f"{match['scheme']}{quote(shown, safe='*')}:{MASK}@"
 
-    return _URL_CREDENTIALS.sub(hide, url)
+    return _URL_USER_ONLY.sub(rf"\g<scheme>{MASK}@", _URL_CREDENTIALS.sub(hide, url))
 
 
 def url_has_credentials(url: str) -> bool:
@@ -177,6 +185,36 @@ def scrub_data(value: Any, secrets: Iterable[str] | None = None) -> Any:
     return value
 
 
+def _url_secrets(conf: Any) -> tuple[str, ...]:
+    found: list[str] = []
+    for name in ("broker_url", "broker_read_url", "broker_write_url", "result_backend"):
+        value = conf.get(name)
+        if isinstance(value, str):
+            found.extend(unquote(m["password"]) for m in _URL_CREDENTIALS.finditer(value))
+    return tuple(found)
+
+
+def celery_bugreport(app: Any) -> str:
+    """Celery's bug report (``celery report``) with every secret of the app masked.
+
+    Celery masks a URL only under the key ``broker_url``; read through
+    Django's settings the key is ``CELERY_BROKER_URL``, and the report (which
+    Celery's issue template asks users to paste) printed the secret.
+    """
+    from celery.app.utils import bugreport
+
+    pool = known_secrets() | _every_spelling(_url_secrets(app.conf))
+    return scrub(bugreport(app), pool)
+
+
+def install_report_masking(app: Any) -> None:
+    """Make ``app.bugreport()`` (``celery report``) mask secrets; safe to call twice."""
+    if not getattr(app.bugreport, "masks_secrets", False):
+        report = functools.partial(celery_bugreport, app)
+        report.masks_secrets = True  # type: ignore[attr-defined]
+        app.bugreport = report
+
+
 class _Shown:
     """A value rendered in advance, so the report shows its scrubbed repr."""
 
@@ -204,7 +242,9 @@ class SafeExceptionReporterFilter(DjangoFilter):
             return scrub(cleansed)
         return cleansed
 
-    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> list[tuple[str, Any]]:
+    def get_traceback_frame_variables(  # type: ignore[override]  # Django iterates, nothing more
+        self, request: Any, tb_frame: Any
+    ) -> list[tuple[str, Any]]:
         variables = super().get_traceback_frame_variables(request, tb_frame)
         pool = known_secrets()
         shown = []
@@ -224,16 +264,17 @@ class SafeExceptionReporter(ExceptionReporter):
     all; scrubbing the finished page covers them too.
     """
 
-    def get_traceback_html(self) -> str:
+    def get_traceback_html(self) -> SafeString:
         # Secrets are scrubbed in their HTML-escaped spelling as well.
         from django.utils.html import escape
 
         pool = known_secrets()
         html = str(super().get_traceback_html())
-        return scrub(html, pool | {str(escape(s)) for s in pool})
+        # Still the page Django rendered, only with secrets replaced: safe as it was.
+        return mark_safe(scrub(html, pool | {str(escape(s)) for s in pool}))  # noqa: S308
 
-    def get_traceback_text(self) -> str:
-        return scrub(str(super().get_traceback_text()))
+    def get_traceback_text(self) -> SafeString:
+        return mark_safe(scrub(str(super().get_traceback_text())))  # noqa: S308
 
 
 _scrubbing = threading.local()
@@ -297,6 +338,9 @@ def install_log_scrubbing() -> None:
     logging.setLogRecordFactory(factory)
 
 
+#: Shown instead of the endpoint when the broker URL cannot be parsed.
+UNPARSABLE_URL = "(CELERY_BROKER_URL cannot be parsed: quote its key and secret)"
+
 #: Environment variables that tell where boto3's default chain finds credentials.
 #: Only their presence is shown, never their value.
 _CHAIN_HINTS = (
@@ -316,6 +360,8 @@ def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) ->
     """
     from kombu.utils.url import url_to_parts
 
+    from sqs_broker.settings import check_broker_url
+
     if app is None:
         from celery import current_app
 
@@ -324,12 +370,20 @@ def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) ->
     conf = app.conf
     options = dict(conf.broker_transport_options or {})
     broker = conf.broker_url or "sqs://"
-    parts = url_to_parts(broker)
     endpoint = None
-    if parts.hostname:
+    try:
+        check_broker_url(broker)
+        parts = url_to_parts(broker)
+        hostname, port = parts.hostname, parts.port
+    except (ImproperlyConfigured, ValueError):
+        # A URL set in a settings module with an unquoted secret: its "host"
+        # and "port" are pieces of the secret, so nothing of it is shown.
+        hostname, port = None, None
+        endpoint = UNPARSABLE_URL
+    if hostname:
         scheme = "https" if options.get("is_secure") else "http"
-        port = f":{parts.port}" if parts.port else ""
-        endpoint = mask_url(f"{scheme}://{parts.hostname}{port}")
+        shown_port = f":{port}" if port else ""
+        endpoint = mask_url(f"{scheme}://{hostname}{shown_port}")
     predefined = options.get("predefined_queues") or {}
     if url_has_credentials(broker):
         main = "url"

@@ -144,6 +144,9 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float) -> flo
 #: value holding one (a secret pasted into the wrong variable, a URL password).
 _SECRETS: ContextVar[frozenset[str]] = ContextVar("sqs_broker_secrets", default=frozenset())
 _URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
+#: A URL with user info in any form: ``user:password@``, a lone ``token@``, or a
+#: password whose unquoted '/' makes the '@' fall after the host.
+_URL_USERINFO = re.compile(r"://[^\s]*@")
 _JSON_SECRET = re.compile(r'"secret_access_key"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -156,7 +159,7 @@ def _secrets_in(env: Mapping[str, str]) -> frozenset[str]:
 
 def _shown(value: str, limit: int = 40) -> str:
     """A non-secret value for an error message: quoted and cut short."""
-    if _URL_PASSWORD.search(value) or any(s in value for s in _SECRETS.get()):
+    if _URL_USERINFO.search(value) or any(s in value for s in _SECRETS.get()):
         return "(a value holding a secret, not shown)"
     text = value if len(value) <= limit else value[:limit] + "..."
     return repr(text)
@@ -167,15 +170,24 @@ def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]
     path = _raw(env, f"{name}_FILE")
     if path is None:
         return _raw(env, name), name
-    if _raw(env, name) is not None:
-        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    inline = _raw(env, name)
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read(), f"{name}_FILE"
+            text = handle.read()
     except OSError as exc:
         raise ImproperlyConfigured(
             f"{name}_FILE names a file that cannot be read ({exc.strerror})."
         ) from None
+    except UnicodeDecodeError as exc:
+        # The position, not the bytes: the file may hold a secret.
+        raise ImproperlyConfigured(
+            f"{name}_FILE names a file that is not UTF-8 text (byte {exc.start}); save it as UTF-8."
+        ) from None
+    # The same value in both is what export_file_secrets leaves behind (and
+    # what a process started from this one inherits): not a conflict.
+    if inline is not None and inline != text.strip():
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    return text, f"{name}_FILE"
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -224,10 +236,45 @@ def endpoint(env: Mapping[str, str]) -> tuple[str, bool] | None:
     return parts.netloc, parts.scheme == "https"
 
 
+#: The fix for a broker URL whose keys are not quoted, named in the refusal.
+_BROKER_URL_FIX = (
+    "quote the key and secret with kombu.utils.url.safequote, or leave CELERY_BROKER_URL "
+    "unset and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with "
+    "SQS_CREDENTIALS_IN_URL=true if they must travel in the URL)"
+)
+
+
+def check_broker_url(url: str, name: str = "CELERY_BROKER_URL") -> None:
+    """Refuse a broker URL that kombu would split inside its user info.
+
+    An AWS secret holds '/' about half the time; unquoted, it ends the host
+    part early, so kombu reads a piece of the secret as the host or the port
+    ("Port could not be cast to integer value as 'wJalr...'") in every error,
+    log and e-mail from then on. The message shows no part of the URL.
+    """
+    rest = url.partition("://")[2]
+    # Where urlsplit ends the host part: an '@' after it was meant for the user info.
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    cut = f"{name} cannot be parsed: "
+    if "@" in rest[end:]:
+        raise ImproperlyConfigured(
+            cut + "its user info holds an unquoted '/', '?' or '#' (common in AWS secrets), "
+            f"so the secret would be read as the host; {_BROKER_URL_FIX}."
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing is the check
+    except ValueError:
+        raise ImproperlyConfigured(
+            cut + "its port is not a number from 0 to 65535 (an unquoted ':' or '/' in the "
+            f"user info reads as one); {_BROKER_URL_FIX}."
+        ) from None
+
+
 def broker_url(env: Mapping[str, str]) -> str:
     """The final broker URL: explicit ``CELERY_BROKER_URL`` or one built for SQS."""
     explicit = _raw(env, "CELERY_BROKER_URL")
     if explicit is not None:
+        check_broker_url(explicit)
         return explicit
     host = ""
     where = endpoint(env)
@@ -360,10 +407,13 @@ def predefined_queues(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         return {}
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         # The position, not the text: the JSON may hold secrets.
-        detail = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise ImproperlyConfigured(f"{source} is not valid JSON{detail}.") from None
+        raise ImproperlyConfigured(
+            f"{source} is not valid JSON at line {exc.lineno} column {exc.colno}."
+        ) from None
+    except (ValueError, RecursionError):  # nested too deep, say: no position to give
+        raise ImproperlyConfigured(f"{source} is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ImproperlyConfigured(
             f'{source} must be a JSON object of queue name -> {{"url": ...}}.'
@@ -454,9 +504,32 @@ def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     token = _SECRETS.set(_secrets_in(env))
     try:
-        return _celery_settings(env)
+        settings = _celery_settings(env)
     finally:
         _SECRETS.reset(token)
+    if env is os.environ:
+        export_file_secrets(os.environ)
+    return settings
+
+
+def export_file_secrets(environ: MutableMapping[str, str]) -> None:
+    """Put the secret of ``AWS_SECRET_ACCESS_KEY_FILE`` in ``AWS_SECRET_ACCESS_KEY``.
+
+    boto3 reads the secret from the process environment only, and kombu's SQS
+    transport hands it keys from the broker URL or a predefined queue only:
+    without this, a secret given as a file reaches nobody unless it travels in
+    the URL (the worker loops on "Partial credentials found in env", sqs_check
+    reports E018). Exporting it gives the file exactly the inline variable's
+    effect in every process the settings load in (worker, web server,
+    commands, publishers) and in the processes they start; the log scrubbing
+    then knows it too. Settings for another mapping than ``os.environ`` never
+    touch the process environment.
+    """
+    if _raw(environ, "AWS_SECRET_ACCESS_KEY_FILE") is None:
+        return
+    secret = _secret(environ, "AWS_SECRET_ACCESS_KEY")
+    if secret is not None:
+        environ["AWS_SECRET_ACCESS_KEY"] = secret
 
 
 def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:

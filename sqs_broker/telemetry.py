@@ -18,7 +18,7 @@ what they see themselves and write it to the database through the ORM:
   started on ``worker_process_init``.
 * The main process's recorder belongs to :class:`TelemetryStep`, a worker
   bootstep (Celery swallows exceptions in signal handlers; a bootstep also
-  sees the worker's warm shutdown, which marks the heartbeat stopped).
+  sees the worker's warm shutdown, which alone marks the heartbeat stopped).
 
 Writes are additive (``F()`` increments), so several processes and several
 workers can write the same rows at once; rows are touched in a fixed order
@@ -36,7 +36,8 @@ import platform
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -59,8 +60,11 @@ LOST_AFTER_INTERVALS = 3
 LOST_SHOWN_FOR = 86400
 #: Attempts of one flush when the database is locked or a deadlock is detected.
 FLUSH_ATTEMPTS = 5
-#: Attempts of the last flush, on the shutdown path (each may wait the database's timeout).
+#: Attempts of the last flush, on the shutdown path.
 STOP_ATTEMPTS = 2
+#: Seconds one attempt waits for a locked table. Forks of a prefork pool wait
+#: for a running attempt, so this bounds what a locked database costs a task.
+LOCK_WAIT = 0.25
 #: Counters kept in memory while the database cannot be written; older minutes go first.
 MAX_PENDING_KEYS = 20_000
 #: Seconds between two retention prunes by one worker.
@@ -132,7 +136,7 @@ def versions() -> dict[str, str]:
 
 def _locked(exc: OperationalError) -> bool:
     text = str(exc).lower()
-    return "locked" in text or "busy" in text or "deadlock" in text
+    return any(word in text for word in ("locked", "busy", "deadlock", "lock timeout"))
 
 
 class Recorder:
@@ -210,11 +214,15 @@ class Recorder:
         if self.worker is not None:
             # Here, not in the bootstep's start(): a locked database must not
             # delay the worker's start.
-            with self._flush_lock:
-                try:
-                    start_worker_heartbeat(self.hostname, self.worker)
-                except Exception as exc:
-                    logger.warning("telemetry: first heartbeat failed: %s", exc)
+            worker = self.worker
+            try:
+                _attempts(
+                    self._flush_lock,
+                    FLUSH_ATTEMPTS,
+                    lambda: start_worker_heartbeat(self.hostname, worker, lock_wait=LOCK_WAIT),
+                )
+            except Exception as exc:
+                logger.warning("telemetry: first heartbeat failed: %s", exc)
         while not self._stop.wait(self.interval):
             self.flush()
 
@@ -253,46 +261,43 @@ class Recorder:
                 logger.warning("telemetry: dropped %d unwritten counter rows", dropped)
 
     def flush(self, stopped: bool = False, attempts: int = FLUSH_ATTEMPTS) -> bool:
-        """Write the counters (and the heartbeat) in one transaction; True when written."""
-        with self._flush_lock:
-            counts, processed, failed = self._take()
-            prune = self._prune_due()
-            if not (counts or processed or failed or self.worker or prune):
-                return True  # an idle prefork child: no connection, no empty transaction
-            try:
-                close_old_connections()
-                for attempt in range(1, attempts + 1):
-                    try:
-                        held = write(
-                            counts,
-                            self.hostname,
-                            processed,
-                            failed,
-                            self.worker,
-                            self.active(),
-                            stopped,
-                            prune=prune,
-                        )
-                        break
-                    except OperationalError as exc:
-                        if attempt == attempts or not _locked(exc):
-                            raise
-                        # Jitter, so workers that collided do not collide again.
-                        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
-            except Exception as exc:
-                self._give_back(counts, processed, failed)
-                logger.warning("telemetry: flush failed, kept for the next one: %s", exc)
-                return False
-            finally:
-                # A short-lived connection per flush: nothing stays open across
-                # a prefork fork, and SQLite's WAL can checkpoint.
-                connection.close()
-            if not held:
-                # The heartbeat row is not there yet (a child flushed before
-                # the main process wrote it): keep the worker totals.
-                self._give_back({}, processed, failed)
-            self.flushes += 1
-            return True
+        """Write the counters (and the heartbeat) in one transaction; True when written.
+
+        Each attempt waits at most :data:`LOCK_WAIT` for a locked table, and
+        holds the flush lock (which a prefork fork waits for) only while it
+        runs, never while it sleeps before the next: a locked database must
+        not hold back the pool's forks, and so the tasks.
+        """
+        counts, processed, failed = self._take()
+        prune = self._prune_due()
+        if not (counts or processed or failed or self.worker or prune):
+            return True  # an idle prefork child: no connection, no empty transaction
+        try:
+            held = _attempts(
+                self._flush_lock,
+                attempts,
+                lambda: write(
+                    counts,
+                    self.hostname,
+                    processed,
+                    failed,
+                    self.worker,
+                    self.active(),
+                    stopped,
+                    prune=prune,
+                    lock_wait=LOCK_WAIT,
+                ),
+            )
+        except Exception as exc:
+            self._give_back(counts, processed, failed)
+            logger.warning("telemetry: flush failed, kept for the next one: %s", exc)
+            return False
+        if not held:
+            # The heartbeat row is not there yet (a child flushed before
+            # the main process wrote it): keep the worker totals.
+            self._give_back({}, processed, failed)
+        self.flushes += 1
+        return True
 
     def _prune_due(self) -> bool:
         if self.worker is None:
@@ -313,8 +318,13 @@ def write(
     active: int = 0,
     stopped: bool = False,
     prune: bool = False,
+    lock_wait: float | None = None,
 ) -> bool:
     """One flush: counters, then the heartbeat, in one transaction.
+
+    ``lock_wait`` bounds, in seconds, the wait for a locked table (the
+    database's own timeout when None); a longer wait raises "database is
+    locked" (SQLite) or "lock timeout" (PostgreSQL).
 
     Rows are always touched in the same order (counters sorted by key, then
     the heartbeat), so two flushes on PostgreSQL wait for each other instead
@@ -324,7 +334,8 @@ def write(
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
 
     now = timezone.now()
-    with db_transaction.atomic():
+    with bounded_lock_wait(lock_wait), db_transaction.atomic():
+        _set_lock_timeout(lock_wait)
         for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
             changes: dict[str, Any] = {
                 name: F(name) + getattr(c, name) for name in (*COUNT_FIELDS, "runtime_sum")
@@ -396,23 +407,78 @@ def prune_old(now: datetime | None = None) -> tuple[int, int]:
     return counters, beats
 
 
-def start_worker_heartbeat(hostname: str, worker: WorkerInfo) -> None:
-    """The first heartbeat of a (re)started worker: totals start again from zero."""
+def start_worker_heartbeat(
+    hostname: str, worker: WorkerInfo, lock_wait: float | None = None
+) -> None:
+    """The first heartbeat of a (re)started worker: totals start again from zero.
+
+    ``lock_wait`` bounds the wait for a locked table (see :func:`bounded_lock_wait`).
+    """
     from sqs_broker.models import WorkerHeartbeat
 
     fields = _heartbeat_fields(worker, timezone.now(), stopped_at=None)
     fields.update(processed=0, failed=0, active=0)
-    for attempt in range(1, FLUSH_ATTEMPTS + 1):
+    with bounded_lock_wait(lock_wait), db_transaction.atomic():
+        _set_lock_timeout(lock_wait)
+        WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=fields)
+
+
+def _attempts(flush_lock: threading.Lock, attempts: int, work: Any) -> Any:
+    """``work()`` under ``flush_lock``, tried again while the database is locked.
+
+    The lock is held for one attempt at a time and the connection closed
+    before it is released: a fork (which waits for the lock) never copies an
+    open connection, and never waits out the sleeps between attempts.
+    """
+    for attempt in range(1, attempts + 1):
         try:
-            with db_transaction.atomic():
-                WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=fields)
-            return
+            with flush_lock:
+                try:
+                    close_old_connections()
+                    return work()
+                finally:
+                    # A short-lived connection per attempt: nothing stays open
+                    # across a prefork fork, and SQLite's WAL can checkpoint.
+                    connection.close()
         except OperationalError as exc:
-            if attempt == FLUSH_ATTEMPTS or not _locked(exc):
+            if attempt == attempts or not _locked(exc):
                 raise
-            time.sleep(0.05 * 2**attempt)
-        finally:
-            connection.close()
+        # Jitter, so workers that collided do not collide again.
+        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+    return None  # not reached: the last attempt returns or raises
+
+
+@contextmanager
+def bounded_lock_wait(seconds: float | None) -> Iterator[None]:
+    """SQLite waits at most ``seconds`` for a lock on this connection inside (None: as set).
+
+    The project's SQLite timeout (20 s in the example) suits requests, not
+    telemetry: a flush that waits it out holds back every fork of a prefork
+    pool. PostgreSQL's bound is set inside the transaction by
+    :func:`_set_lock_timeout`.
+    """
+    if seconds is None or connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        if connection.connection is raw:  # not closed inside
+            raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+
+def _set_lock_timeout(seconds: float | None) -> None:
+    # PostgreSQL waits for a table lock without end by default; LOCAL ends
+    # with the transaction, so the connection's other users are untouched.
+    if seconds is not None and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
+            )
 
 
 # --- wiring in the worker ----------------------------------------------------
@@ -539,10 +605,24 @@ class _Runner:
     def start(self) -> None:
         self.recorder.start()
 
-    def stop(self) -> None:
-        self.recorder.stop(stopped=True)
+    def stop(self, stopped: bool = False) -> None:
+        self.recorder.stop(stopped=stopped)
 
-    terminate = stop
+
+def warm_shutdown() -> bool:
+    """Whether this worker is stopping because it was asked to, warmly (SIGTERM, Ctrl-C once).
+
+    Celery stops the bootsteps the same way after an unrecoverable error,
+    and a cold shutdown (SIGQUIT) terminates them like a crash: neither may
+    mark the worker stopped, or a worker that died would leave the dashboard
+    after the window instead of showing as lost.
+    """
+    from celery.worker import state
+
+    # Identity, as Celery tests them: exit status 0 is a warm stop, not False.
+    stopping = state.should_stop is not None and state.should_stop is not False
+    terminating = state.should_terminate is not None and state.should_terminate is not False
+    return stopping and not terminating
 
 
 class TelemetryStep(bootsteps.StartStopStep):
@@ -575,6 +655,16 @@ class TelemetryStep(bootsteps.StartStopStep):
     def create(self, parent: Any) -> _Runner | None:
         current = recorder()
         return _Runner(current) if current is not None else None
+
+    def stop(self, parent: Any) -> None:
+        """The worker stops: flush, and mark it stopped only on a warm shutdown."""
+        if self.obj is not None:
+            self.obj.stop(stopped=warm_shutdown())
+
+    def terminate(self, parent: Any) -> None:
+        """A cold shutdown: flush what is left, and leave the worker to show as lost."""
+        if self.obj is not None:
+            self.obj.stop(stopped=False)
 
 
 def _before_fork() -> None:
@@ -663,7 +753,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     workers = []
     for beat in WorkerHeartbeat.objects.all():
         state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
-        if state == "stopped" and beat.stopped_at < since:
+        if state == "stopped" and beat.stopped_at is not None and beat.stopped_at < since:
             continue
         if state == "lost" and beat.last_seen < lost_since:
             continue  # long gone (a container's random hostname, say): retention prunes it

@@ -79,6 +79,7 @@ def test_readme__marks_the_adoption_blocks() -> None:
         ("write", "mysite/__init__.py"),
         ("append", "mysite/urls.py"),
         ("write", "mysite/wsgi.py"),
+        ("write", "manage.py"),
         ("env", None),
     ]
 

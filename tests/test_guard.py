@@ -39,12 +39,15 @@ def test_refuse_unsafe_start__raises_only_with_debug_and_url_keys() -> None:
         ["-c", "import project.wsgi"],
         ["-c", "import project.asgi"],
         ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
+        ["-m", "celery", "-A", "project", "beat"],
+        ["-m", "celery", "-A", "project", "events", "--dump"],
+        ["-m", "celery", "-A", "project", "events"],
     ],
-    ids=["check", "runserver", "wsgi", "asgi", "worker"],
+    ids=["check", "runserver", "wsgi", "asgi", "worker", "beat", "events-dump", "events-top"],
 )
 def test_processes__refuse_to_start_when_unsafe(argv: list[str]) -> None:
-    """check, runserver, WSGI, ASGI and the worker exit non-zero naming E001."""
-    result = run_python(*argv, env=base_env(**UNSAFE))
+    """check, runserver, WSGI, ASGI, the worker, beat and events exit non-zero naming E001."""
+    result = run_python(*argv, env=base_env(**UNSAFE), timeout=30)
     assert result.returncode != 0
     assert "sqs_broker.E001" in result.stdout + result.stderr
     assert UNSAFE["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
@@ -90,3 +93,114 @@ def test_worker__starts_when_debug_is_off(start_worker, unique) -> None:
     # moto accepts any key, so the URL's keys reach the local SQS as they would AWS.
     worker = start_worker(env)
     assert worker.process.poll() is None
+
+
+#: A settings module that sets the broker URL itself, its secret not quoted.
+UNQUOTED_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+UNQUOTED_SETTINGS = f"""
+from project.settings import *  # noqa: F403
+CELERY_BROKER_URL = "sqs://AKIAEXAMPLE:{UNQUOTED_SECRET}@127.0.0.1:4566"
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["manage.py", "check"],
+        ["-c", "import project.wsgi"],
+        ["-c", "import project.asgi"],
+        ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
+        ["-m", "celery", "-A", "project", "beat"],
+    ],
+    ids=["check", "wsgi", "asgi", "worker", "beat"],
+)
+def test_processes__refuse_an_unquoted_secret_set_in_settings(argv: list[str], tmp_path) -> None:
+    """A settings module's broker URL with an unquoted '/' stops every process, no piece shown."""
+    (tmp_path / "unquoted_settings.py").write_text(UNQUOTED_SETTINGS)
+    env = base_env(DJANGO_SECRET_KEY="x" * 50, PYTHONPATH=str(tmp_path))
+    result = run_python(*argv, env=env, settings="unquoted_settings", timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "CELERY_BROKER_URL cannot be parsed" in output and "safequote" in output
+    assert not [p for p in UNQUOTED_SECRET.split("/") if p in output], output[-3000:]
+
+
+def test_refuse_unsafe_start__unquoted_url_in_settings() -> None:
+    """The start-up refusal covers a URL set directly on the app, without showing it."""
+    app = make_app({})
+    app.conf.broker_url = f"sqs://AKIAEXAMPLE:{UNQUOTED_SECRET}@127.0.0.1:4566"
+    with override_settings(DEBUG=False), pytest.raises(ImproperlyConfigured) as caught:
+        guard.refuse_unsafe_start(app)
+    assert "CELERY_BROKER_URL" in str(caught.value)
+    assert not [p for p in UNQUOTED_SECRET.split("/") if p in str(caught.value)]
+
+
+CONFIG_CANARY = "CanaryConfig/Secret+Zz9"
+
+#: Python entry points of the example project: Django's, Celery's and the servers'.
+ENTRY_POINTS = {
+    "manage-check": ["manage.py", "check"],
+    "manage-sqs_check": ["manage.py", "sqs_check"],
+    "wsgi": ["-c", "import project.wsgi"],
+    "asgi": ["-c", "import project.asgi"],
+    "worker": ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
+    "beat": ["-m", "celery", "-A", "project", "beat"],
+    "events": ["-m", "celery", "-A", "project", "events", "--dump"],
+    "report": ["-m", "celery", "-A", "project", "report"],
+}
+
+
+def meaningful_lines(text: str) -> list[str]:
+    """Lines of ``text`` other than warnings Celery prints itself (root user, click)."""
+    noise = ("Warning", "warn", "superuser", "--uid", "User information", "recommended")
+    noise += ("parse_args", "make_parser")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [line for line in lines if not any(n in line for n in noise)]
+
+
+def exit_status(name: str) -> int:
+    """1, or gunicorn's "App failed to load" (4) for the WSGI/ASGI application."""
+    return guard.SERVER_EXIT_STATUS if name in ("wsgi", "asgi") else guard.EXIT_STATUS
+
+
+@pytest.mark.parametrize("name", list(ENTRY_POINTS))
+def test_entry_points__configuration_error_is_one_line(name: str) -> None:
+    """A bad variable stops each entry point with one ImproperlyConfigured line, status 1."""
+    env = base_env(
+        SQS_WAIT_TIME_SECONDS="99", AWS_SECRET_ACCESS_KEY=CONFIG_CANARY, DJANGO_SECRET_KEY="x" * 50
+    )
+    result = run_python(*ENTRY_POINTS[name], env=env, timeout=30)
+    expected = "ImproperlyConfigured: SQS_WAIT_TIME_SECONDS must be an integer from 0 to 20"
+    assert result.returncode == exit_status(name)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    assert meaningful_lines(result.stderr) == [
+        "ImproperlyConfigured: SQS_WAIT_TIME_SECONDS must be an integer from 0 to 20; got 99."
+    ], result.stderr[-3000:]
+    assert expected in result.stderr
+    assert CONFIG_CANARY not in result.stdout + result.stderr
+
+
+def test_entry_points__secret_in_a_bad_value_not_shown() -> None:
+    """A secret pasted into the wrong variable stays out of the one line."""
+    env = base_env(
+        SQS_REGION=CONFIG_CANARY, AWS_SECRET_ACCESS_KEY=CONFIG_CANARY, DJANGO_SECRET_KEY="x" * 50
+    )
+    result = run_python("manage.py", "check", env=env)
+    assert result.returncode == 1
+    assert meaningful_lines(result.stderr) == [
+        "ImproperlyConfigured: SQS_REGION must be an AWS region name such as eu-west-1; "
+        "got (a value holding a secret, not shown)."
+    ]
+
+
+SERVING = ("wsgi", "asgi", "worker", "beat", "events")
+
+
+@pytest.mark.parametrize("name", SERVING)
+def test_entry_points__unsafe_start_is_one_line(name: str) -> None:
+    """The E001 refusal of each serving entry point is one line too, without a traceback."""
+    result = run_python(*ENTRY_POINTS[name], env=base_env(**UNSAFE), timeout=30)
+    assert result.returncode == exit_status(name)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    lines = meaningful_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("ImproperlyConfigured: sqs_broker.E001: ")

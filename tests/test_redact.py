@@ -308,3 +308,71 @@ def test_worker_refusal__shows_no_secret(start_worker: Any) -> None:
     assert worker.process.returncode != 0
     assert "sqs_broker.E001" in output
     assert leaks(output) == []
+
+
+#: Broker URLs written without quoting their secret (the secret holds '/', '?', '#', '@').
+UNQUOTED = {
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCY": "sqs://AKIAEXAMPLEUNQ:wJalrXUtnFEMI/K7MDENG/bPxRfiCY@h:4566",
+    "12345/CanaryDigits": "sqs://AKIAEXAMPLEUNQ:12345/CanaryDigits@127.0.0.1:4566",
+    "Canary?Query#Frag/Part": "sqs://AKIAEXAMPLEUNQ:Canary?Query#Frag/Part@h",
+    "Canary@AtSign/Slash": "sqs://AKIAEXAMPLEUNQ:Canary@AtSign/Slash@h:1",
+}
+
+
+@pytest.mark.parametrize("secret", list(UNQUOTED))
+def test_mask_url__hides_an_unquoted_secret_whole(secret: str) -> None:
+    """mask_url hides every piece of a secret that was not quoted, and the host stays."""
+    url = UNQUOTED[secret]
+    masked = redact.mask_url(f"broker {url} failed")
+    pieces = secret.replace("?", "/").replace("#", "/").replace("@", "/").split("/")
+    assert not [p for p in pieces if len(p) >= 4 and p in masked], masked
+    assert masked.startswith("broker sqs://AKIA********:********@") and masked.endswith(" failed")
+
+
+def test_mask_url__hides_a_lone_token() -> None:
+    """User info without a password (a token on its own) is masked too."""
+    assert redact.mask_url("http://CanaryLoneToken@host:1/x") == "http://********@host:1/x"
+    assert redact.mask_url("http://host:1/path x@y") == "http://host:1/path x@y"
+
+
+@pytest.mark.parametrize("secret", list(UNQUOTED))
+def test_displayable_config__survives_an_unquoted_secret(secret: str) -> None:
+    """A URL set in a settings module with an unquoted secret: no error, no piece shown."""
+    app = make_app({})
+    app.conf.broker_url = UNQUOTED[secret]
+    shown = json.dumps(redact.displayable_config(app, env={}))
+    assert not [p for p in secret.split("/") if len(p) >= 4 and p in shown], shown
+    assert redact.displayable_config(app, env={})["credentials"]["source"] == "url"
+
+
+def test_celery_report__shows_no_secret(sqs_endpoint: str) -> None:
+    """`celery -A project report` (pasted into bug reports) masks the URL's secret."""
+    env = base_env(
+        AWS_ACCESS_KEY_ID="AKIACANARYREDACT",
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        SQS_CREDENTIALS_IN_URL="true",
+        DJANGO_SECRET_KEY="x" * 50,
+    )
+    result = run_python("-m", "celery", "-A", "project", "report", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CELERY_BROKER_URL: 'sqs://AKIA********:********@" in result.stdout
+    assert not leaks(result.stdout + result.stderr)
+
+
+def test_celery_bugreport__masks_urls_under_any_key() -> None:
+    """The report of an app configured with Django's CELERY_ names masks every URL's secret."""
+    from celery import Celery
+
+    from sqs_broker import guard
+
+    app = Celery("report", set_as_current=False)
+    app.config_from_object(
+        {
+            "CELERY_BROKER_URL": f"sqs://AKIAREPORT:{safequote(QUEUE_SECRET)}@127.0.0.1:1",
+            "CELERY_RESULT_BACKEND": f"redis://:{TOKEN}@127.0.0.1:1/0",
+        },
+        namespace="CELERY",
+    )
+    guard.install(app)
+    report = app.bugreport()
+    assert "BROKER_URL" in report and not leaks(report), report

@@ -328,3 +328,146 @@ def test_bad_values__never_show_a_secret() -> None:
     with pytest.raises(ImproperlyConfigured) as caught:
         celery_settings(env)
     assert canary not in str(caught.value)
+
+
+#: Canary secrets with every character that breaks an unquoted URL.
+UNQUOTED_SECRETS = [
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "12345/CanaryDigitsFirst+Zz",
+    "Canary?Query#Frag/Part",
+    "Canary:Colon/Slash@At+Plus",
+]
+
+
+def pieces(secret: str) -> list[str]:
+    """The parts of ``secret`` between the characters a URL parser splits on."""
+    import re
+
+    return [p for p in re.split(r"[/?#@:+]", secret) if len(p) >= 4]
+
+
+@pytest.mark.parametrize("secret", UNQUOTED_SECRETS)
+def test_explicit_broker_url__unquoted_secret_refused_without_a_piece_of_it(secret) -> None:
+    """An explicit URL with an unquoted secret is refused, naming the fix and no piece of it."""
+    env = {"CELERY_BROKER_URL": f"sqs://AKIAEXAMPLE:{secret}@127.0.0.1:4566"}
+    with pytest.raises(ImproperlyConfigured) as caught:
+        celery_settings(env)
+    message = str(caught.value)
+    assert "CELERY_BROKER_URL" in message and "safequote" in message
+    assert "AWS_SECRET_ACCESS_KEY" in message
+    assert not [p for p in pieces(secret) if p in message], message
+    assert "AKIAEXAMPLE" not in message and "127.0.0.1" not in message
+
+
+@pytest.mark.parametrize("secret", UNQUOTED_SECRETS)
+def test_explicit_broker_url__quoted_secret_accepted(secret) -> None:
+    """The same secret safequoted is accepted and parses back byte-identical."""
+    from kombu.utils.url import safequote
+
+    url = f"sqs://AKIAEXAMPLE:{safequote(secret)}@127.0.0.1:4566"
+    assert celery_settings({"CELERY_BROKER_URL": url})["CELERY_BROKER_URL"] == url
+    assert Connection(url).password == secret
+
+
+def test_endpoint__lone_user_info_not_echoed() -> None:
+    """A token before the endpoint's host (no password) is not shown in the error."""
+    token = "CanaryEndpointToken42"
+    with pytest.raises(ImproperlyConfigured) as caught:
+        celery_settings({"SQS_ENDPOINT_URL": f"http://{token}@127.0.0.1:4566"})
+    assert "SQS_ENDPOINT_URL" in str(caught.value)
+    assert token not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["SQS_PREDEFINED_QUEUES", "AWS_SECRET_ACCESS_KEY"])
+def test_file__not_utf8_raises_improperly_configured(name, tmp_path) -> None:
+    """A *_FILE that is not UTF-8 raises ImproperlyConfigured naming the variable, no bytes."""
+    path = tmp_path / "value"
+    path.write_bytes(b"Canary\xff\xfeLatin1\xe9")
+    env = {f"{name}_FILE": str(path)}
+    if name == "AWS_SECRET_ACCESS_KEY":
+        env["AWS_ACCESS_KEY_ID"] = "AKIAEXAMPLE"
+    with pytest.raises(ImproperlyConfigured) as caught:
+        celery_settings(env)
+    message = str(caught.value)
+    assert f"{name}_FILE" in message and "UTF-8" in message
+    assert "Canary" not in message
+
+
+FILE_SECRET = "CanaryFileSecret/+=Ab12"
+
+
+@pytest.fixture
+def secret_file(tmp_path):
+    path = tmp_path / "aws_secret"
+    path.write_text(FILE_SECRET + "\n")
+    return path
+
+
+def test_secret_file__exported_like_the_inline_variable(monkeypatch, secret_file) -> None:
+    """AWS_SECRET_ACCESS_KEY_FILE ends up where boto3 reads the secret, and reads again."""
+    import os
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFILETEST")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY_FILE", str(secret_file))
+    celery_settings()
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == FILE_SECRET
+    celery_settings()  # a second read (a child process, the autoreloader) is not "both set"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another-secret")
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        celery_settings()
+
+
+def test_secret_file__other_mappings_leave_the_environment_alone(monkeypatch, secret_file):
+    """Settings built from a mapping other than os.environ never write the environment."""
+    import os
+
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    env = {"AWS_ACCESS_KEY_ID": "AKIAFILETEST", "AWS_SECRET_ACCESS_KEY_FILE": str(secret_file)}
+    celery_settings(env)
+    assert "AWS_SECRET_ACCESS_KEY" not in os.environ and "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def _file_env(secret_file, unique: str) -> dict[str, str]:
+    from tests.conftest import base_env
+
+    env = base_env(
+        AWS_ACCESS_KEY_ID="AKIAFILETEST",
+        AWS_SECRET_ACCESS_KEY_FILE=str(secret_file),
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+    )
+    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    return env
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_secret_file__worker_consumes_with_it(start_worker, secret_file, unique, tmp_path):
+    """A worker with only AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY_FILE runs a task."""
+    import time
+
+    from tests.conftest import make_app
+
+    env = _file_env(secret_file, unique)
+    worker = start_worker(env, wait=False)
+    journal = tmp_path / "journal"
+    make_app(env).send_task("project.demo.tasks.journal", args=(str(journal), "ran"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not journal.exists():
+        assert worker.process.poll() is None, worker.output()
+        time.sleep(0.1)
+    assert journal.exists(), worker.output()[-3000:]
+    assert "Partial credentials" not in worker.output()
+    assert FILE_SECRET not in worker.output()
+
+
+def test_secret_file__sqs_check_finds_the_credentials(sqs_endpoint, secret_file, unique) -> None:
+    """sqs_check with the secret in a file reports no E018 and does not print it."""
+    from tests.conftest import run_python
+
+    env = _file_env(secret_file, unique)
+    result = run_python("manage.py", "sqs_check", "--json", env={**env, "DJANGO_SECRET_KEY": "x"})
+    assert "sqs_broker.E018" not in result.stdout, result.stdout[-2000:]
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    assert FILE_SECRET not in result.stdout + result.stderr

@@ -166,6 +166,39 @@ def test_flush__heartbeat_and_stop_mark() -> None:
     assert beat.stopped_at is not None and beat.active == 0
 
 
+class _StopSpy:
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+
+    def stop(self, stopped: bool = False) -> None:
+        self.calls.append(stopped)
+
+
+@pytest.mark.parametrize(
+    ("should_stop", "should_terminate", "how", "marked"),
+    [
+        (0, None, "stop", True),  # SIGTERM: warm
+        (1, None, "stop", True),  # Ctrl-C once: warm, exit status 1
+        (None, None, "stop", False),  # an unrecoverable error: Celery stops the steps too
+        (None, 0, "terminate", False),  # SIGQUIT: cold
+        (0, 0, "terminate", False),  # warm, then cold
+    ],
+    ids=["sigterm", "sigint", "unrecoverable", "cold", "warm-then-cold"],
+)
+def test_telemetry_step__only_a_warm_shutdown_marks_stopped(
+    monkeypatch, should_stop, should_terminate, how, marked
+) -> None:
+    """The bootstep marks the worker stopped on a warm shutdown only; a crash shows as lost."""
+    from celery.worker import state
+
+    monkeypatch.setattr(state, "should_stop", should_stop)
+    monkeypatch.setattr(state, "should_terminate", should_terminate)
+    step = telemetry.TelemetryStep.__new__(telemetry.TelemetryStep)
+    step.obj = spy = _StopSpy()
+    getattr(step, how)(parent=None)
+    assert spy.calls == [marked]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_prune_old__drops_rows_past_retention(settings) -> None:
     """Counters and heartbeats older than SQS_BROKER_RETENTION_DAYS are deleted."""
@@ -507,3 +540,82 @@ def test_worker__warm_shutdown_writes_what_no_timer_flushed(pool, start_worker, 
     beat.refresh_from_db()
     assert (beat.processed, beat.failed, beat.active) == (5, 0, 0)
     assert beat.stopped_at is not None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_worker__cold_shutdown_is_not_a_stop(start_worker, unique) -> None:
+    """A worker ended by SIGQUIT (cold) keeps no stop mark: it shows alive, then lost."""
+    env = _env(unique, CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT="0")
+    worker = start_worker(env, pool="solo")
+    beat = _wait_for(WorkerHeartbeat.objects.first, what="the first heartbeat")
+    make_app(env).send_task("project.demo.tasks.add", args=(1, 1))
+    _wait_for(lambda: _totals(f"{unique}-celery")["succeeded"] == 1, what="one task")
+    worker.stop(signal.SIGQUIT)
+    assert "Cold shutdown" in worker.output(), worker.output()[-2000:]
+    beat.refresh_from_db()
+    assert beat.stopped_at is None
+    state = {w["hostname"]: w["state"] for w in telemetry.snapshot(300)["workers"]}
+    assert state[beat.hostname] in ("alive", "lost")
+
+
+class _DatabaseLock:
+    """Another process's lock on the telemetry tables: SQLite's whole file, PostgreSQL's tables."""
+
+    def __init__(self) -> None:
+        self.conn: object | None = None
+
+    def acquire(self) -> None:
+        s = connection.settings_dict
+        if connection.vendor == "sqlite":
+            conn = sqlite3.connect(s["TEST"].get("NAME") or s["NAME"], isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+        else:
+            import psycopg
+
+            conn = psycopg.connect(
+                host=s.get("HOST") or "127.0.0.1",
+                port=s.get("PORT") or 5432,
+                user=s.get("USER") or "postgres",
+                password=s.get("PASSWORD") or None,
+                dbname=s["NAME"],
+            )
+            conn.execute(
+                "LOCK TABLE sqs_broker_taskcounter, sqs_broker_workerheartbeat "
+                "IN ACCESS EXCLUSIVE MODE"
+            )
+        self.conn = conn
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.rollback()  # type: ignore[attr-defined]
+            self.conn.close()  # type: ignore[attr-defined]
+            self.conn = None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_worker__locked_database_does_not_hold_tasks_back(start_worker, unique, tmp_path) -> None:
+    """A prefork worker forking a child per task runs its tasks while telemetry is locked out."""
+    # Results out of the database: only telemetry may touch it while it is locked.
+    env = _env(unique, CELERY_RESULT_BACKEND="cache+memory://")
+    start_worker(env, pool="prefork", extra=("--concurrency=2", "--max-tasks-per-child=1"))
+    _wait_for(WorkerHeartbeat.objects.first, what="the first heartbeat")
+    lock = _DatabaseLock()
+    lock.acquire()
+    try:
+        time.sleep(2 * INTERVAL)  # flushes are now waiting on the lock
+        journal = tmp_path / "journal"
+        app = make_app(env)
+        started = time.monotonic()
+        for n in range(6):
+            app.send_task("project.demo.tasks.journal", args=(str(journal), f"t{n}"))
+        done = _wait_for(
+            lambda: journal.exists() and len(journal.read_text().splitlines()) == 6,
+            timeout=12,
+            what="six tasks while the database is locked",
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        lock.release()
+    assert done and elapsed < 12
