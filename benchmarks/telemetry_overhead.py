@@ -162,7 +162,7 @@ def one_run(base: dict[str, str], telemetry: bool, args: argparse.Namespace, tmp
 
 def recorder_cost(n: int = 100_000) -> float:
     """Microseconds one task costs the recorder in memory (received, started, finished)."""
-    from sqs_broker.telemetry import Recorder
+    from sqs_broker.telemetry.recorder import Recorder
 
     recorder = Recorder("bench@local", 3600.0)
     started = time.perf_counter()

@@ -132,7 +132,8 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The dashboard: every queue, the findings, workers, tasks and configuration."""
-        from sqs_broker import charts, stats, telemetry
+        from sqs_broker import charts, stats
+        from sqs_broker.telemetry import read as telemetry
 
         self._require(request)
         try:

@@ -14,6 +14,8 @@ Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep)
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
 from django.utils.translation import gettext_lazy as _
@@ -57,6 +59,15 @@ def install_hooks() -> None:
         # The ETA guard and native SQS delays, for every task this app publishes.
         publishing.install(app)
     if app_settings.TELEMETRY:
-        from sqs_broker import telemetry
+        from celery import signals
 
-        telemetry.install(app)
+        # Only a worker loads the recorder and its bootstep: celeryd_init is
+        # sent by `celery worker` alone, after Django is set up and before the
+        # worker builds its blueprint, so the step added then still runs.
+        signals.celeryd_init.connect(_install_telemetry, weak=False)
+
+
+def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker.telemetry import recorder
+
+    recorder.install(instance.app)

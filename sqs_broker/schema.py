@@ -75,7 +75,7 @@ class Stats(TypedDict):
     errors: list[str]
     #: Seconds of telemetry in ``tasks``.
     telemetry_window: int
-    #: Worker heartbeats and task figures (see :func:`sqs_broker.telemetry.snapshot`).
+    #: Worker heartbeats and task figures (see :func:`sqs_broker.telemetry.read.snapshot`).
     workers: list[dict[str, Any]]
     tasks: list[dict[str, Any]]
     #: Queues holding messages that no live worker consumes.

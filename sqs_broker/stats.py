@@ -401,12 +401,12 @@ def parse_window(value: str | None) -> int:
 def telemetry_data(
     queues: Sequence[Mapping[str, Any]], window: int, errors: list[str]
 ) -> dict[str, Any]:
-    """``workers``, ``tasks`` (see :func:`sqs_broker.telemetry.snapshot`) and ``unconsumed_queues``.
+    """``workers``, ``tasks`` (:func:`sqs_broker.telemetry.read.snapshot`), ``unconsumed_queues``.
 
     A database error (tables not migrated, say) becomes an entry of ``errors``,
     not a failed page.
     """
-    from sqs_broker import telemetry
+    from sqs_broker.telemetry import read as telemetry
 
     try:
         found = telemetry.snapshot(window)

@@ -402,8 +402,8 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
     from django.test.utils import CaptureQueriesContext
 
     from sqs_broker import sqs as sqs_module
-    from sqs_broker import telemetry
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
+    from sqs_broker.telemetry.base import minute_of
 
     client.force_login(user_with("view_dashboard"))
     now = datetime.now(UTC)
@@ -412,7 +412,7 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
         sqs.create_queue(QueueName=name)
         QueueSample.objects.create(queue=name, sampled_at=now, visible=1, in_flight=0, delayed=0)
         TaskCounter.objects.create(
-            task="t", queue=name, minute=telemetry.minute_of(now), received=1, succeeded=1
+            task="t", queue=name, minute=minute_of(now), received=1, succeeded=1
         )
         WorkerHeartbeat.objects.create(
             hostname=f"{name}@h", pid=1, pool="solo", concurrency=1, queues=[name],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, base_env
+from tests.conftest import ROOT, base_env, run_python
 
 PACKAGE = ROOT / "sqs_broker"
 
@@ -21,6 +21,7 @@ WEB_ONLY = (
     "sqs_broker.envelopes",
     "sqs_broker.metrics",
     "sqs_broker.stats",
+    "sqs_broker.telemetry.read",
     "prometheus_client",
 )
 
@@ -134,9 +135,21 @@ def test_worker__loads_no_dashboard_chart_or_view_module(start_worker, unique, t
     loaded: list[str] = []
     while time.monotonic() < deadline:
         loaded = modules.read_text().split() if modules.exists() else []
-        if "sqs_broker.telemetry" in loaded and "sqs_broker.findings" in loaded:
+        if "sqs_broker.telemetry.recorder" in loaded and "sqs_broker.findings" in loaded:
             break
         time.sleep(0.2)
     assert "sqs_broker.findings" in loaded, loaded
     assert sorted(set(WEB_ONLY) & set(loaded)) == []
     assert "sqs_broker.admin" in loaded  # the probe sees what autodiscovery loaded
+
+
+def test_web_process__loads_no_worker_recorder() -> None:
+    """Django set up with telemetry on, as a web server is: no recorder, no bootstep, no signals."""
+    code = (
+        "import sys, django; django.setup(); "
+        "print(sorted(m for m in sys.modules if m.startswith('sqs_broker.telemetry')))"
+    )
+    done = run_python("-c", code, env=base_env(SQS_BROKER_TELEMETRY="true"))
+    assert done.returncode == 0, done.stderr
+    assert "sqs_broker.telemetry.recorder" not in done.stdout
+    assert "sqs_broker.telemetry.store" not in done.stdout

@@ -13,15 +13,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sqs_broker import telemetry
 from sqs_broker.models import TaskCounter, WorkerHeartbeat
+from sqs_broker.telemetry import base, read, recorder, store
 from tests.conftest import base_env, make_app, user_with
 
 INTERVAL = 0.5
 
 
-def _info(hostname: str = "w@test", interval: float = 10.0) -> telemetry.WorkerInfo:
-    return telemetry.WorkerInfo(
+def _info(hostname: str = "w@test", interval: float = 10.0) -> base.WorkerInfo:
+    return base.WorkerInfo(
         hostname=hostname,
         pid=123,
         pool="solo",
@@ -29,7 +29,7 @@ def _info(hostname: str = "w@test", interval: float = 10.0) -> telemetry.WorkerI
         queues=["q1"],
         started_at=timezone.now(),
         interval=interval,
-        versions=telemetry.versions(),
+        versions=base.versions(),
     )
 
 
@@ -60,7 +60,7 @@ def _beat(
 @pytest.mark.django_db(transaction=True)
 def test_recorder__many_tasks_cost_no_query_until_one_flush() -> None:
     """Recording does no query; the flush writes each (task, queue, minute) once."""
-    rec = telemetry.Recorder("w@test", 10.0)
+    rec = recorder.Recorder("w@test", 10.0)
     with CaptureQueriesContext(connection) as recording:
         for i in range(200):
             rec.received("app.add", "q1", receive_count=2 if i % 4 == 0 else 1)
@@ -82,14 +82,10 @@ def test_recorder__many_tasks_cost_no_query_until_one_flush() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_write__adds_to_rows_other_processes_wrote() -> None:
     """Two flushes into the same minute add up; runtime_max keeps the larger."""
-    minute = telemetry.minute_of(timezone.now())
+    minute = base.minute_of(timezone.now())
     key = ("app.add", "q1", minute)
-    telemetry.write(
-        {key: telemetry.Counts(received=2, succeeded=2, runtime_sum=1.0, runtime_max=0.7)}, "h"
-    )
-    telemetry.write(
-        {key: telemetry.Counts(received=1, failed=1, runtime_sum=0.2, runtime_max=0.2)}, "h"
-    )
+    store.write({key: base.Counts(received=2, succeeded=2, runtime_sum=1.0, runtime_max=0.7)}, "h")
+    store.write({key: base.Counts(received=1, failed=1, runtime_sum=0.2, runtime_max=0.2)}, "h")
     row = TaskCounter.objects.get()
     assert (row.received, row.succeeded, row.failed) == (3, 2, 1)
     assert row.runtime_sum == pytest.approx(1.2)
@@ -99,14 +95,14 @@ def test_write__adds_to_rows_other_processes_wrote() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_flush__child_totals_wait_for_the_heartbeat_row() -> None:
     """A child's processed/failed are kept until the main process wrote the heartbeat."""
-    child = telemetry.Recorder("w@test", 10.0)
+    child = recorder.Recorder("w@test", 10.0)
     child.started("a")
     child.finished("a", "app.add", "q1", "FAILURE")
     assert child.flush() is True
     assert TaskCounter.objects.get().failed == 1
 
-    main = telemetry.Recorder("w@test", 10.0, worker=_info())
-    telemetry.start_worker_heartbeat("w@test", main.worker)
+    main = recorder.Recorder("w@test", 10.0, worker=_info())
+    store.start_worker_heartbeat("w@test", main.worker)
     assert child.flush() is True
     beat = WorkerHeartbeat.objects.get(hostname="w@test")
     assert (beat.processed, beat.failed) == (1, 1)
@@ -125,7 +121,7 @@ def test_flush__retries_while_sqlite_is_locked_and_keeps_counts_when_it_stays_lo
     holder = sqlite3.connect(
         connection.settings_dict["NAME"], timeout=5, isolation_level=None, check_same_thread=False
     )
-    rec = telemetry.Recorder("w@test", 10.0)
+    rec = recorder.Recorder("w@test", 10.0)
     try:
         rec.received("app.add", "q1", 1)
         holder.execute("BEGIN IMMEDIATE")
@@ -151,9 +147,9 @@ def test_flush__retries_while_sqlite_is_locked_and_keeps_counts_when_it_stays_lo
 def test_flush__heartbeat_and_stop_mark() -> None:
     """The main recorder writes the heartbeat, then marks it stopped on a warm shutdown."""
     info = _info(interval=INTERVAL)
-    rec = telemetry.Recorder(info.hostname, INTERVAL, worker=info)
+    rec = recorder.Recorder(info.hostname, INTERVAL, worker=info)
     rec.active = lambda: 3
-    telemetry.start_worker_heartbeat(info.hostname, info)
+    store.start_worker_heartbeat(info.hostname, info)
     rec.started("a")
     rec.finished("a", "app.add", "q1", "SUCCESS")
     assert rec.flush()
@@ -193,7 +189,7 @@ def test_telemetry_step__only_a_warm_shutdown_marks_stopped(
 
     monkeypatch.setattr(state, "should_stop", should_stop)
     monkeypatch.setattr(state, "should_terminate", should_terminate)
-    step = telemetry.TelemetryStep.__new__(telemetry.TelemetryStep)
+    step = recorder.TelemetryStep.__new__(recorder.TelemetryStep)
     step.obj = spy = _StopSpy()
     getattr(step, how)(parent=None)
     assert spy.calls == [marked]
@@ -204,13 +200,11 @@ def test_prune_old__drops_rows_past_retention(settings) -> None:
     """Counters and heartbeats older than SQS_BROKER_RETENTION_DAYS are deleted."""
     settings.SQS_BROKER_RETENTION_DAYS = 1
     now = timezone.now()
-    TaskCounter.objects.create(task="t", queue="q", minute=telemetry.minute_of(now))
-    TaskCounter.objects.create(
-        task="t", queue="q", minute=telemetry.minute_of(now - timedelta(days=2))
-    )
+    TaskCounter.objects.create(task="t", queue="q", minute=base.minute_of(now))
+    TaskCounter.objects.create(task="t", queue="q", minute=base.minute_of(now - timedelta(days=2)))
     _beat("old@h", seen_ago=3 * 86400)
     _beat("new@h", seen_ago=1)
-    assert telemetry.prune_old(now) == (1, 1)
+    assert store.prune_old(now) == (1, 1)
     assert list(WorkerHeartbeat.objects.values_list("hostname", flat=True)) == ["new@h"]
     assert TaskCounter.objects.count() == 1
 
@@ -227,7 +221,7 @@ def test_snapshot__worker_states() -> None:
     _beat("stopped@h", seen_ago=30, stopped=True)
     _beat("gone@h", seen_ago=600, stopped=True)
     _beat("lost-long-ago@h", seen_ago=2 * 86400)
-    workers = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}
+    workers = {w["hostname"]: w for w in read.snapshot(300)["workers"]}
     assert {h: w["state"] for h, w in workers.items()} == {
         "alive@h": "alive",
         "lost@h": "lost",
@@ -246,7 +240,7 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
         TaskCounter.objects.create(
             task="app.flaky",
             queue="q1",
-            minute=telemetry.minute_of(now - timedelta(minutes=ago)),
+            minute=base.minute_of(now - timedelta(minutes=ago)),
             received=4,
             succeeded=4 - failed if failed < 4 else 0,
             failed=failed,
@@ -254,7 +248,7 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
             runtime_sum=2.0,
             runtime_max=0.5 + ago,
         )
-    (task,) = telemetry.snapshot(300, now=now)["tasks"]
+    (task,) = read.snapshot(300, now=now)["tasks"]
     assert (task["name"], task["queue"]) == ("app.flaky", "q1")
     assert (task["received"], task["succeeded"], task["failed"], task["redelivered"]) == (
         8,
@@ -268,8 +262,8 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
     assert task["runtime_max"] == pytest.approx(2.5)
     assert sum(task["series"]) == 8 and len(task["series"]) == 5
 
-    (day,) = telemetry.snapshot(86400, now=now)["tasks"]
-    assert day["failed"] == 54 and len(day["series"]) == telemetry.SPARKLINE_POINTS
+    (day,) = read.snapshot(86400, now=now)["tasks"]
+    assert day["failed"] == 54 and len(day["series"]) == base.SPARKLINE_POINTS
 
 
 @pytest.mark.django_db
@@ -282,12 +276,12 @@ def test_snapshot__two_queries_whatever_the_rows(django_assert_num_queries) -> N
             TaskCounter.objects.create(
                 task=f"app.t{i}",
                 queue="q2" if i % 2 else "q1",
-                minute=telemetry.minute_of(now - timedelta(minutes=ago)),
+                minute=base.minute_of(now - timedelta(minutes=ago)),
                 received=1,
                 succeeded=1,
             )
     with django_assert_num_queries(2):
-        found = telemetry.snapshot(3600, now=now)
+        found = read.snapshot(3600, now=now)
     assert len(found["workers"]) == 4
     assert [(t["queue"], t["name"], t["succeeded"]) for t in found["tasks"]] == [
         ("q1", "app.t0", 3),
@@ -309,7 +303,7 @@ def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
         {"alive": True, "queues": ["served"]},
         {"alive": False, "queues": ["orphan-of-lost", "busy"]},
     ]
-    assert telemetry.unconsumed(queues, workers) == ["busy", "orphan-of-lost"]
+    assert read.unconsumed(queues, workers) == ["busy", "orphan-of-lost"]
 
 
 # --- the faces: stats.json, metrics, dashboard -----------------------------------
@@ -337,7 +331,7 @@ def _seed(sqs, unique: str) -> str:
     TaskCounter.objects.create(
         task="project.demo.tasks.flaky",
         queue=queue,
-        minute=telemetry.minute_of(now),
+        minute=base.minute_of(now),
         received=4,
         failed=4,
         redelivered=3,
@@ -347,7 +341,7 @@ def _seed(sqs, unique: str) -> str:
     TaskCounter.objects.create(
         task="project.demo.tasks.flaky",
         queue=queue,
-        minute=telemetry.minute_of(now - timedelta(minutes=30)),
+        minute=base.minute_of(now - timedelta(minutes=30)),
         received=10,
         failed=10,
     )
@@ -453,7 +447,7 @@ def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None
     """Each pool counts every task (prefork children too), beats, and marks a warm stop."""
     env = _env(unique)
     old = timezone.now() - timedelta(days=8)  # past the default 7 days of retention
-    TaskCounter.objects.create(task="gone", queue="q", minute=telemetry.minute_of(old))
+    TaskCounter.objects.create(task="gone", queue="q", minute=base.minute_of(old))
     extra = ("--concurrency=2",) if pool != "solo" else ()
     worker = start_worker(env, pool=pool, extra=extra)
     app = make_app(env)
@@ -473,13 +467,13 @@ def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None
     assert (beat.pool, beat.failed, beat.queues) == (pool, 1, [queue])
     assert not TaskCounter.objects.filter(task="gone").exists()  # pruned by the worker
     assert beat.concurrency == (2 if pool != "solo" else 1)
-    shown = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}[beat.hostname]
+    shown = {w["hostname"]: w for w in read.snapshot(300)["workers"]}[beat.hostname]
     assert shown["state"] == "alive"
 
     assert worker.stop(signal.SIGTERM) == 0
     beat.refresh_from_db()
     assert beat.stopped_at is not None
-    assert telemetry.snapshot(300)["workers"][0]["state"] == "stopped"
+    assert read.snapshot(300)["workers"][0]["state"] == "stopped"
     assert _totals(queue)["succeeded"] == 6  # nothing counted twice by the final flush
 
 
@@ -511,7 +505,7 @@ def test_worker__two_workers_write_at_once_and_a_killed_one_shows_lost(
     killed = next(b.hostname for b in beats if b.pool == "prefork")
 
     def state() -> str:
-        workers = {w["hostname"]: w for w in telemetry.snapshot(300)["workers"]}
+        workers = {w["hostname"]: w for w in read.snapshot(300)["workers"]}
         return workers[killed]["state"]
 
     # Alive right before the kill (polled: a loaded machine may delay one beat).
@@ -555,7 +549,7 @@ def test_worker__cold_shutdown_is_not_a_stop(start_worker, unique) -> None:
     assert "Cold shutdown" in worker.output(), worker.output()[-2000:]
     beat.refresh_from_db()
     assert beat.stopped_at is None
-    state = {w["hostname"]: w["state"] for w in telemetry.snapshot(300)["workers"]}
+    state = {w["hostname"]: w["state"] for w in read.snapshot(300)["workers"]}
     assert state[beat.hostname] in ("alive", "lost")
 
 

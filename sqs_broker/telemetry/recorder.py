@@ -25,118 +25,37 @@ workers can write the same rows at once; rows are touched in a fixed order
 so PostgreSQL cannot deadlock two flushes, and "database is locked" from
 SQLite is retried. A flush that still fails keeps its counts for the next one.
 
-:func:`snapshot` is the read side, used by :mod:`sqs_broker.stats`.
+This module runs in workers only; :mod:`sqs_broker.telemetry.store` writes,
+:mod:`sqs_broker.telemetry.read` is the faces' side and is never imported here.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
-import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
-from importlib import metadata
 from typing import Any
 
 from celery import bootsteps, signals
-from django.db import IntegrityError, OperationalError, close_old_connections, connection
-from django.db import transaction as db_transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from sqs_broker.conf import app_settings
+from sqs_broker.telemetry.base import (
+    FLUSH_ATTEMPTS,
+    LOCK_WAIT,
+    MAX_PENDING_KEYS,
+    PRUNE_EVERY,
+    STOP_ATTEMPTS,
+    CounterKey,
+    Counts,
+    WorkerInfo,
+    minute_of,
+    versions,
+)
+from sqs_broker.telemetry.store import start_worker_heartbeat, with_retries, write
 
 logger = logging.getLogger(__name__)
-
-#: A worker not seen for this many of its intervals shows as lost.
-LOST_AFTER_INTERVALS = 3
-#: Seconds a lost worker stays on the dashboard (longer when the window is).
-LOST_SHOWN_FOR = 86400
-#: Attempts of one flush when the database is locked or a deadlock is detected.
-FLUSH_ATTEMPTS = 5
-#: Attempts of the last flush, on the shutdown path.
-STOP_ATTEMPTS = 2
-#: Seconds one attempt waits for a locked table. Forks of a prefork pool wait
-#: for a running attempt, so this bounds what a locked database costs a task.
-LOCK_WAIT = 0.25
-#: Counters kept in memory while the database cannot be written; older minutes go first.
-MAX_PENDING_KEYS = 20_000
-#: Seconds between two retention prunes by one worker.
-PRUNE_EVERY = 600.0
-#: Points of a task's sparkline, whatever the window.
-SPARKLINE_POINTS = 30
-
-SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
-
-CounterKey = tuple[str, str, datetime]
-#: The integer columns of a task counter row.
-COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered")
-#: Every column of a task counter row that :class:`Counts` holds, by the same names.
-COUNTS_COLUMNS = (*COUNT_FIELDS, "runtime_sum", "runtime_max")
-
-
-@dataclass
-class Counts:
-    """What one process saw for one task, queue and minute since the last flush."""
-
-    received: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    redelivered: int = 0
-    runtime_sum: float = 0.0
-    runtime_max: float = 0.0
-
-    def merge(self, other: Counts) -> None:
-        """Add ``other`` in: sums add up, ``runtime_max`` keeps the larger."""
-        self.received += other.received
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.retried += other.retried
-        self.redelivered += other.redelivered
-        self.runtime_sum += other.runtime_sum
-        self.runtime_max = max(self.runtime_max, other.runtime_max)
-
-
-@dataclass
-class WorkerInfo:
-    """The heartbeat's fixed part, known to the worker's main process."""
-
-    hostname: str
-    pid: int
-    pool: str
-    concurrency: int
-    queues: list[str]
-    started_at: datetime
-    interval: float
-    versions: dict[str, str] = field(default_factory=dict)
-
-
-def minute_of(moment: datetime) -> datetime:
-    """The start of ``moment``'s minute: the key of its counter row."""
-    return moment.replace(second=0, microsecond=0)
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and of the software a worker runs on."""
-    found = {"python": platform.python_version()}
-    for name in SOFTWARE:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
-def _locked(exc: OperationalError) -> bool:
-    text = str(exc).lower()
-    return any(word in text for word in ("locked", "busy", "deadlock", "lock timeout"))
 
 
 class Recorder:
@@ -216,7 +135,7 @@ class Recorder:
             # delay the worker's start.
             worker = self.worker
             try:
-                _attempts(
+                with_retries(
                     self._flush_lock,
                     FLUSH_ATTEMPTS,
                     lambda: start_worker_heartbeat(self.hostname, worker, lock_wait=LOCK_WAIT),
@@ -273,7 +192,7 @@ class Recorder:
         if not (counts or processed or failed or self.worker or prune):
             return True  # an idle prefork child: no connection, no empty transaction
         try:
-            held = _attempts(
+            held = with_retries(
                 self._flush_lock,
                 attempts,
                 lambda: write(
@@ -308,180 +227,6 @@ class Recorder:
         self._last_prune = now
         return True
 
-
-def write(
-    counts: Mapping[CounterKey, Counts],
-    hostname: str,
-    processed: int = 0,
-    failed: int = 0,
-    worker: WorkerInfo | None = None,
-    active: int = 0,
-    stopped: bool = False,
-    prune: bool = False,
-    lock_wait: float | None = None,
-) -> bool:
-    """One flush: counters, then the heartbeat, in one transaction.
-
-    ``lock_wait`` bounds, in seconds, the wait for a locked table (the
-    database's own timeout when None); a longer wait raises "database is
-    locked" (SQLite) or "lock timeout" (PostgreSQL).
-
-    Rows are always touched in the same order (counters sorted by key, then
-    the heartbeat), so two flushes on PostgreSQL wait for each other instead
-    of deadlocking. Returns False when ``processed``/``failed`` had no
-    heartbeat row to go to.
-    """
-    from sqs_broker.models import TaskCounter, WorkerHeartbeat
-
-    now = timezone.now()
-    with bounded_lock_wait(lock_wait), db_transaction.atomic():
-        _set_lock_timeout(lock_wait)
-        for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
-            changes: dict[str, Any] = {
-                name: F(name) + getattr(c, name) for name in (*COUNT_FIELDS, "runtime_sum")
-            }
-            changes["runtime_max"] = Greatest(F("runtime_max"), c.runtime_max)
-            rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
-            if rows.update(**changes):
-                continue
-            try:
-                with db_transaction.atomic():
-                    TaskCounter.objects.create(
-                        task=task[:255], queue=queue[:80], minute=minute, **asdict(c)
-                    )
-            except IntegrityError:
-                # Another process created the row between our update and insert.
-                rows.update(**changes)
-        held = True
-        beat = WorkerHeartbeat.objects.filter(hostname=hostname)
-        if worker is not None:
-            fields = _heartbeat_fields(worker, now, stopped_at=now if stopped else None)
-            fields.update(
-                active=0 if stopped else active,
-                processed=F("processed") + processed,
-                failed=F("failed") + failed,
-            )
-            if not beat.update(**fields):
-                fields.update(processed=processed, failed=failed)
-                try:
-                    with db_transaction.atomic():
-                        WorkerHeartbeat.objects.create(hostname=hostname, **fields)
-                except IntegrityError:
-                    beat.update(**fields)
-        elif processed or failed:
-            held = bool(
-                beat.update(processed=F("processed") + processed, failed=F("failed") + failed)
-            )
-        if prune:
-            prune_old(now)
-    return held
-
-
-def _heartbeat_fields(
-    worker: WorkerInfo, now: datetime, stopped_at: datetime | None
-) -> dict[str, Any]:
-    """The heartbeat columns the worker's fixed part and this moment decide."""
-    return {
-        "pid": worker.pid,
-        "pool": worker.pool,
-        "concurrency": worker.concurrency,
-        "queues": worker.queues,
-        "started_at": worker.started_at,
-        "last_seen": now,
-        "stopped_at": stopped_at,
-        "interval": worker.interval,
-        "versions": worker.versions,
-    }
-
-
-def prune_old(now: datetime | None = None) -> tuple[int, int]:
-    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all)."""
-    from sqs_broker.models import TaskCounter, WorkerHeartbeat
-
-    days = app_settings.RETENTION_DAYS
-    if not days:
-        return 0, 0
-    cutoff = (now or timezone.now()) - timedelta(days=days)
-    counters, _ = TaskCounter.objects.filter(minute__lt=cutoff).delete()
-    beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
-    return counters, beats
-
-
-def start_worker_heartbeat(
-    hostname: str, worker: WorkerInfo, lock_wait: float | None = None
-) -> None:
-    """The first heartbeat of a (re)started worker: totals start again from zero.
-
-    ``lock_wait`` bounds the wait for a locked table (see :func:`bounded_lock_wait`).
-    """
-    from sqs_broker.models import WorkerHeartbeat
-
-    fields = _heartbeat_fields(worker, timezone.now(), stopped_at=None)
-    fields.update(processed=0, failed=0, active=0)
-    with bounded_lock_wait(lock_wait), db_transaction.atomic():
-        _set_lock_timeout(lock_wait)
-        WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=fields)
-
-
-def _attempts(flush_lock: threading.Lock, attempts: int, work: Any) -> Any:
-    """``work()`` under ``flush_lock``, tried again while the database is locked.
-
-    The lock is held for one attempt at a time and the connection closed
-    before it is released: a fork (which waits for the lock) never copies an
-    open connection, and never waits out the sleeps between attempts.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            with flush_lock:
-                try:
-                    close_old_connections()
-                    return work()
-                finally:
-                    # A short-lived connection per attempt: nothing stays open
-                    # across a prefork fork, and SQLite's WAL can checkpoint.
-                    connection.close()
-        except OperationalError as exc:
-            if attempt == attempts or not _locked(exc):
-                raise
-        # Jitter, so workers that collided do not collide again.
-        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
-    return None  # not reached: the last attempt returns or raises
-
-
-@contextmanager
-def bounded_lock_wait(seconds: float | None) -> Iterator[None]:
-    """SQLite waits at most ``seconds`` for a lock on this connection inside (None: as set).
-
-    The project's SQLite timeout (20 s in the example) suits requests, not
-    telemetry: a flush that waits it out holds back every fork of a prefork
-    pool. PostgreSQL's bound is set inside the transaction by
-    :func:`_set_lock_timeout`.
-    """
-    if seconds is None or connection.vendor != "sqlite":
-        yield
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-    raw.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
-    try:
-        yield
-    finally:
-        if connection.connection is raw:  # not closed inside
-            raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
-
-
-def _set_lock_timeout(seconds: float | None) -> None:
-    # PostgreSQL waits for a table lock without end by default; LOCAL ends
-    # with the transaction, so the connection's other users are untouched.
-    if seconds is not None and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
-            )
-
-
-# --- wiring in the worker ----------------------------------------------------
 
 _recorder: Recorder | None = None
 _queue_names: dict[str, str] = {}
@@ -710,161 +455,3 @@ def install(app: Any) -> None:
         after_in_child=_after_fork_in_child,
     )
     _connected = True
-
-
-# --- reading -----------------------------------------------------------------
-
-
-def worker_state(
-    last_seen: datetime, stopped_at: datetime | None, interval: float, now: datetime
-) -> str:
-    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, or ``"alive"``."""
-    if stopped_at is not None:
-        return "stopped"
-    if (now - last_seen).total_seconds() > LOST_AFTER_INTERVALS * interval:
-        return "lost"
-    return "alive"
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Workers and per-task figures over the last ``window_seconds``, JSON-ready.
-
-    Workers: every live one, the ones lost within the last day (or the
-    window, if longer) and the ones stopped within the window. Tasks: one
-    row per task and queue, summed
-    over the minutes of the window, with a sparkline of finished tasks.
-    """
-    from sqs_broker.models import TaskCounter, WorkerHeartbeat
-
-    if window_seconds <= 0:
-        raise ValueError("window_seconds must be positive")
-    now = now or timezone.now()
-    since = now - timedelta(seconds=window_seconds)
-    lost_since = now - timedelta(seconds=max(window_seconds, LOST_SHOWN_FOR))
-
-    workers = []
-    for beat in WorkerHeartbeat.objects.all():
-        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
-        if state == "stopped" and beat.stopped_at is not None and beat.stopped_at < since:
-            continue
-        if state == "lost" and beat.last_seen < lost_since:
-            continue  # long gone (a container's random hostname, say): retention prunes it
-        workers.append(
-            {
-                "hostname": beat.hostname,
-                "state": state,
-                "alive": state == "alive",
-                "last_seen": _iso(beat.last_seen),
-                "seconds_since_seen": round((now - beat.last_seen).total_seconds(), 1),
-                "started_at": _iso(beat.started_at),
-                "stopped_at": _iso(beat.stopped_at),
-                "pid": beat.pid,
-                "pool": beat.pool,
-                "concurrency": beat.concurrency,
-                "queues": list(beat.queues or []),
-                "processed": beat.processed,
-                "failed": beat.failed,
-                "active": beat.active,
-                "interval": beat.interval,
-                "versions": dict(beat.versions or {}),
-            }
-        )
-
-    # One read of the window's minute rows gives both the sums and the sparklines.
-    first_minute = minute_of(since)
-    step = max(60.0, window_seconds / SPARKLINE_POINTS)
-    points = max(1, int(-(-window_seconds // step)))
-    sums: dict[tuple[str, str], Counts] = {}
-    series: dict[tuple[str, str], list[int]] = {}
-    # No ORDER BY: the rows are summed here and the tasks sorted after.
-    for row in (
-        TaskCounter.objects.filter(minute__gte=first_minute)
-        .order_by()
-        .values("task", "queue", "minute", *COUNTS_COLUMNS)
-    ):
-        key = (row["task"], row["queue"])
-        sums.setdefault(key, Counts()).merge(Counts(**{f: row[f] for f in COUNTS_COLUMNS}))
-        index = int((row["minute"] - first_minute).total_seconds() // step)
-        line = series.setdefault(key, [0] * points)
-        line[min(index, points - 1)] += row["succeeded"] + row["failed"] + row["retried"]
-
-    tasks = []
-    for (task, queue), c in sorted(sums.items(), key=lambda item: (item[0][1], item[0][0])):
-        finished = c.succeeded + c.failed + c.retried
-        tasks.append(
-            {
-                "name": task,
-                "queue": queue,
-                "received": c.received,
-                "succeeded": c.succeeded,
-                "failed": c.failed,
-                "retried": c.retried,
-                "redelivered": c.redelivered,
-                "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
-                "runtime_max": round(c.runtime_max, 6) if finished else None,
-                "failure_rate": _rate(c.failed, finished),
-                "redelivery_rate": _rate(c.redelivered, c.received),
-                "series": series[(task, queue)],
-            }
-        )
-    return {"workers": workers, "tasks": tasks}
-
-
-def unconsumed(
-    queues: Iterable[Mapping[str, Any]], workers: Iterable[Mapping[str, Any]]
-) -> list[str]:
-    """Queues holding messages that no live worker consumes."""
-    consumed = {name for w in workers if w.get("alive") for name in w.get("queues") or ()}
-    return [
-        q["name"]
-        for q in queues
-        if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in consumed
-    ]
-
-
-def panels(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the dashboard's worker and task panels draw from one ``gather()`` result."""
-    from sqs_broker import charts
-
-    workers = list(data.get("workers") or [])
-    counts = dict.fromkeys(("alive", "lost", "stopped"), 0)
-    for worker in workers:
-        counts[worker["state"]] = counts.get(worker["state"], 0) + 1
-    width, height = 120, 24
-    tasks = []
-    for task in data.get("tasks") or []:
-        series = task.get("series") or []
-        tasks.append(
-            {
-                **task,
-                "failure_pct": _pct(task.get("failure_rate")),
-                "redelivery_pct": _pct(task.get("redelivery_rate")),
-                "spark": {
-                    "width": width,
-                    "height": height,
-                    "points": charts.points(series, width, height),
-                    "peak": max(series) if series else None,
-                    "count": len(series),
-                },
-            }
-        )
-    return {
-        "enabled": app_settings.TELEMETRY,
-        "workers": workers,
-        "counts": counts,
-        "tasks": tasks,
-        "unconsumed": list(data.get("unconsumed_queues") or []),
-        "window": data.get("telemetry_window"),
-    }
-
-
-def _pct(rate: float | None) -> str | None:
-    return None if rate is None else f"{rate * 100:.1f} %"

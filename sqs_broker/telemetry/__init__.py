@@ -1,0 +1,13 @@
+"""Worker and task telemetry without Celery events, in three parts kept apart.
+
+* :mod:`~sqs_broker.telemetry.recorder`: in the worker only. Signal handlers
+  and a bootstep count what each process sees, in memory; a thread flushes.
+* :mod:`~sqs_broker.telemetry.store`: the database writes those flushes make,
+  the first heartbeat and retention pruning, each with a bounded lock wait.
+* :mod:`~sqs_broker.telemetry.read`: snapshots and panels for the faces; a
+  worker never imports it (nor the charts it draws with).
+
+:mod:`~sqs_broker.telemetry.base` holds what both sides share. Import the part
+you need: this package's ``__init__`` imports none of them, so a worker loads
+no read-side code and a web process no bootstep.
+"""

@@ -1,0 +1,175 @@
+"""Telemetry's read side, for the faces: workers with their state, task counts over a window,
+queues nobody consumes, and the dashboard's panels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from sqs_broker.conf import app_settings
+from sqs_broker.telemetry.base import (
+    COUNTS_COLUMNS,
+    LOST_AFTER_INTERVALS,
+    LOST_SHOWN_FOR,
+    SPARKLINE_POINTS,
+    Counts,
+    minute_of,
+)
+
+
+def worker_state(
+    last_seen: datetime, stopped_at: datetime | None, interval: float, now: datetime
+) -> str:
+    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, or ``"alive"``."""
+    if stopped_at is not None:
+        return "stopped"
+    if (now - last_seen).total_seconds() > LOST_AFTER_INTERVALS * interval:
+        return "lost"
+    return "alive"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Workers and per-task figures over the last ``window_seconds``, JSON-ready.
+
+    Workers: every live one, the ones lost within the last day (or the
+    window, if longer) and the ones stopped within the window. Tasks: one
+    row per task and queue, summed
+    over the minutes of the window, with a sparkline of finished tasks.
+    """
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    if window_seconds <= 0:
+        raise ValueError("window_seconds must be positive")
+    now = now or timezone.now()
+    since = now - timedelta(seconds=window_seconds)
+    lost_since = now - timedelta(seconds=max(window_seconds, LOST_SHOWN_FOR))
+
+    workers = []
+    for beat in WorkerHeartbeat.objects.all():
+        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
+        if state == "stopped" and beat.stopped_at is not None and beat.stopped_at < since:
+            continue
+        if state == "lost" and beat.last_seen < lost_since:
+            continue  # long gone (a container's random hostname, say): retention prunes it
+        workers.append(
+            {
+                "hostname": beat.hostname,
+                "state": state,
+                "alive": state == "alive",
+                "last_seen": _iso(beat.last_seen),
+                "seconds_since_seen": round((now - beat.last_seen).total_seconds(), 1),
+                "started_at": _iso(beat.started_at),
+                "stopped_at": _iso(beat.stopped_at),
+                "pid": beat.pid,
+                "pool": beat.pool,
+                "concurrency": beat.concurrency,
+                "queues": list(beat.queues or []),
+                "processed": beat.processed,
+                "failed": beat.failed,
+                "active": beat.active,
+                "interval": beat.interval,
+                "versions": dict(beat.versions or {}),
+            }
+        )
+
+    # One read of the window's minute rows gives both the sums and the sparklines.
+    first_minute = minute_of(since)
+    step = max(60.0, window_seconds / SPARKLINE_POINTS)
+    points = max(1, int(-(-window_seconds // step)))
+    sums: dict[tuple[str, str], Counts] = {}
+    series: dict[tuple[str, str], list[int]] = {}
+    # No ORDER BY: the rows are summed here and the tasks sorted after.
+    for row in (
+        TaskCounter.objects.filter(minute__gte=first_minute)
+        .order_by()
+        .values("task", "queue", "minute", *COUNTS_COLUMNS)
+    ):
+        key = (row["task"], row["queue"])
+        sums.setdefault(key, Counts()).merge(Counts(**{f: row[f] for f in COUNTS_COLUMNS}))
+        index = int((row["minute"] - first_minute).total_seconds() // step)
+        line = series.setdefault(key, [0] * points)
+        line[min(index, points - 1)] += row["succeeded"] + row["failed"] + row["retried"]
+
+    tasks = []
+    for (task, queue), c in sorted(sums.items(), key=lambda item: (item[0][1], item[0][0])):
+        finished = c.succeeded + c.failed + c.retried
+        tasks.append(
+            {
+                "name": task,
+                "queue": queue,
+                "received": c.received,
+                "succeeded": c.succeeded,
+                "failed": c.failed,
+                "retried": c.retried,
+                "redelivered": c.redelivered,
+                "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
+                "runtime_max": round(c.runtime_max, 6) if finished else None,
+                "failure_rate": _rate(c.failed, finished),
+                "redelivery_rate": _rate(c.redelivered, c.received),
+                "series": series[(task, queue)],
+            }
+        )
+    return {"workers": workers, "tasks": tasks}
+
+
+def unconsumed(
+    queues: Iterable[Mapping[str, Any]], workers: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """Queues holding messages that no live worker consumes."""
+    consumed = {name for w in workers if w.get("alive") for name in w.get("queues") or ()}
+    return [
+        q["name"]
+        for q in queues
+        if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in consumed
+    ]
+
+
+def panels(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the dashboard's worker and task panels draw from one ``gather()`` result."""
+    from sqs_broker import charts
+
+    workers = list(data.get("workers") or [])
+    counts = dict.fromkeys(("alive", "lost", "stopped"), 0)
+    for worker in workers:
+        counts[worker["state"]] = counts.get(worker["state"], 0) + 1
+    width, height = 120, 24
+    tasks = []
+    for task in data.get("tasks") or []:
+        series = task.get("series") or []
+        tasks.append(
+            {
+                **task,
+                "failure_pct": _pct(task.get("failure_rate")),
+                "redelivery_pct": _pct(task.get("redelivery_rate")),
+                "spark": {
+                    "width": width,
+                    "height": height,
+                    "points": charts.points(series, width, height),
+                    "peak": max(series) if series else None,
+                    "count": len(series),
+                },
+            }
+        )
+    return {
+        "enabled": app_settings.TELEMETRY,
+        "workers": workers,
+        "counts": counts,
+        "tasks": tasks,
+        "unconsumed": list(data.get("unconsumed_queues") or []),
+        "window": data.get("telemetry_window"),
+    }
+
+
+def _pct(rate: float | None) -> str | None:
+    return None if rate is None else f"{rate * 100:.1f} %"

@@ -1,0 +1,209 @@
+"""Telemetry's database side: one additive write per flush, the worker's first heartbeat,
+retention pruning, and a bounded wait for a locked table.
+
+Writes are additive (``F()`` increments), so several processes and several
+workers can write the same rows at once; rows are touched in a fixed order
+so PostgreSQL cannot deadlock two flushes, and "database is locked" from
+SQLite is retried. Each attempt waits at most :data:`~sqs_broker.telemetry.base.LOCK_WAIT`
+for a lock, so a locked database never holds a worker's forks for long.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, OperationalError, close_old_connections, connection
+from django.db import transaction as db_transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from sqs_broker.conf import app_settings
+from sqs_broker.telemetry.base import COUNT_FIELDS, CounterKey, Counts, WorkerInfo
+
+logger = logging.getLogger(__name__)
+
+
+def _locked(exc: OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("locked", "busy", "deadlock", "lock timeout"))
+
+
+def write(
+    counts: Mapping[CounterKey, Counts],
+    hostname: str,
+    processed: int = 0,
+    failed: int = 0,
+    worker: WorkerInfo | None = None,
+    active: int = 0,
+    stopped: bool = False,
+    prune: bool = False,
+    lock_wait: float | None = None,
+) -> bool:
+    """One flush: counters, then the heartbeat, in one transaction.
+
+    ``lock_wait`` bounds, in seconds, the wait for a locked table (the
+    database's own timeout when None); a longer wait raises "database is
+    locked" (SQLite) or "lock timeout" (PostgreSQL).
+
+    Rows are always touched in the same order (counters sorted by key, then
+    the heartbeat), so two flushes on PostgreSQL wait for each other instead
+    of deadlocking. Returns False when ``processed``/``failed`` had no
+    heartbeat row to go to.
+    """
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    now = timezone.now()
+    with bounded_lock_wait(lock_wait), db_transaction.atomic():
+        _set_lock_timeout(lock_wait)
+        for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
+            changes: dict[str, Any] = {
+                name: F(name) + getattr(c, name) for name in (*COUNT_FIELDS, "runtime_sum")
+            }
+            changes["runtime_max"] = Greatest(F("runtime_max"), c.runtime_max)
+            rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
+            if rows.update(**changes):
+                continue
+            try:
+                with db_transaction.atomic():
+                    TaskCounter.objects.create(
+                        task=task[:255], queue=queue[:80], minute=minute, **asdict(c)
+                    )
+            except IntegrityError:
+                # Another process created the row between our update and insert.
+                rows.update(**changes)
+        held = True
+        beat = WorkerHeartbeat.objects.filter(hostname=hostname)
+        if worker is not None:
+            fields = _heartbeat_fields(worker, now, stopped_at=now if stopped else None)
+            fields.update(
+                active=0 if stopped else active,
+                processed=F("processed") + processed,
+                failed=F("failed") + failed,
+            )
+            if not beat.update(**fields):
+                fields.update(processed=processed, failed=failed)
+                try:
+                    with db_transaction.atomic():
+                        WorkerHeartbeat.objects.create(hostname=hostname, **fields)
+                except IntegrityError:
+                    beat.update(**fields)
+        elif processed or failed:
+            held = bool(
+                beat.update(processed=F("processed") + processed, failed=F("failed") + failed)
+            )
+        if prune:
+            prune_old(now)
+    return held
+
+
+def _heartbeat_fields(
+    worker: WorkerInfo, now: datetime, stopped_at: datetime | None
+) -> dict[str, Any]:
+    """The heartbeat columns the worker's fixed part and this moment decide."""
+    return {
+        "pid": worker.pid,
+        "pool": worker.pool,
+        "concurrency": worker.concurrency,
+        "queues": worker.queues,
+        "started_at": worker.started_at,
+        "last_seen": now,
+        "stopped_at": stopped_at,
+        "interval": worker.interval,
+        "versions": worker.versions,
+    }
+
+
+def prune_old(now: datetime | None = None) -> tuple[int, int]:
+    """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all)."""
+    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+
+    days = app_settings.RETENTION_DAYS
+    if not days:
+        return 0, 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    counters, _ = TaskCounter.objects.filter(minute__lt=cutoff).delete()
+    beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
+    return counters, beats
+
+
+def start_worker_heartbeat(
+    hostname: str, worker: WorkerInfo, lock_wait: float | None = None
+) -> None:
+    """The first heartbeat of a (re)started worker: totals start again from zero.
+
+    ``lock_wait`` bounds the wait for a locked table (see :func:`bounded_lock_wait`).
+    """
+    from sqs_broker.models import WorkerHeartbeat
+
+    fields = _heartbeat_fields(worker, timezone.now(), stopped_at=None)
+    fields.update(processed=0, failed=0, active=0)
+    with bounded_lock_wait(lock_wait), db_transaction.atomic():
+        _set_lock_timeout(lock_wait)
+        WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=fields)
+
+
+def with_retries(flush_lock: threading.Lock, attempts: int, work: Any) -> Any:
+    """``work()`` under ``flush_lock``, tried again while the database is locked.
+
+    The lock is held for one attempt at a time and the connection closed
+    before it is released: a fork (which waits for the lock) never copies an
+    open connection, and never waits out the sleeps between attempts.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with flush_lock:
+                try:
+                    close_old_connections()
+                    return work()
+                finally:
+                    # A short-lived connection per attempt: nothing stays open
+                    # across a prefork fork, and SQLite's WAL can checkpoint.
+                    connection.close()
+        except OperationalError as exc:
+            if attempt == attempts or not _locked(exc):
+                raise
+        # Jitter, so workers that collided do not collide again.
+        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+    return None  # not reached: the last attempt returns or raises
+
+
+@contextmanager
+def bounded_lock_wait(seconds: float | None) -> Iterator[None]:
+    """SQLite waits at most ``seconds`` for a lock on this connection inside (None: as set).
+
+    The project's SQLite timeout (20 s in the example) suits requests, not
+    telemetry: a flush that waits it out holds back every fork of a prefork
+    pool. PostgreSQL's bound is set inside the transaction by
+    :func:`_set_lock_timeout`.
+    """
+    if seconds is None or connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        if connection.connection is raw:  # not closed inside
+            raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+
+def _set_lock_timeout(seconds: float | None) -> None:
+    # PostgreSQL waits for a table lock without end by default; LOCAL ends
+    # with the transaction, so the connection's other users are untouched.
+    if seconds is not None and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
+            )
