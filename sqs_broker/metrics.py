@@ -64,12 +64,13 @@ class StatsCollector(Collector):
 
     def info(self) -> Metric:
         """``sqs_broker_build_info``: the versions of the process that serves the metrics."""
-        from sqs_broker import __version__, telemetry
+        from sqs_broker import __version__
+        from sqs_broker.telemetry.base import versions
 
         family = InfoMetricFamily(
             PREFIX + "build", "Versions of sqs_broker and the software of the serving process."
         )
-        family.add_metric([], {"version": __version__, **telemetry.versions()})
+        family.add_metric([], {"version": __version__, **versions()})
         return family
 
     def queues(self) -> Iterator[Metric]:

@@ -83,6 +83,9 @@ class Stats(TypedDict):
     #: Why CloudWatch gave no queue ages (permission denied, say); ``None`` when it did
     #: or was not asked (see ``SQS_BROKER_CLOUDWATCH``).
     cloudwatch_error: str | None
+    #: All-time counters and histograms per task and queue (``gather(totals=True)``,
+    #: for the metrics; see :func:`sqs_broker.telemetry.read.totals`), else empty.
+    task_totals: list[dict[str, Any]]
 
 
 class QueueDetail(TypedDict):

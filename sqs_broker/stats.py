@@ -270,11 +270,19 @@ def finding_row(finding: findings.Finding) -> FindingRow:
     }
 
 
-def gather(app: Celery | None = None, *, window: int | None = None, online: bool = True) -> Stats:
+def gather(
+    app: Celery | None = None,
+    *,
+    window: int | None = None,
+    online: bool = True,
+    totals: bool = False,
+) -> Stats:
     """Everything the dashboard, the JSON and the metrics show, secrets masked.
 
     ``window`` (seconds) selects the telemetry window; ``online=False`` skips
-    the online findings (the metrics endpoint does not need them).
+    the online findings (the metrics endpoint does not need them);
+    ``totals=True`` adds ``task_totals``, the all-time task counters and
+    histograms the metrics export (one more grouped query).
     """
     topo = Topology.of(app)
     found = sqs_pass(topo, with_online=online)
@@ -284,6 +292,7 @@ def gather(app: Celery | None = None, *, window: int | None = None, online: bool
     telemetry = telemetry_data(queues, window or DEFAULT_WINDOW, errors)
     fill_ages(queues, found.ages)
     fill_consumers(queues, telemetry["workers"])
+    task_totals = task_totals_data(errors) if totals else []
     data: Stats = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": displayable_config(topo.app),
@@ -298,6 +307,7 @@ def gather(app: Celery | None = None, *, window: int | None = None, online: bool
         "tasks": telemetry["tasks"],
         "unconsumed_queues": telemetry["unconsumed_queues"],
         "cloudwatch_error": found.ages.error if found.ages else None,
+        "task_totals": task_totals,
     }
     return cast(Stats, scrub_data(data))
 
@@ -419,6 +429,18 @@ def telemetry_data(
         **found,
         "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
     }
+
+
+def task_totals_data(errors: list[str]) -> list[dict[str, Any]]:
+    """:func:`sqs_broker.telemetry.read.totals`, or ``[]`` with the error in ``errors``."""
+    from sqs_broker.telemetry import read as telemetry
+
+    try:
+        return telemetry.totals()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})
+        return []
 
 
 # --- history ---------------------------------------------------------------------

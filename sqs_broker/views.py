@@ -84,7 +84,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     from sqs_broker import metrics, stats
 
     accept = request.headers.get("Accept")
-    body, content_type = metrics.render(stats.gather(online=False), accept)
+    body, content_type = metrics.render(stats.gather(online=False, totals=True), accept)
     response = HttpResponse(body, content_type=content_type)
     patch_vary_headers(response, ["Accept"])
     return response
