@@ -141,8 +141,24 @@ def test_metrics_view__token(client, sqs, unique):
 @pytest.mark.django_db
 def test_metrics_view__promtool_check_metrics(client, sqs, unique):
     """promtool check metrics finds no problem in the live endpoint, in both formats."""
+    from django.utils import timezone
+
+    from sqs_broker.telemetry import base, store
+
     url, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-dlq")
     sqs.send_message(QueueUrl=url, MessageBody="x")
+    # Histograms, counters and worker series in the text too, not only queue gauges.
+    counts = base.Counts(received=2, succeeded=1, failed=1)
+    for seconds in (0.2, 40.0):
+        counts.merge(base.Counts(**base.observation("runtime", seconds)))
+        counts.merge(base.Counts(**base.observation("wait", seconds / 2)))
+    minute = base.minute_of(timezone.now())
+    store.write({("app.add", f"{unique}-celery", minute): counts}, f"w-{unique}@h")
+    info = base.WorkerInfo(
+        f"w-{unique}@h", 1, "prefork", 2, [f"{unique}-celery"], timezone.now(), 10.0,
+        base.versions(),
+    )  # fmt: skip
+    store.start_worker_heartbeat(info.hostname, info)
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
     headers = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
     with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_API_TOKEN=TOKEN):
@@ -150,6 +166,9 @@ def test_metrics_view__promtool_check_metrics(client, sqs, unique):
         open_metrics = client.get(
             "/sqs/metrics", HTTP_ACCEPT="application/openmetrics-text", **headers
         )
+    body = text.content.decode()
+    assert "sqs_broker_task_queue_wait_seconds_bucket{" in body
+    assert "sqs_broker_worker_tasks_processed_total{" in body
     result = promtool.run("check", "metrics", stdin=text.content)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout + result.stderr == ""
