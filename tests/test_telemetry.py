@@ -624,7 +624,14 @@ def test_worker__warm_shutdown_writes_what_no_timer_flushed(pool, start_worker, 
 
     assert worker.stop(signal.SIGTERM) == 0
     queue = f"{unique}-celery"
-    assert _totals(queue) == {"received": 5, "succeeded": 5, "failed": 0, "redelivered": 0}
+    assert _totals(queue) == {
+        "received": 5,
+        "succeeded": 5,
+        "failed": 0,
+        "redelivered": 0,
+        "wait_count": 5,
+        "runtime_count": 5,
+    }
     beat.refresh_from_db()
     assert (beat.processed, beat.failed, beat.active) == (5, 0, 0)
     assert beat.stopped_at is not None
