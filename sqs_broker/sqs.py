@@ -548,10 +548,8 @@ def list_queue_names(
 # (its limit), with the checks' timeouts and retries; answers are reused for
 # SQS_BROKER_CLOUDWATCH_TTL seconds, so a scrape every 15 s costs one call a minute.
 
-#: GetMetricData's limit of queries per call.
-CLOUDWATCH_BATCH = 500
-#: How far back a pass looks for the latest datapoint: SQS metrics arrive a few minutes late.
-CLOUDWATCH_LOOKBACK = 900
+CLOUDWATCH_BATCH = limits.CLOUDWATCH_MAX_QUERIES
+CLOUDWATCH_LOOKBACK = limits.CLOUDWATCH_LOOKBACK
 
 
 @dataclass
