@@ -154,8 +154,14 @@ def start_worker(
         "--without-heartbeat", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
     with log.open("wb") as out:
+        # Its own process group, so a benchmark can kill the pool with it (os.killpg).
         process = subprocess.Popen(  # noqa: S603 - fixed argv
-            argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            argv,
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     return Worker(process, log)
 

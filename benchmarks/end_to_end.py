@@ -1,7 +1,8 @@
 """End to end: tasks/s through one worker, and SQS requests per task counted at the server.
 
-Configurations: kombu's stock options with ``.delay()``, this project's
-defaults with ``publish_many``, and a raw boto3 loop (batch send, receive 10,
+Configurations: kombu's stock options and transport with ``.delay()``, this
+project's defaults with ``publish_many`` on kombu's transport and on the
+project's (batched deletes), and a raw boto3 loop (batch send, receive 10,
 batch delete) as the ceiling of the same server. Every SQS request of the
 publisher and the worker goes through one counting proxy; the queue is
 watched directly (not counted) until it is empty.
@@ -33,6 +34,7 @@ def worker_run(
     prefetch_multiplier: int,
     publisher: str,
     tasks: int,
+    transport: str = "sqs_broker",
 ) -> dict[str, Any]:
     direct = sqs_client(endpoint)
     with Proxy.to(endpoint) as proxy:
@@ -42,6 +44,7 @@ def worker_run(
             prefix,
             SQS_POLLING_INTERVAL=polling_interval,
             SQS_WAIT_TIME_SECONDS=wait_time_seconds,
+            SQS_TRANSPORT=transport,
         )
         worker = start_worker(env, prefetch_multiplier=prefetch_multiplier)
         try:
@@ -54,9 +57,10 @@ def worker_run(
             started = time.perf_counter()
             publish(signatures, publisher, app)
             ended = wait_empty(direct, [url])
-            counts = proxy.reset_counts()
         finally:
             worker.stop()
+        # After the warm shutdown: the last batch of deletes is counted too.
+        counts = proxy.reset_counts()
         direct.delete_queue(QueueUrl=url)
     return {
         "tasks": tasks,
@@ -64,6 +68,7 @@ def worker_run(
         "polling_interval": polling_interval,
         "wait_time_seconds": wait_time_seconds,
         "prefetch_multiplier": prefetch_multiplier,
+        "transport": transport,
         "tasks_per_s": tasks / (ended - started),
         "requests_per_task": sum(counts.values()) / tasks,
         "requests": dict(counts),

@@ -1,6 +1,6 @@
 """Run every benchmark on one fresh local SQS; print a table and one JSON line.
 
-    .venv/bin/python -m benchmarks.run            # about 4 minutes
+    .venv/bin/python -m benchmarks.run            # about 10 minutes
     .venv/bin/python -m benchmarks.run --quick    # fewer tasks, shorter windows
 
 Not part of the test suite. Figures from moto on loopback show the shape
@@ -18,8 +18,9 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import dashboard, end_to_end, latency, publish
+from benchmarks import backlog, dashboard, end_to_end, latency, publish
 from benchmarks.common import STOCK, django_setup, local_sqs
+from benchmarks.fastsqs import fast_sqs
 from sqs_broker import settings as broker_settings
 
 #: This project's defaults, read from sqs_broker.settings; the prefetch
@@ -57,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         tasks = 100 if quick else 300
         e2e = out["end_to_end"] = {}
         e2e["stock_delay"] = end_to_end.worker_run(endpoint, **_opts(STOCK), publisher="delay",
-                                                   tasks=tasks)  # fmt: skip
+                                                   tasks=tasks, transport="kombu")  # fmt: skip
         e2e["project_delay"] = end_to_end.worker_run(endpoint, **_opts(PROJECT),
                                                      publisher="delay", tasks=tasks)  # fmt: skip
+        e2e["kombu_batch"] = end_to_end.worker_run(endpoint, **_opts(PROJECT), publisher="batch",
+                                                   tasks=tasks, transport="kombu")  # fmt: skip
         e2e["project_batch"] = end_to_end.worker_run(endpoint, **_opts(PROJECT),
                                                      publisher="batch", tasks=tasks)  # fmt: skip
         e2e["project_batch_prefetch10"] = end_to_end.worker_run(
@@ -69,10 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         e2e["boto3_ceiling"] = end_to_end.boto3_ceiling(endpoint, tasks)
         print("latency and idle cost ...", file=sys.stderr)
         out["latency_idle"] = latency.run(
-            endpoint, {"stock": STOCK, "project": PROJECT}, window=40 if quick else 90
+            endpoint,
+            {"stock": {**STOCK, "transport": "kombu"}, "project": PROJECT},
+            window=60 if quick else 240,
         )
         print("dashboard ...", file=sys.stderr)
         out["dashboard"] = dashboard.run(endpoint, repeats=1 if quick else 3)
+    print("backlog (local-aws-sqs) ...", file=sys.stderr)
+    with fast_sqs() as fast:
+        out["backlog"] = backlog.run(fast, tasks=600 if quick else 2000, rounds=1 if quick else 2)
     out["seconds"] = time.monotonic() - started
     out["machine"] = {
         "cpus": os.cpu_count(),
@@ -102,6 +110,7 @@ def print_table(out: dict[str, Any]) -> None:
     labels = {
         "stock_delay": "kombu stock options, .delay()",
         "project_delay": "project defaults, .delay()",
+        "kombu_batch": "kombu's transport, project defaults, publish_many",
         "project_batch": "project defaults, publish_many",
         "project_batch_prefetch10": "project defaults + prefetch 10, publish_many",
         "boto3_ceiling": "raw boto3: batch send/receive 10/batch delete",
@@ -112,19 +121,27 @@ def print_table(out: dict[str, Any]) -> None:
     lines.append("")
     lines.append(_row("IDLE WORKER", "stock", "project"))
     lat = out["latency_idle"]
-    for kind in ("1q", "3q"):
-        for stat in ("p50_s", "p95_s"):
-            values = [
-                f"{lat[c][f'latency_{kind}'][stat] * 1000:,.0f} ms" for c in ("stock", "project")
-            ]
-            lines.append(_row(f"pickup latency {kind[0]} queue(s), {stat[:3]}", *values))
-    lines.append(_row("  samples (1 queue / 3 queues)", *(
-        f"{lat[c]['latency_1q']['samples']} / {lat[c]['latency_3q']['samples']}"
-        for c in ("stock", "project"))))  # fmt: skip
+    both = ("stock", "project")
+    lines.append(_row("pickup latency, mean", *(
+        f"{lat[c]['latency']['mean_s'] * 1000:,.0f} ms" for c in both)))  # fmt: skip
+    lines.append(_row("pickups above 100 ms", *(
+        f"{lat[c]['latency']['share_over_100ms'] * 100:.1f} %" for c in both)))  # fmt: skip
+    lines.append(_row("  samples", *(lat[c]["latency"]["samples"] for c in both)))
     lines.append(_row("idle ReceiveMessage per queue per hour", *(
         _f(lat[c]["idle_receives_per_queue_hour"], 0) for c in ("stock", "project"))))  # fmt: skip
     lines.append(_row("idle USD per queue per month ($0.40/M)", *(
         f"${lat[c]['idle_usd_per_queue_month']:.3f}" for c in ("stock", "project"))))  # fmt: skip
+    lines.append("")
+    lines.append(_row("BACKLOG (2,000 tasks, prefork -c 2, local-aws-sqs)", "tasks/s",
+                      "requests/task"))  # fmt: skip
+    labels = {
+        "kombu_defaults": "kombu's transport, project defaults",
+        "kombu_polling_0": "kombu's transport, polling_interval 0",
+        "project_transport": "project's transport, project defaults",
+    }
+    for key, label in labels.items():
+        row = out["backlog"][key]
+        lines.append(_row(label, _f(row["tasks_per_s"], 0), _f(row["requests_per_task"], 3)))
     lines.append("")
     lines.append(_row("DASHBOARD (one pass over SQS)", "wall", "requests"))
     for row in out["dashboard"].values():

@@ -251,7 +251,8 @@ class StatsCollector(Collector):
         counts = CounterMetricFamily(
             PREFIX + "tasks",
             "Task deliveries by outcome (received, succeeded, failed, retried, "
-            "redelivered = ApproximateReceiveCount > 1), over the kept telemetry.",
+            "redelivered = ApproximateReceiveCount > 1, poisoned = moved out of the way "
+            "undecoded, when any), over the kept telemetry.",
             labels=[*labels, "outcome"],
         )
         runtime = HistogramMetricFamily(
@@ -269,6 +270,8 @@ class StatsCollector(Collector):
             key = [task["name"], task["queue"]]
             for outcome in OUTCOMES:
                 counts.add_metric([*key, outcome], task[outcome])
+            if task.get("poisoned"):
+                counts.add_metric([*key, "poisoned"], task["poisoned"])
             for family, prefix in ((runtime, "runtime"), (wait, "wait")):
                 buckets = task.get(f"{prefix}_buckets")
                 if buckets:

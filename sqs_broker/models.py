@@ -78,6 +78,8 @@ class TaskCounter(models.Model):
     failed = models.PositiveIntegerField(_("failed"), default=0)
     retried = models.PositiveIntegerField(_("retried"), default=0)
     redelivered = models.PositiveIntegerField(_("redelivered"), default=0)
+    # Messages no task could be read from, moved to a dead-letter or quarantine queue.
+    poisoned = models.PositiveIntegerField(_("poison messages"), default=0)
     runtime_sum = models.FloatField(_("runtime sum (s)"), default=0.0)
     runtime_max = models.FloatField(_("runtime max (s)"), default=0.0)
     # Run-time and queue-wait histograms: observations at or below each bound (cumulative

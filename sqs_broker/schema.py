@@ -53,6 +53,8 @@ class QueueRow(TypedDict):
     #: Live workers consuming the queue, and visible messages per consumer (by 1 when none).
     consumers: int | None
     backlog_per_worker: float | None
+    #: Where the transport moves poison messages of a queue without a dead-letter queue.
+    quarantine: bool
 
 
 class FindingRow(TypedDict):

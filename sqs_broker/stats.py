@@ -39,6 +39,7 @@ from sqs_broker.schema import (
     Stats,
 )
 from sqs_broker.topology import Topology
+from sqs_broker.transport import is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -112,17 +113,35 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
         policy = redrive_policy(state)
         if policy and policy["name"] not in known:
             wanted.setdefault(policy["name"], _dead_letter_ref(policy["name"], app))
+    # Quarantine queues (sqs_broker.transport) are listed with the app's queues
+    # when they exist: a listing by prefix finds them (their names extend the
+    # queues'); otherwise they are asked in the same batch as the dead-letter queues.
+    options = sqs.transport_options(app)
+    listed = not options.get("predefined_queues") and bool(
+        options.get("queue_name_prefix") or app_settings.DISCOVER_BY_PREFIX
+    )
+    quarantines = {
+        name: sqs.QueueRef(name, "declared", None, None)
+        for name in (quarantine_name(s.ref.name) for s in states if not is_quarantine(s.ref.name))
+        if not listed and name not in known and name not in wanted
+    }
     dead_letters = dict(known)
+    found_quarantines = []
     # The dead-letter queues in one more concurrent batch (a second, short round-trip).
-    for state in sqs.fetch(wanted.values(), app):
-        dead_letters[state.ref.name] = state
+    for state in sqs.fetch([*wanted.values(), *quarantines.values()], app):
+        if state.ref.name not in quarantines:
+            dead_letters[state.ref.name] = state
+        elif state.url is not None and state.error is None:
+            found_quarantines.append(state)
     online = None
     if with_online:
         online = _online_findings(app, states, errors, dead_letters.values())
     ages = None
     if sqs.cloudwatch_wanted(app):
-        ages = sqs.oldest_ages((n for n, s in dead_letters.items() if s.exists), app)
-    return Pass(states, dead_letters, online, errors, ages)
+        names = {s.ref.name for s in found_quarantines if s.exists}
+        names.update(n for n, s in dead_letters.items() if s.exists)
+        ages = sqs.oldest_ages(names, app)
+    return Pass([*states, *found_quarantines], dead_letters, online, errors, ages)
 
 
 _online_cache: dict[tuple[Any, ...], tuple[float, list[findings.Finding]]] = {}
@@ -247,6 +266,7 @@ def queue_row(
         "visibility_timeout": state.int("VisibilityTimeout"),
         "receive_wait_time_seconds": state.int("ReceiveMessageWaitTimeSeconds"),
         "fifo": fifo_attribute == "true" if fifo_attribute is not None else state.ref.fifo,
+        "quarantine": is_quarantine(state.ref.name),
         "dlq": dlq,
         "backoff_policy": cast(list[BackoffRow], backoff.as_rows(spec.get("backoff_policy"))),
         "backoff_tasks": list(spec.get("backoff_tasks") or []),

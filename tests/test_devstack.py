@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,28 +17,12 @@ from pathlib import Path
 import pytest
 
 from sqs_broker.localsqs import free_port
-from tests.conftest import ROOT
+from tests.conftest import fresh_copy
 
 pytestmark = pytest.mark.worker
 
 #: Variables a fresh machine does not have; the stack must run without any.
 PROJECT_PREFIXES = ("DJANGO_", "SQS_", "AWS_", "CELERY_", "DATABASE_")
-
-
-def fresh_copy(target: Path) -> Path:
-    """The files a clone would have (tracked, plus new ones git does not ignore)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (n.decode() for n in listed)):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
 
 
 def wait_for(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> str:

@@ -366,16 +366,18 @@ def test_malformed_messages__worker_survives_and_runs_the_next_task(
     make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
     assert wait_for(lambda: len(runs(journal)) == 1, 30), worker.output()
     assert worker.process.poll() is None, worker.output()
-    # Celery discards a message it cannot read as a task, with a warning per message,
-    # rather than leave it to be redelivered forever: the queue ends up empty.
-    # The deletes may trail the next task's run on a loaded machine: wait for them.
+    # The transport moves a message it cannot read as a task to the quarantine
+    # queue, with an error per message, rather than leave it to be redelivered
+    # forever or delete it (as Celery would): the queue ends up empty.
+    # The moves may trail the next task's run on a loaded machine: wait for them.
     assert wait_for(
         lambda: (
-            worker.output().count("Received and deleted unknown message") == len(BAD_BODIES)
+            worker.output().count("Poison message") == len(BAD_BODIES)
             and depth(sqs, f"{unique}-celery") == (0, 0)
         ),
         15,
     ), (depth(sqs, f"{unique}-celery"), worker.output()[-3000:])
+    assert depth(sqs, f"{unique}-celery-quarantine") == (len(BAD_BODIES), 0)
 
 
 @pytest.mark.django_db

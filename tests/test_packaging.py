@@ -12,7 +12,7 @@ from email.parser import Parser
 import pytest
 
 import sqs_broker
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_copy
 
 PACKAGE = ROOT / "sqs_broker"
 
@@ -20,8 +20,11 @@ PACKAGE = ROOT / "sqs_broker"
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy: setuptools stages files in the source tree's build/, and
+    # what it left there from an older layout would end up in the wheel.
+    source = fresh_copy(tmp_path_factory.mktemp("source"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
         timeout=300,

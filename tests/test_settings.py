@@ -141,6 +141,43 @@ def test_result_backend_and_soft_shutdown() -> None:
     assert "CELERY_RESULT_BACKEND" not in celery_settings({})
 
 
+def test_broker_transport__project_transport_by_default() -> None:
+    """An sqs:// broker gets the project's transport; the URL keeps its scheme."""
+    s = celery_settings({})
+    assert s["CELERY_BROKER_TRANSPORT"] == "sqs_broker.transport:Transport"
+    assert s["CELERY_BROKER_URL"] == "sqs://"
+    connection = Connection(s["CELERY_BROKER_URL"], transport=s["CELERY_BROKER_TRANSPORT"])
+    from sqs_broker.transport import Transport
+
+    assert connection.transport_cls is Transport or connection.get_transport_cls() is Transport
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("kombu", "kombu.transport.SQS:Transport"),
+        (" SQS_BROKER ", "sqs_broker.transport:Transport"),
+    ],
+)
+def test_broker_transport__sqs_transport_variable(value: str, expected: str) -> None:
+    """SQS_TRANSPORT=kombu falls back to kombu's own transport (case and spaces ignored)."""
+    assert celery_settings({"SQS_TRANSPORT": value})["CELERY_BROKER_TRANSPORT"] == expected
+
+
+def test_broker_transport__bad_value_names_the_choices() -> None:
+    """An unknown SQS_TRANSPORT is refused with the valid names."""
+    with pytest.raises(
+        ImproperlyConfigured, match="SQS_TRANSPORT must be one of sqs_broker, kombu"
+    ):
+        celery_settings({"SQS_TRANSPORT": "redis"})
+
+
+def test_broker_transport__other_scheme_keeps_its_transport() -> None:
+    """A broker URL of another scheme is not given the SQS transport."""
+    s = celery_settings({"CELERY_BROKER_URL": "redis://localhost:6379/0"})
+    assert "CELERY_BROKER_TRANSPORT" not in s
+
+
 def test_include__adds_settings_and_error_filter() -> None:
     """The one-line include fills a settings namespace and keeps earlier defaults."""
     namespace = {"CELERY_RESULT_BACKEND": "django-db"}

@@ -490,6 +490,43 @@ def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
     assert 'class="sqs-spark"' in page
 
 
+@pytest.mark.django_db(transaction=True)
+def test_recorder__poisoned_counted_under_its_own_name() -> None:
+    """A poison message is counted for its queue under (undecodable), not as a task."""
+    current = recorder.Recorder("w@poison", 10.0)
+    current.poisoned("app-celery")
+    current.poisoned("app-celery")
+    assert current.flush()
+    (task,) = read.snapshot(300)["tasks"]
+    assert (task["name"], task["queue"], task["poisoned"], task["received"]) == (
+        base.POISON_TASK,
+        "app-celery",
+        2,
+        0,
+    )
+    panels = read.panels({"tasks": [task]})
+    assert panels["tasks"] == [] and panels["poison"] == [{"queue": "app-celery", "count": 2}]
+
+
+@pytest.mark.django_db
+def test_dashboard__poison_count_and_quarantine_queue_listed(viewer, sqs, unique) -> None:
+    """The dashboard shows poison messages per queue and lists the quarantine queue, marked."""
+    queue = _seed(sqs, unique)
+    sqs.create_queue(QueueName=f"{queue}-quarantine")
+    TaskCounter.objects.create(
+        task=base.POISON_TASK, queue=queue, minute=base.minute_of(timezone.now()),
+        poisoned=3,
+    )  # fmt: skip
+    page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
+    assert 'id="sqs-poison"' in page and '<strong class="poisoned">3</strong>' in page
+    assert f'data-queue="{queue}-quarantine"' in page
+    row = page[page.index(f'data-queue="{queue}-quarantine"') :][:1500]
+    assert "quarantine</span>" in row
+    data = viewer.get("/sqs/stats.json").json()
+    flags = {q["name"]: q["quarantine"] for q in data["queues"]}
+    assert flags[f"{queue}-quarantine"] is True and flags[queue] is False
+
+
 # --- real workers -------------------------------------------------------------
 
 

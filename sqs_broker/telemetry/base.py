@@ -30,7 +30,9 @@ SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
 CounterKey = tuple[str, str, datetime]
 #: The integer columns of a task counter row.
-COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered")
+COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered", "poisoned")
+#: The task name poison messages are counted under: no task could be read from them.
+POISON_TASK = "(undecodable)"
 
 #: Upper bounds (seconds) of the run-time and queue-wait histogram buckets. Each
 #: bucket column counts the observations at or below its bound (cumulative, as
@@ -69,6 +71,7 @@ class Counts:
     failed: int = 0
     retried: int = 0
     redelivered: int = 0
+    poisoned: int = 0
     runtime_sum: float = 0.0
     runtime_max: float = 0.0
     runtime_count: int = 0

@@ -17,6 +17,7 @@ from sqs_broker.telemetry.base import (
     COUNTS_COLUMNS,
     LOST_AFTER_INTERVALS,
     LOST_SHOWN_FOR,
+    POISON_TASK,
     SPARKLINE_POINTS,
     Counts,
     bucket_column,
@@ -117,6 +118,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "failed": c.failed,
                 "retried": c.retried,
                 "redelivered": c.redelivered,
+                "poisoned": c.poisoned,
                 "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
                 "runtime_max": round(c.runtime_max, 6) if finished else None,
                 "failure_rate": _rate(c.failed, finished),
@@ -149,7 +151,11 @@ def panels(data: Mapping[str, Any]) -> dict[str, Any]:
         counts[worker["state"]] = counts.get(worker["state"], 0) + 1
     width, height = 120, 24
     tasks = []
+    poison = []
     for task in data.get("tasks") or []:
+        if task["name"] == POISON_TASK:
+            poison.append({"queue": task["queue"], "count": task.get("poisoned", 0)})
+            continue
         series = task.get("series") or []
         tasks.append(
             {
@@ -170,6 +176,7 @@ def panels(data: Mapping[str, Any]) -> dict[str, Any]:
         "workers": workers,
         "counts": counts,
         "tasks": tasks,
+        "poison": poison,
         "unconsumed": list(data.get("unconsumed_queues") or []),
         "window": data.get("telemetry_window"),
     }

@@ -45,6 +45,7 @@ from sqs_broker.telemetry.base import (
     FLUSH_ATTEMPTS,
     LOCK_WAIT,
     MAX_PENDING_KEYS,
+    POISON_TASK,
     PRUNE_EVERY,
     STOP_ATTEMPTS,
     CounterKey,
@@ -105,6 +106,10 @@ class Recorder:
         """The task's message waited ``seconds`` from SQS's SentTimestamp to this start."""
         # Clocks of SQS and the worker differ by a little: a negative wait is zero.
         self._add(task, queue, **observation("wait", max(0.0, seconds)))
+
+    def poisoned(self, queue: str) -> None:
+        """A message of ``queue`` that no task could be made of, moved out of the way."""
+        self._add(POISON_TASK, queue, poisoned=1)
 
     def started(self, task_id: str) -> None:
         """The task began running here: its run time starts now."""

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sqs_broker', '0002_heartbeat_interval'),
+        ('sqs_broker', '0003_taskcounter_poisoned'),
     ]
 
     operations = [

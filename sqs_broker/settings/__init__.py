@@ -15,18 +15,28 @@ the value of a secret.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from collections.abc import Mapping, MutableMapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from kombu.utils.url import safequote
+
+from sqs_broker.settings.parse import (
+    SECRETS,
+    TRUE,
+    boolean,
+    integer,
+    number,
+    raw,
+    read_secret,
+    secrets_in,
+    shown,
+)
+from sqs_broker.settings.predefined import predefined_queues
 
 #: Variables this module reads; the README's table documents each one.
 VARIABLES = (
@@ -50,6 +60,7 @@ VARIABLES = (
     "SQS_STS_TOKEN_BUFFER_TIME",
     "CELERY_RESULT_BACKEND",
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
+    "SQS_TRANSPORT",
 )
 
 # The defaults and SQS's limits live in sqs_broker.limits; these names stay importable here.
@@ -68,12 +79,7 @@ from sqs_broker.limits import (  # noqa: E402
 #: Result backends that create a queue per task on the broker: never with SQS.
 FORBIDDEN_RESULT_SCHEMES = ("amqp", "rpc")
 
-PREDEFINED_QUEUE_KEYS = frozenset(
-    {"url", "access_key_id", "secret_access_key", "backoff_policy", "backoff_tasks", "region"}
-)
 
-_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
-_FALSE = frozenset({"0", "false", "no", "off", "n", "f", ""})
 _ENDPOINT_RE = re.compile(r"^https?://[^/\s?#@]+(:\d{1,5})?/?$")
 
 
@@ -89,122 +95,10 @@ class Credentials:
         return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key='**')"
 
 
-def _raw(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name)
-    if value is None:
-        return default
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ImproperlyConfigured(
-        f"{name} must be a boolean (true/false, 1/0, yes/no, on/off); got {_shown(value)}."
-    )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
-    value = _raw(env, name)
-    if value is None:
-        return default
-    valid = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be {valid}; got {_shown(value)}.") from None
-    if number < low or (high is not None and number > high):
-        raise ImproperlyConfigured(f"{name} must be {valid}; got {number}.")
-    return number
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float) -> float:
-    value = _raw(env, name)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < low:
-        raise ImproperlyConfigured(
-            f"{name} must be a finite number >= {low:g} (seconds); got {_shown(value)}."
-        )
-    return number
-
-
-#: The secrets of the environment being read, so that no message echoes a
-#: value holding one (a secret pasted into the wrong variable, a URL password).
-_SECRETS: ContextVar[frozenset[str]] = ContextVar("sqs_broker_secrets", default=frozenset())
-_URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
-#: A URL with user info in any form: ``user:password@``, a lone ``token@``, or a
-#: password whose unquoted '/' makes the '@' fall after the host.
-_URL_USERINFO = re.compile(r"://[^\s]*@")
-_JSON_SECRET = re.compile(r'"secret_access_key"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-def _secrets_in(env: Mapping[str, str]) -> frozenset[str]:
-    found = [env.get(name) or "" for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
-    for text in env.values():
-        found += _URL_PASSWORD.findall(text) + _JSON_SECRET.findall(text)
-    return frozenset(s.strip() for s in found if len(s.strip()) >= 6)
-
-
-def _shown(value: str, limit: int = 40) -> str:
-    """A non-secret value for an error message: quoted and cut short."""
-    if _URL_USERINFO.search(value) or any(s in value for s in _SECRETS.get()):
-        return "(a value holding a secret, not shown)"
-    text = value if len(value) <= limit else value[:limit] + "..."
-    return repr(text)
-
-
-def _inline_or_file(env: Mapping[str, str], name: str) -> tuple[str | None, str]:
-    """``NAME``, or the content of the file ``NAME_FILE`` names; and which one it was."""
-    path = _raw(env, f"{name}_FILE")
-    if path is None:
-        return _raw(env, name), name
-    inline = _raw(env, name)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ImproperlyConfigured(
-            f"{name}_FILE names a file that cannot be read ({exc.strerror})."
-        ) from None
-    except UnicodeDecodeError as exc:
-        # The position, not the bytes: the file may hold a secret.
-        raise ImproperlyConfigured(
-            f"{name}_FILE names a file that is not UTF-8 text (byte {exc.start}); save it as UTF-8."
-        ) from None
-    # The same value in both is what export_file_secrets leaves behind (and
-    # what a process started from this one inherits): not a conflict.
-    if inline is not None and inline != text.strip():
-        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
-    return text, f"{name}_FILE"
-
-
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """A secret from ``NAME`` or from the file named by ``NAME_FILE``."""
-    value, source = _inline_or_file(env, name)
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        raise ImproperlyConfigured(f"{source} names an empty file.")
-    return value
-
-
 def credentials(env: Mapping[str, str]) -> Credentials | None:
     """The static keys of the environment, or ``None`` to let boto3's chain decide."""
-    key_id = _raw(env, "AWS_ACCESS_KEY_ID")
-    secret = _secret(env, "AWS_SECRET_ACCESS_KEY")
+    key_id = raw(env, "AWS_ACCESS_KEY_ID")
+    secret = read_secret(env, "AWS_SECRET_ACCESS_KEY")
     if key_id is None and secret is None:
         return None
     if key_id is None or secret is None:
@@ -213,18 +107,18 @@ def credentials(env: Mapping[str, str]) -> Credentials | None:
             f"{missing} is missing: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "or neither to use boto3's credential chain (profile, IAM role)."
         )
-    return Credentials(key_id, secret, _raw(env, "AWS_SESSION_TOKEN"))
+    return Credentials(key_id, secret, raw(env, "AWS_SESSION_TOKEN"))
 
 
 def endpoint(env: Mapping[str, str]) -> tuple[str, bool] | None:
     """``(host[:port], is_secure)`` of ``SQS_ENDPOINT_URL``, or ``None`` for AWS."""
-    value = _raw(env, "SQS_ENDPOINT_URL")
+    value = raw(env, "SQS_ENDPOINT_URL")
     if value is None:
         return None
     if not _ENDPOINT_RE.match(value):
         raise ImproperlyConfigured(
             "SQS_ENDPOINT_URL must be http(s)://host[:port] with no path or credentials, "
-            f"e.g. http://127.0.0.1:4566; got {_shown(value)}."
+            f"e.g. http://127.0.0.1:4566; got {shown(value)}."
         )
     parts = urlsplit(value)
     try:
@@ -272,7 +166,7 @@ def check_broker_url(url: str, name: str = "CELERY_BROKER_URL") -> None:
 
 def broker_url(env: Mapping[str, str]) -> str:
     """The final broker URL: explicit ``CELERY_BROKER_URL`` or one built for SQS."""
-    explicit = _raw(env, "CELERY_BROKER_URL")
+    explicit = raw(env, "CELERY_BROKER_URL")
     if explicit is not None:
         check_broker_url(explicit)
         return explicit
@@ -281,7 +175,7 @@ def broker_url(env: Mapping[str, str]) -> str:
     if where is not None:
         host = where[0]
     creds = credentials(env)
-    in_url = _bool(env, "SQS_CREDENTIALS_IN_URL", False)
+    in_url = boolean(env, "SQS_CREDENTIALS_IN_URL", False)
     if in_url:
         if creds is None:
             raise ImproperlyConfigured(
@@ -304,131 +198,18 @@ def broker_url(env: Mapping[str, str]) -> str:
 def region(env: Mapping[str, str]) -> str:
     """``SQS_REGION``, else ``AWS_DEFAULT_REGION``, else us-east-1; checked for shape."""
     # Name the variable the value came from, so the user fixes the right one.
-    source = "SQS_REGION" if _raw(env, "SQS_REGION") else "AWS_DEFAULT_REGION"
-    value = _raw(env, source) or DEFAULT_REGION
+    source = "SQS_REGION" if raw(env, "SQS_REGION") else "AWS_DEFAULT_REGION"
+    value = raw(env, source) or DEFAULT_REGION
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", value):
         raise ImproperlyConfigured(
-            f"{source} must be an AWS region name such as eu-west-1; got {_shown(value)}."
+            f"{source} must be an AWS region name such as eu-west-1; got {shown(value)}."
         )
     return value
 
 
-def _backoff_policy(queue: str, value: Any, source: str) -> dict[int, int]:
-    where = f"{source}: queue {queue!r} backoff_policy"
-    if not isinstance(value, dict) or not value:
-        raise ImproperlyConfigured(
-            f"{where} must be a non-empty object of attempt number -> seconds, "
-            'e.g. {"1": 10, "2": 20}.'
-        )
-    policy: dict[int, int] = {}
-    for key, delay in value.items():
-        try:
-            attempt = int(key)
-        except (TypeError, ValueError):
-            attempt = 0
-        if attempt < 1 or str(key).strip() != str(attempt):
-            raise ImproperlyConfigured(
-                f"{where} has key {_shown(str(key))}: keys must be positive integers "
-                "(the SQS receive count)."
-            )
-        if isinstance(delay, bool) or not isinstance(delay, int):
-            raise ImproperlyConfigured(
-                f"{where} attempt {attempt} must be an integer number of seconds "
-                f"from 0 to {MAX_VISIBILITY_TIMEOUT}."
-            )
-        if not 0 <= delay <= MAX_VISIBILITY_TIMEOUT:
-            raise ImproperlyConfigured(
-                f"{where} attempt {attempt} is {delay} s: SQS visibility timeouts "
-                f"range from 0 to {MAX_VISIBILITY_TIMEOUT}."
-            )
-        policy[attempt] = delay
-    return dict(sorted(policy.items()))
-
-
-def _predefined_queue(name: str, spec: Any, source: str) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise ImproperlyConfigured(
-            f'{source}: queue {name!r} must be an object such as {{"url": "https://..."}}.'
-        )
-    unknown = sorted(set(spec) - PREDEFINED_QUEUE_KEYS)
-    if unknown:
-        raise ImproperlyConfigured(
-            f"{source}: queue {name!r} has unknown keys {unknown}; allowed: "
-            f"{sorted(PREDEFINED_QUEUE_KEYS)}."
-        )
-    url = spec.get("url")
-    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+/.+", url):
-        raise ImproperlyConfigured(
-            f"{source}: queue {name!r} needs a 'url' such as "
-            "https://sqs.eu-west-1.amazonaws.com/123456789012/my-queue."
-        )
-    url_fifo = url.rstrip("/").endswith(".fifo")
-    if url_fifo != name.endswith(".fifo"):
-        raise ImproperlyConfigured(
-            f"{source}: queue {name!r} and its URL disagree on FIFO: a FIFO queue's "
-            "name and URL both end with .fifo, a standard queue's neither."
-        )
-    queue: dict[str, Any] = {"url": url}
-    key_id, secret = spec.get("access_key_id"), spec.get("secret_access_key")
-    if (key_id is None) != (secret is None):
-        raise ImproperlyConfigured(
-            f"{source}: queue {name!r} needs both access_key_id and secret_access_key, or neither."
-        )
-    if key_id is not None:
-        if not isinstance(key_id, str) or not isinstance(secret, str) or not key_id or not secret:
-            raise ImproperlyConfigured(
-                f"{source}: queue {name!r} access_key_id and secret_access_key must be "
-                "non-empty strings."
-            )
-        # Raw on purpose: boto3 signs with these bytes, and a safequoted
-        # secret here fails with "signature does not match".
-        queue["access_key_id"] = key_id
-        queue["secret_access_key"] = secret
-    if "region" in spec:
-        if not isinstance(spec["region"], str):
-            raise ImproperlyConfigured(f"{source}: queue {name!r} region must be a string.")
-        queue["region"] = spec["region"]
-    if "backoff_policy" in spec:
-        queue["backoff_policy"] = _backoff_policy(name, spec["backoff_policy"], source)
-    if "backoff_tasks" in spec:
-        tasks = spec["backoff_tasks"]
-        if not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
-            raise ImproperlyConfigured(
-                f"{source}: queue {name!r} backoff_tasks must be a list of task names."
-            )
-        queue["backoff_tasks"] = list(tasks)
-    return queue
-
-
-def predefined_queues(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``SQS_PREDEFINED_QUEUES`` (or ``_FILE``) parsed and validated."""
-    text, source = _inline_or_file(env, "SQS_PREDEFINED_QUEUES")
-    if text is None:
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # The position, not the text: the JSON may hold secrets.
-        raise ImproperlyConfigured(
-            f"{source} is not valid JSON at line {exc.lineno} column {exc.colno}."
-        ) from None
-    except (ValueError, RecursionError):  # nested too deep, say: no position to give
-        raise ImproperlyConfigured(f"{source} is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ImproperlyConfigured(
-            f'{source} must be a JSON object of queue name -> {{"url": ...}}.'
-        )
-    queues = {}
-    for name, spec in data.items():
-        if not name or len(name) > 80:
-            raise ImproperlyConfigured(f"{source}: queue names must have 1 to 80 characters.")
-        queues[name] = _predefined_queue(name, spec, source)
-    return queues
-
-
 def result_backend(env: Mapping[str, str]) -> str | None:
     """``CELERY_RESULT_BACKEND``, refusing the backends that need a queue per task."""
-    value = _raw(env, "CELERY_RESULT_BACKEND")
+    value = raw(env, "CELERY_RESULT_BACKEND")
     if value is None:
         return None
     scheme = value.split(":", 1)[0].split("+", 1)[0].lower()
@@ -443,13 +224,15 @@ def result_backend(env: Mapping[str, str]) -> str | None:
 
 def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
     """kombu's ``broker_transport_options`` for the SQS transport."""
-    wait = _int(env, "SQS_WAIT_TIME_SECONDS", DEFAULT_WAIT_TIME_SECONDS, 0, MAX_WAIT_TIME_SECONDS)
+    wait = integer(
+        env, "SQS_WAIT_TIME_SECONDS", DEFAULT_WAIT_TIME_SECONDS, 0, MAX_WAIT_TIME_SECONDS
+    )
     options: dict[str, Any] = {
         "region": region(env),
-        "visibility_timeout": _int(
+        "visibility_timeout": integer(
             env, "SQS_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, 0, MAX_VISIBILITY_TIMEOUT
         ),
-        "polling_interval": _float(env, "SQS_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL, 0),
+        "polling_interval": number(env, "SQS_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL, 0),
         "wait_time_seconds": wait,
         # New queues default to ReceiveMessageWaitTimeSeconds=0; give the
         # queues Celery creates the same long polling as its receive calls.
@@ -473,19 +256,19 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
     queues = predefined_queues(env)
     if queues:
         options["predefined_queues"] = queues
-        if _raw(env, "SQS_VISIBILITY_TIMEOUT") is None:
+        if raw(env, "SQS_VISIBILITY_TIMEOUT") is None:
             # kombu creates no predefined queue, so the option would only
             # pretend to matter: each queue's own VisibilityTimeout rules.
             del options["visibility_timeout"]
-    role = _raw(env, "SQS_STS_ROLE_ARN")
-    timeout = _int(
+    role = raw(env, "SQS_STS_ROLE_ARN")
+    timeout = integer(
         env,
         "SQS_STS_TOKEN_TIMEOUT",
         DEFAULT_STS_TOKEN_TIMEOUT,
         MIN_STS_TOKEN_TIMEOUT,
         MAX_STS_TOKEN_TIMEOUT,
     )
-    buffer = _int(env, "SQS_STS_TOKEN_BUFFER_TIME", 0, 0, MAX_STS_TOKEN_TIMEOUT)
+    buffer = integer(env, "SQS_STS_TOKEN_BUFFER_TIME", 0, 0, MAX_STS_TOKEN_TIMEOUT)
     if role is not None:
         if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", role):
             raise ImproperlyConfigured(
@@ -504,14 +287,37 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
+#: ``SQS_TRANSPORT`` values: the transport class each one selects for an ``sqs://`` broker.
+TRANSPORTS = {
+    "sqs_broker": "sqs_broker.transport:Transport",
+    "kombu": "kombu.transport.SQS:Transport",
+}
+
+
+def broker_transport(env: Mapping[str, str], url: str) -> str | None:
+    """``SQS_TRANSPORT``: the transport class for an ``sqs://`` broker, else ``None``.
+
+    The URL keeps its ``sqs://`` scheme; Celery's ``broker_transport`` picks the
+    class. A broker URL of another scheme keeps the transport its scheme names.
+    """
+    value = (raw(env, "SQS_TRANSPORT") or "sqs_broker").lower()
+    if value not in TRANSPORTS:
+        raise ImproperlyConfigured(
+            f"SQS_TRANSPORT must be one of {', '.join(TRANSPORTS)}; got {shown(value)}."
+        )
+    if url.split("://", 1)[0].lower() != "sqs":
+        return None
+    return TRANSPORTS[value]
+
+
 def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Django settings in the ``CELERY_`` namespace, built from ``env``."""
     env = os.environ if env is None else env
-    token = _SECRETS.set(_secrets_in(env))
+    token = SECRETS.set(secrets_in(env))
     try:
         settings = _celery_settings(env)
     finally:
-        _SECRETS.reset(token)
+        SECRETS.reset(token)
     if env is os.environ:
         export_file_secrets(os.environ)
     return settings
@@ -530,9 +336,9 @@ def export_file_secrets(environ: MutableMapping[str, str]) -> None:
     then knows it too. Settings for another mapping than ``os.environ`` never
     touch the process environment.
     """
-    if _raw(environ, "AWS_SECRET_ACCESS_KEY_FILE") is None:
+    if raw(environ, "AWS_SECRET_ACCESS_KEY_FILE") is None:
         return
-    secret = _secret(environ, "AWS_SECRET_ACCESS_KEY")
+    secret = read_secret(environ, "AWS_SECRET_ACCESS_KEY")
     if secret is not None:
         environ["AWS_SECRET_ACCESS_KEY"] = secret
 
@@ -551,11 +357,14 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "CELERY_RESULT_SERIALIZER": "json",
         "CELERY_ACCEPT_CONTENT": ["json"],
     }
+    transport = broker_transport(env, settings["CELERY_BROKER_URL"])
+    if transport is not None:
+        settings["CELERY_BROKER_TRANSPORT"] = transport
     backend = result_backend(env)
     if backend is not None:
         settings["CELERY_RESULT_BACKEND"] = backend
-    soft = _float(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, 0)
-    if _raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
+    soft = number(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, 0)
+    if raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
         settings["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] = soft
     return settings
 
@@ -595,10 +404,10 @@ _CREATION = "sqs-creation-attributes"
 def _explicit(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     """The first of ``names`` the environment sets (a false SQS_CREDENTIALS_IN_URL does not)."""
     for name in names:
-        value = _raw(env, name)
+        value = raw(env, name)
         if value is None:
             continue
-        if name == "SQS_CREDENTIALS_IN_URL" and value.lower() not in _TRUE:
+        if name == "SQS_CREDENTIALS_IN_URL" and value.lower() not in TRUE:
             continue
         return name
     return None
