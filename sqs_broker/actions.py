@@ -8,7 +8,9 @@ by the same credential rules as every other call.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,17 +51,65 @@ def purge(state: QueueState, app: Celery | Topology | None = None) -> None:
     forget(state.ref.name, app)
 
 
+def owned_state(name: str, app: Celery | Topology | None = None) -> QueueState | None:
+    """A fresh state of ``name`` if the app owns it (declared, predefined, or their DLQ).
+
+    ``None`` for any other name: a queue found only by listing the prefix may
+    be another service's, and no action touches it.
+    """
+    from sqs_broker import sqs, stats
+
+    for ref in sqs.inventory(app, discover=False):
+        if ref.name == name:
+            return sqs.fetch_one(ref, app)
+    # Dead-letter queues of the app's queues are in the (cached) pass.
+    found = stats.sqs_pass(app)
+    state = found.dead_letters.get(name)
+    if state is not None and name in found.owned:
+        return sqs.fetch_one(state.ref, app)
+    return None
+
+
+def dead_letter_state(
+    source: QueueState, app: Celery | Topology | None = None
+) -> QueueState | None:
+    """A fresh state of ``source``'s dead-letter queue, or ``None`` without a RedrivePolicy."""
+    from sqs_broker import sqs, stats
+
+    policy = stats.redrive_policy(source)
+    if policy is None:
+        return None
+    return sqs.fetch_one(stats._dead_letter_ref(policy["name"], stats.celery_app(app)), app)
+
+
+#: StartMessageMoveTask's bounds for MaxNumberOfMessagesPerSecond.
+NATIVE_RATE = (1, 500)
+
+
 def start_message_move(
-    source: QueueState, destination: QueueState, app: Celery | Topology | None = None
+    source: QueueState,
+    destination: QueueState,
+    app: Celery | Topology | None = None,
+    rate: float | None = None,
 ) -> str | None:
-    """StartMessageMoveTask from a dead-letter queue; ``None`` if the endpoint lacks it."""
+    """StartMessageMoveTask from a dead-letter queue; ``None`` if the endpoint lacks it.
+
+    ``rate`` (messages per second) becomes ``MaxNumberOfMessagesPerSecond``,
+    clamped to SQS's 1-500.
+    """
     where = endpoint_url(app)
     if where in _move_unsupported:
         return None
+    options: dict[str, Any] = {}
+    if rate:
+        options["MaxNumberOfMessagesPerSecond"] = int(
+            min(max(rate, NATIVE_RATE[0]), NATIVE_RATE[1])
+        )
     try:
         answer = _action_client(source, app).start_message_move_task(
             SourceArn=source.attributes["QueueArn"],
             DestinationArn=destination.attributes["QueueArn"],
+            **options,
         )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
@@ -71,6 +121,45 @@ def start_message_move(
     forget(source.ref.name, app)
     forget(destination.ref.name, app)
     return str(answer.get("TaskHandle", ""))
+
+
+def list_message_moves(
+    source: QueueState, app: Celery | Topology | None = None
+) -> list[dict[str, Any]]:
+    """ListMessageMoveTasks of a dead-letter queue: SQS's own progress of native moves."""
+    answer = _action_client(source, app).list_message_move_tasks(
+        SourceArn=source.attributes["QueueArn"], MaxResults=10
+    )
+    return list(answer.get("Results", []))
+
+
+def cancel_message_move(
+    source: QueueState, handle: str, app: Celery | Topology | None = None
+) -> int:
+    """CancelMessageMoveTask; the messages SQS says it had moved by then."""
+    answer = _action_client(source, app).cancel_message_move_task(TaskHandle=handle)
+    forget(source.ref.name, app)
+    return int(answer.get("ApproximateNumberOfMessagesMoved", 0))
+
+
+def release(source: QueueState, handles: list[str], app: Celery | Topology | None = None) -> int:
+    """Make received messages visible again at once (those a selective move passed over)."""
+    src = _action_client(source, app)
+    released = 0
+    for start in range(0, len(handles), BATCH):
+        chunk = handles[start : start + BATCH]
+        try:
+            answer = src.change_message_visibility_batch(
+                QueueUrl=source.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(chunk)
+                ],
+            )
+        except ClientError:
+            continue  # they come back by themselves when their hold ends
+        released += len(answer.get("Successful", []))
+    return released
 
 
 def _send_batch(dst: Any, url: str | None, entries: list[dict[str, Any]], result: Any) -> set[str]:
@@ -103,6 +192,14 @@ class MoveResult:
     failed: int = 0
     not_deleted: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Messages a selective move passed over: MessageId -> latest receipt handle.
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: The source answered with nothing new: no message is left to look at.
+    exhausted: bool = False
+
+
+#: Decides, for a received batch, which messages move (True) and which stay (False).
+Selector = Callable[[list[dict[str, Any]]], list[bool]]
 
 
 def move_messages(
@@ -111,6 +208,11 @@ def move_messages(
     app: Celery | Topology | None = None,
     limit: int = 1000,
     hold: int = 60,
+    *,
+    select: Selector | None = None,
+    rate: float | None = None,
+    deadline: float | None = None,
+    seen: dict[str, str] | None = None,
 ) -> MoveResult:
     """Receive -> send -> delete in batches of 10, deleting only what was sent.
 
@@ -119,13 +221,32 @@ def move_messages(
     ``source``, where it becomes visible again after ``hold`` seconds. A
     failed delete (rare) leaves a copy in both queues and is counted in
     ``not_deleted`` so the caller can say so.
+
+    ``select`` picks the messages to move; the others stay hidden for
+    ``hold`` seconds (so the receive moves on through the queue) and are
+    listed in ``skipped`` for :func:`release`. ``seen`` holds those of
+    earlier steps: a batch of only seen messages means the queue is done.
+    ``rate`` caps messages per second; ``deadline`` (``time.monotonic()``)
+    ends the call early, with ``exhausted`` false.
     """
     result = MoveResult()
+    seen = seen if seen is not None else {}
     src, dst = _action_client(source, app), _action_client(destination, app)
     fifo = destination.ref.fifo or destination.attributes.get("FifoQueue") == "true"
+    began, handled = time.monotonic(), 0
+    # Below 10 a second, smaller batches keep the pace even.
+    batch = max(1, min(BATCH, int(rate))) if rate else BATCH
     try:
         while result.moved + result.failed < limit:
-            count = min(BATCH, limit - result.moved - result.failed)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if rate and handled:
+                wait = began + handled / rate - time.monotonic()
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    break
+                if wait > 0:
+                    time.sleep(wait)
+            count = min(batch, limit - result.moved - result.failed)
             answer = src.receive_message(
                 QueueUrl=source.url,
                 MaxNumberOfMessages=count,
@@ -134,9 +255,26 @@ def move_messages(
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
-            messages = answer.get("Messages", [])
-            if not messages:
+            received = answer.get("Messages", [])
+            if not received:
+                result.exhausted = True
                 break
+            if all(m.get("MessageId") in seen for m in received):
+                for m in received:
+                    seen[m["MessageId"]] = result.skipped[m["MessageId"]] = m["ReceiptHandle"]
+                result.exhausted = True
+                break
+            chosen = select(received) if select is not None else [True] * len(received)
+            messages = []
+            for message, keep in zip(received, chosen, strict=True):
+                if keep:
+                    messages.append(message)
+                else:
+                    seen[message["MessageId"]] = message["ReceiptHandle"]
+                    result.skipped[message["MessageId"]] = message["ReceiptHandle"]
+            handled += len(received)
+            if not messages:
+                continue
             entries = []
             for index, message in enumerate(messages):
                 entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -26,6 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from sqs_broker import sqs
@@ -43,17 +44,22 @@ def _url(name: str) -> str | None:
         return None
 
 
-def log_action(request: HttpRequest, queue: str, message: str) -> None:
-    """One admin LogEntry per action, on the Dashboard content type."""
+def log_action(request: HttpRequest, queue: str, message: str, flag: int = CHANGE) -> None:
+    """One admin LogEntry per action, on the Dashboard content type.
+
+    ``object_repr`` is the sentence itself (cut to the column's 200
+    characters): the admin's Recent actions shows it, so it reads "Purged
+    celery (about 9 messages)." rather than the bare queue name.
+    """
     content_type = ContentType.objects.get_for_model(Dashboard, for_concrete_model=False)
     LogEntry.objects.create(
         # Only staff with a permission reach an action: the user is authenticated.
         user_id=int(request.user.pk or 0),
         content_type=content_type,
         object_id=queue,
-        object_repr=queue[:200],
-        action_flag=CHANGE,
-        change_message=message,
+        object_repr=scrub(message)[:200],
+        action_flag=flag,
+        change_message=scrub(message),
     )
 
 
@@ -106,6 +112,22 @@ class DashboardAdmin(admin.ModelAdmin):
                 wrap(self.redrive_view),
                 name="sqs_broker_dashboard_redrive",
             ),
+            path(
+                "queue/<str:name>/move/<str:move_id>/",
+                wrap(self.move_view),
+                name="sqs_broker_dashboard_move",
+            ),
+            path(
+                "queue/<str:name>/move/<str:move_id>/step/",
+                wrap(self.move_step_view),
+                name="sqs_broker_dashboard_move_step",
+            ),
+            path(
+                "queue/<str:name>/move/<str:move_id>/cancel/",
+                wrap(self.move_cancel_view),
+                name="sqs_broker_dashboard_move_cancel",
+            ),
+            path("task/", wrap(self.task_view), name="sqs_broker_dashboard_task"),
         ]
 
     def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
@@ -122,6 +144,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "set_language_url": _url("set_language"),
             "stats_url": _url("sqs_broker:stats"),
             "metrics_url": _url("sqs_broker:metrics"),
+            "task_url": reverse("admin:sqs_broker_dashboard_task"),
             "languages": settings.LANGUAGES,
             **extra,
         }
@@ -172,6 +195,13 @@ class DashboardAdmin(admin.ModelAdmin):
             windows=stats.WINDOWS,
             history_hours=app_settings.HISTORY_HOURS,
             telemetry=telemetry.panels(data),
+            # Problems first: errors, then warnings; the rest folded below them.
+            findings_by_level=sorted(
+                [f for f in data["findings"] if f["level"] in ("error", "warning")],
+                key=lambda f: f["level"] != "error",
+            ),
+            findings_info=[f for f in data["findings"] if f["level"] not in ("error", "warning")],
+            backoff_open=any(r["findings"] for r in rows if r["q"]["backoff_policy"]),
             **(extra_context or {}),
         )
         return TemplateResponse(request, "sqs_broker/dashboard.html", context)
@@ -214,7 +244,7 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["POST"]))
     def peek_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """Receive up to 10 messages, show them, and let them go again."""
-        from sqs_broker import actions, envelopes, stats
+        from sqs_broker import actions, stats
 
         # A receive raises each message's receive count, so it is an action:
         # POST only, and the permission of those who handle dead letters.
@@ -230,26 +260,37 @@ class DashboardAdmin(admin.ModelAdmin):
             messages.error(request, sqs.error_text(exc)[0])
             return self.queue_view(request, name, peeked=[])
         log_action(request, name, f"Peeked at {len(received)} messages of {name}.")
-        return self.queue_view(
-            request, name, peeked=[envelopes.message_summary(m) for m in received]
-        )
+        return self.queue_view(request, name, peeked=self._with_results(request, received))
+
+    @staticmethod
+    def _with_results(request: HttpRequest, received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each message's summary with its stored result (state, exception, traceback), if any."""
+        from sqs_broker import envelopes, results
+
+        peeked = [envelopes.message_summary(m) for m in received]
+        try:
+            found = results.lookup([m["task_id"] for m in peeked if m["task_id"]])
+        except Exception as exc:  # the messages still show; the lookup's failure is said
+            messages.warning(
+                request,
+                _("Stored results could not be read: %(error)s")
+                % {"error": scrub(f"{type(exc).__name__}: {exc}")},
+            )
+            found = {}
+        for message in peeked:
+            message["result"] = found.get(message["task_id"] or "")
+        return peeked
 
     # --- actions: GET shows the confirmation, only POST changes anything ---
 
     def _fresh_state(self, name: str, app: Any) -> sqs.QueueState:
         """The queue's state straight from SQS (an action never trusts the cache)."""
-        from sqs_broker import stats
+        from sqs_broker import actions
 
-        for ref in sqs.inventory(app, discover=False):
-            if ref.name == name:
-                return sqs.fetch_one(ref, app)
-        # Dead-letter queues of the app's queues are in the (cached) pass. Queues
-        # found only by listing the prefix are another service's, perhaps: no action.
-        found = stats.sqs_pass(app)
-        state = found.dead_letters.get(name)
-        if state is not None and name in found.owned:
-            return sqs.fetch_one(state.ref, app)
-        raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
+        state = actions.owned_state(name, app)
+        if state is None:
+            raise Http404(_("No queue of this app is called %(name)s.") % {"name": name})
+        return state
 
     @staticmethod
     def _to_dashboard() -> HttpResponseRedirect:
@@ -263,7 +304,9 @@ class DashboardAdmin(admin.ModelAdmin):
         self._require(request, "purge_queue")
         app = stats.celery_app()
         state = self._fresh_state(name, app)
-        if request.method == "POST" and state.error is None:
+        typed = request.POST.get("confirm", "").strip()
+        mistyped = request.method == "POST" and typed != name
+        if request.method == "POST" and state.error is None and not mistyped:
             try:
                 actions.purge(state, app)
             except Exception as exc:
@@ -284,7 +327,9 @@ class DashboardAdmin(admin.ModelAdmin):
                     )
                 return self._to_dashboard()
             count = state.int("ApproximateNumberOfMessages") or 0
-            log_action(request, name, f"Purged SQS queue {name} (about {count} messages).")
+            log_action(
+                request, name, f"Purged SQS queue {name} (about {count} messages).", DELETION
+            )
             messages.success(
                 request,
                 _(
@@ -302,13 +347,16 @@ class DashboardAdmin(admin.ModelAdmin):
             visible=state.int("ApproximateNumberOfMessages"),
             in_flight=state.int("ApproximateNumberOfMessagesNotVisible"),
             delayed=state.int("ApproximateNumberOfMessagesDelayed"),
+            mistyped=mistyped,
         )
-        return TemplateResponse(request, "sqs_broker/confirm_purge.html", context)
+        return TemplateResponse(
+            request, "sqs_broker/confirm_purge.html", context, status=400 if mistyped else 200
+        )
 
     @method_decorator(require_http_methods(["GET", "POST"]))
     def redrive_view(self, request: HttpRequest, name: str) -> HttpResponse:
-        """GET: what a move back from the dead-letter queue would do; POST: move them."""
-        from sqs_broker import actions, stats
+        """GET: the move form (all, or by task name or exception, at a rate); POST: start it."""
+        from sqs_broker import actions, moves, stats
 
         self._require(request, "redrive_queue")
         app = stats.celery_app()
@@ -318,11 +366,30 @@ class DashboardAdmin(admin.ModelAdmin):
             raise Http404(
                 _("Queue %(name)s has no dead-letter queue (no RedrivePolicy).") % {"name": name}
             )
-        dlq = sqs.fetch_one(stats._dead_letter_ref(policy["name"], app), app)
+        dlq = actions.dead_letter_state(source, app)
+        if dlq is None:  # the policy changed between the two reads
+            raise Http404(_("Queue %(name)s has no dead-letter queue.") % {"name": name})
         error = source.error or dlq.error
+        form_error = None
         if request.method == "POST" and error is None:
+            task = request.POST.get("task", "").strip()[:200]
+            exception = request.POST.get("exception", "").strip()[:200]
             try:
-                handle = actions.start_message_move(dlq, source, app)
+                rate = float(request.POST["rate"]) if request.POST.get("rate") else None
+                record = moves.start(
+                    dlq,
+                    source,
+                    app,
+                    task=task or None,
+                    exception=exception or None,
+                    rate=rate,
+                    limit=app_settings.REDRIVE_LIMIT,
+                    user=request.user.get_username(),
+                )
+            except ValueError as exc:
+                form_error = _("The rate must be a positive number of messages per second.")
+                if "limit" in str(exc):
+                    form_error = str(exc)
             except Exception as exc:  # a move already running, access denied: say which
                 messages.error(
                     request,
@@ -330,58 +397,149 @@ class DashboardAdmin(admin.ModelAdmin):
                     % {"dlq": dlq.ref.name, "error": sqs.error_text(exc)[0]},
                 )
                 return self._to_dashboard()
-            if handle is not None:
-                log_action(
-                    request,
-                    name,
-                    f"Started StartMessageMoveTask from {dlq.ref.name} to {name} "
-                    f"(task handle {handle}).",
+            else:
+                # The first step runs now: a small move is done before the page shows.
+                record = moves.step(record["id"], app)
+                self._log_move(request, record, started=True)
+                return HttpResponseRedirect(
+                    reverse("admin:sqs_broker_dashboard_move", args=[name, record["id"]])
                 )
-                messages.success(
-                    request,
-                    _(
-                        "SQS started moving the messages of %(dlq)s back to %(name)s "
-                        "(StartMessageMoveTask); depths update as it proceeds."
-                    )
-                    % {"dlq": dlq.ref.name, "name": name},
-                )
-                return self._to_dashboard()
-            result = actions.move_messages(dlq, source, app, limit=app_settings.REDRIVE_LIMIT)
-            log_action(
-                request,
-                name,
-                f"Moved {result.moved} messages from {dlq.ref.name} back to {name} in batches "
-                f"of {actions.BATCH}; {result.failed} not sent (left in {dlq.ref.name}), "
-                f"{result.not_deleted} sent but not deleted."
-                + (f" Errors: {'; '.join(result.errors)}" if result.errors else ""),
-            )
-            level = messages.success if not (result.errors or result.failed) else messages.warning
-            level(
-                request,
-                _(
-                    "Moved %(moved)s messages from %(dlq)s back to %(name)s; %(failed)s could "
-                    "not be sent and stay in %(dlq)s; %(not_deleted)s were sent but could "
-                    "not be deleted from it."
-                )
-                % {
-                    "moved": result.moved,
-                    "dlq": dlq.ref.name,
-                    "name": name,
-                    "failed": result.failed,
-                    "not_deleted": result.not_deleted,
-                },
-            )
-            for text in result.errors[:5]:
-                messages.error(request, scrub(text))
-            return self._to_dashboard()
         context = self._context(
             request,
             _("Move messages from %(dlq)s back to %(name)s?") % {"dlq": dlq.ref.name, "name": name},
             name=name,
             dlq_name=dlq.ref.name,
             state_error=error,
+            form_error=form_error,
             dlq_visible=dlq.int("ApproximateNumberOfMessages"),
             max_receive_count=policy["max_receive_count"],
             limit=app_settings.REDRIVE_LIMIT,
+            posted=request.POST if request.method == "POST" else {},
         )
         return TemplateResponse(request, "sqs_broker/confirm_redrive.html", context)
+
+    def _log_move(
+        self, request: HttpRequest, record: dict[str, Any], started: bool = False
+    ) -> None:
+        """A LogEntry when a move starts (and is still running) and one when it ends."""
+        from sqs_broker import moves
+
+        if record["state"] == "running":
+            if started:
+                log_action(request, record["destination"], "Started: " + moves.describe(record))
+            return
+        if record.get("logged"):
+            return
+        record["logged"] = True
+        moves._save(record)
+        log_action(request, record["destination"], moves.describe(record))
+        level = messages.success
+        if record["state"] != "done" or record["failed"] or record["not_deleted"]:
+            level = messages.warning
+        level(
+            request,
+            _(
+                "Moved %(moved)s messages from %(dlq)s back to %(name)s (%(state)s); "
+                "%(skipped)s passed over by the filter, %(failed)s not sent, "
+                "%(not_deleted)s sent but not deleted."
+            )
+            % {
+                "moved": record["moved"],
+                "dlq": record["source"],
+                "name": record["destination"],
+                "state": MOVE_STATES.get(record["state"], record["state"]),
+                "skipped": record["skipped"],
+                "failed": record["failed"],
+                "not_deleted": record["not_deleted"],
+            },
+        )
+        for text in record["errors"]:
+            messages.error(request, scrub(text))
+
+    def _move(self, request: HttpRequest, name: str, move_id: str) -> dict[str, Any]:
+        from sqs_broker import moves
+
+        self._require(request, "redrive_queue")
+        record = moves.get(move_id)
+        if record is None or record["destination"] != name:
+            raise Http404(_("No move %(id)s is known (moves are kept a day).") % {"id": move_id})
+        return record
+
+    @method_decorator(require_http_methods(["GET"]))
+    def move_view(self, request: HttpRequest, name: str, move_id: str) -> HttpResponse:
+        """A move's progress; the page steps it while open (dashboard.js) and can cancel it."""
+        record = self._move(request, name, move_id)
+        context = self._context(
+            request,
+            _("Moving %(dlq)s back to %(name)s") % {"dlq": record["source"], "name": name},
+            name=name,
+            move=record,
+            step_url=reverse("admin:sqs_broker_dashboard_move_step", args=[name, move_id]),
+            cancel_url=reverse("admin:sqs_broker_dashboard_move_cancel", args=[name, move_id]),
+        )
+        return TemplateResponse(request, "sqs_broker/move.html", context)
+
+    def _move_answer(self, request: HttpRequest, record: dict[str, Any]) -> HttpResponse:
+        from django.http import JsonResponse
+
+        if "application/json" in request.headers.get("Accept", ""):
+            shown = {k: v for k, v in record.items() if k not in ("seen", "user")}
+            shown["state_label"] = str(MOVE_STATES.get(record["state"], record["state"]))
+            return JsonResponse(shown)
+        return HttpResponseRedirect(
+            reverse("admin:sqs_broker_dashboard_move", args=[record["destination"], record["id"]])
+        )
+
+    @method_decorator(require_http_methods(["POST"]))
+    def move_step_view(self, request: HttpRequest, name: str, move_id: str) -> HttpResponse:
+        """One bounded step of the move; JSON progress for the page's script, else a redirect."""
+        from sqs_broker import moves, stats
+
+        self._move(request, name, move_id)
+        record = moves.step(move_id, stats.celery_app())
+        self._log_move(request, record)
+        return self._move_answer(request, record)
+
+    @method_decorator(require_http_methods(["POST"]))
+    def move_cancel_view(self, request: HttpRequest, name: str, move_id: str) -> HttpResponse:
+        """Cancel the move (CancelMessageMoveTask for a native one)."""
+        from sqs_broker import moves, stats
+
+        self._move(request, name, move_id)
+        record = moves.cancel(move_id, stats.celery_app())
+        self._log_move(request, record)
+        return self._move_answer(request, record)
+
+    # --- find a task ---
+
+    @method_decorator(require_http_methods(["GET"]))
+    def task_view(self, request: HttpRequest) -> HttpResponse:
+        """A task's stored result by id: state, exception, scrubbed traceback, admin link."""
+        from sqs_broker import results
+
+        self._require(request)
+        task_id = request.GET.get("id", "").strip()[:255]
+        found, error = None, None
+        if task_id:
+            try:
+                found = results.lookup([task_id]).get(task_id)
+            except Exception as exc:  # a backend down: say so, not "not found"
+                error = scrub(f"{type(exc).__name__}: {exc}")
+        context = self._context(
+            request,
+            _("Task %(id)s") % {"id": task_id} if task_id else _("Find a task"),
+            task_id=task_id,
+            result=found,
+            lookup_error=error,
+            task_url=reverse("admin:sqs_broker_dashboard_task"),
+        )
+        return TemplateResponse(request, "sqs_broker/task.html", context)
+
+
+#: A move's states as people read them.
+MOVE_STATES = {
+    "running": gettext_lazy("running"),
+    "done": gettext_lazy("done"),
+    "cancelled": gettext_lazy("cancelled"),
+    "failed": gettext_lazy("failed"),
+}

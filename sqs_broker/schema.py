@@ -67,6 +67,27 @@ class FindingRow(TypedDict):
     queue: str | None
 
 
+class UnheldRow(TypedDict):
+    """A queue whose in-flight messages no live worker holds (see :mod:`sqs_broker.health`)."""
+
+    queue: str
+    in_flight: int
+
+
+class HealthRow(TypedDict):
+    """What needs a person now; ``level`` is ``error``, ``warning`` or ``ok``."""
+
+    level: str
+    #: Messages in dead-letter queues, and the dead-letter queues holding any.
+    dead_letters: int
+    dead_letter_queues: list[str]
+    lost_workers: int
+    unconsumed_queues: list[str]
+    error_findings: int
+    warning_findings: int
+    unheld_in_flight: list[UnheldRow]
+
+
 class Stats(TypedDict):
     """Everything the dashboard, ``stats.json`` and the metrics show, secrets masked."""
 
@@ -88,6 +109,8 @@ class Stats(TypedDict):
     #: All-time counters and histograms per task and queue (``gather(totals=True)``,
     #: for the metrics; see :func:`sqs_broker.telemetry.read.totals`), else empty.
     task_totals: list[dict[str, Any]]
+    #: The summary the dashboard shows first (see :func:`sqs_broker.health.summary`).
+    health: HealthRow
 
 
 class QueueDetail(TypedDict):

@@ -27,7 +27,7 @@ from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, findings, sqs, topology
+from sqs_broker import backoff, findings, health, sqs, topology
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
@@ -313,14 +313,15 @@ def gather(
     fill_ages(queues, found.ages)
     fill_consumers(queues, telemetry["workers"])
     task_totals = task_totals_data(errors) if totals else []
+    finding_rows = [
+        finding_row(f)
+        for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
+    ]
     data: Stats = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": displayable_config(topo.app),
         "queues": queues,
-        "findings": [
-            finding_row(f)
-            for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
-        ],
+        "findings": finding_rows,
         "errors": errors,
         "telemetry_window": telemetry["telemetry_window"],
         "workers": telemetry["workers"],
@@ -328,6 +329,9 @@ def gather(
         "unconsumed_queues": telemetry["unconsumed_queues"],
         "cloudwatch_error": found.ages.error if found.ages else None,
         "task_totals": task_totals,
+        "health": health.summary(
+            queues, finding_rows, telemetry["workers"], telemetry["unconsumed_queues"]
+        ),
     }
     return cast(Stats, scrub_data(data))
 

@@ -20,3 +20,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SQS_BROKER_TELEMETRY = False
+
+# Every page the tests serve carries a strict Content-Security-Policy
+# (default-src 'self'), so the browser tests prove no page needs inline code.
+MIDDLEWARE = [*MIDDLEWARE, "tests.csp.StrictCSPMiddleware"]  # noqa: F405

@@ -80,48 +80,65 @@ def pages(name: str) -> dict[str, str]:
         "purge": f"{DASHBOARD}queue/{name}/purge/",
         "redrive": f"{DASHBOARD}queue/{name}/redrive/",
         "peek": f"{DASHBOARD}queue/{name}/peek/",
+        "move": f"{DASHBOARD}queue/{name}/move/no-such-move/",
+        "move_step": f"{DASHBOARD}queue/{name}/move/no-such-move/step/",
+        "move_cancel": f"{DASHBOARD}queue/{name}/move/no-such-move/cancel/",
+        "task": f"{DASHBOARD}task/?id=no-such-task",
         "stats": "/sqs/stats.json",
         "metrics": "/sqs/metrics",
     }
 
 
 #: identity -> page -> status of a GET.
+#: The move step and cancel are POST only, like peek; a move id no one started is 404.
+POST_ONLY = {"peek": 405, "move_step": 405, "move_cancel": 405}
 EXPECTED_GET = {
-    "anonymous": dict.fromkeys(["dashboard", "queue", "purge", "redrive", "peek"], 302)
-    | {"stats": 401, "metrics": 401},
-    "staff": dict.fromkeys(["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403)
-    | {"peek": 405},
+    "anonymous": dict.fromkeys(
+        ["dashboard", "queue", "purge", "redrive", "peek", "move", "move_step", "move_cancel"],
+        302,
+    )
+    | {"task": 302, "stats": 401, "metrics": 401},
+    "staff": dict.fromkeys(
+        ["dashboard", "queue", "purge", "redrive", "move", "task", "stats", "metrics"], 403
+    )
+    | POST_ONLY,
     "view": {
         "dashboard": 200,
         "queue": 200,
         "purge": 403,
         "redrive": 403,
-        "peek": 405,  # POST only
+        "move": 403,
+        "task": 200,
         "stats": 200,
         "metrics": 200,
-    },
+    }
+    | POST_ONLY,
     "purge": {
         "dashboard": 200,
         "queue": 200,
         "purge": 200,
         "redrive": 403,
-        "peek": 405,  # POST only
+        "move": 403,
+        "task": 200,
         "stats": 200,
         "metrics": 200,
-    },
+    }
+    | POST_ONLY,
     "redrive": {
         "dashboard": 200,
         "queue": 200,
         "purge": 403,
         "redrive": 200,
-        "peek": 405,  # POST only
+        "move": 404,
+        "task": 200,
         "stats": 200,
         "metrics": 200,
-    },
+    }
+    | POST_ONLY,
     "purge_without_view": dict.fromkeys(
-        ["dashboard", "queue", "purge", "redrive", "stats", "metrics"], 403
+        ["dashboard", "queue", "purge", "redrive", "move", "task", "stats", "metrics"], 403
     )
-    | {"peek": 405},
+    | POST_ONLY,
 }
 
 
@@ -141,13 +158,13 @@ def test_get__every_page_answers_by_permission_and_changes_nothing(
     assert LogEntry.objects.count() == 0
 
 
-def _csrf_post(client: Client, url: str) -> int:
+def _csrf_post(client: Client, url: str, **data: str) -> int:
     """POST with a valid CSRF cookie and token, so only the permission decides."""
     from django.middleware.csrf import _get_new_csrf_string
 
     secret = _get_new_csrf_string()
     client.cookies["csrftoken"] = secret
-    return client.post(url, {"csrfmiddlewaretoken": secret}).status_code
+    return client.post(url, {"csrfmiddlewaretoken": secret, **data}).status_code
 
 
 @pytest.mark.parametrize("identity", list(IDENTITIES))
@@ -169,7 +186,7 @@ def test_post__only_the_right_permission_acts(
             assert status == 302  # to the login page
         assert depths(sqs, queues) == (2, 3)
 
-    status = _csrf_post(client, urls["purge"])
+    status = _csrf_post(client, urls["purge"], confirm=queues["name"])
     if identity == "purge":
         assert status == 302
         assert depths(sqs, queues)[0] == 0
@@ -211,11 +228,12 @@ def test_get__superuser_changes_nothing(queues: dict[str, str], sqs: Any) -> Non
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     for page, url in pages(queues["name"]).items():
-        if page == "peek":
+        if page in POST_ONLY:
             assert client.get(url).status_code == 405
             continue
-        assert client.get(url).status_code == 200, url
-        assert client.head(url).status_code in (200, 405), url
+        expected = 404 if page == "move" else 200  # no move of that id was started
+        assert client.get(url).status_code == expected, url
+        assert client.head(url).status_code in (expected, 405), url
     assert depths(sqs, queues) == (2, 3)
     assert LogEntry.objects.count() == 0
 
@@ -311,6 +329,10 @@ COVERED = {
     "sqs_broker_dashboard_purge": "purge",
     "sqs_broker_dashboard_redrive": "redrive",
     "sqs_broker_dashboard_peek": "peek",
+    "sqs_broker_dashboard_move": "move",
+    "sqs_broker_dashboard_move_step": "move_step",
+    "sqs_broker_dashboard_move_cancel": "move_cancel",
+    "sqs_broker_dashboard_task": "task",
     "stats": "stats",
     "metrics": "metrics",
 }

@@ -187,13 +187,21 @@ def test_purge__confirm_then_post(client, sqs, unique, app):
     assert "60 seconds" in page.content.decode()
     assert 'name="csrfmiddlewaretoken"' in page.content.decode()
     assert _depth(sqs, url) == 3
-    response = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", follow=True)
+    mistyped = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", {"confirm": "celery"})
+    assert mistyped.status_code == 400
+    assert "Nothing was purged" in mistyped.content.decode()
+    assert _depth(sqs, url) == 3
+    confirm = {"confirm": f"{unique}-celery"}
+    response = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", confirm, follow=True)
     assert response.status_code == 200
     assert _depth(sqs, url) == 0
     entry = LogEntry.objects.get(object_id=f"{unique}-celery")
     assert "Purged" in entry.change_message
+    # Recent actions reads what was done, to what, and how many; a deletion's icon.
+    assert entry.object_repr == f"Purged SQS queue {unique}-celery (about 3 messages)."
+    assert entry.is_deletion()
     assert entry.content_type.model == "dashboard"
-    again = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", follow=True)
+    again = client.post(f"{DASHBOARD}queue/{unique}-celery/purge/", confirm, follow=True)
     text = again.content.decode()
     assert "one purge per queue every 60 seconds" in text
     assert LogEntry.objects.filter(object_id=f"{unique}-celery").count() == 1
@@ -457,3 +465,136 @@ def test_actions__only_on_the_apps_own_queues(client, sqs):
                 response = client.post(f"{DASHBOARD}queue/{name}/{action}/")
                 assert response.status_code == 404, (name, action)
     assert _depth(sqs, theirs) == 1 and _depth(sqs, their_dlq) == 1
+
+
+@pytest.mark.pure
+def test_templates__no_inline_script_style_or_handlers():
+    """Every template of the app is CSP-clean: no inline <script>/<style>, no on*= handlers."""
+    import re
+    from pathlib import Path
+
+    import sqs_broker
+
+    folder = Path(sqs_broker.__file__).parent / "templates"
+    offenders = []
+    for path in folder.rglob("*.html"):
+        text = path.read_text()
+        if re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) or "<style" in text:
+            offenders.append(f"{path.name}: inline script or style")
+        if re.search(r"\son[a-z]+\s*=", text) or re.search(r"\sstyle\s*=", text):
+            offenders.append(f"{path.name}: inline handler or style attribute")
+    assert offenders == []
+
+
+@pytest.mark.django_db
+def test_dashboard__health_first_and_in_the_json(client, sqs, unique, app, with_dlq):
+    """The health strip comes before the queue table, red for dead letters; stats.json agrees."""
+    client.force_login(user_with("view_dashboard"))
+    html = client.get(DASHBOARD).content.decode()
+    assert html.index('id="sqs-health"') < html.index('id="sqs-findings"')
+    assert html.index('id="sqs-findings"') < html.index('id="sqs-queues"')
+    strip = html[html.index('id="sqs-health"') :]
+    assert 'data-health="dead_letters" data-severity="error" class="sqs-sev-error"' in strip
+    assert '<span class="figure">3</span>' in strip
+    assert 'class="dlq-visible sqs-dlq-full"' in html
+    assert "sqs_broker/dashboard.js" in html and "sqs_broker/dashboard.css" in html
+    data = client.get("/sqs/stats.json").json()
+    # Informational findings fold away below the errors and warnings.
+    infos = [f for f in data["findings"] if f["level"] not in ("error", "warning")]
+    assert ('id="sqs-findings-info"' in html) is bool(infos)
+    assert data["health"]["dead_letters"] == 3
+    assert data["health"]["dead_letter_queues"] == [f"{unique}-celery-dlq"]
+    assert data["health"]["level"] == "error"
+
+
+@pytest.mark.django_db
+def test_redrive__by_task_name_with_progress_page(client, sqs, unique, app):
+    """A filtered move goes to its progress page; only the named task moves; one LogEntry."""
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    app.send_task("t.keep", queue="celery-dlq")
+    app.send_task("t.move", queue="celery-dlq")
+    app.send_task("t.move", queue="celery-dlq")
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    form = client.get(f"{DASHBOARD}queue/{unique}-celery/redrive/").content.decode()
+    assert 'name="task"' in form and 'name="exception"' in form and 'name="rate"' in form
+    bad = client.post(f"{DASHBOARD}queue/{unique}-celery/redrive/", {"rate": "-1"})
+    assert bad.status_code == 200 and "positive number" in bad.content.decode()
+    response = client.post(
+        f"{DASHBOARD}queue/{unique}-celery/redrive/", {"task": "t.move", "rate": "100"}
+    )
+    assert response.status_code == 302 and "/move/" in response["Location"]
+    page = client.get(response["Location"]).content.decode()
+    assert 'data-state="done"' in page
+    assert _depth(sqs, source) == 2 and _depth(sqs, dlq) == 1
+    entry = LogEntry.objects.get(object_id=f"{unique}-celery")
+    assert entry.object_repr.startswith(
+        f"Moved 2 messages matching task t.move from {unique}-celery-dlq back to {unique}-celery"
+    )
+    assert "1 passed over" in entry.change_message
+    step = client.post(response["Location"] + "step/", HTTP_ACCEPT="application/json").json()
+    assert (step["state"], step["moved"], step["skipped"]) == ("done", 2, 1)
+    assert "seen" not in step and "user" not in step
+    assert LogEntry.objects.filter(object_id=f"{unique}-celery").count() == 1
+    client.force_login(user_with("view_dashboard", "purge_queue"))
+    assert client.get(response["Location"]).status_code == 403
+
+
+@pytest.mark.django_db
+def test_task_lookup__result_traceback_and_peek_link(client, sqs, unique, app):
+    """The task box finds a stored result; a peeked message shows its state and links to it."""
+    from django_celery_results.models import TaskResult
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    sent = app.send_task("t.fails", queue="celery")
+    failure = {"exc_type": "KeyError", "exc_message": ["gone"], "exc_module": "builtins"}
+    TaskResult.objects.create(
+        task_id=sent.id,
+        task_name="t.fails",
+        status="FAILURE",
+        result=json.dumps(failure),
+        traceback="Traceback (most recent call last):\nKeyError: 'gone'",
+    )
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    assert 'id="sqs-task-box"' in client.get(DASHBOARD).content.decode()
+    page = client.get(f"{DASHBOARD}task/", {"id": sent.id}).content.decode()
+    assert "KeyError: gone" in page and "FAILURE" in page
+    assert "/admin/django_celery_results/taskresult/" in page
+    missing = client.get(f"{DASHBOARD}task/", {"id": "no-such-id"}).content.decode()
+    assert 'id="sqs-task-missing"' in missing
+    peek = client.post(f"{DASHBOARD}queue/{unique}-celery/peek/")
+    assert peek.context["peeked"][0]["result"]["state"] == "FAILURE"
+    body = peek.content.decode()
+    assert f"task/?id={sent.id}" in body and "KeyError: gone" in body
+
+
+@pytest.mark.django_db
+def test_dashboard__in_flight_with_idle_workers_is_explained(client, sqs, unique, app):
+    """Messages in flight while the queue's live worker runs nothing: the page says why."""
+    from django.utils import timezone
+
+    from sqs_broker.models import WorkerHeartbeat
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    for i in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=str(i))
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=600)
+    now = timezone.now()
+    worker = WorkerHeartbeat.objects.create(
+        hostname=f"w@{unique}",
+        pid=1,
+        pool="prefork",
+        concurrency=2,
+        queues=[f"{unique}-celery"],
+        started_at=now - timedelta(minutes=5),
+        last_seen=now,
+        active=0,
+    )
+    client.force_login(user_with("view_dashboard"))
+    html = client.get(DASHBOARD).content.decode()
+    assert 'id="sqs-unheld"' in html
+    assert f"2 messages of {unique}-celery are in flight" in html
+    health = client.get("/sqs/stats.json").json()["health"]
+    assert health["unheld_in_flight"] == [{"queue": f"{unique}-celery", "in_flight": 2}]
+    worker.active = 2  # a busy worker holds them: nothing to explain
+    worker.save()
+    assert 'id="sqs-unheld"' not in client.get(DASHBOARD).content.decode()

@@ -12,14 +12,18 @@ from tests.conftest import ROOT, base_env, run_python
 
 PACKAGE = ROOT / "sqs_broker"
 
-#: Modules only a web process needs: the data function, charts, actions, message decoding,
-#: metrics. (sqs_broker.admin, .urls and .views themselves are thin and load in a worker too:
-#: Django's admin autodiscovery and the system checks Celery's Django fixup runs import them.)
+#: Modules only a web process needs: the data function, health summary, charts, actions,
+#: moves, stored results, message decoding, metrics. (sqs_broker.admin, .urls and .views
+#: themselves are thin and load in a worker too: Django's admin autodiscovery and the system
+#: checks Celery's Django fixup runs import them.)
 WEB_ONLY = (
     "sqs_broker.actions",
     "sqs_broker.charts",
     "sqs_broker.envelopes",
+    "sqs_broker.health",
     "sqs_broker.metrics",
+    "sqs_broker.moves",
+    "sqs_broker.results",
     "sqs_broker.stats",
     "sqs_broker.telemetry.read",
     "prometheus_client",

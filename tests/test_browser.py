@@ -58,6 +58,26 @@ def _login(page, live_server) -> None:
     page.wait_for_url("**/admin/sqs_broker/dashboard/")
 
 
+#: Records every CSP violation the page reports, before any of its scripts run.
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+def _watch_csp(page) -> list[str]:
+    """CSP reports from the console as well (those of a page that is gone by the end)."""
+    console: list[str] = []
+    page.add_init_script(WATCH_CSP)
+    page.on(
+        "console",
+        lambda m: console.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return console
+
+
 def _depth(sqs, url: str) -> int:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -65,23 +85,49 @@ def _depth(sqs, url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"])
 
 
-def test_dashboard__depth_purge_and_chinese(page, live_server, sqs, unique):
-    """Log in, see a depth change by auto-refresh, purge via the confirmation, switch to zh-hans."""
+def test_dashboard__refresh_in_place_purge_and_chinese(page, live_server, sqs, unique):
+    """Under a strict CSP: figures refresh in place, pause on a hidden tab; typed purge; zh-hans."""
     from playwright.sync_api import expect
 
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    console = _watch_csp(page)
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/sqs/stats.json" in r.url else None)
     with override_settings(
-        SQS_BROKER_CELERY_APP=app, SQS_BROKER_CACHE_TTL=0, SQS_BROKER_REFRESH_SECONDS=1
+        SQS_BROKER_CELERY_APP=app,
+        SQS_BROKER_CACHE_TTL=0,
+        SQS_BROKER_REFRESH_SECONDS=1,
     ):
         _login(page, live_server)
+        response = page.goto(f"{live_server.url}/admin/sqs_broker/dashboard/")
+        assert response.headers["content-security-policy"] == "default-src 'self'"
         row = page.locator(f'tr[data-queue="{unique}-celery"]')
         expect(row.locator("td.visible")).to_have_text("0")
-
+        page.evaluate("window.__notReloaded = true")
         for i in range(5):
             sqs.send_message(QueueUrl=url, MessageBody=str(i))
-        # No click: the page's auto-refresh shows the new depth.
+        # No click and no reload: the figures come from stats.json in place.
         expect(row.locator("td.visible")).to_have_text("5")
+        assert page.evaluate("window.__notReloaded") is True
+        assert fetched, "the refresh read stats.json"
+
+        # A hidden tab asks nothing; back on the tab it refreshes at once.
+        page.evaluate(
+            """Object.defineProperty(document, "visibilityState", {configurable: true,
+                   get: function () { return window.__hidden ? "hidden" : "visible"; }});
+               window.__hidden = true;
+               document.dispatchEvent(new Event("visibilitychange"));"""
+        )
+        page.wait_for_timeout(300)  # a request already under way may finish
+        before = len(fetched)
+        page.wait_for_timeout(2500)
+        assert len(fetched) == before, "a hidden tab kept refreshing"
+        page.evaluate(
+            """window.__hidden = false; document.dispatchEvent(new Event("visibilitychange"));"""
+        )
+        page.wait_for_timeout(500)
+        assert len(fetched) > before
 
         page.click("#sqs-refresh-toggle")
         expect(page.locator(".sqs-refresh-off")).to_be_visible()
@@ -90,7 +136,12 @@ def test_dashboard__depth_purge_and_chinese(page, live_server, sqs, unique):
         page.wait_for_url(f"**/queue/{unique}-celery/purge/")
         expect(page.locator("#content")).to_contain_text("60 seconds")
         assert _depth(sqs, url) == 5  # the confirmation page changed nothing
-        page.get_by_role("button", name="Yes, purge it").click()
+        button = page.get_by_role("button", name="Yes, purge it")
+        expect(button).to_be_disabled()
+        page.fill("#sqs-confirm-name", "celery")
+        expect(button).to_be_disabled()
+        page.fill("#sqs-confirm-name", f"{unique}-celery")
+        button.click()
         page.wait_for_url("**/admin/sqs_broker/dashboard/")
         expect(page.locator(".messagelist .success")).to_contain_text("Purge of")
         assert _depth(sqs, url) == 0
@@ -100,20 +151,38 @@ def test_dashboard__depth_purge_and_chinese(page, live_server, sqs, unique):
         expect(page.locator("h1")).to_have_text("SQS 仪表盘")
         expect(page.locator("#sqs-queues h2")).to_have_text("队列")
         expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+        assert page.evaluate("window.__csp") == []
+    assert console == []
 
 
 def test_dashboard__phone_width_and_dark_theme(browser, live_server, sqs, unique):
-    """At 390 px rows become cards with no horizontal scroll; dark mode uses dark colours."""
+    """At 390 px: cards, no horizontal scroll, no queue name split, health first; dark colours."""
     from playwright.sync_api import expect
 
-    sqs.create_queue(QueueName=f"{unique}-celery")
-    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    # Names as long as real ones get: the old rule split them mid-word at this width.
+    prefix = f"{unique}-notifications-"
+    _url, dlq = queue_with_dlq(sqs, f"{prefix}celery", f"{prefix}celery-dlq")
+    sqs.send_message(QueueUrl=dlq, MessageBody="dead")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=prefix))
     context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
     page = context.new_page()
+    console = _watch_csp(page)
     try:
         with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REFRESH_SECONDS=0):
             _login(page, live_server)
-            expect(page.locator(f'tr[data-queue="{unique}-celery"]')).to_be_visible()
+            row = page.locator(f'tr[data-queue="{prefix}celery"]')
+            expect(row).to_be_visible()
+            # Each queue name is on one line (the old rule split "celery-dlq" as "celer / y-dlq").
+            for name in row.locator("a.sqs-qname").all():
+                assert name.evaluate("e => e.getClientRects().length") == 1, name.inner_text()
+                box = name.bounding_box()
+                line = name.evaluate("e => parseFloat(getComputedStyle(e).lineHeight) || 20")
+                assert box["height"] < 1.5 * line, (name.inner_text(), box)
+            # Problems first: the health strip, red for the dead letter, above the queues.
+            strip = page.locator('#sqs-health li[data-health="dead_letters"]')
+            expect(strip).to_have_class("sqs-sev-error")
+            assert strip.bounding_box()["y"] < row.bounding_box()["y"]
+            assert page.evaluate("window.__csp") == []
             shot = os.environ.get("SQS_BROKER_SCREENSHOT_DIR")
             if shot:
                 page.screenshot(path=str(Path(shot) / "dashboard-phone-dark.png"), full_page=True)
@@ -123,6 +192,7 @@ def test_dashboard__phone_width_and_dark_theme(browser, live_server, sqs, unique
             assert background == "rgb(18, 18, 18)", background
     finally:
         context.close()
+    assert console == []
 
 
 def test_dashboard__backoff_dlq_and_history(page, live_server, sqs, unique):
@@ -188,6 +258,8 @@ def test_dashboard__backoff_dlq_and_history(page, live_server, sqs, unique):
         expect(row.locator("td.delayed")).to_have_text("1")
         expect(row.locator(".dlq-visible")).to_have_text("7")
         expect(row.locator("svg.sqs-spark polyline")).to_have_count(2)  # queue and its DLQ
+        # Backoff policies fold away (problems come first); a click opens them.
+        page.click("#sqs-backoff > summary")
         card = page.locator("#backoff-celery")
         cells = card.locator("tbody tr").all_inner_texts()
         assert [c.split() for c in cells] == [

@@ -135,7 +135,9 @@ def test_actions__messages_and_log_entries_show_no_secret(
     assert peek.status_code == 200
     texts.append(peek.content.decode())
     for action in ("redrive", "purge"):
-        response = client.post(f"{DASHBOARD}queue/{queue}/{action}/", follow=True)
+        response = client.post(
+            f"{DASHBOARD}queue/{queue}/{action}/", {"confirm": queue}, follow=True
+        )
         assert response.status_code == 200
         texts.append(response.content.decode())
         texts += [str(m) for m in get_messages(response.wsgi_request)]

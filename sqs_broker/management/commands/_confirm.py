@@ -1,0 +1,47 @@
+"""What the action commands share: the owned-queue rule and the typed confirmation."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from sqs_broker.sqs import QueueState
+
+
+def owned(name: str) -> QueueState:
+    """A fresh state of ``name``, or a CommandError when the app does not own it or SQS fails."""
+    from sqs_broker import actions
+
+    state = actions.owned_state(name)
+    if state is None:
+        raise CommandError(
+            f"{name} is not a queue of this app (declared, predefined, or their dead-letter "
+            "queue); queues found only under the prefix are never changed.",
+            returncode=2,
+        )
+    if state.error:
+        raise CommandError(f"{name}: {state.error}", returncode=1)
+    return state
+
+
+def confirm(name: str, what: str, options: dict[str, Any], out: Any) -> None:
+    """Go on with ``--yes``, or when the queue's name is typed; else a CommandError.
+
+    The name is read from standard input (``options["stdin"]`` when given), so
+    ``echo celery | manage.py sqs_purge celery`` is a typed confirmation too; an
+    empty input (no terminal, nothing piped) refuses.
+    """
+    if options.get("yes"):
+        return
+    stdin = options.get("stdin") or sys.stdin
+    out.write(f"{what.capitalize()}? Type the queue's name ({name}) to confirm: ", ending="")
+    out.flush()
+    typed = stdin.readline()
+    if typed.strip() != name:
+        raise CommandError(
+            "The name typed does not match: nothing was done (type the queue's name, or "
+            "pass --yes).",
+            returncode=2,
+        )

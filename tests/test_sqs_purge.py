@@ -1,0 +1,50 @@
+"""Tests of manage.py sqs_purge: the app's queues only, and only when confirmed."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from tests.conftest import base_env, make_app
+
+
+@pytest.fixture
+def app(unique):
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_CELERY_APP=celery):
+        yield celery
+
+
+def _depth(sqs, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_sqs_purge__refuses_without_confirmation_then_purges(sqs, unique, app):
+    """Nothing typed or a wrong name: exit 2, nothing purged; the name typed or --yes: purged."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    for typed in ("", "celery\n"):
+        with pytest.raises(CommandError, match="does not match") as refused:
+            call_command("sqs_purge", f"{unique}-celery", stdin=StringIO(typed), stdout=StringIO())
+        assert refused.value.returncode == 2
+    assert _depth(sqs, url) == 1
+    out = StringIO()
+    call_command("sqs_purge", f"{unique}-celery", stdin=StringIO(f"{unique}-celery\n"), stdout=out)
+    assert "Purge of" in out.getvalue()
+    assert _depth(sqs, url) == 0
+
+
+def test_sqs_purge__only_the_apps_queues(sqs, unique, app):
+    """A queue under the prefix that the app does not declare is refused, even with --yes."""
+    url = sqs.create_queue(QueueName=f"{unique}-payments")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    with pytest.raises(CommandError, match="not a queue of this app") as refused:
+        call_command("sqs_purge", f"{unique}-payments", "--yes", stdout=StringIO())
+    assert refused.value.returncode == 2
+    assert _depth(sqs, url) == 1
