@@ -220,6 +220,21 @@ class Settings:
         return _number("SQS_BROKER_HISTORY_HOURS", 6, 0.1)
 
     @property
+    def CLOUDWATCH(self) -> bool | None:
+        """Read queue ages from CloudWatch: ``None`` (default) on AWS endpoints only."""
+        value = getattr(settings, "SQS_BROKER_CLOUDWATCH", None)
+        if value is not None and not isinstance(value, bool):
+            raise ImproperlyConfigured(
+                f"SQS_BROKER_CLOUDWATCH must be True, False or None; got {value!r}."
+            )
+        return value
+
+    @property
+    def CLOUDWATCH_TTL(self) -> float:
+        """Seconds a CloudWatch answer is reused (its SQS metrics come once a minute)."""
+        return _number("SQS_BROKER_CLOUDWATCH_TTL", 60, 0)
+
+    @property
     def REDRIVE_LIMIT(self) -> int:
         """Most messages one dead-letter move copies back when done message by message."""
         return int(_number("SQS_BROKER_REDRIVE_LIMIT", 1000, 1))

@@ -38,6 +38,13 @@ KOMBU_POLLING_INTERVAL = 1
 #: kombu's ``sts_token_timeout`` when the option is unset.
 KOMBU_STS_TOKEN_TIMEOUT = 900
 
+# --- CloudWatch (the oldest-message age, sqs_broker.sqs) ---------------------------
+
+#: GetMetricData's limit of queries per call.
+CLOUDWATCH_MAX_QUERIES = 500
+#: Seconds back a pass looks for the latest datapoint: SQS metrics arrive minutes late.
+CLOUDWATCH_LOOKBACK = 15 * 60
+
 # --- sqs_broker's defaults (sqs_broker.settings) ---------------------------------
 
 DEFAULT_REGION = "us-east-1"

@@ -1,96 +1,185 @@
-"""Prometheus text for ``/sqs/metrics``, written with ``prometheus_client``.
+"""Prometheus and OpenMetrics text for ``/sqs/metrics``, written with ``prometheus_client``.
 
 Each scrape builds its own :class:`~prometheus_client.CollectorRegistry`
 with one collector over the data of :func:`sqs_broker.stats.gather`: nothing
 is registered in the global registry, so the numbers are exactly those of
 this scrape and several apps in one process do not collide.
+
+Names follow Prometheus' conventions (``promtool check metrics`` passes, a
+test runs it on the live endpoint): one prefix ``sqs_broker_``, ``_total``
+counters for counts that only grow, ``_seconds`` histograms for durations,
+an ``_info`` metric for versions, and no label whose value changes while the
+series lives (a worker's state, say). docs/metrics.md lists every family and
+the names they replace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from sqs_broker.schema import Stats
 
 #: Keys of a queue row that are message counts; each is also its ``state`` label.
 STATES = ("visible", "in_flight", "delayed")
+#: Task outcomes counted per task and queue (the telemetry's counter columns).
+OUTCOMES = ("received", "succeeded", "failed", "retried", "redelivered")
+
+PREFIX = "sqs_broker_"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def dead_letter_names(queues: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Names of the queues that some queue's RedrivePolicy names as its dead-letter queue."""
+    return {q["dlq"]["name"] for q in queues if q.get("dlq")}
 
 
 class StatsCollector(Collector):
-    """Yields gauges for one ``gather()`` result."""
+    """Yields the metric families of one ``gather()`` result."""
 
-    def __init__(self, data: Stats) -> None:
-        self.data = data
+    def __init__(self, data: Stats | Mapping[str, Any]) -> None:
+        self.data: Mapping[str, Any] = data
 
     def collect(self) -> Iterator[Metric]:
-        queues = self.data.get("queues", [])
+        yield self.info()
+        yield from self.queues()
+        yield from self.scrape()
+        yield from self.workers()
+        yield from self.tasks()
+
+    def info(self) -> Metric:
+        """``sqs_broker_build_info``: the versions of the process that serves the metrics."""
+        from sqs_broker import __version__
+        from sqs_broker.telemetry.base import versions
+
+        family = InfoMetricFamily(
+            PREFIX + "build", "Versions of sqs_broker and the software of the serving process."
+        )
+        family.add_metric([], {"version": __version__, **versions()})
+        return family
+
+    def queues(self) -> Iterator[Metric]:
+        """Depths, settings, oldest age and backlog per worker of every queue and its DLQ."""
+        queues = list(self.data.get("queues", []))
+        dead = dead_letter_names(queues)
+        labels = ["queue", "dead_letter"]
         messages = GaugeMetricFamily(
-            "sqs_queue_messages",
-            "Approximate number of messages in the queue, by state "
-            "(visible, in_flight = received but not deleted, delayed).",
-            labels=["queue", "state"],
+            PREFIX + "queue_messages",
+            "Approximate messages in the queue by state (visible, in_flight = received "
+            "but not deleted, delayed).",
+            labels=[*labels, "state"],
         )
-        dead = GaugeMetricFamily(
-            "sqs_queue_dead_letter_messages",
-            "Visible messages in the queue's dead-letter queue.",
-            labels=["queue", "dead_letter_queue"],
+        oldest = GaugeMetricFamily(
+            PREFIX + "queue_oldest_message_age_seconds",
+            "Age of the oldest message in the queue (see "
+            "sqs_broker_queue_oldest_message_age_source for where the figure comes from).",
+            labels=labels,
         )
-        max_receives = GaugeMetricFamily(
-            "sqs_queue_max_receive_count",
-            "Receives after which SQS moves a message to the dead-letter queue.",
-            labels=["queue", "dead_letter_queue"],
+        oldest_source = GaugeMetricFamily(
+            PREFIX + "queue_oldest_message_age_source",
+            "1 for the source of the queue's oldest-message age: cloudwatch = "
+            "ApproximateAgeOfOldestMessage, history = since the samples last saw it empty.",
+            labels=["queue", "source"],
         )
         visibility = GaugeMetricFamily(
-            "sqs_queue_visibility_timeout_seconds",
+            PREFIX + "queue_visibility_timeout_seconds",
             "The queue's default visibility timeout.",
-            labels=["queue"],
+            labels=labels,
+        )
+        redrive = GaugeMetricFamily(
+            PREFIX + "queue_max_receives",
+            "Receives after which SQS moves a message to the queue's dead-letter queue.",
+            labels=["queue", "dead_letter_queue"],
+        )
+        consumers = GaugeMetricFamily(
+            PREFIX + "queue_consumers",
+            "Live workers consuming the queue (by their telemetry heartbeats).",
+            labels=labels,
+        )
+        backlog = GaugeMetricFamily(
+            PREFIX + "queue_backlog_per_worker",
+            "Visible messages divided by the queue's live consumers (by 1 when it has "
+            "none): the autoscaling signal.",
+            labels=labels,
+        )
+        unconsumed = GaugeMetricFamily(
+            PREFIX + "queue_unconsumed",
+            "1 when the queue holds messages and no live worker consumes it.",
+            labels=labels,
         )
         errors = GaugeMetricFamily(
-            "sqs_queue_scrape_error",
-            "1 when SQS did not answer for this queue (or its dead-letter queue) in this scrape.",
-            labels=["queue"],
+            PREFIX + "queue_scrape_error",
+            "1 when SQS gave no attributes for the queue in this scrape.",
+            labels=labels,
         )
+        flagged = set(self.data.get("unconsumed_queues", []))
+        seen: set[str] = set()
         for queue in queues:
             name = queue["name"]
-            depths = {
-                "visible": queue.get("visible"),
-                "in_flight": queue.get("in_flight"),
-                "delayed": queue.get("delayed"),
-            }
+            seen.add(name)
+            key = [name, _flag(name in dead)]
             for state in STATES:
-                depth = depths[state]
+                depth = queue.get(state)
                 if depth is not None:
-                    messages.add_metric([name, state], depth)
-            timeout = queue.get("visibility_timeout")
-            if timeout is not None:
-                visibility.add_metric([name], timeout)
+                    messages.add_metric([*key, state], depth)
+            age = queue.get("oldest_age")
+            if age is not None:
+                oldest.add_metric(key, age)
+                oldest_source.add_metric([name, queue.get("oldest_age_source") or ""], 1)
+            if queue.get("visibility_timeout") is not None:
+                visibility.add_metric(key, queue["visibility_timeout"])
+            if queue.get("consumers") is not None:
+                consumers.add_metric(key, queue["consumers"])
+            if queue.get("backlog_per_worker") is not None:
+                backlog.add_metric(key, queue["backlog_per_worker"])
+            unconsumed.add_metric(key, 1 if name in flagged else 0)
+            errors.add_metric(key, 1 if queue.get("error") else 0)
             dlq = queue.get("dlq")
-            failed = queue.get("error") is not None
             if dlq:
-                visible = dlq.get("visible")
-                if visible is not None:
-                    dead.add_metric([name, dlq["name"]], visible)
-                max_receives.add_metric([name, dlq["name"]], dlq["max_receive_count"])
-                failed = failed or dlq.get("error") is not None
-            errors.add_metric([name], 1 if failed else 0)
-        yield from (messages, dead, max_receives, visibility, errors)
+                redrive.add_metric([name, dlq["name"]], dlq["max_receive_count"])
+        # A dead-letter queue the pass read only through its source queue's row.
+        for queue in queues:
+            dlq = queue.get("dlq")
+            if not dlq or dlq["name"] in seen:
+                continue
+            seen.add(dlq["name"])
+            key = [dlq["name"], "true"]
+            if dlq.get("visible") is not None:
+                messages.add_metric([*key, "visible"], dlq["visible"])
+            errors.add_metric(key, 1 if dlq.get("error") else 0)
+        yield from (messages, oldest, oldest_source, visibility, redrive)
+        yield from (consumers, backlog, unconsumed, errors)
+
+    def scrape(self) -> Iterator[Metric]:
+        """Errors of this scrape and the offline findings."""
+        queues = self.data.get("queues", [])
         total = GaugeMetricFamily(
-            "sqs_scrape_errors",
+            PREFIX + "scrape_errors",
             "Errors in this scrape: failed queues plus failures to list queues or run checks.",
         )
-        failed_queues = 0
+        failed = 0
         for q in queues:
             dlq = q.get("dlq")
-            failed_queues += bool(q.get("error") or (dlq and dlq.get("error")))
-        total.add_metric([], failed_queues + len(self.data.get("errors", [])))
+            failed += bool(q.get("error") or (dlq and dlq.get("error")))
+        total.add_metric([], failed + len(self.data.get("errors", [])))
         yield total
         found = GaugeMetricFamily(
-            "sqs_broker_findings", "Offline findings of sqs_check, by level.", labels=["level"]
+            PREFIX + "findings", "Offline findings of sqs_check, by level.", labels=["level"]
         )
         levels = {"error": 0, "warning": 0, "info": 0}
         for finding in self.data.get("findings", []):
@@ -98,92 +187,119 @@ class StatsCollector(Collector):
         for level, count in levels.items():
             found.add_metric([level], count)
         yield found
-        yield from self.telemetry()
 
-    def telemetry(self) -> Iterator[Metric]:
-        """Workers' heartbeats and the task counters of the chosen window."""
-        window = self.data.get("telemetry_window")
+    def workers(self) -> Iterator[Metric]:
+        """Workers' heartbeats: liveness, activity and their own since-start counters."""
+        labels = ["hostname"]
+        info = InfoMetricFamily(
+            PREFIX + "worker", "The worker's pool and software versions.", labels=labels
+        )
         alive = GaugeMetricFamily(
-            "sqs_broker_worker_alive",
+            PREFIX + "worker_alive",
             "1 while the worker's heartbeat is fresh; 0 once it is lost or stopped.",
-            labels=["hostname", "state", "pool"],
+            labels=labels,
+        )
+        lost = GaugeMetricFamily(
+            PREFIX + "worker_lost",
+            "1 when the worker's heartbeat is older than three of its intervals and it did "
+            "not say it stopped.",
+            labels=labels,
         )
         seen = GaugeMetricFamily(
-            "sqs_broker_worker_last_seen_timestamp_seconds",
+            PREFIX + "worker_last_seen_timestamp_seconds",
             "Unix time of the worker's last heartbeat.",
-            labels=["hostname"],
+            labels=labels,
         )
         active = GaugeMetricFamily(
-            "sqs_broker_worker_active_tasks",
+            PREFIX + "worker_active_tasks",
             "Tasks the worker was running at its last heartbeat.",
-            labels=["hostname"],
+            labels=labels,
+        )
+        concurrency = GaugeMetricFamily(
+            PREFIX + "worker_concurrency", "The worker's pool size.", labels=labels
         )
         processed = CounterMetricFamily(
-            "sqs_broker_worker_processed",
+            PREFIX + "worker_tasks_processed",
             "Tasks the worker finished since it started.",
-            labels=["hostname"],
+            labels=labels,
         )
         failed = CounterMetricFamily(
-            "sqs_broker_worker_failed",
+            PREFIX + "worker_tasks_failed",
             "Tasks that failed in the worker since it started.",
-            labels=["hostname"],
+            labels=labels,
         )
         for worker in self.data.get("workers", []):
-            host = worker["hostname"]
-            alive.add_metric([host, worker["state"], worker["pool"]], 1 if worker["alive"] else 0)
+            host = [worker["hostname"]]
+            versions = {k: str(v) for k, v in (worker.get("versions") or {}).items()}
+            info.add_metric(host, {"pool": str(worker.get("pool", "")), **versions})
+            alive.add_metric(host, 1 if worker["alive"] else 0)
+            lost.add_metric(host, 1 if worker.get("state") == "lost" else 0)
             if worker.get("last_seen"):
-                seen.add_metric([host], datetime.fromisoformat(worker["last_seen"]).timestamp())
-            active.add_metric([host], worker["active"])
-            processed.add_metric([host], worker["processed"])
-            failed.add_metric([host], worker["failed"])
-        yield from (alive, seen, active, processed, failed)
+                seen.add_metric(host, datetime.fromisoformat(worker["last_seen"]).timestamp())
+            active.add_metric(host, worker["active"])
+            if worker.get("concurrency") is not None:
+                concurrency.add_metric(host, worker["concurrency"])
+            started = worker.get("started_at")
+            created = datetime.fromisoformat(started).timestamp() if started else None
+            processed.add_metric(host, worker["processed"], created=created)
+            failed.add_metric(host, worker["failed"], created=created)
+        yield from (info, alive, lost, seen, active, concurrency, processed, failed)
 
-        tasks = GaugeMetricFamily(
-            "sqs_broker_task_events",
-            f"Task deliveries in the last {window} s by outcome (received, succeeded, "
-            "failed, retried, redelivered = ApproximateReceiveCount > 1, poisoned = moved "
-            "out of the way undecoded).",
-            labels=["task", "queue", "outcome"],
+    def tasks(self) -> Iterator[Metric]:
+        """Per task and queue: outcome counters and run-time and queue-wait histograms."""
+        labels = ["task", "queue"]
+        counts = CounterMetricFamily(
+            PREFIX + "tasks",
+            "Task deliveries by outcome (received, succeeded, failed, retried, "
+            "redelivered = ApproximateReceiveCount > 1, poisoned = moved out of the way "
+            "undecoded, when any), over the kept telemetry.",
+            labels=[*labels, "outcome"],
         )
-        runtime_avg = GaugeMetricFamily(
-            "sqs_broker_task_runtime_avg_seconds",
-            f"Mean run time of the task in the last {window} s.",
-            labels=["task", "queue"],
+        runtime = HistogramMetricFamily(
+            PREFIX + "task_runtime_seconds",
+            "Run time of finished tasks, over the kept telemetry.",
+            labels=labels,
         )
-        runtime_max = GaugeMetricFamily(
-            "sqs_broker_task_runtime_max_seconds",
-            f"Longest run time of the task in the last {window} s.",
-            labels=["task", "queue"],
+        wait = HistogramMetricFamily(
+            PREFIX + "task_queue_wait_seconds",
+            "Time from the message's SentTimestamp to the start of the task, over the "
+            "kept telemetry.",
+            labels=labels,
         )
-        for task in self.data.get("tasks", []):
-            labels = [task["name"], task["queue"]]
-            for outcome in ("received", "succeeded", "failed", "retried", "redelivered"):
-                tasks.add_metric([*labels, outcome], task[outcome])
+        for task in self.data.get("task_totals", []):
+            key = [task["name"], task["queue"]]
+            for outcome in OUTCOMES:
+                counts.add_metric([*key, outcome], task[outcome])
             if task.get("poisoned"):
-                tasks.add_metric([*labels, "poisoned"], task["poisoned"])
-            if task.get("runtime_avg") is not None:
-                runtime_avg.add_metric(labels, task["runtime_avg"])
-                runtime_max.add_metric(labels, task["runtime_max"])
-        yield from (tasks, runtime_avg, runtime_max)
-
-        unconsumed = GaugeMetricFamily(
-            "sqs_broker_queue_unconsumed",
-            "1 when the queue holds messages and no live worker consumes it.",
-            labels=["queue"],
-        )
-        flagged = set(self.data.get("unconsumed_queues", []))
-        for queue in self.data.get("queues", []):
-            unconsumed.add_metric([queue["name"]], 1 if queue["name"] in flagged else 0)
-        yield unconsumed
+                counts.add_metric([*key, "poisoned"], task["poisoned"])
+            for family, prefix in ((runtime, "runtime"), (wait, "wait")):
+                buckets = task.get(f"{prefix}_buckets")
+                if buckets:
+                    family.add_metric(
+                        key,
+                        buckets=[(_le(bound), count) for bound, count in buckets],
+                        sum_value=task.get(f"{prefix}_sum") or 0.0,
+                    )
+        yield from (counts, runtime, wait)
 
 
-def registry_for(data: Stats) -> CollectorRegistry:
+def _le(bound: float | None) -> str:
+    """A bucket bound as the ``le`` label (``None`` is the ``+Inf`` bucket)."""
+    return "+Inf" if bound is None else repr(float(bound))
+
+
+def registry_for(data: Stats | Mapping[str, Any]) -> CollectorRegistry:
     """A fresh registry holding only this scrape's collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(data))
     return registry
 
 
-def render(data: Stats) -> tuple[bytes, str]:
-    """The exposition text and its content type."""
-    return generate_latest(registry_for(data)), CONTENT_TYPE_LATEST
+def render(data: Stats | Mapping[str, Any], accept: str | None = None) -> tuple[bytes, str]:
+    """The exposition text and its content type, by the scraper's ``Accept`` header.
+
+    ``application/openmetrics-text`` in ``accept`` gives OpenMetrics (with
+    ``_created`` samples and ``# EOF``); anything else the Prometheus text format.
+    """
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry_for(data)), content_type

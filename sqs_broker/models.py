@@ -165,6 +165,27 @@ class TaskCounter(models.Model):
     poisoned = models.PositiveIntegerField(_("poison messages"), default=0)
     runtime_sum = models.FloatField(_("runtime sum (s)"), default=0.0)
     runtime_max = models.FloatField(_("runtime max (s)"), default=0.0)
+    # Run-time and queue-wait histograms: observations at or below each bound (cumulative
+    # buckets, telemetry.base.BUCKETS), so rows of many minutes and workers add up.
+    runtime_count = models.PositiveIntegerField(_("runtimes observed"), default=0)
+    runtime_le_0_1 = models.PositiveIntegerField(default=0)
+    runtime_le_0_5 = models.PositiveIntegerField(default=0)
+    runtime_le_1 = models.PositiveIntegerField(default=0)
+    runtime_le_5 = models.PositiveIntegerField(default=0)
+    runtime_le_15 = models.PositiveIntegerField(default=0)
+    runtime_le_60 = models.PositiveIntegerField(default=0)
+    runtime_le_300 = models.PositiveIntegerField(default=0)
+    runtime_le_1800 = models.PositiveIntegerField(default=0)
+    wait_sum = models.FloatField(_("queue wait sum (s)"), default=0.0)
+    wait_count = models.PositiveIntegerField(_("queue waits observed"), default=0)
+    wait_le_0_1 = models.PositiveIntegerField(default=0)
+    wait_le_0_5 = models.PositiveIntegerField(default=0)
+    wait_le_1 = models.PositiveIntegerField(default=0)
+    wait_le_5 = models.PositiveIntegerField(default=0)
+    wait_le_15 = models.PositiveIntegerField(default=0)
+    wait_le_60 = models.PositiveIntegerField(default=0)
+    wait_le_300 = models.PositiveIntegerField(default=0)
+    wait_le_1800 = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -45,6 +45,14 @@ class QueueRow(TypedDict):
     error: str | None
     #: Found by listing the prefix, not declared or predefined: shown, never changed.
     read_only: bool
+    #: Seconds the oldest message has waited, and where the figure comes from:
+    #: "cloudwatch" (ApproximateAgeOfOldestMessage), "history" (since the samples
+    #: last saw the queue empty: an upper bound), "attributes" (empty now: 0).
+    oldest_age: float | None
+    oldest_age_source: str | None
+    #: Live workers consuming the queue, and visible messages per consumer (by 1 when none).
+    consumers: int | None
+    backlog_per_worker: float | None
     #: Where the transport moves poison messages of a queue without a dead-letter queue.
     quarantine: bool
 
@@ -95,6 +103,12 @@ class Stats(TypedDict):
     tasks: list[dict[str, Any]]
     #: Queues holding messages that no live worker consumes.
     unconsumed_queues: list[str]
+    #: Why CloudWatch gave no queue ages (permission denied, say); ``None`` when it did
+    #: or was not asked (see ``SQS_BROKER_CLOUDWATCH``).
+    cloudwatch_error: str | None
+    #: All-time counters and histograms per task and queue (``gather(totals=True)``,
+    #: for the metrics; see :func:`sqs_broker.telemetry.read.totals`), else empty.
+    task_totals: list[dict[str, Any]]
     #: The summary the dashboard shows first (see :func:`sqs_broker.health.summary`).
     health: HealthRow
 

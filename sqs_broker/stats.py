@@ -64,6 +64,8 @@ class Pass:
     dead_letters: dict[str, sqs.QueueState] = field(default_factory=dict)
     online: list[findings.Finding] | None = None
     errors: list[str] = field(default_factory=list)
+    #: CloudWatch's oldest-message ages, when asked (see :func:`sqs.cloudwatch_wanted`).
+    ages: sqs.Ages | None = None
 
     @property
     def owned(self) -> set[str]:
@@ -136,7 +138,12 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     online = None
     if with_online:
         online = _online_findings(app, states, errors, dead_letters.values())
-    return Pass([*states, *found_quarantines], dead_letters, online, errors)
+    ages = None
+    if sqs.cloudwatch_wanted(app):
+        names = {s.ref.name for s in found_quarantines if s.exists}
+        names.update(n for n, s in dead_letters.items() if s.exists)
+        ages = sqs.oldest_ages(names, app)
+    return Pass([*states, *found_quarantines], dead_letters, online, errors, ages)
 
 
 def _app_key(app: Celery | Topology) -> tuple[Any, ...]:
@@ -271,6 +278,10 @@ def queue_row(
         "backoff_tasks": list(spec.get("backoff_tasks") or []),
         "error": state.error,
         "read_only": owned is not None and state.ref.name not in owned,
+        "oldest_age": None,
+        "oldest_age_source": None,
+        "consumers": None,
+        "backlog_per_worker": None,
     }
 
 
@@ -285,11 +296,19 @@ def finding_row(finding: findings.Finding) -> FindingRow:
     }
 
 
-def gather(app: Celery | None = None, *, window: int | None = None, online: bool = True) -> Stats:
+def gather(
+    app: Celery | None = None,
+    *,
+    window: int | None = None,
+    online: bool = True,
+    totals: bool = False,
+) -> Stats:
     """Everything the dashboard, the JSON and the metrics show, secrets masked.
 
     ``window`` (seconds) selects the telemetry window; ``online=False`` skips
-    the online findings (the metrics endpoint does not need them).
+    the online findings (the metrics endpoint does not need them);
+    ``totals=True`` adds ``task_totals``, the all-time task counters and
+    histograms the metrics export (one more grouped query).
     """
     topo = Topology.of(app)
     found = sqs_pass(topo, with_online=online)
@@ -297,6 +316,9 @@ def gather(app: Celery | None = None, *, window: int | None = None, online: bool
     queues = [queue_row(state, found.dead_letters, topo, owned) for state in found.states]
     errors = list(found.errors)
     telemetry = telemetry_data(queues, window or DEFAULT_WINDOW, errors)
+    fill_ages(queues, found.ages)
+    fill_consumers(queues, telemetry["workers"])
+    task_totals = task_totals_data(errors) if totals else []
     finding_rows = [
         finding_row(f)
         for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
@@ -311,11 +333,63 @@ def gather(app: Celery | None = None, *, window: int | None = None, online: bool
         "workers": telemetry["workers"],
         "tasks": telemetry["tasks"],
         "unconsumed_queues": telemetry["unconsumed_queues"],
+        "cloudwatch_error": found.ages.error if found.ages else None,
+        "task_totals": task_totals,
         "health": health.summary(
             queues, finding_rows, telemetry["workers"], telemetry["unconsumed_queues"]
         ),
     }
     return cast(Stats, scrub_data(data))
+
+
+def fill_ages(
+    queues: Sequence[QueueRow], ages: sqs.Ages | None, now: datetime | None = None
+) -> None:
+    """Set each row's ``oldest_age`` and ``oldest_age_source``.
+
+    CloudWatch's figure where it gave one; else 0 for a queue the pass saw
+    empty; else the estimate of :func:`history_ages`. No figure at all
+    (no samples yet, or the queue failed) stays ``None``.
+    """
+    watched = ages.seconds if ages else {}
+    estimate: dict[str, float] = {}
+    busy = [q["name"] for q in queues if q["name"] not in watched and _holds_messages(q)]
+    if busy:
+        try:
+            estimate = history_ages(busy, now)
+        except Exception:  # no sample table yet: the figure stays unknown, the page stays up
+            estimate = {}
+    for queue in queues:
+        name = queue["name"]
+        if name in watched:
+            queue["oldest_age"], queue["oldest_age_source"] = round(watched[name], 3), "cloudwatch"
+        elif queue.get("error") is None and not _holds_messages(queue):
+            queue["oldest_age"], queue["oldest_age_source"] = 0.0, "attributes"
+        elif name in estimate:
+            queue["oldest_age"], queue["oldest_age_source"] = estimate[name], "history"
+
+
+def _holds_messages(queue: Mapping[str, Any]) -> bool:
+    return bool((queue.get("visible") or 0) + (queue.get("in_flight") or 0))
+
+
+def fill_consumers(queues: Sequence[QueueRow], workers: Sequence[Mapping[str, Any]]) -> None:
+    """Set each row's live ``consumers`` and ``backlog_per_worker`` (visible ÷ max(1, consumers)).
+
+    Dividing by 1 when no worker consumes the queue keeps the signal finite
+    for autoscalers: the whole backlog for the first worker to start.
+    """
+    counts: dict[str, int] = {}
+    for worker in workers:
+        if worker.get("alive"):
+            for name in set(worker.get("queues") or ()):
+                counts[name] = counts.get(name, 0) + 1
+    for queue in queues:
+        consumers = counts.get(queue["name"], 0)
+        queue["consumers"] = consumers
+        visible = queue.get("visible")
+        if visible is not None:
+            queue["backlog_per_worker"] = round(visible / max(1, consumers), 3)
 
 
 def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
@@ -333,8 +407,10 @@ def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
     state = state or found.dead_letters.get(name)
     if state is None:
         return None
+    row = queue_row(state, found.dead_letters, topo, found.owned)
+    fill_ages([row], found.ages)
     detail: QueueDetail = {
-        "queue": queue_row(state, found.dead_letters, topo, found.owned),
+        "queue": row,
         "findings": [
             finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
         ],
@@ -383,6 +459,18 @@ def telemetry_data(
         **found,
         "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
     }
+
+
+def task_totals_data(errors: list[str]) -> list[dict[str, Any]]:
+    """:func:`sqs_broker.telemetry.read.totals`, or ``[]`` with the error in ``errors``."""
+    from sqs_broker.telemetry import read as telemetry
+
+    try:
+        return telemetry.totals()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})
+        return []
 
 
 # --- history ---------------------------------------------------------------------
@@ -477,6 +565,39 @@ def history_window(
     span = max(60.0, hours * 3600)
     step = max(60, -(-int(span) // max(1, points)))
     return HistoryWindow(end - timedelta(seconds=span), end, step)
+
+
+def history_ages(names: Sequence[str], now: datetime | None = None) -> dict[str, float]:
+    """Seconds each queue has held messages without the samples seeing it empty.
+
+    Every message in a queue arrived after the last moment the queue was
+    empty, so the time since the last empty sample (visible and in flight
+    both 0) bounds the oldest message's age from above, to the sampling
+    interval. A queue never seen empty in the kept samples gets the time
+    since its first sample. Queues without samples are left out. This is
+    the estimate off AWS (or without ``cloudwatch:GetMetricData``); it needs
+    ``sqs_sample`` or the beat task running. Peeking a message for its
+    SentTimestamp is not used: a receive raises the message's receive count
+    and can push it to the dead-letter queue.
+    """
+    from django.db.models import Max, Min
+
+    from sqs_broker.models import QueueSample
+
+    now = now or datetime.now(UTC)
+    rows = QueueSample.objects.filter(queue__in=list(names))
+    empty = dict(
+        rows.filter(visible=0, in_flight=0)
+        .order_by()
+        .values_list("queue")
+        .annotate(last=Max("sampled_at"))
+    )
+    first = dict(rows.order_by().values_list("queue").annotate(first=Min("sampled_at")))
+    found: dict[str, float] = {}
+    for name, earliest in first.items():
+        since: datetime = empty.get(name) or earliest
+        found[name] = round(max(0.0, (now - since).total_seconds()), 3)
+    return found
 
 
 def history(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -79,8 +80,11 @@ def stats_json(request: HttpRequest) -> HttpResponse:
 
 @data_view
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition of the same data."""
+    """Prometheus text of the same data; OpenMetrics when the ``Accept`` header asks for it."""
     from sqs_broker import metrics, stats
 
-    body, content_type = metrics.render(stats.gather(online=False))
-    return HttpResponse(body, content_type=content_type)
+    accept = request.headers.get("Accept")
+    body, content_type = metrics.render(stats.gather(online=False, totals=True), accept)
+    response = HttpResponse(body, content_type=content_type)
+    patch_vary_headers(response, ["Accept"])
+    return response

@@ -14,10 +14,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-#: The SQS JSON protocol names the action in a header; the query protocol (STS's)
-#: at the start of the body, which may come in a chunk of its own.
+#: The JSON protocol (SQS's, CloudWatch's) names the action in a header; the query
+#: protocol (STS's) at the start of the body, which may come in a chunk of its own;
+#: the RPC v2 CBOR protocol (CloudWatch's, in newer botocore) in the request path.
 _ACTION = re.compile(
-    rb"X-Amz-Target:\s*AmazonSQS\.(\w+)|(?:^|[?&]|\r\n\r\n)Action=(\w+)", re.IGNORECASE
+    rb"X-Amz-Target:\s*(?:AmazonSQS|GraniteServiceVersion20100801)\.(\w+)"
+    rb"|(?:^|[?&]|\r\n\r\n)Action=(\w+)|^POST /service/\w+/operation/(\w+)",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 _DENIED_BODY = (
@@ -154,7 +157,7 @@ class Proxy:
 
     def _count(self, data: bytes) -> None:
         for match in _ACTION.finditer(data):
-            action = (match.group(1) or match.group(2)).decode()
+            action = (match.group(1) or match.group(2) or match.group(3)).decode()
             with self._lock:
                 self.requests[action] += 1
 

@@ -137,3 +137,82 @@ def test_fetch__shared_between_processes(sqs, sqs_endpoint, unique, tmp_path):
     assert [r.stdout.strip().splitlines()[-1] for r in outputs] == [expected] * 2, outputs[1].stderr
     assert calls["GetQueueAttributes"] == 2, calls
     assert calls["ListQueues"] == 1, calls
+
+
+# --- oldest-message age from CloudWatch ---------------------------------------------
+
+
+def _put_age(endpoint: str, queue: str, seconds: float, minutes_ago: float = 2) -> None:
+    """Store an ApproximateAgeOfOldestMessage datapoint in the local CloudWatch (moto)."""
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+
+    watch = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1")
+    watch.put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": queue}],
+                "Value": seconds,
+                "Timestamp": datetime.now(UTC) - timedelta(minutes=minutes_ago),
+            }
+        ],
+    )
+
+
+def test_age_queries__one_per_queue():
+    """Each queue gets a Maximum of ApproximateAgeOfOldestMessage by QueueName, ids q0, q1..."""
+    found = sqs_module.age_queries(["a", "b.fifo"])
+    assert [q["Id"] for q in found] == ["q0", "q1"]
+    metric = found[1]["MetricStat"]["Metric"]
+    assert metric["Namespace"] == "AWS/SQS"
+    assert metric["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert metric["Dimensions"] == [{"Name": "QueueName", "Value": "b.fifo"}]
+    assert found[1]["MetricStat"]["Stat"] == "Maximum"
+
+
+def test_read_ages__latest_point_and_missing_data():
+    """The latest datapoint wins; a queue without datapoints and unknown ids are left out."""
+    results = [
+        {"Id": "q0", "Timestamps": [2, 3, 1], "Values": [20.0, 30.0, 10.0]},
+        {"Id": "q1", "Timestamps": [], "Values": []},
+        {"Id": "q7", "Timestamps": [1], "Values": [1.0]},
+    ]
+    assert sqs_module.read_ages(["a", "b"], results) == {"a": 30.0}
+
+
+def test_on_aws__endpoints():
+    """No endpoint or an amazonaws.com host is AWS; a local endpoint is not."""
+    aws = make_app(base_env(SQS_ENDPOINT_URL="https://sqs.eu-west-1.amazonaws.com"))
+    assert sqs_module.on_aws(aws)
+    assert not sqs_module.on_aws(make_app(base_env()))
+
+
+def test_oldest_ages__one_batched_call_cached(sqs_endpoint, unique, settings):
+    """One GetMetricData call reads every queue; the answer is reused within the TTL."""
+    _put_age(sqs_endpoint, f"{unique}-a", 321.0)
+    settings.SQS_BROKER_CLOUDWATCH = True
+    with Proxy.to(sqs_endpoint) as proxy:
+        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        names = [f"{unique}-a", f"{unique}-b", f"{unique}-c"]
+        found = sqs_module.oldest_ages(names, app)
+        again = sqs_module.oldest_ages(names, app)
+        counts = proxy.reset_counts()
+    assert found.error is None
+    assert found.seconds == {f"{unique}-a": 321.0}
+    assert again is found
+    assert counts["GetMetricData"] == 1, counts
+
+
+def test_oldest_ages__denied_reported(sqs_endpoint, unique, settings):
+    """CloudWatch refusing GetMetricData comes back as an error to show, not an exception."""
+    settings.SQS_BROKER_CLOUDWATCH = True
+    with Proxy.to(sqs_endpoint) as proxy:
+        proxy.deny_matching = b"GetMetricData"
+        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        found = sqs_module.oldest_ages([f"{unique}-a"], app)
+    assert found.seconds == {}
+    assert found.error is not None
+    assert "AccessDenied" in found.error or "403" in found.error

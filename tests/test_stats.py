@@ -343,3 +343,107 @@ def test_reset__forgets_passes_and_the_pool():
     stats.reset()
     assert cache.get(cache.key("online", "k")) is None
     assert not stats._inflight and stats._executor is None
+
+
+# --- oldest-message age and backlog per worker ---------------------------------------
+
+
+@pytest.mark.django_db
+def test_history_ages__since_last_empty_sample():
+    """The estimate is the time since the last empty sample, else since the first sample."""
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def at(queue, minutes_ago, visible, in_flight=0):
+        QueueSample.objects.create(
+            queue=queue,
+            sampled_at=now - timedelta(minutes=minutes_ago),
+            visible=visible,
+            in_flight=in_flight,
+            delayed=0,
+        )
+
+    at("drained", 30, 0)
+    at("drained", 20, 5)
+    at("drained", 10, 0)
+    at("drained", 5, 3)
+    at("stuck", 60, 4)
+    at("stuck", 1, 0, in_flight=2)  # in flight is not empty
+    found = stats.history_ages(["drained", "stuck", "unsampled"], now)
+    assert found == {"drained": 600.0, "stuck": 3600.0}
+
+
+@pytest.mark.django_db
+def test_fill_ages__sources():
+    """CloudWatch wins, an empty queue is 0 by its attributes, a busy one falls back to history."""
+    from sqs_broker import sqs as sqs_module
+
+    now = datetime.now(UTC)
+    QueueSample.objects.create(
+        queue="busy", sampled_at=now - timedelta(seconds=90), visible=0, in_flight=0, delayed=0
+    )
+    rows = [
+        {"name": "watched", "visible": 1, "in_flight": 0, "error": None},
+        {"name": "empty", "visible": 0, "in_flight": 0, "error": None},
+        {"name": "busy", "visible": 2, "in_flight": 0, "error": None},
+        {"name": "failed", "visible": None, "in_flight": None, "error": "Timeout"},
+    ]
+    stats.fill_ages(rows, sqs_module.Ages(seconds={"watched": 42.0}), now)
+    got = {r["name"]: (r.get("oldest_age"), r.get("oldest_age_source")) for r in rows}
+    assert got["watched"] == (42.0, "cloudwatch")
+    assert got["empty"] == (0.0, "attributes")
+    assert got["busy"] == (90.0, "history")
+    assert got["failed"] == (None, None)
+
+
+def test_fill_consumers__divides_by_live_workers():
+    """Backlog per worker counts live consumers only, and divides by 1 when there are none."""
+    rows = [
+        {"name": "a", "visible": 10},
+        {"name": "b", "visible": 4},
+        {"name": "c", "visible": None},
+    ]
+    workers = [
+        {"alive": True, "queues": ["a", "b"]},
+        {"alive": True, "queues": ["a"]},
+        {"alive": False, "queues": ["b"]},
+    ]
+    stats.fill_consumers(rows, workers)
+    got = {r["name"]: (r["consumers"], r.get("backlog_per_worker")) for r in rows}
+    assert got == {"a": (2, 5.0), "b": (1, 4.0), "c": (0, None)}
+
+
+@pytest.mark.django_db
+def test_gather__cloudwatch_ages_in_rows(sqs, sqs_endpoint, unique, settings):
+    """With CloudWatch asked, gather() reads one GetMetricData per pass and says the source."""
+    from tests.test_sqs import _put_age
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    _put_age(sqs_endpoint, f"{unique}-celery", 77.0)
+    settings.SQS_BROKER_CLOUDWATCH = True
+    with Proxy.to(sqs_endpoint) as proxy:
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        data = stats.gather(app, online=False)
+        counts = proxy.reset_counts()
+    (row,) = data["queues"]
+    assert (row["oldest_age"], row["oldest_age_source"]) == (77.0, "cloudwatch")
+    assert data["cloudwatch_error"] is None
+    assert counts["GetMetricData"] == 1
+
+
+@pytest.mark.django_db
+def test_gather__cloudwatch_denied_falls_back_and_says_so(sqs, sqs_endpoint, unique, settings):
+    """A denied GetMetricData leaves the estimate in the rows and the reason in cloudwatch_error."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    settings.SQS_BROKER_CLOUDWATCH = True
+    with Proxy.to(sqs_endpoint) as proxy:
+        proxy.deny_matching = b"GetMetricData"
+        app = make_app(
+            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        )
+        data = stats.gather(app, online=False)
+    (row,) = data["queues"]
+    assert (row["oldest_age"], row["oldest_age_source"]) == (0.0, "attributes")
+    assert data["cloudwatch_error"]

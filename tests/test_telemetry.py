@@ -79,6 +79,54 @@ def test_recorder__many_tasks_cost_no_query_until_one_flush() -> None:
     assert row.runtime_max >= 0 and row.runtime_sum >= row.runtime_max
 
 
+def test_handlers__queue_wait_from_sent_timestamp(monkeypatch) -> None:
+    """The received handler carries SentTimestamp to the task; its start records the wait."""
+    from types import SimpleNamespace
+
+    rec = recorder.Recorder("w@test", 10.0)
+    monkeypatch.setattr(recorder, "_recorder", rec)
+    monkeypatch.setattr(recorder, "queue_label", lambda key: f"sqs-{key}")
+    sent_ms = int((time.time() - 7.0) * 1000)
+    attributes = {"ApproximateReceiveCount": "1", "SentTimestamp": str(sent_ms)}
+    delivery_info = {"routing_key": "q1"}
+    request = SimpleNamespace(
+        name="app.add",
+        delivery_info=delivery_info,
+        message=SimpleNamespace(delivery_info={"sqs_message": {"Attributes": attributes}}),
+    )
+    recorder.on_task_received(request=request)
+    assert delivery_info["sqs_sent_timestamp"] == sent_ms / 1000
+    task = SimpleNamespace(
+        name="app.add", request=SimpleNamespace(delivery_info=delivery_info, is_eager=False)
+    )
+    recorder.on_task_prerun(task_id="id1", task=task)
+    ((key, counts),) = rec._take()[0].items()
+    assert key[:2] == ("app.add", "sqs-q1")
+    assert counts.wait_count == 1 and 6.5 < counts.wait_sum < 10
+    assert (counts.wait_le_5, counts.wait_le_15) == (0, 1)
+
+
+def test_handlers__no_sent_timestamp_no_wait(monkeypatch) -> None:
+    """Without SentTimestamp (another transport's message) no wait is recorded."""
+    from types import SimpleNamespace
+
+    rec = recorder.Recorder("w@test", 10.0)
+    monkeypatch.setattr(recorder, "_recorder", rec)
+    task = SimpleNamespace(name="t", request=SimpleNamespace(delivery_info={}, is_eager=False))
+    recorder.on_task_prerun(task_id="id1", task=task)
+    assert rec._take()[0] == {}
+
+
+def test_counts__columns_match_the_model() -> None:
+    """Counts, COUNTS_COLUMNS and the TaskCounter columns name the same counters."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(base.Counts)}
+    assert names == set(base.COUNTS_COLUMNS)
+    model = {f.name for f in TaskCounter._meta.get_fields()}
+    assert names <= model
+
+
 @pytest.mark.django_db(transaction=True)
 def test_write__adds_to_rows_other_processes_wrote() -> None:
     """Two flushes into the same minute add up; runtime_max keeps the larger."""
@@ -206,7 +254,39 @@ def test_prune_old__drops_rows_past_retention(settings) -> None:
     _beat("new@h", seen_ago=1)
     assert store.prune_old(now) == (1, 1)
     assert list(WorkerHeartbeat.objects.values_list("hostname", flat=True)) == ["new@h"]
-    assert TaskCounter.objects.count() == 1
+    minutes = set(TaskCounter.objects.values_list("minute", flat=True))
+    assert minutes == {base.minute_of(now), base.BASELINE_MINUTE}
+
+
+@pytest.mark.django_db
+def test_prune_old__totals_never_go_down(settings) -> None:
+    """Pruned minutes fold into the baseline row: totals and histograms keep their sums."""
+    settings.SQS_BROKER_RETENTION_DAYS = 1
+    now = timezone.now()
+    old = base.Counts(failed=2, succeeded=3)
+    for seconds in (0.05, 2.0, 4000.0):
+        old.merge(base.Counts(**base.observation("runtime", seconds)))
+    old.merge(base.Counts(**base.observation("wait", 0.3)))
+    old.runtime_max = 4000.0
+    store.write({("t", "q", base.minute_of(now - timedelta(days=3))): old}, "w@h")
+    store.write({("t", "q", base.minute_of(now - timedelta(days=2))): base.Counts(failed=1)}, "w@h")
+    store.write(
+        {("t", "q", base.minute_of(now)): base.Counts(**base.observation("runtime", 0.2))}, "w@h"
+    )
+    before = read.totals()
+    assert store.prune_old(now)[0] == 2
+    after = read.totals()
+    assert after == before
+    (row,) = after
+    assert (row["failed"], row["succeeded"]) == (3, 3)
+    assert row["runtime_count"] == 4 and row["runtime_buckets"][0] == (0.1, 1)
+    assert dict(row["runtime_buckets"])[5.0] == 3 and row["runtime_buckets"][-1] == (None, 4)
+    assert row["wait_buckets"][:2] == [(0.1, 0), (0.5, 1)]
+    assert store.prune_old(now)[0] == 0  # the baseline row itself is never pruned
+    assert read.totals() == before
+    # No window reaches the baseline: the last hour shows the recent minute only.
+    (task,) = read.snapshot(3600)["tasks"]
+    assert task["failed"] == 0
 
 
 # --- reading ------------------------------------------------------------------
@@ -385,19 +465,19 @@ def test_metrics__worker_and_task_series(viewer, sqs, unique) -> None:
     queue = _seed(sqs, unique)
     text = viewer.get("/sqs/metrics").content.decode()
     host = f"alive-{unique}@h"
-    assert f'sqs_broker_worker_alive{{hostname="{host}",pool="prefork",state="alive"}} 1.0' in text
-    assert (
-        f'sqs_broker_worker_alive{{hostname="lost-{unique}@h",pool="prefork",state="lost"}} 0.0'
-        in text
-    )
-    assert f'sqs_broker_worker_processed_total{{hostname="{host}"}} 12.0' in text
-    assert f'sqs_broker_worker_failed_total{{hostname="{host}"}} 3.0' in text
+    assert f'sqs_broker_worker_alive{{hostname="{host}"}} 1.0' in text
+    assert f'sqs_broker_worker_alive{{hostname="lost-{unique}@h"}} 0.0' in text
+    assert f'sqs_broker_worker_lost{{hostname="lost-{unique}@h"}} 1.0' in text
+    assert f'sqs_broker_worker_info{{hostname="{host}",pool="prefork"' in text
+    assert f'sqs_broker_worker_tasks_processed_total{{hostname="{host}"}} 12.0' in text
+    assert f'sqs_broker_worker_tasks_failed_total{{hostname="{host}"}} 3.0' in text
     assert f'sqs_broker_worker_active_tasks{{hostname="{host}"}} 1.0' in text
     flaky = f'queue="{queue}",task="project.demo.tasks.flaky"'
-    assert f'sqs_broker_task_events{{outcome="failed",{flaky}}} 4.0' in text
-    assert f'sqs_broker_task_events{{outcome="redelivered",{flaky}}} 3.0' in text
-    assert f"sqs_broker_task_runtime_max_seconds{{{flaky}}} 0.2" in text
-    assert f'sqs_broker_queue_unconsumed{{queue="{queue}"}} 1.0' in text
+    # Counters over all kept minutes (the two of _seed), not the window's.
+    assert f'sqs_broker_tasks_total{{outcome="failed",{flaky}}} 14.0' in text
+    assert f'sqs_broker_tasks_total{{outcome="redelivered",{flaky}}} 3.0' in text
+    assert f'sqs_broker_queue_unconsumed{{dead_letter="false",queue="{queue}"}} 1.0' in text
+    assert f'sqs_broker_queue_consumers{{dead_letter="false",queue="{queue}"}} 0.0' in text
 
 
 @pytest.mark.django_db
@@ -481,7 +561,14 @@ def _totals(queue: str) -> dict[str, int]:
     rows = TaskCounter.objects.filter(queue=queue)
     return {
         name: sum(getattr(r, name) for r in rows)
-        for name in ("received", "succeeded", "failed", "redelivered")
+        for name in (
+            "received",
+            "succeeded",
+            "failed",
+            "redelivered",
+            "wait_count",
+            "runtime_count",
+        )
     }
 
 
@@ -506,11 +593,14 @@ def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None
         what=f"counters of {queue}",
     )
     assert (totals["received"], totals["failed"], totals["redelivered"]) == (7, 1, 0)
+    # kombu asked SQS for SentTimestamp with the receive: every start measured its queue wait.
+    assert (totals["wait_count"], totals["runtime_count"]) == (7, 7)
     beat = _wait_for(
         lambda: WorkerHeartbeat.objects.filter(processed=7).first(), what="heartbeat totals"
     )
     assert (beat.pool, beat.failed, beat.queues) == (pool, 1, [queue])
-    assert not TaskCounter.objects.filter(task="gone").exists()  # pruned by the worker
+    # Pruned by the worker, into the baseline row that keeps the totals.
+    assert TaskCounter.objects.get(task="gone").minute == base.BASELINE_MINUTE
     assert beat.concurrency == (2 if pool != "solo" else 1)
     shown = {w["hostname"]: w for w in read.snapshot(300)["workers"]}[beat.hostname]
     assert shown["state"] == "alive"
@@ -575,7 +665,14 @@ def test_worker__warm_shutdown_writes_what_no_timer_flushed(pool, start_worker, 
 
     assert worker.stop(signal.SIGTERM) == 0
     queue = f"{unique}-celery"
-    assert _totals(queue) == {"received": 5, "succeeded": 5, "failed": 0, "redelivered": 0}
+    assert _totals(queue) == {
+        "received": 5,
+        "succeeded": 5,
+        "failed": 0,
+        "redelivered": 0,
+        "wait_count": 5,
+        "runtime_count": 5,
+    }
     beat.refresh_from_db()
     assert (beat.processed, beat.failed, beat.active) == (5, 0, 0)
     assert beat.stopped_at is not None

@@ -237,6 +237,11 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
         # New queues default to ReceiveMessageWaitTimeSeconds=0; give the
         # queues Celery creates the same long polling as its receive calls.
         "sqs-creation-attributes": {"ReceiveMessageWaitTimeSeconds": str(wait)},
+        # Each receive brings the message's SentTimestamp with its receive count:
+        # telemetry measures queue wait (send -> start) without another SQS call.
+        "fetch_message_attributes": {
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount", "SentTimestamp"]
+        },
     }
     prefix = env.get("SQS_QUEUE_NAME_PREFIX")
     if prefix:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import metadata
 
 #: A worker not seen for this many of its intervals shows as lost.
@@ -33,8 +33,33 @@ CounterKey = tuple[str, str, datetime]
 COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered", "poisoned")
 #: The task name poison messages are counted under: no task could be read from them.
 POISON_TASK = "(undecodable)"
+
+#: Upper bounds (seconds) of the run-time and queue-wait histogram buckets. Each
+#: bucket column counts the observations at or below its bound (cumulative, as
+#: Prometheus has them), so rows add up by plain sums. A change needs a migration.
+BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0)
+
+
+def bucket_column(kind: str, bound: float) -> str:
+    """The counter column of ``kind`` (``runtime``, ``wait``) for ``bound``: ``runtime_le_0_5``."""
+    return f"{kind}_le_{bound:g}".replace(".", "_")
+
+
+RUNTIME_BUCKETS = tuple(bucket_column("runtime", b) for b in BUCKETS)
+WAIT_BUCKETS = tuple(bucket_column("wait", b) for b in BUCKETS)
 #: Every column of a task counter row that :class:`Counts` holds, by the same names.
-COUNTS_COLUMNS = (*COUNT_FIELDS, "runtime_sum", "runtime_max")
+COUNTS_COLUMNS = (
+    *COUNT_FIELDS,
+    "runtime_sum",
+    "runtime_max",
+    "runtime_count",
+    *RUNTIME_BUCKETS,
+    "wait_sum",
+    "wait_count",
+    *WAIT_BUCKETS,
+)
+#: The columns that add up (all but ``runtime_max``, which keeps the larger).
+ADDITIVE_COLUMNS = tuple(c for c in COUNTS_COLUMNS if c != "runtime_max")
 
 
 @dataclass
@@ -49,17 +74,41 @@ class Counts:
     poisoned: int = 0
     runtime_sum: float = 0.0
     runtime_max: float = 0.0
+    runtime_count: int = 0
+    runtime_le_0_1: int = 0
+    runtime_le_0_5: int = 0
+    runtime_le_1: int = 0
+    runtime_le_5: int = 0
+    runtime_le_15: int = 0
+    runtime_le_60: int = 0
+    runtime_le_300: int = 0
+    runtime_le_1800: int = 0
+    #: Queue wait: the message's SentTimestamp to the task's start.
+    wait_sum: float = 0.0
+    wait_count: int = 0
+    wait_le_0_1: int = 0
+    wait_le_0_5: int = 0
+    wait_le_1: int = 0
+    wait_le_5: int = 0
+    wait_le_15: int = 0
+    wait_le_60: int = 0
+    wait_le_300: int = 0
+    wait_le_1800: int = 0
 
     def merge(self, other: Counts) -> None:
-        """Add ``other`` in: sums add up, ``runtime_max`` keeps the larger."""
-        self.received += other.received
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.retried += other.retried
-        self.redelivered += other.redelivered
-        self.poisoned += other.poisoned
-        self.runtime_sum += other.runtime_sum
+        """Add ``other`` in: sums and counts add up, ``runtime_max`` keeps the larger."""
+        for name in ADDITIVE_COLUMNS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.runtime_max = max(self.runtime_max, other.runtime_max)
+
+
+def observation(kind: str, seconds: float) -> dict[str, float]:
+    """The deltas one ``runtime`` or ``wait`` observation adds: sum, count, its buckets."""
+    deltas: dict[str, float] = {f"{kind}_sum": seconds, f"{kind}_count": 1}
+    for bound in BUCKETS:
+        if seconds <= bound:
+            deltas[bucket_column(kind, bound)] = 1
+    return deltas
 
 
 @dataclass
@@ -74,6 +123,11 @@ class WorkerInfo:
     started_at: datetime
     interval: float
     versions: dict[str, str] = field(default_factory=dict)
+
+
+#: The minute of each task's baseline row: what pruning deleted, summed, so the
+#: totals of ``/sqs/metrics`` (counters) never go down. No window reaches back to it.
+BASELINE_MINUTE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def minute_of(moment: datetime) -> datetime:

@@ -11,12 +11,16 @@ from django.utils import timezone
 
 from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
+    ADDITIVE_COLUMNS,
+    BUCKETS,
+    COUNT_FIELDS,
     COUNTS_COLUMNS,
     LOST_AFTER_INTERVALS,
     LOST_SHOWN_FOR,
     POISON_TASK,
     SPARKLINE_POINTS,
     Counts,
+    bucket_column,
     minute_of,
 )
 
@@ -217,3 +221,40 @@ def panels(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _pct(rate: float | None) -> str | None:
     return None if rate is None else f"{rate * 100:.1f} %"
+
+
+def totals() -> list[dict[str, Any]]:
+    """Per task and queue, every kept counter summed (baseline rows of pruned minutes too).
+
+    What ``/sqs/metrics`` exports as counters and histograms: the sums only
+    grow, since pruning folds what it deletes into the baseline rows. Buckets
+    are ``[(bound, cumulative count), ..., (None, count)]``, ``None`` the +Inf
+    bucket; a task whose queue wait was never measured has no wait buckets.
+    One grouped query.
+    """
+    from django.db.models import Sum
+
+    from sqs_broker.models import TaskCounter
+
+    rows = (
+        TaskCounter.objects.order_by()
+        .values("task", "queue")
+        .annotate(**{f"total_{name}": Sum(name) for name in ADDITIVE_COLUMNS})
+    )
+    found = []
+    listed: list[dict[str, Any]] = [dict(r) for r in rows]
+    for row in sorted(listed, key=lambda r: (r["queue"], r["task"])):
+        total = {name: row[f"total_{name}"] or 0 for name in ADDITIVE_COLUMNS}
+        item: dict[str, Any] = {"name": row["task"], "queue": row["queue"]}
+        item.update({name: total[name] for name in COUNT_FIELDS})
+        for kind in ("runtime", "wait"):
+            count = total[f"{kind}_count"]
+            item[f"{kind}_sum"] = round(float(total[f"{kind}_sum"]), 6)
+            item[f"{kind}_count"] = count
+            item[f"{kind}_buckets"] = (
+                [(b, total[bucket_column(kind, b)]) for b in BUCKETS] + [(None, count)]
+                if count
+                else []
+            )
+        found.append(item)
+    return found

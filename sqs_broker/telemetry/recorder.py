@@ -52,6 +52,7 @@ from sqs_broker.telemetry.base import (
     Counts,
     WorkerInfo,
     minute_of,
+    observation,
     versions,
 )
 from sqs_broker.telemetry.store import start_worker_heartbeat, with_retries, write
@@ -101,6 +102,11 @@ class Recorder:
         """A delivery of ``task``; a redelivery when SQS received it before."""
         self._add(task, queue, received=1, redelivered=1 if receive_count > 1 else 0)
 
+    def waited(self, task: str, queue: str, seconds: float) -> None:
+        """The task's message waited ``seconds`` from SQS's SentTimestamp to this start."""
+        # Clocks of SQS and the worker differ by a little: a negative wait is zero.
+        self._add(task, queue, **observation("wait", max(0.0, seconds)))
+
     def poisoned(self, queue: str) -> None:
         """A message of ``queue`` that no task could be made of, moved out of the way."""
         self._add(POISON_TASK, queue, poisoned=1)
@@ -116,7 +122,7 @@ class Recorder:
             began = self._started.pop(task_id, None)
         runtime = time.monotonic() - began if began is not None else 0.0
         outcome = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried"}.get(state or "")
-        deltas: dict[str, float] = {"runtime_sum": runtime, "runtime_max": runtime}
+        deltas: dict[str, float] = {**observation("runtime", runtime), "runtime_max": runtime}
         if outcome is not None:
             deltas[outcome] = 1
         self._add(task, queue, **deltas)
@@ -269,6 +275,22 @@ def receive_count(request: Any) -> int:
         return 1
 
 
+def sent_timestamp(request: Any) -> float | None:
+    """SQS's ``SentTimestamp`` of the message behind a worker request, in Unix seconds.
+
+    kombu asks SQS for it on receive when the transport option
+    ``fetch_message_attributes`` names it (sqs_broker.settings does); ``None`` otherwise.
+    """
+    message = getattr(request, "message", None)
+    info = getattr(message, "delivery_info", None) or {}
+    sqs_message = info.get("sqs_message") or {}
+    raw = (sqs_message.get("Attributes") or {}).get("SentTimestamp")
+    try:
+        return int(raw) / 1000 if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _routing_key(request: Any) -> str | None:
     info = getattr(request, "delivery_info", None) or {}
     return info.get("routing_key")
@@ -287,13 +309,24 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
         # with them (to prefork children too), so a task can read its
         # self.request.delivery_info["sqs_receive_count"].
         info["sqs_receive_count"] = count
+        sent = sent_timestamp(request)
+        if sent is not None:
+            # Read at the task's start for its queue wait, without another SQS call.
+            info["sqs_sent_timestamp"] = sent
 
 
-def on_task_prerun(task_id: str | None = None, **kwargs: Any) -> None:
-    """``task_prerun``, where the task runs: start its clock."""
+def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    """``task_prerun``, where the task runs: start its clock and count its queue wait."""
     current = recorder()
-    if current is not None and task_id:
-        current.started(task_id)
+    if current is None or not task_id:
+        return
+    current.started(task_id)
+    request = getattr(task, "request", None)
+    if request is None or getattr(request, "is_eager", False):
+        return
+    sent = (getattr(request, "delivery_info", None) or {}).get("sqs_sent_timestamp")
+    if isinstance(sent, int | float):
+        current.waited(task.name, queue_label(_routing_key(request)), time.time() - sent)
 
 
 def on_task_postrun(

@@ -22,12 +22,18 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.db import transaction as db_transaction
-from django.db.models import F
+from django.db.models import F, Max, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from sqs_broker.conf import app_settings
-from sqs_broker.telemetry.base import COUNT_FIELDS, CounterKey, Counts, WorkerInfo
+from sqs_broker.telemetry.base import (
+    ADDITIVE_COLUMNS,
+    BASELINE_MINUTE,
+    CounterKey,
+    Counts,
+    WorkerInfo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,27 +65,13 @@ def write(
     of deadlocking. Returns False when ``processed``/``failed`` had no
     heartbeat row to go to.
     """
-    from sqs_broker.models import TaskCounter, WorkerHeartbeat
+    from sqs_broker.models import WorkerHeartbeat
 
     now = timezone.now()
     with bounded_lock_wait(lock_wait), db_transaction.atomic():
         _set_lock_timeout(lock_wait)
         for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
-            changes: dict[str, Any] = {
-                name: F(name) + getattr(c, name) for name in (*COUNT_FIELDS, "runtime_sum")
-            }
-            changes["runtime_max"] = Greatest(F("runtime_max"), c.runtime_max)
-            rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
-            if rows.update(**changes):
-                continue
-            try:
-                with db_transaction.atomic():
-                    TaskCounter.objects.create(
-                        task=task[:255], queue=queue[:80], minute=minute, **asdict(c)
-                    )
-            except IntegrityError:
-                # Another process created the row between our update and insert.
-                rows.update(**changes)
+            _add_row(task, queue, minute, c)
         held = True
         beat = WorkerHeartbeat.objects.filter(hostname=hostname)
         if worker is not None:
@@ -105,6 +97,25 @@ def write(
     return held
 
 
+def _add_row(task: str, queue: str, minute: datetime, c: Counts) -> None:
+    """Add ``c`` to the counter row of (task, queue, minute), creating it if needed."""
+    from sqs_broker.models import TaskCounter
+
+    changes: dict[str, Any] = {name: F(name) + getattr(c, name) for name in ADDITIVE_COLUMNS}
+    changes["runtime_max"] = Greatest(F("runtime_max"), c.runtime_max)
+    rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
+    if rows.update(**changes):
+        return
+    try:
+        with db_transaction.atomic():
+            TaskCounter.objects.create(
+                task=task[:255], queue=queue[:80], minute=minute, **asdict(c)
+            )
+    except IntegrityError:
+        # Another process created the row between our update and insert.
+        rows.update(**changes)
+
+
 def _heartbeat_fields(
     worker: WorkerInfo, now: datetime, stopped_at: datetime | None
 ) -> dict[str, Any]:
@@ -125,18 +136,61 @@ def _heartbeat_fields(
 def prune_old(now: datetime | None = None) -> tuple[int, int]:
     """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all).
 
-    Counters go in bounded chunks (:func:`~sqs_broker.models.delete_bounded`):
-    a week of minute rows for a hundred tasks is a million rows.
+    Counters go oldest first, whole minutes at a time, about
+    :data:`~sqs_broker.models.PRUNE_LIMIT` rows a run (a week of minute rows for
+    a hundred tasks is a million rows; the next runs take the rest). The deleted
+    counters are first added to each task's baseline row
+    (:data:`~sqs_broker.telemetry.base.BASELINE_MINUTE`), so the totals the
+    metrics export as counters never go down. Two pruners must not fold the
+    same rows twice: on PostgreSQL a transaction-scoped advisory lock lets one
+    prune while the other skips; SQLite serialises the writing transactions
+    (the loser's "database is locked" is retried from a fresh read).
     """
-    from sqs_broker.models import TaskCounter, WorkerHeartbeat, delete_bounded
+    from sqs_broker.models import PRUNE_LIMIT, TaskCounter, WorkerHeartbeat
 
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0, 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    counters = delete_bounded(TaskCounter.objects.filter(minute__lt=cutoff), "minute")
+    old = TaskCounter.objects.filter(minute__lt=cutoff, minute__gt=BASELINE_MINUTE)
+    with db_transaction.atomic():
+        if not _prune_lock():
+            return 0, 0
+        # Whole minutes up to the PRUNE_LIMIT-th oldest row: bounded, and never
+        # half a minute folded, whatever the rows of one minute number.
+        edge = list(
+            old.order_by("minute").values_list("minute", flat=True)[PRUNE_LIMIT - 1 : PRUNE_LIMIT]
+        )
+        batch = old.filter(minute__lte=edge[0]) if edge else old
+        folded = (
+            batch.order_by()
+            .values("task", "queue")
+            .annotate(
+                **{f"sum_{name}": Sum(name) for name in ADDITIVE_COLUMNS},
+                max_runtime_max=Max("runtime_max"),
+            )
+        )
+        listed: list[dict[str, Any]] = [dict(r) for r in folded]
+        for row in sorted(listed, key=lambda r: (r["task"], r["queue"])):
+            c = Counts(**{name: row[f"sum_{name}"] or 0 for name in ADDITIVE_COLUMNS})
+            c.runtime_max = row["max_runtime_max"] or 0.0
+            _add_row(row["task"], row["queue"], BASELINE_MINUTE, c)
+        counters, _ = batch.delete()
     beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
     return counters, beats
+
+
+#: The advisory lock key of pruning on PostgreSQL ("sqsb" in ASCII).
+PRUNE_LOCK_KEY = 0x73717362
+
+
+def _prune_lock() -> bool:
+    """Whether this transaction may prune: always off PostgreSQL, else the advisory lock."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PRUNE_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
 
 
 def start_worker_heartbeat(
