@@ -274,3 +274,49 @@ def test_dashboard__backoff_dlq_and_history(page, live_server, sqs, unique):
         shot = os.environ.get("SQS_BROKER_SCREENSHOT_DIR")
         if shot:
             page.screenshot(path=str(Path(shot) / "dashboard.png"), full_page=True)
+
+
+def test_dashboard__task_box_and_selective_move_with_progress(page, live_server, sqs, unique):
+    """Under a strict CSP: find a failed task by id; move back only one task's dead letters."""
+    import json
+
+    from django_celery_results.models import TaskResult
+    from playwright.sync_api import expect
+
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    for i in range(3):
+        name = "t.flaky" if i < 2 else "t.other"
+        app.send_task(name, queue="celery-dlq", task_id=f"{unique}-{i}")
+    failure = {"exc_type": "TimeoutError", "exc_message": ["slow"], "exc_module": "builtins"}
+    TaskResult.objects.create(
+        task_id=f"{unique}-0",
+        task_name="t.flaky",
+        status="FAILURE",
+        result=json.dumps(failure),
+        traceback='Traceback (most recent call last):\n  File "t.py"\nTimeoutError: slow\n',
+    )
+    console = _watch_csp(page)
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_CACHE_TTL=0):
+        _login(page, live_server)
+        page.fill("#sqs-task-id", f"{unique}-0")
+        page.locator("#sqs-task-box").get_by_role("button").click()
+        result = page.locator("#sqs-task-result")
+        expect(result.locator("td.state")).to_have_text("FAILURE")
+        expect(result).to_contain_text("TimeoutError: slow")
+        assert page.evaluate("window.__csp") == []
+
+        page.goto(f"{live_server.url}/admin/sqs_broker/dashboard/")
+        row = page.locator(f'tr[data-queue="{unique}-celery"]')
+        row.get_by_role("link", name="Move back from DLQ").click()
+        page.fill("#sqs-move-task", "t.flaky")
+        page.get_by_role("button", name="Yes, move them back").click()
+        move = page.locator("#sqs-move")
+        # The page drives the steps itself until the move is done.
+        expect(move).to_have_attribute("data-state", "done", timeout=30_000)
+        expect(move.locator('[data-field="moved"]')).to_have_text("2")
+        expect(move.locator('[data-field="skipped"]')).to_have_text("1")
+        assert page.evaluate("window.__csp") == []
+    moved = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert len(moved.get("Messages", [])) == 2
+    assert console == []
