@@ -231,3 +231,30 @@ def fresh_copy(target: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     return target
+
+
+def prefixed_app(unique: str) -> Celery:
+    """A Celery app whose queues carry this test's own prefix."""
+    return make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+
+
+def queue_state(name: str, app: Celery) -> Any:
+    """The attributes of the declared queue ``name``, asserting SQS answered."""
+    from sqs_broker import sqs as sqs_module
+
+    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), app)
+    assert state.error is None, state.error
+    return state
+
+
+def drain(sqs: Any, url: str, visibility_timeout: int | None = None) -> list[dict[str, Any]]:
+    """Receive every message of ``url`` (all attributes), leaving them in flight."""
+    found: list[dict[str, Any]] = []
+    extra = {} if visibility_timeout is None else {"VisibilityTimeout": visibility_timeout}
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0, **extra
+        ).get("Messages", [])
+        if not got:
+            return found
+        found += got

@@ -9,39 +9,18 @@ from botocore.exceptions import ClientError
 
 from sqs_broker import actions
 from sqs_broker import sqs as sqs_module
-from tests.conftest import base_env, make_app
+from tests.conftest import base_env, drain, make_app, prefixed_app, queue_state
 from tests.proxy import Proxy
-
-
-def _app(unique: str):
-    return make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
-
-
-def _state(name: str, app) -> sqs_module.QueueState:
-    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), app)
-    assert state.error is None, state.error
-    return state
-
-
-def _drain(sqs, url: str) -> list[dict]:
-    found = []
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not got:
-            return found
-        found += got
 
 
 def test_purge__once_per_60_seconds(sqs, unique):
     """purge empties the queue; a second purge within 60 s raises PurgeQueueInProgress."""
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
-    app = _app(unique)
-    state = _state(f"{unique}-celery", app)
+    app = prefixed_app(unique)
+    state = queue_state(f"{unique}-celery", app)
     actions.purge(state, app)
-    assert _drain(sqs, url) == []
+    assert drain(sqs, url) == []
     with pytest.raises(ClientError) as raised:
         actions.purge(state, app)
     assert sqs_module.error_text(raised.value)[1].endswith("PurgeQueueInProgress")
@@ -49,11 +28,13 @@ def test_purge__once_per_60_seconds(sqs, unique):
 
 def test_start_message_move__unsupported_on_moto(sqs, unique):
     """moto has no StartMessageMoveTask: the caller gets None and falls back."""
-    app = _app(unique)
+    app = prefixed_app(unique)
     sqs.create_queue(QueueName=f"{unique}-a")
     sqs.create_queue(QueueName=f"{unique}-b")
     assert (
-        actions.start_message_move(_state(f"{unique}-b", app), _state(f"{unique}-a", app), app)
+        actions.start_message_move(
+            queue_state(f"{unique}-b", app), queue_state(f"{unique}-a", app), app
+        )
         is None
     )
 
@@ -68,14 +49,14 @@ def test_move_messages__all_once(sqs, unique):
             MessageBody=f"m{i}",
             MessageAttributes={"n": {"DataType": "Number", "StringValue": str(i)}},
         )
-    app = _app(unique)
+    app = prefixed_app(unique)
     result = actions.move_messages(
-        _state(f"{unique}-dlq", app), _state(f"{unique}-celery", app), app
+        queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app), app
     )
     assert (result.moved, result.failed, result.not_deleted, result.errors) == (25, 0, 0, [])
-    moved = _drain(sqs, target)
+    moved = drain(sqs, target)
     assert sorted(m["Body"] for m in moved) == sorted(f"m{i}" for i in range(25))
-    assert _drain(sqs, source) == []
+    assert drain(sqs, source) == []
 
 
 def test_move_messages__limit(sqs, unique):
@@ -84,12 +65,12 @@ def test_move_messages__limit(sqs, unique):
     target = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     for i in range(12):
         sqs.send_message(QueueUrl=source, MessageBody=f"m{i}")
-    app = _app(unique)
+    app = prefixed_app(unique)
     result = actions.move_messages(
-        _state(f"{unique}-dlq", app), _state(f"{unique}-celery", app), app, limit=5
+        queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app), app, limit=5
     )
     assert result.moved == 5
-    assert len(_drain(sqs, target)) == 5
+    assert len(drain(sqs, target)) == 5
     left = sqs.get_queue_attributes(
         QueueUrl=source,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -109,15 +90,15 @@ def test_move_messages__failed_send_stays(sqs, unique):
     )["QueueUrl"]
     sqs.send_message(QueueUrl=source, MessageBody="small")
     sqs.send_message(QueueUrl=source, MessageBody="x" * 2000)
-    app = _app(unique)
+    app = prefixed_app(unique)
     result = actions.move_messages(
-        _state(f"{unique}-dlq", app), _state(f"{unique}-celery", app), app, hold=1
+        queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app), app, hold=1
     )
     assert (result.moved, result.failed) == (1, 1)
     assert result.errors
-    assert [m["Body"] for m in _drain(sqs, target)] == ["small"]
+    assert [m["Body"] for m in drain(sqs, target)] == ["small"]
     time.sleep(1.5)
-    assert [m["Body"] for m in _drain(sqs, source)] == ["x" * 2000]
+    assert [m["Body"] for m in drain(sqs, source)] == ["x" * 2000]
 
 
 def test_move_messages__refused_delete_is_counted(sqs, sqs_endpoint, unique):
@@ -126,8 +107,8 @@ def test_move_messages__refused_delete_is_counted(sqs, sqs_endpoint, unique):
     sqs.create_queue(QueueName=f"{unique}-celery")
     for i in range(3):
         sqs.send_message(QueueUrl=source, MessageBody=f"m{i}")
-    app = _app(unique)
-    states = _state(f"{unique}-dlq", app), _state(f"{unique}-celery", app)
+    app = prefixed_app(unique)
+    states = queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app)
     with Proxy.to(sqs_endpoint) as proxy:
         proxy.deny_matching = b"AmazonSQS.DeleteMessageBatch"
         app = make_app(
@@ -151,12 +132,12 @@ def test_move_messages__fifo_keeps_groups(sqs, unique):
     )["QueueUrl"]
     for i in range(4):
         sqs.send_message(QueueUrl=source, MessageBody=f"m{i}", MessageGroupId=f"g{i % 2}")
-    app = _app(unique)
+    app = prefixed_app(unique)
     result = actions.move_messages(
-        _state(f"{unique}-dlq.fifo", app), _state(f"{unique}-celery.fifo", app), app
+        queue_state(f"{unique}-dlq.fifo", app), queue_state(f"{unique}-celery.fifo", app), app
     )
     assert result.moved == 4, result.errors
-    moved = _drain(sqs, target)
+    moved = drain(sqs, target)
     groups: dict[str, list[str]] = {}
     for m in moved:
         groups.setdefault(m["Attributes"]["MessageGroupId"], []).append(m["Body"])
@@ -183,7 +164,7 @@ def test_move_messages__fifo_sends_fresh_deduplication_ids(sqs, unique):
             MessageDeduplicationId=dedup,
         )
         originals[f"m{i}"] = dedup
-    app = _app(unique)
+    app = prefixed_app(unique)
     sent: list[dict] = []
 
     def record(params, **_kwargs):
@@ -193,7 +174,7 @@ def test_move_messages__fifo_sends_fresh_deduplication_ids(sqs, unique):
     client.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
     try:
         result = actions.move_messages(
-            _state(f"{unique}-dlq.fifo", app), _state(f"{unique}-celery.fifo", app), app
+            queue_state(f"{unique}-dlq.fifo", app), queue_state(f"{unique}-celery.fifo", app), app
         )
     finally:
         client.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)

@@ -13,19 +13,8 @@ import time
 import pytest
 
 from sqs_broker import actions, moves
-from tests.conftest import base_env, make_app, queue_with_dlq
+from tests.conftest import base_env, drain, make_app, queue_with_dlq
 from tests.movesqs import MoveEndpoint
-
-
-def _drain(sqs, url: str) -> list[dict]:
-    found = []
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not got:
-            return found
-        found += got
 
 
 def _task_names(messages: list[dict]) -> list[str]:
@@ -69,9 +58,9 @@ def test_step__moves_only_the_named_task(sqs, unique, dead):
     assert record["state"] == "done"
     assert record["mode"] == "copy"
     assert (record["moved"], record["skipped"], record["failed"]) == (3, 2, 0)
-    assert _task_names(_drain(sqs, source_url)) == ["t.a"] * 3
+    assert _task_names(drain(sqs, source_url, visibility_timeout=30)) == ["t.a"] * 3
     # Released at once, not after the 300 s hold.
-    assert _task_names(_drain(sqs, dlq_url)) == ["t.b"] * 2
+    assert _task_names(drain(sqs, dlq_url, visibility_timeout=30)) == ["t.b"] * 2
     text = moves.describe(record)
     assert text.startswith(f"Moved 3 messages matching task t.*a from {unique}-celery-dlq")
     assert "2 passed over" in text
@@ -93,8 +82,8 @@ def test_step__exception_filter_reads_stored_results(sqs, unique, dead):
     source, dlq = _states(app, unique)
     record = _run(moves.start(dlq, source, app, exception="timeouterror"), app)
     assert (record["state"], record["moved"], record["skipped"]) == ("done", 2, 3)
-    assert _task_names(_drain(sqs, source_url)) == ["t.a", "t.b"]
-    assert len(_drain(sqs, dlq_url)) == 3
+    assert _task_names(drain(sqs, source_url, visibility_timeout=30)) == ["t.a", "t.b"]
+    assert len(drain(sqs, dlq_url, visibility_timeout=30)) == 3
 
 
 @pytest.mark.django_db
@@ -114,8 +103,8 @@ def test_step__rate_progress_and_cancel(sqs, unique, dead):
     record = moves.cancel(record["id"], app)
     assert record["state"] == "cancelled"
     assert moves.step(record["id"], app)["state"] == "cancelled"  # a cancelled move stays so
-    assert len(_drain(sqs, source_url)) == record["moved"]
-    assert len(_drain(sqs, dlq_url)) == 5 - record["moved"]
+    assert len(drain(sqs, source_url, visibility_timeout=30)) == record["moved"]
+    assert len(drain(sqs, dlq_url, visibility_timeout=30)) == 5 - record["moved"]
 
 
 def test_start__bad_rate_is_refused(sqs, unique, dead):

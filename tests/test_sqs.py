@@ -6,35 +6,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from sqs_broker import sqs as sqs_module
-from tests.conftest import base_env, make_app, run_python
+from tests.conftest import base_env, make_app, prefixed_app, queue_state, run_python
 from tests.proxy import Proxy
-
-
-def _app(unique: str):
-    return make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
-
-
-def _state(name: str, app) -> sqs_module.QueueState:
-    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), app)
-    assert state.error is None, state.error
-    return state
-
-
-def _drain(sqs, url: str) -> list[dict]:
-    found = []
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not got:
-            return found
-        found += got
 
 
 def test_inventory__prefix_and_declared(sqs, unique):
     """With a prefix, declared queues and queues found under it are both listed."""
     sqs.create_queue(QueueName=f"{unique}-extra")
-    names = {ref.name: ref.source for ref in sqs_module.inventory(_app(unique))}
+    names = {ref.name: ref.source for ref in sqs_module.inventory(prefixed_app(unique))}
     assert names == {f"{unique}-celery": "declared", f"{unique}-extra": "prefix"}
 
 
@@ -70,7 +49,7 @@ def test_fetch__cached_for_ttl(sqs, unique, settings):
     """A second fetch within the TTL returns the same answer without asking SQS."""
     settings.SQS_BROKER_CACHE_TTL = 60
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
-    app = _app(unique)
+    app = prefixed_app(unique)
     refs = sqs_module.inventory(app, discover=False)
     (first,) = sqs_module.fetch(refs, app)
     sqs.send_message(QueueUrl=url, MessageBody="x")
@@ -93,7 +72,7 @@ def test_fetch__redrive_policy_attribute(sqs, unique):
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 2})
         },
     )
-    state = _state(f"{unique}-celery", _app(unique))
+    state = queue_state(f"{unique}-celery", prefixed_app(unique))
     assert json.loads(state.attributes["RedrivePolicy"])["deadLetterTargetArn"] == arn
 
 
