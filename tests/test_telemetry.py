@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import sqlite3
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sqs_broker.models import TaskCounter, WorkerHeartbeat
+from sqs_broker.models import HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 from sqs_broker.telemetry import base, read, recorder, store
 from tests.conftest import base_env, make_app, user_with
 
@@ -81,12 +82,21 @@ def test_recorder__many_tasks_cost_no_query_until_one_flush() -> None:
 
     with CaptureQueriesContext(connection) as flushing:
         assert rec.flush() is True
-    # One transaction: begin, update counter (0 rows), savepoint + insert, update
-    # heartbeat (none yet), commit; independent of the 200 tasks.
-    assert len(flushing.captured_queries) <= 10, flushing.captured_queries
+    # One transaction: begin (and PostgreSQL's lock timeout); per minute row and per
+    # hour row an update (0 rows), savepoint, insert, release; the heartbeat's update
+    # (none yet); commit. One minute and one hour, or two of either if the clock
+    # crossed one: not the 200 tasks.
+    rows = TaskCounter.objects.count() + HourlyTaskCounter.objects.count()
+    timeout = 1 if connection.vendor == "postgresql" else 0
+    assert len(flushing.captured_queries) == 1 + timeout + 4 * rows + 2, flushing.captured_queries
     assert set(TaskCounter.objects.values_list("task", "queue")) == {("app.add", "q1")}
     row = _counted()
-    assert (row["received"], row["succeeded"], row["failed"], row["redelivered"]) == (200, 180, 20, 50)
+    assert (row["received"], row["succeeded"], row["failed"], row["redelivered"]) == (
+        200,
+        180,
+        20,
+        50,
+    )
     assert row["runtime_max"] >= 0 and row["runtime_sum"] >= row["runtime_max"]
 
 
@@ -256,17 +266,18 @@ def test_telemetry_step__only_a_warm_shutdown_marks_stopped(
 
 @pytest.mark.django_db(transaction=True)
 def test_prune_old__drops_rows_past_retention(settings) -> None:
-    """Counters and heartbeats older than SQS_BROKER_RETENTION_DAYS are deleted."""
+    """Counters (minutes and hours) and heartbeats older than SQS_BROKER_RETENTION_DAYS go."""
     settings.SQS_BROKER_RETENTION_DAYS = 1
     now = timezone.now()
-    TaskCounter.objects.create(task="t", queue="q", minute=base.minute_of(now))
-    TaskCounter.objects.create(task="t", queue="q", minute=base.minute_of(now - timedelta(days=2)))
+    for moment in (now, now - timedelta(days=2)):
+        store.write({("t", "q", base.minute_of(moment)): base.Counts(received=1)}, "w@h")
     _beat("old@h", seen_ago=3 * 86400)
     _beat("new@h", seen_ago=1)
-    assert store.prune_old(now) == (1, 1)
+    assert store.prune_old(now) == (2, 1)  # a minute row and an hour row
     assert list(WorkerHeartbeat.objects.values_list("hostname", flat=True)) == ["new@h"]
     minutes = set(TaskCounter.objects.values_list("minute", flat=True))
     assert minutes == {base.minute_of(now), base.BASELINE_MINUTE}
+    assert list(HourlyTaskCounter.objects.values_list("hour", flat=True)) == [base.hour_of(now)]
 
 
 @pytest.mark.django_db
@@ -285,7 +296,7 @@ def test_prune_old__totals_never_go_down(settings) -> None:
         {("t", "q", base.minute_of(now)): base.Counts(**base.observation("runtime", 0.2))}, "w@h"
     )
     before = read.totals()
-    assert store.prune_old(now)[0] == 2
+    assert store.prune_old(now)[0] == 2 + 2  # two minute rows, two hour rows
     after = read.totals()
     assert after == before
     (row,) = after
@@ -327,11 +338,10 @@ def test_snapshot__worker_states() -> None:
 def test_snapshot__tasks_over_the_window_with_rates() -> None:
     """Sums over the window's minutes only; rates; a sparkline of whole minutes, not the current."""
     now = timezone.now()
+    finished_before_this_hour = 0
     for ago, failed in ((0, 1), (2, 3), (30, 50)):
-        TaskCounter.objects.create(
-            task="app.flaky",
-            queue="q1",
-            minute=base.minute_of(now - timedelta(minutes=ago)),
+        minute = base.minute_of(now - timedelta(minutes=ago))
+        counts = base.Counts(
             received=4,
             succeeded=4 - failed if failed < 4 else 0,
             failed=failed,
@@ -339,6 +349,9 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
             runtime_sum=2.0,
             runtime_max=0.5 + ago,
         )
+        store.write({("app.flaky", "q1", minute): counts}, "w@h")
+        if base.hour_of(minute) < base.hour_of(now):
+            finished_before_this_hour += counts.succeeded + counts.failed
     (task,) = read.snapshot(300, now=now)["tasks"]
     assert (task["name"], task["queue"]) == ("app.flaky", "q1")
     assert (task["received"], task["succeeded"], task["failed"], task["redelivered"]) == (
@@ -356,9 +369,43 @@ def test_snapshot__tasks_over_the_window_with_rates() -> None:
 
     (day,) = read.snapshot(86400, now=now)["tasks"]
     assert day["failed"] == 54
-    # Whole buckets only: the one cut by the start of the window is left out.
-    assert base.SPARKLINE_POINTS - 1 <= len(day["series"]) <= base.SPARKLINE_POINTS
-    assert sum(day["series"]) == 4 + 50
+    # Whole hours only: the one cut by the start of the window and the current one are left out.
+    assert 23 <= len(day["series"]) <= 24
+    assert sum(day["series"]) == finished_before_this_hour
+
+
+@pytest.mark.django_db
+def test_snapshot__long_window_from_hours_equals_the_minutes() -> None:
+    """A day read from whole hours plus the first hour's minutes sums exactly what the minutes do.
+
+    Minutes just before the window, in the same hour as its start, must not count:
+    that hour's row holds them, so the first hour is read from the minutes.
+    """
+    now = datetime(2026, 11, 30, 12, 34, 56, tzinfo=UTC)
+    since = now - timedelta(days=1)
+    rng = random.Random(7)
+    written: list[tuple[datetime, base.Counts]] = []
+    edges = [since - timedelta(minutes=1), since, since + timedelta(minutes=25), now]
+    moments = edges + [now - timedelta(minutes=rng.randrange(0, 26 * 60)) for _ in range(150)]
+    for moment in moments:
+        c = base.Counts(received=rng.randrange(1, 9), succeeded=rng.randrange(0, 5))
+        c.merge(base.Counts(**base.observation("runtime", rng.random() * 3)))
+        c.runtime_max = c.runtime_sum
+        key = ("app.t", "q1", base.minute_of(moment))
+        store.write({key: c}, "w@h")
+        written.append((base.minute_of(moment), c))
+    (task,) = read.snapshot(86400, now=now)["tasks"]
+
+    inside = [c for minute, c in written if minute >= base.minute_of(since)]
+    assert task["received"] == sum(c.received for c in inside)
+    assert task["succeeded"] == sum(c.succeeded for c in inside)
+    assert task["runtime_max"] == pytest.approx(max(c.runtime_max for c in inside), abs=1e-6)
+    first_hour = base.hour_of(since) + timedelta(hours=1)
+    hours = [first_hour + timedelta(hours=i) for i in range(23)]  # the current hour is left out
+    expected = [
+        sum(c.succeeded for minute, c in written if base.hour_of(minute) == hour) for hour in hours
+    ]
+    assert task["series"] == expected
 
 
 @pytest.mark.django_db
@@ -368,13 +415,12 @@ def test_snapshot__two_queries_whatever_the_rows(django_assert_num_queries) -> N
     for i in range(4):
         _beat(f"w{i}@h", seen_ago=1, interval=10)
         for ago in range(3):
-            TaskCounter.objects.create(
-                task=f"app.t{i}",
-                queue="q2" if i % 2 else "q1",
-                minute=base.minute_of(now - timedelta(minutes=ago)),
-                received=1,
-                succeeded=1,
+            key = (
+                f"app.t{i}",
+                "q2" if i % 2 else "q1",
+                base.minute_of(now - timedelta(minutes=ago)),
             )
+            store.write({key: base.Counts(received=1, succeeded=1)}, "w@h")
     with django_assert_num_queries(2):
         found = read.snapshot(3600, now=now)
     assert len(found["workers"]) == 4
@@ -384,6 +430,9 @@ def test_snapshot__two_queries_whatever_the_rows(django_assert_num_queries) -> N
         ("q2", "app.t1", 3),
         ("q2", "app.t3", 3),
     ]
+    # A long window: whole hours from the hour counters, the first hour's part from the minutes.
+    with django_assert_num_queries(3):
+        read.snapshot(86400, now=now + timedelta(seconds=1))
 
 
 def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:

@@ -23,8 +23,12 @@ LOCK_WAIT = 0.25
 MAX_PENDING_KEYS = 20_000
 #: Seconds between two retention prunes by one worker.
 PRUNE_EVERY = 600.0
-#: Points of a task's sparkline, whatever the window.
+#: Points of a task's sparkline, whatever the window (at most: see HOURLY_FROM).
 SPARKLINE_POINTS = 30
+#: Windows at least this long (seconds) sum whole hours from the hourly counters and
+#: only the part of the first hour from the minute counters; their sparklines have
+#: whole hours as points (24 for a day).
+HOURLY_FROM = 6 * 3600
 
 SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
@@ -133,6 +137,11 @@ BASELINE_MINUTE = datetime(1970, 1, 1, tzinfo=UTC)
 def minute_of(moment: datetime) -> datetime:
     """The start of ``moment``'s minute: the key of its counter row."""
     return moment.replace(second=0, microsecond=0)
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The start of ``moment``'s hour: the key of its hourly counter row."""
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def versions() -> dict[str, str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.db import transaction as db_transaction
@@ -33,7 +33,11 @@ from sqs_broker.telemetry.base import (
     CounterKey,
     Counts,
     WorkerInfo,
+    hour_of,
 )
+
+if TYPE_CHECKING:
+    from sqs_broker.models import CountColumns
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +64,24 @@ def write(
     database's own timeout when None); a longer wait raises "database is
     locked" (SQLite) or "lock timeout" (PostgreSQL).
 
-    Rows are always touched in the same order (counters sorted by key, then
-    the heartbeat), so two flushes on PostgreSQL wait for each other instead
-    of deadlocking. Returns False when ``processed``/``failed`` had no
-    heartbeat row to go to.
+    Each minute's counts go to its minute row and to its hour's row, which
+    long windows read. Rows are always touched in the same order (minute
+    counters sorted by key, hour counters sorted by key, then the heartbeat),
+    so two flushes on PostgreSQL wait for each other instead of deadlocking.
+    Returns False when ``processed``/``failed`` had no heartbeat row to go to.
     """
-    from sqs_broker.models import WorkerHeartbeat
+    from sqs_broker.models import HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 
     now = timezone.now()
+    hours: dict[CounterKey, Counts] = {}
+    for (task, queue, minute), c in counts.items():
+        hours.setdefault((task, queue, hour_of(minute)), Counts()).merge(c)
     with bounded_lock_wait(lock_wait), db_transaction.atomic():
         _set_lock_timeout(lock_wait)
         for (task, queue, minute), c in sorted(counts.items(), key=lambda item: item[0]):
-            _add_row(task, queue, minute, c)
+            _add_row(TaskCounter, "minute", task, queue, minute, c)
+        for (task, queue, hour), c in sorted(hours.items(), key=lambda item: item[0]):
+            _add_row(HourlyTaskCounter, "hour", task, queue, hour, c)
         held = True
         beat = WorkerHeartbeat.objects.filter(hostname=hostname)
         if worker is not None:
@@ -97,20 +107,19 @@ def write(
     return held
 
 
-def _add_row(task: str, queue: str, minute: datetime, c: Counts) -> None:
-    """Add ``c`` to the counter row of (task, queue, minute), creating it if needed."""
-    from sqs_broker.models import TaskCounter
-
+def _add_row(
+    model: type[CountColumns], period: str, task: str, queue: str, start: datetime, c: Counts
+) -> None:
+    """Add ``c`` to ``model``'s row of (task, queue, ``period`` = start), creating it if needed."""
     changes: dict[str, Any] = {name: F(name) + getattr(c, name) for name in ADDITIVE_COLUMNS}
     changes["runtime_max"] = Greatest(F("runtime_max"), c.runtime_max)
-    rows = TaskCounter.objects.filter(task=task[:255], queue=queue[:80], minute=minute)
+    key = {"task": task[:255], "queue": queue[:80], period: start}
+    rows = model._default_manager.filter(**key)
     if rows.update(**changes):
         return
     try:
         with db_transaction.atomic():
-            TaskCounter.objects.create(
-                task=task[:255], queue=queue[:80], minute=minute, **asdict(c)
-            )
+            model._default_manager.create(**key, **asdict(c))
     except IntegrityError:
         # Another process created the row between our update and insert.
         rows.update(**changes)
@@ -136,6 +145,8 @@ def _heartbeat_fields(
 def prune_old(now: datetime | None = None) -> tuple[int, int]:
     """Delete counters and heartbeats older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps all).
 
+    Returns the counter rows (minutes and hours) and the heartbeats deleted.
+
     Counters go oldest first, whole minutes at a time, about
     :data:`~sqs_broker.models.PRUNE_LIMIT` rows a run (a week of minute rows for
     a hundred tasks is a million rows; the next runs take the rest). The deleted
@@ -144,9 +155,17 @@ def prune_old(now: datetime | None = None) -> tuple[int, int]:
     metrics export as counters never go down. Two pruners must not fold the
     same rows twice: on PostgreSQL a transaction-scoped advisory lock lets one
     prune while the other skips; SQLite serialises the writing transactions
-    (the loser's "database is locked" is retried from a fresh read).
+    (the loser's "database is locked" is retried from a fresh read). Hour rows
+    are deleted, bounded the same way, without a baseline: the minutes' keeps
+    the totals.
     """
-    from sqs_broker.models import PRUNE_LIMIT, TaskCounter, WorkerHeartbeat
+    from sqs_broker.models import (
+        PRUNE_LIMIT,
+        HourlyTaskCounter,
+        TaskCounter,
+        WorkerHeartbeat,
+        delete_bounded,
+    )
 
     days = app_settings.RETENTION_DAYS
     if not days:
@@ -174,8 +193,10 @@ def prune_old(now: datetime | None = None) -> tuple[int, int]:
         for row in sorted(listed, key=lambda r: (r["task"], r["queue"])):
             c = Counts(**{name: row[f"sum_{name}"] or 0 for name in ADDITIVE_COLUMNS})
             c.runtime_max = row["max_runtime_max"] or 0.0
-            _add_row(row["task"], row["queue"], BASELINE_MINUTE, c)
+            _add_row(TaskCounter, "minute", row["task"], row["queue"], BASELINE_MINUTE, c)
         counters, _ = batch.delete()
+    # The hours need no baseline: the minute table's keeps the totals.
+    counters += delete_bounded(HourlyTaskCounter.objects.filter(hour__lt=hour_of(cutoff)), "hour")
     beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
     return counters, beats
 
