@@ -6,6 +6,8 @@ needs it (the ``sqs_endpoint`` fixture), so pure tests run without it.
 
 import os
 
+import django
+
 from tests import localserver
 
 localserver.address()
@@ -24,3 +26,8 @@ SQS_BROKER_TELEMETRY = False
 # Every page the tests serve carries a strict Content-Security-Policy
 # (default-src 'self'), so the browser tests prove no page needs inline code.
 MIDDLEWARE = [*MIDDLEWARE, "tests.csp.StrictCSPMiddleware"]  # noqa: F405
+
+# Django 6.1 configures e-mail through MAILERS and warns that its implicit default
+# mailer goes away; the test runner swaps in its outbox either way.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
