@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from sqs_broker import findings
 from tests.conftest import base_env, make_app
@@ -52,3 +55,32 @@ def offline_ids(case: dict[str, Any]) -> set[str]:
 
 def online_ids(app: Any, **kwargs: Any) -> set[str]:
     return ids(findings.online(app, **kwargs))
+
+
+#: id (and a case name) -> (configuration that raises it, configuration that does not).
+OfflineCases = dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+
+def offline_case_tests(
+    cases: OfflineCases,
+) -> tuple[Callable[[str], None], Callable[[str], None]]:
+    """The two tests of a topic module's offline cases, parametrized by its ids.
+
+    A topic module binds them to its own names (``test_offline__raises_each_id,
+    test_offline__clean_configuration_does_not = offline_case_tests(OFFLINE)``),
+    so each case reports under the module that checks that topic.
+    """
+
+    @pytest.mark.pure
+    @pytest.mark.parametrize("finding_id", sorted(cases))
+    def raises_each_id(finding_id: str) -> None:
+        """The first configuration of each offline case raises its id."""
+        assert base_id(finding_id) in offline_ids(cases[finding_id][0])
+
+    @pytest.mark.pure
+    @pytest.mark.parametrize("finding_id", sorted(cases))
+    def clean_configuration_does_not(finding_id: str) -> None:
+        """The second configuration of each offline case does not."""
+        assert base_id(finding_id) not in offline_ids(cases[finding_id][1])
+
+    return raises_each_id, clean_configuration_does_not

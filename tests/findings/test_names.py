@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
 from tests.conftest import base_env, run_python
 from tests.findings.common import (
+    OfflineCases,
     app_for,
-    base_id,
-    offline_ids,
+    offline_case_tests,
 )
 
-#: id (and a case name) -> (configuration that raises it, configuration that does not).
-OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+OFFLINE: OfflineCases = {
     "sqs_broker.W015": (
         {"conf": {"task_default_queue": "jobs.high"}},
         {"conf": {"task_default_queue": "jobs_high"}},
@@ -32,18 +27,9 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.pure
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__raises_each_id(finding_id: str) -> None:
-    """The first configuration of each offline case raises its id."""
-    assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
-
-
-@pytest.mark.pure
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__clean_configuration_does_not(finding_id: str) -> None:
-    """The second configuration of each offline case does not."""
-    assert base_id(finding_id) not in offline_ids(OFFLINE[finding_id][1])
+test_offline__raises_each_id, test_offline__clean_configuration_does_not = offline_case_tests(
+    OFFLINE
+)
 
 
 def test_pycurl_missing__raised_when_it_cannot_be_imported() -> None:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
 from tests.findings.common import (
+    OfflineCases,
     app_for,
-    base_id,
-    offline_ids,
+    offline_case_tests,
 )
 
 # Configuration, geometry and text: no SQS server needed.
 pytestmark = pytest.mark.pure
 
-#: id (and a case name) -> (configuration that raises it, configuration that does not).
-OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+OFFLINE: OfflineCases = {
     "sqs_broker.E004": ({"options": {"wait_time_seconds": 25}}, {}),
     "sqs_broker.I001": ({}, {"env": {"SQS_POLLING_INTERVAL": "0"}}),
     "sqs_broker.W002": ({"env": {"SQS_POLLING_INTERVAL": "30"}}, {}),
@@ -30,16 +27,9 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__raises_each_id(finding_id: str) -> None:
-    """The first configuration of each offline case raises its id."""
-    assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
-
-
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__clean_configuration_does_not(finding_id: str) -> None:
-    """The second configuration of each offline case does not."""
-    assert base_id(finding_id) not in offline_ids(OFFLINE[finding_id][1])
+test_offline__raises_each_id, test_offline__clean_configuration_does_not = offline_case_tests(
+    OFFLINE
+)
 
 
 def test_offline__polling_numbers() -> None:

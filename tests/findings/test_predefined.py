@@ -15,15 +15,14 @@ from tests.conftest import base_env, make_app
 from tests.findings.common import (
     ACCOUNT,
     AWS,
+    OfflineCases,
     app_for,
-    base_id,
-    offline_ids,
+    offline_case_tests,
     predefined,
     url,
 )
 
-#: id (and a case name) -> (configuration that raises it, configuration that does not).
-OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+OFFLINE: OfflineCases = {
     "sqs_broker.E008": (
         {"env": predefined(other={"url": url("other")})},
         {"env": predefined(celery={"url": url("celery")})},
@@ -135,18 +134,9 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.pure
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__raises_each_id(finding_id: str) -> None:
-    """The first configuration of each offline case raises its id."""
-    assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
-
-
-@pytest.mark.pure
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__clean_configuration_does_not(finding_id: str) -> None:
-    """The second configuration of each offline case does not."""
-    assert base_id(finding_id) not in offline_ids(OFFLINE[finding_id][1])
+test_offline__raises_each_id, test_offline__clean_configuration_does_not = offline_case_tests(
+    OFFLINE
+)
 
 
 def test_offline__backoff_key_mismatch_names_the_real_queue() -> None:

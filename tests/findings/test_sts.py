@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
 from tests.findings.common import (
     ACCOUNT,
+    OfflineCases,
     app_for,
-    base_id,
-    offline_ids,
+    offline_case_tests,
     online_ids,
     predefined,
     url,
 )
 
-#: id (and a case name) -> (configuration that raises it, configuration that does not).
-OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+OFFLINE: OfflineCases = {
     "sqs_broker.E014": (
         {
             "env": {"SQS_STS_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/celery"},
@@ -63,18 +58,9 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.pure
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__raises_each_id(finding_id: str) -> None:
-    """The first configuration of each offline case raises its id."""
-    assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
-
-
-@pytest.mark.pure
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__clean_configuration_does_not(finding_id: str) -> None:
-    """The second configuration of each offline case does not."""
-    assert base_id(finding_id) not in offline_ids(OFFLINE[finding_id][1])
+test_offline__raises_each_id, test_offline__clean_configuration_does_not = offline_case_tests(
+    OFFLINE
+)
 
 
 def test_online__assume_role_failure(unique: str) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from tests.findings.common import (
-    base_id,
-    offline_ids,
+    OfflineCases,
+    offline_case_tests,
     predefined,
     url,
 )
@@ -17,8 +15,7 @@ from tests.findings.common import (
 # Configuration, geometry and text: no SQS server needed.
 pytestmark = pytest.mark.pure
 
-#: id (and a case name) -> (configuration that raises it, configuration that does not).
-OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+OFFLINE: OfflineCases = {
     "sqs_broker.E005": ({"options": {"visibility_timeout": 50000}}, {}),
     "sqs_broker.E006": (
         {"settings": {"SQS_BROKER_MAX_ETA": 3600}},
@@ -40,13 +37,6 @@ OFFLINE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__raises_each_id(finding_id: str) -> None:
-    """The first configuration of each offline case raises its id."""
-    assert base_id(finding_id) in offline_ids(OFFLINE[finding_id][0])
-
-
-@pytest.mark.parametrize("finding_id", sorted(OFFLINE))
-def test_offline__clean_configuration_does_not(finding_id: str) -> None:
-    """The second configuration of each offline case does not."""
-    assert base_id(finding_id) not in offline_ids(OFFLINE[finding_id][1])
+test_offline__raises_each_id, test_offline__clean_configuration_does_not = offline_case_tests(
+    OFFLINE
+)
