@@ -1,7 +1,10 @@
 """Geometry of the dashboard's inline SVG charts: sparklines, history and backoff.
 
 Only numbers and coordinates are computed here; the templates draw the
-``<svg>`` (no CDN, no JavaScript, no inline styles). Queue history is drawn on
+``<svg>`` (no CDN, no JavaScript, no inline styles), except the sparkline:
+:func:`sparkline_svg` writes it, because the dashboard draws one per queue and
+per dead-letter queue, and 600 template includes took a third of its rendering
+time at 300 queues. Queue history is drawn on
 a time axis: the points are the time buckets :func:`sqs_broker.stats.history`
 grouped in the database, placed by time, with gaps left open and ticks at
 round times. Keeping the arithmetic out of templates
@@ -13,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 if TYPE_CHECKING:
     from sqs_broker.schema import BackoffRow
@@ -142,6 +148,21 @@ def sparkline(
         "peak": top if visible else None,
         "count": _count(samples),
     }
+
+
+def sparkline_svg(spark: dict[str, Any], label: str) -> SafeString:
+    """A :func:`sparkline` as an ``<svg>`` element, ``label`` its text for screen readers.
+
+    Every attribute is escaped. The markup is the one the dashboard's CSS and
+    tests know: ``svg.sqs-spark`` with one ``polyline`` per run of samples.
+    """
+    width, height = spark["width"], spark["height"]
+    lines = format_html_join("", '<polyline points="{}"/>', ((s,) for s in spark["segments"]))
+    return format_html(
+        '<svg class="sqs-spark" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="{}">{}</svg>',
+        width, height, width, height, label, lines,
+    )  # fmt: skip
 
 
 def history_chart(

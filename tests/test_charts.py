@@ -106,3 +106,14 @@ def test_history_chart__three_lines_one_scale():
     assert first.endswith(",4.0") and last.endswith(",104.0")
     assert (chart["start"], chart["end"], chart["count"]) == (window.start, window.end, 2)
     assert chart["ticks"]
+
+
+def test_sparkline_svg__one_polyline_per_run_and_escaped():
+    """The sparkline's <svg>: the CSS's class, one polyline per run, the label escaped."""
+    window = _window(hours=1)
+    samples = [_at(window, m, 1) for m in (50, 49, 48, 10, 9, 8)]
+    spark = charts.sparkline(samples, window=window)
+    svg = charts.sparkline_svg(spark, 'peak "3" <b>')
+    assert svg.startswith('<svg class="sqs-spark" width="120" height="24" viewBox="0 0 120 24"')
+    assert svg.count("<polyline points=") == 2
+    assert 'aria-label="peak &quot;3&quot; &lt;b&gt;"' in svg
