@@ -501,7 +501,11 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.reuse and TaskCounter.objects.count() == DAYS * 24 * 60 * TASKS * TASK_QUEUES:
                 # The stored samples take this run's queue names (the data set is as written).
-                old = sorted(QueueSample.objects.values_list("queue", flat=True).distinct())
+                # order_by(): the model orders by (queue, sampled_at), and DISTINCT would
+                # then keep one row per sample, not per queue.
+                old = sorted(
+                    QueueSample.objects.order_by().values_list("queue", flat=True).distinct()
+                )
                 for before, after in zip(old, names, strict=False):
                     QueueSample.objects.filter(queue=before).update(queue=after)
                 out["data"] = {

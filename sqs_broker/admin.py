@@ -155,7 +155,8 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The dashboard: every queue, the findings, workers, tasks and configuration."""
-        from sqs_broker import charts, stats
+        from sqs_broker import rows as table
+        from sqs_broker import stats
         from sqs_broker.telemetry import read as telemetry
 
         self._require(request)
@@ -172,23 +173,19 @@ class DashboardAdmin(admin.ModelAdmin):
         names = [q["name"] for q in data["queues"]]
         names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]
         series = stats.history(names)
-        rows: list[dict[str, Any]] = []
-        for queue in data["queues"]:
-            dlq = queue["dlq"]
-            rows.append(
-                {
-                    "q": queue,
-                    "spark": charts.sparkline(series.get(queue["name"], [])),
-                    "dlq_spark": charts.sparkline(series.get(dlq["name"], [])) if dlq else None,
-                    "backoff_chart": charts.backoff_chart(queue["backoff_policy"]),
-                    "findings": [f for f in data["findings"] if f["queue"] == queue["name"]],
-                }
-            )
+        rows = table.queue_rows(
+            data["queues"],
+            series,
+            data["findings"],
+            can_purge=request.user.has_perm("sqs_broker.purge_queue"),
+            can_redrive=request.user.has_perm("sqs_broker.redrive_queue"),
+        )
         context = self._context(
             request,
             _("SQS dashboard"),
             data=data,
             rows=rows,
+            labels=table.labels(),
             backoff_rows=[r for r in rows if r["q"]["backoff_policy"]],
             refresh_seconds=app_settings.REFRESH_SECONDS,
             window=window,

@@ -598,3 +598,75 @@ def test_dashboard__in_flight_with_idle_workers_is_explained(client, sqs, unique
     worker.active = 2  # a busy worker holds them: nothing to explain
     worker.save()
     assert 'id="sqs-unheld"' not in client.get(DASHBOARD).content.decode()
+
+
+class _RowLabels(HTMLParser):
+    """The data-label of every cell of the queue table's rows, and the sparklines' aria-labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_row = False
+        self.labels: list[str] = []
+        self.sparks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "tr":
+            self.in_row = "data-queue" in found
+        elif self.in_row and tag == "td":
+            self.labels.append(found.get("data-label") or "")
+        elif self.in_row and tag == "svg":
+            self.sparks.append(found.get("aria-label") or "")
+
+
+@pytest.mark.django_db
+def test_dashboard__rows_labelled_in_simplified_chinese(client, sqs, unique, app, with_dlq):
+    """Every cell's data-label (the phone layout's labels) and each row's sentences are Chinese."""
+    QueueSample.objects.create(
+        queue=f"{unique}-celery", sampled_at=datetime.now(UTC), visible=2, in_flight=0, delayed=0
+    )
+    client.force_login(user_with("view_dashboard", "purge_queue", "redrive_queue"))
+    html = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    cells = _RowLabels()
+    cells.feed(html)
+    heads = ["队列", "可见", "处理中", "延迟", "最早的消息", "可见性超时", "接收等待", "死信队列"]
+    heads += ["趋势", "操作"]
+    assert cells.labels[:10] == heads
+    assert set(cells.labels) == set(heads), "every row's cells carry the translated labels"
+    assert cells.sparks == ["可见消息，1 个样本，峰值 2"]
+    for text in ("接收 5 次后", "从死信队列移回", "清空", "无历史"):
+        assert text in html
+    english = ('data-label="Visible"', "after 5 receives", "Move back from DLQ", "no history")
+    assert not [text for text in english if text in html]
+
+
+@pytest.mark.django_db
+def test_dashboard__cached_load_reads_no_queue_samples(client, sqs, unique, app, monkeypatch):
+    """Inside the caches' lifetimes a reload reads no history from the database.
+
+    Its SQL is the login's and the telemetry panels' (read live), the same few
+    queries with 1 or 300 queues (test_dashboard__queries_do_not_grow_with_queues).
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    QueueSample.objects.create(
+        queue=f"{unique}-celery", sampled_at=datetime.now(UTC), visible=2, in_flight=0, delayed=0
+    )
+    # The history's cache key follows the clock in 10 s steps: hold the clock still for it.
+    now = datetime.now(UTC)
+    window = stats.history_window
+
+    def still(hours: float | None = None, _now: object = None, points: int = 120) -> object:
+        return window(hours, now, points)
+
+    monkeypatch.setattr(stats, "history_window", still)
+    client.force_login(user_with("view_dashboard"))
+    with override_settings(SQS_BROKER_CACHE_TTL=300):
+        assert client.get(DASHBOARD).status_code == 200
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(DASHBOARD)
+    assert page.status_code == 200 and 'class="sqs-spark"' in page.content.decode()
+    read = [q["sql"] for q in captured.captured_queries if "sqs_broker_queuesample" in q["sql"]]
+    assert read == []

@@ -106,3 +106,58 @@ def test_history_chart__three_lines_one_scale():
     assert first.endswith(",4.0") and last.endswith(",104.0")
     assert (chart["start"], chart["end"], chart["count"]) == (window.start, window.end, 2)
     assert chart["ticks"]
+
+
+def test_sparkline_svg__one_polyline_per_run_and_escaped():
+    """The sparkline's <svg>: the CSS's class, one polyline per run, the label escaped."""
+    window = _window(hours=1)
+    samples = [_at(window, m, 1) for m in (50, 49, 48, 10, 9, 8)]
+    spark = charts.sparkline(samples, window=window)
+    svg = charts.sparkline_svg(spark, 'peak "3" <b>')
+    assert svg.startswith('<svg class="sqs-spark" width="120" height="24" viewBox="0 0 120 24"')
+    assert svg.count("<polyline points=") == 2
+    assert 'aria-label="peak &quot;3&quot; &lt;b&gt;"' in svg
+
+
+def _segments_by_datetimes(samples, key, window, box, top):
+    """time_segments as first written, in datetime arithmetic per point: the reference."""
+    left, upper, right, bottom = box
+    span = (window.end - window.start).total_seconds() or 1.0
+    k = (bottom - upper) / (top if top > 0 else 1)
+
+    def x_of(t):
+        offset = (t - window.start).total_seconds() + window.step / 2
+        return left + min(max(offset / span, 0.0), 1.0) * (right - left)
+
+    times = [s["t"] for s in samples]
+    steps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    limit = max(2 * window.step, 2 * (steps[len(steps) // 2] if steps else window.step))
+    runs, previous = [], None
+    for sample in samples:
+        if previous is None or (sample["t"] - previous).total_seconds() > limit:
+            runs.append([])
+        runs[-1].append((x_of(sample["t"]), bottom - sample[key] * k))
+        previous = sample["t"]
+    runs = [r if len(r) > 1 else [(max(left, r[0][0] - 1.5), r[0][1]),
+                                  (min(right, r[0][0] + 1.5), r[0][1])] for r in runs]  # fmt: skip
+    return [" ".join(f"{x:.1f},{y:.1f}" for x, y in run) for run in runs]
+
+
+def test_time_segments__same_points_as_datetime_arithmetic():
+    """The list-at-a-time arithmetic draws exactly what per-point datetime arithmetic drew."""
+    import random
+
+    rng = random.Random(15)
+    for _ in range(300):
+        end = datetime(2026, 1, 1, 12, rng.randrange(60), rng.randrange(60),
+                       rng.randrange(10**6), tzinfo=UTC)  # fmt: skip
+        hours = rng.choice([0.1, 1, 6, 24])
+        window = HistoryWindow(end - timedelta(hours=hours), end, max(60, int(hours * 30)))
+        first = int(window.start.timestamp()) // window.step
+        buckets = sorted(rng.sample(range(first - 2, first + 122), rng.randrange(0, 60)))
+        samples = [{"t": datetime.fromtimestamp(b * window.step, UTC),
+                    "visible": rng.randrange(0, 500)} for b in buckets]  # fmt: skip
+        top = max([s["visible"] for s in samples] or [0])
+        box = rng.choice([(2, 2, 118, 22), (4, 4, 636, 182)])
+        expected = _segments_by_datetimes(samples, "visible", window, box, top)
+        assert charts.time_segments(samples, "visible", window, box, top) == expected
