@@ -373,6 +373,23 @@ def test_history_ages__since_last_empty_sample():
 
 
 @pytest.mark.django_db
+def test_history_ages__live_reads_share_one_query_and_still_age(django_assert_num_queries):
+    """A live read is cached for every viewer; the cached marks still give the age now."""
+    cache.clear()
+    start = datetime.now(UTC)
+    QueueSample.objects.create(
+        queue="busy", sampled_at=start - timedelta(minutes=3), visible=2, in_flight=0, delayed=0
+    )
+    with django_assert_num_queries(1):
+        first = stats.history_ages(["busy", "unsampled"])
+    time.sleep(1.1)
+    with django_assert_num_queries(0):
+        second = stats.history_ages(["unsampled", "busy"])
+    assert list(first) == list(second) == ["busy"]
+    assert 180 <= first["busy"] < second["busy"] < 180 + 30
+
+
+@pytest.mark.django_db
 def test_fill_ages__sources():
     """CloudWatch wins, an empty queue is 0 by its attributes, a busy one falls back to history."""
     from sqs_broker import sqs as sqs_module
