@@ -79,6 +79,7 @@ def test_devstack__fresh_copy_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     """No project variable set: demo result, static files, the login; SIGTERM leaves nothing."""
     folder = fresh_copy(tmp_path / "clone")
     env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_PREFIXES)}
+    env.pop("PYTHONUNBUFFERED", None)  # as on a user's machine: output to a file is buffered
     env["PYTHON"] = sys.executable
     web, sqs_port = free_port(), free_port()
     log = tmp_path / "stack.log"
