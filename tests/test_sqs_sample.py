@@ -114,6 +114,7 @@ def test_sample_queues_task__writes_samples(sqs, unique, app):
 @pytest.mark.django_db(transaction=True)
 def test_sqs_sample__interval_until_interrupted(sqs, unique):
     """--interval N samples every N seconds; Ctrl-C (SIGINT) stops it cleanly."""
+    import select
     import signal
     import subprocess
     import sys
@@ -127,6 +128,7 @@ def test_sqs_sample__interval_until_interrupted(sqs, unique):
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DATABASE_URL": database_url(),
     }
+    env.pop("PYTHONUNBUFFERED", None)  # a pipe is block-buffered: the command flushes each pass
     process = subprocess.Popen(
         [sys.executable, "manage.py", "sqs_sample", "--interval", "0.3"],
         cwd=ROOT,
@@ -139,8 +141,14 @@ def test_sqs_sample__interval_until_interrupted(sqs, unique):
     while QueueSample.objects.filter(queue=f"{unique}-celery").count() < 3:
         assert time.monotonic() < deadline, process.communicate(timeout=5)
         time.sleep(0.2)
+    # Each pass is on the pipe already, not only when the buffer fills or the command ends.
+    ready, _, _ = select.select([process.stdout], [], [], 10)
+    assert ready, "no line on stdout after three passes"
+    first = process.stdout.readline()
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=15)
+    assert process.wait(timeout=15) is not None
+    # Through the same text stream: readline() may hold later lines in its buffer.
+    out, err = first + process.stdout.read(), process.stderr.read()
     assert process.returncode == 0, err
     assert out.count("Sampled 1 queue;") >= 3
     assert out.endswith("Stopped.\n")

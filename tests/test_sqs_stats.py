@@ -38,6 +38,7 @@ def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
     """--interval prints one JSON line per pass and stops cleanly on Ctrl-C (SIGINT)."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", DJANGO_SETTINGS_MODULE="project.settings")
     env["DATABASE_URL"] = f"sqlite:///{tmp_path}/db.sqlite3"
+    env.pop("PYTHONUNBUFFERED", None)  # a pipe is block-buffered: the command flushes each line
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "sqs_stats", "--offline", "--interval", "0.5"],
         cwd=ROOT,

@@ -85,6 +85,7 @@ class Command(BaseCommand):
                     f"  {record['state']}: {record['moved']} moved, {record['skipped']} passed "
                     f"over, {record['failed']} not sent"
                 )
+                self.stdout.flush()  # progress as it happens, through a pipe too
         except KeyboardInterrupt:
             record = moves.cancel(record["id"])
         self.stdout.write(moves.describe(record))

@@ -55,6 +55,7 @@ class Command(BaseCommand):
             while True:
                 started = time.monotonic()
                 self._sample_once(raise_on_failure=False)
+                self.stdout.flush()  # each pass reaches a pipe or a log file as it happens
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
         except KeyboardInterrupt:
             self.stdout.write("Stopped.")
