@@ -71,7 +71,8 @@ def test_processes__start_when_debug_is_off(argv: list[str]) -> None:
 def test_runserver__serves_when_keys_come_from_the_environment() -> None:
     """DEBUG on with keys in the environment (not the URL): runserver starts."""
     env = base_env(**{k: v for k, v in UNSAFE.items() if k != "SQS_CREDENTIALS_IN_URL"})
-    env = {**env, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    # Unbuffered: runserver's banner is read through a pipe while it keeps serving.
+    env = {**env, "DJANGO_SETTINGS_MODULE": "project.settings", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", "127.0.0.1:0"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
