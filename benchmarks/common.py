@@ -202,3 +202,47 @@ def publish(signatures: list[Any], method: str, app: Celery) -> None:
     else:
         for signature in signatures:
             signature.delay()
+
+
+class ProxyProcess:
+    """The counting proxy (``tests.proxy.Proxy``) in a process of its own.
+
+    Its threads then spend no CPU of the process being measured: in-process,
+    relaying 300 requests took about 0.15 s of the measured page's time.
+    Same face as the proxy: ``endpoint_url`` and ``reset_counts()``.
+    """
+
+    def __init__(self, endpoint_url: str, delay: float = 0.0) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_proxy, args=(endpoint_url, delay, child), daemon=True
+        )
+        self._process.start()
+        self.endpoint_url: str = self._conn.recv()
+
+    def reset_counts(self) -> dict[str, int]:
+        """The counts so far, and start again from zero."""
+        self._conn.send("reset")
+        return dict(self._conn.recv())
+
+    def __enter__(self) -> ProxyProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _serve_proxy(endpoint_url: str, delay: float, conn: Any) -> None:
+    from tests.proxy import Proxy
+
+    with Proxy.to(endpoint_url, delay=delay) as proxy:
+        conn.send(proxy.endpoint_url)
+        while (command := conn.recv()) != "stop":
+            if command == "reset":
+                conn.send(dict(proxy.reset_counts()))

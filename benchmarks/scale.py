@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from benchmarks.common import ADD, ROOT, local_sqs, sqs_client, unique
+from benchmarks.common import ADD, ROOT, ProxyProcess, local_sqs, sqs_client, unique
 from tests.proxy import Proxy
 
 TASKS, TASK_QUEUES, DAYS = 20, 5, 7
@@ -130,7 +130,7 @@ def _timed(call: Any, repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def pages(proxy: Proxy, names: list[str], repeats: int) -> dict[str, Any]:
+def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]:
     """The dashboard cold and cached, stats.json over a day; SQS requests and SQL queries."""
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -254,7 +254,7 @@ def viewer(seconds: float, threads: int, refresh: float) -> None:
     print(json.dumps({"loads": loads[0]}))
 
 
-def viewers(proxy: Proxy, env: dict[str, str], seconds: float, processes: int = 4,
+def viewers(proxy: ProxyProcess, env: dict[str, str], seconds: float, processes: int = 4,
             threads: int = 10) -> dict[str, Any]:  # fmt: skip
     """SQS requests a minute of ``processes`` x ``threads`` viewers, shared cache vs per process."""
     refresh = float(env.get("SQS_BROKER_REFRESH_SECONDS", "10"))
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [f"{prefix}q{n:03d}" for n in range(QUEUES)]
         for name in names:
             raw.create_queue(QueueName=name)
-        with Proxy.to(endpoint, delay=args.latency) as proxy:
+        with ProxyProcess(endpoint, delay=args.latency) as proxy:
             env = {
                 **os.environ, **LOCAL_ENV,
                 "DJANGO_SETTINGS_MODULE": "project.settings",

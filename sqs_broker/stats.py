@@ -637,6 +637,7 @@ def history(
     and ``samples``, how many samples it holds. Buckets without samples are
     absent: the charts show them as gaps, not zeros.
     """
+    from django.db import connections
     from django.db.models import Count, Max
 
     from sqs_broker.models import QueueSample, TimeBucket
@@ -666,15 +667,24 @@ def history(
             samples=Count("pk"),
         )
         .order_by("queue", "bucket")
+        .values_list("queue", "bucket", "top_visible", "top_in_flight", "top_delayed", "samples")
     )
-    for row in rows:
-        series[row["queue"]].append(
+    # Run as compiled, without Django's per-value converters: every column is a
+    # name or an integer already, and 300 queues over 6 hours are about 36,000
+    # rows, for which the converters cost about a third of the read.
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    step = window.step
+    for queue, bucket, visible, in_flight, delayed, samples in fetched:
+        series[queue].append(
             {
-                "t": datetime.fromtimestamp(int(row["bucket"]) * window.step, UTC),
-                "visible": row["top_visible"],
-                "in_flight": row["top_in_flight"],
-                "delayed": row["top_delayed"],
-                "samples": row["samples"],
+                "t": datetime.fromtimestamp(int(bucket) * step, UTC),
+                "visible": visible,
+                "in_flight": in_flight,
+                "delayed": delayed,
+                "samples": samples,
             }
         )
     if key is not None:
