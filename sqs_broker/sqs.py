@@ -459,10 +459,16 @@ def fetch(
             lease = None
     try:
         if missing:
+            started = time.time()
             workers = min(app_settings.MAX_WORKERS, len(missing))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-attrs") as pool:
                 states = list(pool.map(lambda ref: fetch_one(ref, topo), (r for _, r in missing)))
             for (index, _ref), state in zip(missing, states, strict=True):
+                # One pass, one age: its answers expire together, so the next load
+                # asks for all of them under one lease. Answers stamped one by one
+                # expire a few at a time, and loads in other processes would each
+                # ask for a different few under leases that do not exclude each other.
+                state.fetched_at = started
                 results[index] = state
             _merge_states(endpoint, {ref.name: results[i] for i, ref in missing}, ttl)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqs_broker import sqs as sqs_module
@@ -89,6 +90,22 @@ def test_fetch__concurrent_misses_share_one_call_per_queue(sqs, sqs_endpoint, un
         calls = proxy.reset_counts()
     assert [[s.error for s in states] for states in answers] == [[None] * 3] * 2
     assert calls["GetQueueAttributes"] == 3, calls
+
+
+def test_fetch__one_pass_answers_expire_together(sqs, sqs_endpoint, unique, settings):
+    """Answers of one pass carry the pass's start: none outlives another, none is stamped late."""
+    settings.SQS_BROKER_CACHE_TTL = 60
+    settings.SQS_BROKER_MAX_WORKERS = 1  # one after another: stamped one by one they would differ
+    for n in range(3):
+        sqs.create_queue(QueueName=f"{unique}-q{n}")
+    with Proxy.to(sqs_endpoint, delay=0.1) as proxy:
+        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        refs = [sqs_module.QueueRef(f"{unique}-q{n}", "declared") for n in range(3)]
+        before = time.time()
+        states = sqs_module.fetch(refs, app)
+    assert [s.error for s in states] == [None] * 3
+    assert len({s.fetched_at for s in states}) == 1
+    assert before <= states[0].fetched_at < before + 0.1
 
 
 def test_fetch__shared_between_processes(sqs, sqs_endpoint, unique, tmp_path):
