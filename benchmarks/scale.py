@@ -216,6 +216,19 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
     tasks_day, _ = _timed(lambda: read.snapshot(86400), repeats * 3)
     with mock.patch.object(read, "HOURLY_FROM", float("inf")):
         minutes_day, _ = _timed(lambda: read.snapshot(86400), repeats)
+
+    def metrics() -> Any:
+        response = browser.get("/sqs/metrics")
+        if response.status_code != 200:
+            raise RuntimeError(f"metrics answered {response.status_code}")
+        return response
+
+    metrics()
+    metrics_s, _ = _timed(metrics, repeats * 3)
+    # The all-time task totals the metrics export: baseline + hours, and as they were read
+    # before the hourly counters, every minute row grouped.
+    totals_s, _ = _timed(read.totals, repeats * 3)
+    totals_minutes_s, _ = _timed(_totals_from_minutes, repeats)
     proxy.reset_counts()
     return {
         "queues": len(data["queues"]),
@@ -236,8 +249,22 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
         "stats_json_day_s": json_day,
         "tasks_day_hours_s": tasks_day,
         "tasks_day_minutes_s": minutes_day,
+        "metrics_s": metrics_s,
+        "totals_s": totals_s,
+        "totals_minutes_s": totals_minutes_s,
         "stats_json_day_tasks": len(data["tasks"]),
     }
+
+
+def _totals_from_minutes() -> list[dict[str, Any]]:
+    """The all-time sums as ``read.totals`` made them before the hourly counters."""
+    from django.db.models import Sum
+
+    from sqs_broker.models import TaskCounter
+    from sqs_broker.telemetry.base import ADDITIVE_COLUMNS
+
+    rows = TaskCounter.objects.order_by().values("task", "queue")
+    return list(rows.annotate(**{f"total_{name}": Sum(name) for name in ADDITIVE_COLUMNS}))
 
 
 # --- many processes, many viewers ----------------------------------------------------
@@ -440,6 +467,9 @@ def print_table(out: dict[str, Any]) -> None:
             _row("stats.json?window=86400", _ms(page["stats_json_day_s"]), "150 ms"),
             _row("  day's task sums from hours", _ms(page["tasks_day_hours_s"]), ""),
             _row("  day's task sums from minutes only", _ms(page["tasks_day_minutes_s"]), ""),
+            _row("/sqs/metrics (attributes cached)", _ms(page["metrics_s"]), ""),
+            _row("  all-time task totals, baseline + hours", _ms(page["totals_s"]), ""),
+            _row("  all-time task totals from every minute", _ms(page["totals_minutes_s"]), ""),
         ]  # fmt: skip
     many = out.get("viewers")
     if many:

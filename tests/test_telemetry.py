@@ -281,6 +281,67 @@ def test_prune_old__drops_rows_past_retention(settings) -> None:
 
 
 @pytest.mark.django_db
+def test_prune_old__whole_hours_bounded_and_totals_exact(settings, monkeypatch) -> None:
+    """Each run folds whole hours (at least one); baseline + hours always equal every write.
+
+    The metrics read the totals from the baseline and the hour rows only, so a
+    prune that folded part of an hour, or left an hour row behind its folded
+    minutes, would count twice or lose counts.
+    """
+    from sqs_broker import models
+
+    monkeypatch.setattr(models, "PRUNE_LIMIT", 7)
+    settings.SQS_BROKER_RETENTION_DAYS = 1
+    now = datetime(2026, 11, 30, 12, 34, 56, tzinfo=UTC)
+    rng = random.Random(3)
+    written = base.Counts()
+    # 30 hours back from now; the oldest hour holds 20 minutes, more than a run's limit.
+    moments = [now - timedelta(hours=30, minutes=m) for m in range(20)]
+    moments += [now - timedelta(minutes=rng.randrange(0, 30 * 60)) for _ in range(120)]
+    for moment in moments:
+        c = base.Counts(received=rng.randrange(1, 5), failed=rng.randrange(0, 2))
+        c.merge(base.Counts(**base.observation("runtime", rng.random())))
+        store.write({("app.t", "q", base.minute_of(moment)): c}, "w@h")
+        written.merge(c)
+
+    def exact() -> None:
+        (row,) = read.totals()
+        assert (row["received"], row["failed"]) == (written.received, written.failed)
+        assert row["runtime_count"] == written.runtime_count
+        assert row["runtime_sum"] == pytest.approx(written.runtime_sum)
+
+    cutoff_hour = base.hour_of(now - timedelta(days=1))
+    exact()
+    runs = 0
+    while True:
+        before = set(
+            TaskCounter.objects.exclude(minute=base.BASELINE_MINUTE).values_list(
+                "minute", flat=True
+            )
+        )
+        deleted, _ = store.prune_old(now)
+        exact()
+        after = set(
+            TaskCounter.objects.exclude(minute=base.BASELINE_MINUTE).values_list(
+                "minute", flat=True
+            )
+        )
+        gone = before - after
+        hours_left = set(HourlyTaskCounter.objects.values_list("hour", flat=True))
+        # Whole hours: no minute of a folded hour stays, and no hour row stays without its minutes.
+        assert not {base.hour_of(m) for m in gone} & {base.hour_of(m) for m in after}
+        assert hours_left == {base.hour_of(m) for m in after}
+        if not deleted:
+            break
+        runs += 1
+        # Bounded: at most the limit's rows (one key: a row a minute), or one hour that holds more.
+        assert len(gone) <= 7 or len({base.hour_of(m) for m in gone}) == 1, sorted(gone)
+    assert runs > 1  # the limit split the work over several runs
+    assert min(after) >= cutoff_hour
+    assert store.prune_old(now)[0] == 0
+
+
+@pytest.mark.django_db
 def test_prune_old__totals_never_go_down(settings) -> None:
     """Pruned minutes fold into the baseline row: totals and histograms keep their sums."""
     settings.SQS_BROKER_RETENTION_DAYS = 1
@@ -473,22 +534,18 @@ def _seed(sqs, unique: str) -> str:
     now = timezone.now()
     _beat(f"alive-{unique}@h", 1, queues=[f"{unique}-other"], processed=12, failed=3, active=1)
     _beat(f"lost-{unique}@h", 120, queues=[queue])
-    TaskCounter.objects.create(
-        task="project.demo.tasks.flaky",
-        queue=queue,
-        minute=base.minute_of(now),
-        received=4,
-        failed=4,
-        redelivered=3,
-        runtime_sum=0.4,
-        runtime_max=0.2,
-    )
-    TaskCounter.objects.create(
-        task="project.demo.tasks.flaky",
-        queue=queue,
-        minute=base.minute_of(now - timedelta(minutes=30)),
-        received=10,
-        failed=10,
+    flaky = "project.demo.tasks.flaky"
+    # Written as a worker's flush writes them: the minute rows and their hours.
+    store.write(
+        {
+            (flaky, queue, base.minute_of(now)): base.Counts(
+                received=4, failed=4, redelivered=3, runtime_sum=0.4, runtime_max=0.2
+            ),
+            (flaky, queue, base.minute_of(now - timedelta(minutes=30))): base.Counts(
+                received=10, failed=10
+            ),
+        },
+        "w@h",
     )
     return queue
 
@@ -578,10 +635,8 @@ def test_dashboard__poison_count_and_quarantine_queue_listed(viewer, sqs, unique
     """The dashboard shows poison messages per queue and lists the quarantine queue, marked."""
     queue = _seed(sqs, unique)
     sqs.create_queue(QueueName=f"{queue}-quarantine")
-    TaskCounter.objects.create(
-        task=base.POISON_TASK, queue=queue, minute=base.minute_of(timezone.now()),
-        poisoned=3,
-    )  # fmt: skip
+    key = (base.POISON_TASK, queue, base.minute_of(timezone.now()))
+    store.write({key: base.Counts(poisoned=3)}, "w@h")
     page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
     assert 'id="sqs-poison"' in page and '<strong class="poisoned">3</strong>' in page
     assert f'data-queue="{queue}-quarantine"' in page
@@ -640,7 +695,7 @@ def test_worker__records_tasks_and_heartbeat(pool, start_worker, unique) -> None
     """Each pool counts every task (prefork children too), beats, and marks a warm stop."""
     env = _env(unique)
     old = timezone.now() - timedelta(days=8)  # past the default 7 days of retention
-    TaskCounter.objects.create(task="gone", queue="q", minute=base.minute_of(old))
+    store.write({("gone", "q", base.minute_of(old)): base.Counts(received=1)}, "old@h")
     extra = ("--concurrency=2",) if pool != "solo" else ()
     worker = start_worker(env, pool=pool, extra=extra)
     app = make_app(env)

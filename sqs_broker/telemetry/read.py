@@ -13,6 +13,7 @@ from django.utils import timezone
 from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
     ADDITIVE_COLUMNS,
+    BASELINE_MINUTE,
     BUCKETS,
     COUNT_FIELDS,
     COUNTS_COLUMNS,
@@ -270,35 +271,50 @@ def _pct(rate: float | None) -> str | None:
 
 
 def totals() -> list[dict[str, Any]]:
-    """Per task and queue, every kept counter summed (baseline rows of pruned minutes too).
+    """Per task and queue, every count ever made: the baseline of pruned hours plus the hours kept.
 
     What ``/sqs/metrics`` exports as counters and histograms: the sums only
-    grow, since pruning folds what it deletes into the baseline rows. Buckets
-    are ``[(bound, cumulative count), ..., (None, count)]``, ``None`` the +Inf
-    bucket; a task whose queue wait was never measured has no wait buckets.
-    One grouped query.
+    grow, since pruning folds the hours it deletes into the baseline rows.
+    The hour rows hold what the minute rows hold (each flush adds to both),
+    so two grouped queries read about 60 times fewer rows than the minutes
+    (a week for a hundred tasks: 16,800 hour rows against 1,008,000).
+    Buckets are ``[(bound, cumulative count), ..., (None, count)]``, ``None``
+    the +Inf bucket; a task whose queue wait was never measured has no wait
+    buckets.
     """
-    from django.db.models import Sum
+    from django.db.models import Max, Sum
 
-    from sqs_broker.models import TaskCounter
+    from sqs_broker.models import HourlyTaskCounter, TaskCounter
 
-    rows = (
-        TaskCounter.objects.order_by()
-        .values("task", "queue")
-        .annotate(**{f"total_{name}": Sum(name) for name in ADDITIVE_COLUMNS})
-    )
+    merged: dict[tuple[str, str], Counts] = {}
+    for rows in (
+        TaskCounter.objects.filter(minute=BASELINE_MINUTE),
+        HourlyTaskCounter.objects.all(),
+    ):
+        grouped = (
+            rows.order_by()
+            .values("task", "queue")
+            .annotate(
+                **{f"total_{name}": Sum(name) for name in ADDITIVE_COLUMNS},
+                top_runtime=Max("runtime_max"),
+            )
+        )
+        for row in cast(Iterable[dict[str, Any]], grouped):
+            part = Counts(
+                **{name: row[f"total_{name}"] or 0 for name in ADDITIVE_COLUMNS},
+                runtime_max=row["top_runtime"] or 0.0,
+            )
+            merged.setdefault((row["task"], row["queue"]), Counts()).merge(part)
     found = []
-    listed: list[dict[str, Any]] = [dict(r) for r in rows]
-    for row in sorted(listed, key=lambda r: (r["queue"], r["task"])):
-        total = {name: row[f"total_{name}"] or 0 for name in ADDITIVE_COLUMNS}
-        item: dict[str, Any] = {"name": row["task"], "queue": row["queue"]}
-        item.update({name: total[name] for name in COUNT_FIELDS})
+    for (task, queue), total in sorted(merged.items(), key=lambda item: (item[0][1], item[0][0])):
+        item: dict[str, Any] = {"name": task, "queue": queue}
+        item.update({name: getattr(total, name) for name in COUNT_FIELDS})
         for kind in ("runtime", "wait"):
-            count = total[f"{kind}_count"]
-            item[f"{kind}_sum"] = round(float(total[f"{kind}_sum"]), 6)
+            count = getattr(total, f"{kind}_count")
+            item[f"{kind}_sum"] = round(float(getattr(total, f"{kind}_sum")), 6)
             item[f"{kind}_count"] = count
             item[f"{kind}_buckets"] = (
-                [(b, total[bucket_column(kind, b)]) for b in BUCKETS] + [(None, count)]
+                [(b, getattr(total, bucket_column(kind, b))) for b in BUCKETS] + [(None, count)]
                 if count
                 else []
             )

@@ -147,40 +147,39 @@ def prune_old(now: datetime | None = None) -> tuple[int, int]:
 
     Returns the counter rows (minutes and hours) and the heartbeats deleted.
 
-    Counters go oldest first, whole minutes at a time, about
-    :data:`~sqs_broker.models.PRUNE_LIMIT` rows a run (a week of minute rows for
-    a hundred tasks is a million rows; the next runs take the rest). The deleted
-    counters are first added to each task's baseline row
-    (:data:`~sqs_broker.telemetry.base.BASELINE_MINUTE`), so the totals the
-    metrics export as counters never go down. Two pruners must not fold the
-    same rows twice: on PostgreSQL a transaction-scoped advisory lock lets one
-    prune while the other skips; SQLite serialises the writing transactions
-    (the loser's "database is locked" is retried from a fresh read). Hour rows
-    are deleted, bounded the same way, without a baseline: the minutes' keeps
-    the totals.
+    Counters go oldest first, whole hours at a time: the minute rows of an
+    hour are added to each task's baseline row
+    (:data:`~sqs_broker.telemetry.base.BASELINE_MINUTE`) and deleted with the
+    hour's row, in one transaction, so the baseline and the hour rows always
+    add up to every count ever made (what the metrics export as counters,
+    read without the minutes: see :func:`~sqs_broker.telemetry.read.totals`).
+    A run takes the hours before the one holding the
+    :data:`~sqs_broker.models.PRUNE_LIMIT`-th oldest minute row, at least
+    one hour (a week of minute rows for a hundred tasks is a million rows;
+    the next runs take the rest). Two pruners must not fold the same rows
+    twice: on PostgreSQL a transaction-scoped advisory lock lets one prune
+    while the other skips; SQLite serialises the writing transactions (the
+    loser's "database is locked" is retried from a fresh read).
     """
-    from sqs_broker.models import (
-        PRUNE_LIMIT,
-        HourlyTaskCounter,
-        TaskCounter,
-        WorkerHeartbeat,
-        delete_bounded,
-    )
+    from sqs_broker.models import PRUNE_LIMIT, HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0, 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    old = TaskCounter.objects.filter(minute__lt=cutoff, minute__gt=BASELINE_MINUTE)
+    limit = hour_of(cutoff)  # whole hours only: an hour's row goes with all its minutes
+    old = TaskCounter.objects.filter(minute__lt=limit, minute__gt=BASELINE_MINUTE)
     with db_transaction.atomic():
         if not _prune_lock():
             return 0, 0
-        # Whole minutes up to the PRUNE_LIMIT-th oldest row: bounded, and never
-        # half a minute folded, whatever the rows of one minute number.
-        edge = list(
-            old.order_by("minute").values_list("minute", flat=True)[PRUNE_LIMIT - 1 : PRUNE_LIMIT]
-        )
-        batch = old.filter(minute__lte=edge[0]) if edge else old
+        by_age = old.order_by("minute").values_list("minute", flat=True)
+        edge = list(by_age[PRUNE_LIMIT - 1 : PRUNE_LIMIT])
+        if edge:
+            # Bounded: the hours before the PRUNE_LIMIT-th oldest row's, or the oldest
+            # hour alone when it holds more rows than that.
+            oldest = by_age[0]  # there is a PRUNE_LIMIT-th row, so a first one
+            limit = max(hour_of(edge[0]), hour_of(oldest) + timedelta(hours=1))
+        batch = old.filter(minute__lt=limit)
         folded = (
             batch.order_by()
             .values("task", "queue")
@@ -195,10 +194,9 @@ def prune_old(now: datetime | None = None) -> tuple[int, int]:
             c.runtime_max = row["max_runtime_max"] or 0.0
             _add_row(TaskCounter, "minute", row["task"], row["queue"], BASELINE_MINUTE, c)
         counters, _ = batch.delete()
-    # The hours need no baseline: the minute table's keeps the totals.
-    counters += delete_bounded(HourlyTaskCounter.objects.filter(hour__lt=hour_of(cutoff)), "hour")
+        hours, _ = HourlyTaskCounter.objects.filter(hour__lt=limit).delete()
     beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()
-    return counters, beats
+    return counters + hours, beats
 
 
 #: The advisory lock key of pruning on PostgreSQL ("sqsb" in ASCII).
