@@ -20,7 +20,7 @@ def _depth(sqs, url: str) -> int:
 
 
 @pytest.mark.django_db
-def test_sqs_move__by_task_with_progress(sqs, unique):
+def test_sqs_move__by_task_with_progress(sqs, unique, caplog):
     """--task moves only that task, prints progress and the summary; unconfirmed: nothing."""
     source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
@@ -31,8 +31,11 @@ def test_sqs_move__by_task_with_progress(sqs, unique):
             call_command("sqs_move", f"{unique}-celery", stdin=StringIO(""), stdout=StringIO())
         assert _depth(sqs, dlq) == 3
         out = StringIO()
-        call_command("sqs_move", f"{unique}-celery", "--task", "t.a", "--yes", stdout=out)
+        with caplog.at_level("INFO", logger="sqs_broker.audit"):
+            call_command("sqs_move", f"{unique}-celery", "--task", "t.a", "--yes", stdout=out)
     text = out.getvalue()
+    (record,) = [r for r in caplog.records if r.name == "sqs_broker.audit"]
+    assert f"Moved 2 messages matching task t.a from {unique}-celery-dlq" in record.getMessage()
     assert "done: 2 moved, 1 passed over" in text
     assert f"Moved 2 messages matching task t.a from {unique}-celery-dlq" in text
     assert _depth(sqs, source) == 2 and _depth(sqs, dlq) == 1

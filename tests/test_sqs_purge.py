@@ -25,8 +25,8 @@ def _depth(sqs, url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"])
 
 
-def test_sqs_purge__refuses_without_confirmation_then_purges(sqs, unique, app):
-    """Nothing typed or a wrong name: exit 2, nothing purged; the name typed or --yes: purged."""
+def test_sqs_purge__refuses_without_confirmation_then_purges(sqs, unique, app, caplog):
+    """Nothing typed or a wrong name: exit 2, nothing purged, nothing recorded; typed: purged."""
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
     for typed in ("", "celery\n"):
@@ -34,10 +34,18 @@ def test_sqs_purge__refuses_without_confirmation_then_purges(sqs, unique, app):
             call_command("sqs_purge", f"{unique}-celery", stdin=StringIO(typed), stdout=StringIO())
         assert refused.value.returncode == 2
     assert _depth(sqs, url) == 1
+    assert not [r for r in caplog.records if r.name == "sqs_broker.audit"]
     out = StringIO()
-    call_command("sqs_purge", f"{unique}-celery", stdin=StringIO(f"{unique}-celery\n"), stdout=out)
+    with caplog.at_level("INFO", logger="sqs_broker.audit"):
+        call_command(
+            "sqs_purge", f"{unique}-celery", stdin=StringIO(f"{unique}-celery\n"), stdout=out
+        )
     assert "Purge of" in out.getvalue()
     assert _depth(sqs, url) == 0
+    # No Django user in a shell: the record of what was done goes to the project's logs.
+    (record,) = [r for r in caplog.records if r.name == "sqs_broker.audit"]
+    assert record.getMessage().startswith("manage.py sqs_purge by ")
+    assert f"purged {unique}-celery (about 1 visible messages)" in record.getMessage()
 
 
 def test_sqs_purge__only_the_apps_queues(sqs, unique, app):

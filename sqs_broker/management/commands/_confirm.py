@@ -1,7 +1,9 @@
-"""What the action commands share: the owned-queue rule and the typed confirmation."""
+"""What the action commands share: the owned-queue rule, the typed confirmation, the audit line."""
 
 from __future__ import annotations
 
+import getpass
+import logging
 import sys
 from typing import Any
 
@@ -45,3 +47,17 @@ def confirm(name: str, what: str, options: dict[str, Any], out: Any) -> None:
             "pass --yes).",
             returncode=2,
         )
+
+
+#: Where the action commands record what they changed. A shell has no Django user to write
+#: the admin's LogEntry for, so the record goes to the project's logging instead.
+audit_logger = logging.getLogger("sqs_broker.audit")
+
+
+def audit(command: str, text: str) -> None:
+    """Record ``text`` (what was done to what, how many messages) with the command and OS user."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        who = "?"
+    audit_logger.info("%s by %s: %s", command, who, text)

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sqs_broker.management.commands._confirm import confirm, owned
+from sqs_broker.management.commands._confirm import audit, confirm, owned
 
 
 class Command(BaseCommand):
@@ -89,6 +89,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             record = moves.cancel(record["id"])
         self.stdout.write(moves.describe(record))
+        audit("manage.py sqs_move", moves.describe(record))
         for error in record["errors"]:
             self.stderr.write(error)
         if record["state"] != "done":
@@ -101,6 +102,11 @@ class Command(BaseCommand):
             if options["cancel"]:
                 moved = actions.cancel_message_move(dlq, options["cancel"])
                 self.stdout.write(f"Cancelled {options['cancel']}: {moved} messages moved.")
+                audit(
+                    "manage.py sqs_move",
+                    f"cancelled StartMessageMoveTask {options['cancel']} of {dlq.ref.name} "
+                    f"({moved} messages moved)",
+                )
                 return
             tasks = actions.list_message_moves(dlq)
         except Exception as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sqs_broker.management.commands._confirm import confirm, owned
+from sqs_broker.management.commands._confirm import audit, confirm, owned
 
 
 class Command(BaseCommand):
@@ -39,6 +39,7 @@ class Command(BaseCommand):
             actions.purge(state)
         except Exception as exc:
             raise CommandError(f"Purging {name} failed: {sqs.error_text(exc)[0]}") from None
+        audit("manage.py sqs_purge", f"purged {name} (about {count} visible messages)")
         self.stdout.write(
             f"Purge of {name} started: SQS deletes its messages within about 60 seconds."
         )
