@@ -63,6 +63,37 @@ def stop_process(
     return process.returncode
 
 
+class StopFlag:
+    """A stop request a signal handler may set: a plain attribute, no lock.
+
+    ``threading.Event.set()`` takes the lock that ``Event.wait()`` holds; a
+    handler that runs in the main thread while the main thread waits on the
+    same event then waits on itself for ever (two SIGTERMs in quick
+    succession, as ``make`` forwarding the one sent to its process group,
+    hung the stack that way). Waiting here is polling a flag.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self, *_: object) -> None:
+        """Ask for the stop; usable directly as a signal handler."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float, step: float = 0.1) -> bool:
+        """Sleep until the flag is set or ``timeout`` seconds passed; whether it is set."""
+        deadline = time.monotonic() + timeout
+        while not self._set:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(step, left))
+        return self._set
+
+
 @dataclass
 class LocalSQS:
     """A running moto server; stop it with :meth:`stop` or a ``with`` block."""

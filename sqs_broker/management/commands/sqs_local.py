@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import shlex
 import signal
-import threading
-from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sqs_broker.localsqs import LOCAL_ENV, LocalSQS
+from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, StopFlag
 
 
 class Command(BaseCommand):
@@ -36,14 +34,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stop = threading.Event()
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {
-            sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        stop = StopFlag()
+        previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             try:
                 server = LocalSQS(port=options["port"]).start()
@@ -55,6 +47,7 @@ class Command(BaseCommand):
                 for name, value in env.items():
                     self.stdout.write(f"export {name}={shlex.quote(value)}")
                 self.stdout.write("\nCtrl-C stops it.")
+                self.stdout.flush()  # the address must reach a log file or a pipe now
                 while not stop.wait(0.5):
                     if server.process is not None and server.process.poll() is not None:
                         raise CommandError(

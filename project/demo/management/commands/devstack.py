@@ -16,10 +16,8 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from celery import Celery
@@ -29,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, die_with_parent, stop_process
+from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, StopFlag, die_with_parent, stop_process
 from sqs_broker.settings import celery_conf
 
 #: Any of these means the user chose an SQS of their own: no local one is started.
@@ -73,9 +71,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._request_stop)
+            signal.signal(sig, self.stopping.set)
         local: LocalSQS | None = None
         processes: dict[str, subprocess.Popen[bytes]] = {}
         failed: str | None = None
@@ -108,9 +106,6 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(failed, returncode=1)
         self.stdout.write("Stopped.")
-
-    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping.set()
 
     def _reset_admin(self, username: str) -> str:
         """The example's local login: a fresh random password, so none is ever fixed."""
