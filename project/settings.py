@@ -129,4 +129,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # boto3 says where it found credentials on every new client: noise at INFO.
+    "loggers": {"botocore.credentials": {"level": "WARNING"}},
 }

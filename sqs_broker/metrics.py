@@ -93,7 +93,8 @@ class StatsCollector(Collector):
         oldest_source = GaugeMetricFamily(
             PREFIX + "queue_oldest_message_age_source",
             "1 for the source of the queue's oldest-message age: cloudwatch = "
-            "ApproximateAgeOfOldestMessage, history = since the samples last saw it empty.",
+            "ApproximateAgeOfOldestMessage, attributes = 0 as SQS counts no message in it, "
+            "history = since the samples last saw it empty.",
             labels=["queue", "source"],
         )
         visibility = GaugeMetricFamily(

@@ -79,6 +79,7 @@ def test_readme__marks_the_adoption_blocks() -> None:
         ("write", "mysite/__init__.py"),
         ("append", "mysite/urls.py"),
         ("write", "mysite/wsgi.py"),
+        ("write", "mysite/asgi.py"),
         ("write", "manage.py"),
         ("env", None),
     ]
@@ -132,12 +133,17 @@ def test_readme__steps_adopt_the_app_into_a_new_project(tmp_path: Path, sqs_endp
     report = json.loads(offline.stdout)
     assert report["ok"] is True, report
 
+    for server in ("wsgi", "asgi"):
+        loaded = manage("shell", "-c", f"import mysite.{server} as m; print(type(m.application))")
+        assert loaded.returncode == 0 and "Handler" in loaded.stdout, loaded.stderr
     shell = manage("shell", "-c", "import json\n" + CLIENT_SCRIPT)
     assert shell.returncode == 0, shell.stderr
     answers = json.loads(shell.stdout.split("ANSWERS", 1)[1])
     status, page = answers["dashboard"]
     assert status == 200
     assert 'id="sqs-queues"' in page and "sqs/stats.json" in page
+    # The language switch offers the dashboard's languages, not Django's hundred.
+    assert 'value="zh-hans"' in page and 'value="fr"' not in page
     status, stats = answers["stats"]
     assert status == 200 and stats.startswith("{")
     status, metrics = answers["metrics"]

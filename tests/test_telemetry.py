@@ -871,3 +871,13 @@ def test_worker__locked_database_does_not_hold_tasks_back(start_worker, unique, 
     finally:
         lock.release()
     assert done and elapsed < 12
+
+
+@pytest.mark.django_db
+def test_dashboard__task_window_said_in_words(viewer, sqs, unique) -> None:
+    """The task panel names its window as people say it, in the page's language."""
+    _seed(sqs, unique)
+    day = viewer.get("/admin/sqs_broker/dashboard/?window=86400").content.decode()
+    assert "Over the last 1\xa0day, per task and queue" in day
+    hour = viewer.get("/admin/sqs_broker/dashboard/?window=3600", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "最近 1\xa0小时内" in hour.content.decode()
