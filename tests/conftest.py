@@ -248,13 +248,19 @@ def queue_state(name: str, app: Celery) -> Any:
 
 
 def drain(sqs: Any, url: str, visibility_timeout: int | None = None) -> list[dict[str, Any]]:
-    """Receive every message of ``url`` (all attributes), leaving them in flight."""
-    found: list[dict[str, Any]] = []
+    """Receive every message of ``url`` (all attributes), leaving them in flight; each once."""
+    found: dict[str, dict[str, Any]] = {}
     extra = {} if visibility_timeout is None else {"VisibilityTimeout": visibility_timeout}
     while True:
         got = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0, **extra
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+            **extra,
         ).get("Messages", [])
         if not got:
-            return found
-        found += got
+            return list(found.values())
+        for message in got:
+            found.setdefault(message["MessageId"], message)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, make_app, queue_with_dlq
+from tests.conftest import base_env, drain, make_app, queue_with_dlq
 from tests.proxy import Proxy
 
 
@@ -312,18 +312,9 @@ def test_malformed_messages__dashboard_peek_and_move_lose_nothing(
         assert moved.status_code == 200
         text = moved.content.decode()
     bodies: list[tuple[str, str | None]] = []
-    for _ in range(10):
-        got = sqs.receive_message(
-            QueueUrl=source,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=60,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not got:
-            break
-        for m in got:
-            tag = m.get("MessageAttributes", {}).get("tag", {}).get("StringValue")
-            bodies.append((m["Body"], tag))
+    for m in drain(sqs, source, visibility_timeout=60):
+        tag = m.get("MessageAttributes", {}).get("tag", {}).get("StringValue")
+        bodies.append((m["Body"], tag))
     moved_back = sorted((b, t) for b, t in bodies if t is not None)
     assert moved_back == sorted((body, tag) for tag, body in BAD_BODIES.items()), text[-2000:]
     # The source's own messages are all still there, once each.

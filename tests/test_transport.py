@@ -25,7 +25,7 @@ from kombu.transport import SQS
 
 from sqs_broker import transport
 from sqs_broker.transport import Poison, check_envelope, envelope_of, quarantine_name
-from tests.conftest import base_env, make_app, queue_with_dlq
+from tests.conftest import base_env, drain, make_app, queue_with_dlq
 from tests.proxy import Proxy
 from tests.test_faults import JOURNAL, depth, runs, wait_for, with_worker
 
@@ -290,23 +290,6 @@ def worker_env(unique: str, **overrides: str) -> dict[str, str]:
     return base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1", **overrides)
 
 
-def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Every message of ``url`` (received, not deleted), with its attributes."""
-    found: dict[str, dict[str, Any]] = {}
-    for _ in range(30):
-        got = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=60,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not got:
-            break
-        for message in got:
-            found[message["MessageId"]] = message
-    return list(found.values())
-
-
 POOLS = ["prefork", "threads", "solo"]
 
 
@@ -353,7 +336,7 @@ def test_worker__poison_moved_aside_and_valid_tasks_run(
     assert worker.process.poll() is None, worker.output()[-4000:]
     if not with_dlq:
         target = sqs.get_queue_url(QueueName=f"{suffix}-celery-quarantine")["QueueUrl"]
-    moved = drain(sqs, target)
+    moved = drain(sqs, target, visibility_timeout=60)
     assert sorted(m["Body"] for m in moved) == sorted(body for _, body in batch), worker.output()
     reasons = [m["MessageAttributes"]["sqs_broker.poison.reason"]["StringValue"] for m in moved]
     assert all(reasons)
