@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from django.core.handlers.asgi import ASGIHandler
     from django.core.handlers.wsgi import WSGIHandler
 
-#: The exit status of a process stopped by a configuration error.
-EXIT_STATUS = 1
+#: The exit status of a command stopped by a configuration error: 2, what ``sqs_check`` and
+#: ``sqs_alerts check`` call "could not check" (1 is theirs for findings and firing alerts,
+#: so a cron job or CI must not read a broken configuration as an alert).
+EXIT_STATUS = 2
 #: The exit status of a WSGI/ASGI application that cannot load: gunicorn's
 #: "App failed to load", on which its arbiter stops. On any other status it
 #: boots a new worker at once, forever, printing the same error each time.

@@ -159,14 +159,21 @@ def meaningful_lines(text: str) -> list[str]:
     return [line for line in lines if not any(n in line for n in noise)]
 
 
-def exit_status(name: str) -> int:
-    """1, or gunicorn's "App failed to load" (4) for the WSGI/ASGI application."""
-    return guard.SERVER_EXIT_STATUS if name in ("wsgi", "asgi") else guard.EXIT_STATUS
+def exit_status(name: str, refusal: bool = False) -> int:
+    """2 for manage.py ("could not check"), gunicorn's "App failed to load" (4) for the WSGI/ASGI
+    app. A celery command stopped by a settings error keeps Python's 1 (its entry point is
+    Celery's: the hook only shortens the output); beat and events refusing E001 exit with 2
+    like manage.py, and the worker with Celery's 1."""
+    if name in ("wsgi", "asgi"):
+        return guard.SERVER_EXIT_STATUS
+    if name.startswith("manage") or (refusal and name in ("beat", "events")):
+        return guard.EXIT_STATUS
+    return 1
 
 
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
 def test_entry_points__configuration_error_is_one_line(name: str) -> None:
-    """A bad variable stops each entry point with one ImproperlyConfigured line, status 1."""
+    """A bad variable stops each entry point with one ImproperlyConfigured line and its status."""
     env = base_env(
         SQS_WAIT_TIME_SECONDS="99", AWS_SECRET_ACCESS_KEY=CONFIG_CANARY, DJANGO_SECRET_KEY="x" * 50
     )
@@ -187,7 +194,7 @@ def test_entry_points__secret_in_a_bad_value_not_shown() -> None:
         SQS_REGION=CONFIG_CANARY, AWS_SECRET_ACCESS_KEY=CONFIG_CANARY, DJANGO_SECRET_KEY="x" * 50
     )
     result = run_python("manage.py", "check", env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert meaningful_lines(result.stderr) == [
         "ImproperlyConfigured: SQS_REGION must be an AWS region name such as eu-west-1; "
         "got (a value holding a secret, not shown)."
@@ -201,7 +208,7 @@ SERVING = ("wsgi", "asgi", "worker", "beat", "events")
 def test_entry_points__unsafe_start_is_one_line(name: str) -> None:
     """The E001 refusal of each serving entry point is one line too, without a traceback."""
     result = run_python(*ENTRY_POINTS[name], env=base_env(**UNSAFE), timeout=30)
-    assert result.returncode == exit_status(name)
+    assert result.returncode == exit_status(name, refusal=True)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
     lines = meaningful_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("ImproperlyConfigured: sqs_broker.E001: ")

@@ -56,3 +56,22 @@ def test_sqs_move__lists_and_cancels_native_tasks(sqs, sqs_endpoint, unique):
             call_command("sqs_move", f"{unique}-celery", "--cancel", "handle-1", stdout=out)
     assert fake.calls[-1] == ("CancelMessageMoveTask", {"TaskHandle": "handle-1"})
     assert "Cancelled handle-1: 3 messages moved." in out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--limit", "0"), ("--limit", "-5"), ("--rate", "0"), ("--rate", "nan"), ("--rate", "inf")],
+)
+def test_sqs_move__bad_limit_or_rate_moves_nothing(sqs, unique, option, value):
+    """--limit 0 is not "no limit", and a rate must be a finite number above 0: exit 2."""
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    app.send_task("t.a", queue="celery-dlq")
+    with (
+        override_settings(SQS_BROKER_CELERY_APP=app),
+        pytest.raises(CommandError, match=option) as refused,
+    ):
+        call_command("sqs_move", f"{unique}-celery", option, value, "--yes", stdout=StringIO())
+    assert refused.value.returncode == 2
+    assert _depth(sqs, dlq) == 1 and _depth(sqs, source) == 0

@@ -59,3 +59,30 @@ def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
     assert len(lines) == 2, err
     assert all("queues" in line for line in lines)
     assert proc.returncode == 0, err
+
+
+def test_sqs_stats__interval_ends_quietly_when_the_reader_is_gone(unique, tmp_path):
+    """``| head -1``: the pipe closes, the command ends with status 0 and no traceback."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", DJANGO_SETTINGS_MODULE="project.settings")
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/db.sqlite3"
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "sqs_stats", "--offline", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert json.loads(proc.stdout.readline())["queues"] is not None
+    proc.stdout.close()  # what head does after its line
+    assert proc.wait(timeout=30) == 0
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "inf", "nan"])
+def test_sqs_stats__interval_must_be_a_finite_positive_number(interval):
+    """An interval that is not a finite number of seconds above 0: exit 2, naming --interval."""
+    with pytest.raises(CommandError, match="--interval") as refused:
+        call_command("sqs_stats", "--offline", "--interval", interval, stdout=io.StringIO())
+    assert refused.value.returncode == 2

@@ -11,6 +11,7 @@ dead-letter queue; ``--cancel HANDLE`` cancels one. Exit status: 0 done,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -56,10 +57,14 @@ class Command(BaseCommand):
         if options["list"] or options["cancel"]:
             self._native(dlq, options)
             return
-        rate, limit = options["rate"], options["limit"] or app_settings.REDRIVE_LIMIT
-        if rate is not None and rate <= 0:
-            raise CommandError("--rate must be a number of messages per second above 0.", 2)
-        if limit <= 0:
+        rate, limit = options["rate"], options["limit"]
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            raise CommandError(
+                "--rate must be a number of messages per second above 0.", returncode=2
+            )
+        if limit is None:
+            limit = app_settings.REDRIVE_LIMIT
+        elif limit <= 0:  # never "no limit": 0 would otherwise move every dead letter
             raise CommandError("--limit must be a number of messages above 0.", returncode=2)
         visible = dlq.int("ApproximateNumberOfMessages")
         self.stdout.write(

@@ -13,12 +13,14 @@ exist yet is reported, not counted as a failure), 1 when some queue failed
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sqs_broker import stats
+from sqs_broker.management.commands._output import reader_gone
 
 
 def _count(n: int, noun: str) -> str:
@@ -46,7 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         interval = options.get("interval")
-        if interval is not None and interval <= 0:
+        if interval is not None and not (math.isfinite(interval) and interval > 0):
             raise CommandError("--interval must be a number of seconds above 0.", returncode=2)
         if interval is None:
             self._sample_once(raise_on_failure=True)
@@ -59,6 +61,8 @@ class Command(BaseCommand):
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
         except KeyboardInterrupt:
             self.stdout.write("Stopped.")
+        except BrokenPipeError:
+            reader_gone()
 
     def _sample_once(self, raise_on_failure: bool) -> None:
         result = stats.sample()

@@ -8,11 +8,14 @@ prints one JSON document per line every N seconds until Ctrl-C.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
+
+from sqs_broker.management.commands._output import reader_gone
 
 
 class Command(BaseCommand):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None
         interval = options["interval"]
-        if interval is not None and not interval > 0:
+        if interval is not None and not (math.isfinite(interval) and interval > 0):
             raise CommandError(_("--interval must be a number of seconds above 0."), returncode=2)
         online = not options["offline"]
         if interval is None:
@@ -65,3 +68,5 @@ class Command(BaseCommand):
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
         except KeyboardInterrupt:
             self.stderr.write(_("Stopped."))
+        except BrokenPipeError:
+            reader_gone()
