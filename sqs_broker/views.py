@@ -19,6 +19,7 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from sqs_broker.conf import app_settings
@@ -56,6 +57,10 @@ def denied(request: HttpRequest) -> HttpResponse | None:
 def data_view(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """GET only, never cached, and answered only when :func:`denied` lets the request in."""
 
+    # CSRF protects requests that change something; these only read, and require_GET
+    # answers any other method 405 before the view runs. Without the exemption a POST
+    # with the bearer token met the CSRF middleware's 403 page instead of that 405.
+    @csrf_exempt
     @never_cache
     @require_GET
     @wraps(view)
