@@ -26,6 +26,10 @@ from sqs_broker.metrics import dead_letter_names
 SEVERITY = "warning"
 
 
+#: The longest --for and --window: a month (Prometheus refuses durations far longer).
+MAX_SECONDS = 30 * 86400
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """When each alert fires; the defaults are those of docs/alerts.md."""
@@ -47,14 +51,16 @@ class Thresholds:
         problems = []
         if self.dead_letter_messages < 0:
             problems.append("--dead-letter-messages must be 0 or more")
-        if not self.oldest_age > 0:
+        if not (math.isfinite(self.oldest_age) and self.oldest_age > 0):
             problems.append("--oldest-age must be a number of seconds above 0")
         if not 0 <= self.failure_rate < 1:
             problems.append("--failure-rate must be a share from 0 up to (not including) 1")
         if self.min_finished < 1:
             problems.append("--min-finished must be 1 or more")
-        if self.hold < 0 or self.window < 60:
-            problems.append("--for must be 0 or more seconds and --window at least 60")
+        if not 0 <= self.hold <= MAX_SECONDS:
+            problems.append(f"--for must be from 0 to {MAX_SECONDS} seconds (30 days)")
+        if not 60 <= self.window <= MAX_SECONDS:
+            problems.append(f"--window must be from 60 to {MAX_SECONDS} seconds (30 days)")
         if problems:
             raise ValueError("; ".join(problems) + ".")
 

@@ -79,6 +79,16 @@ def test_thresholds__bad_values_named():
         alerts.Thresholds(failure_rate=1.5)
     with pytest.raises(ValueError, match="--oldest-age"):
         alerts.Thresholds(oldest_age=0)
+    # A rule that can never fire, or one Prometheus refuses, is not written.
+    with pytest.raises(ValueError, match="--oldest-age"):
+        alerts.Thresholds(oldest_age=float("inf"))
+    with pytest.raises(ValueError, match="--window must") as too_long:
+        alerts.Thresholds(window=999_999_999_999)
+    assert "--for" not in str(too_long.value)  # only the option that is wrong is named
+    with pytest.raises(ValueError, match="^--window must be from 60"):
+        alerts.Thresholds(window=7)
+    with pytest.raises(ValueError, match="^--for must"):
+        alerts.Thresholds(hold=-1)
 
 
 @pytest.mark.pure
