@@ -127,8 +127,13 @@ SQS_BROKER_API_TOKEN = env.str("SQS_BROKER_API_TOKEN", default="") or None
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"stamped": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "stamped"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    # boto3 says where it found credentials on every new client: noise at INFO.
-    "loggers": {"botocore.credentials": {"level": "WARNING"}},
+    "loggers": {
+        # boto3 says where it found credentials on every new client: noise at INFO.
+        "botocore.credentials": {"level": "WARNING"},
+        # What sqs_purge and sqs_move changed is kept whatever DJANGO_LOG_LEVEL says.
+        "sqs_broker.audit": {"level": "INFO"},
+    },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from io import StringIO
 
 import pytest
@@ -56,3 +57,25 @@ def test_sqs_purge__only_the_apps_queues(sqs, unique, app):
         call_command("sqs_purge", f"{unique}-payments", "--yes", stdout=StringIO())
     assert refused.value.returncode == 2
     assert _depth(sqs, url) == 1
+
+
+def test_audit__kept_by_the_example_whatever_the_log_level():
+    """DJANGO_LOG_LEVEL=WARNING quiets the rest, not the record of what a command changed."""
+    from tests.conftest import run_python
+
+    code = (
+        "import django; django.setup()\n"
+        "import logging\n"
+        "from sqs_broker.management.commands._confirm import audit\n"
+        "logging.getLogger('sqs_broker.sqs').info('routine')\n"
+        "audit('manage.py sqs_purge', 'purged q (about 3 visible messages)')\n"
+    )
+    env = base_env(DJANGO_LOG_LEVEL="WARNING", DJANGO_SECRET_KEY="k" * 50)
+    result = run_python("-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "routine" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "sqs_broker.audit" in line]
+    # Stamped: date, time, level, logger.
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO sqs_broker\.audit: ", line), line
+    assert "sqs_broker.audit: manage.py sqs_purge by " in line
+    assert "purged q (about 3 visible messages)" in line
