@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -105,6 +107,23 @@ def test_devstack__fresh_copy_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         assert 'id="sqs-queues"' in page
         assert "local SQS at 127.0.0.1" in page  # the example's environment banner
         assert (folder / ".local" / "secret_key").stat().st_mode & 0o077 == 0
+        # The exports it printed are enough for manage.py in a second shell.
+        exported = dict(
+            shlex.split(line.split("export ", 1)[1])[0].split("=", 1)
+            for line in text.splitlines()
+            if line.startswith("  export ")
+        )
+        assert {"SQS_ENDPOINT_URL", "DJANGO_SECRET_KEY_FILE"} <= set(exported), text
+        second = subprocess.run(
+            [sys.executable, "manage.py", "sqs_stats", "--offline"],
+            cwd=folder,
+            env={**env, **exported},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert json.loads(second.stdout)["queues"], second.stdout[:500]
 
         # Twice in quick succession, as when make passes on the SIGTERM its group got:
         # a handler that took a lock the waiting main thread held hung the stack.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -81,8 +82,16 @@ class Command(BaseCommand):
             if not any(os.environ.get(name) for name in AWS_MARKERS):
                 local = LocalSQS(port=options["sqs_port"]).start()
                 # This process publishes the demo task, so it needs them too.
-                os.environ.update({**LOCAL_ENV, "SQS_ENDPOINT_URL": local.endpoint_url})
+                shared = {**LOCAL_ENV, "SQS_ENDPOINT_URL": local.endpoint_url}
+                os.environ.update(shared)
                 self.stdout.write(f"Local SQS (moto) on {local.endpoint_url}")
+                # A second shell (sqs_stats, sqs_alerts, celery inspect...) needs the same.
+                key_file = os.environ.get("DJANGO_SECRET_KEY_FILE")
+                if key_file and not os.environ.get("DJANGO_SECRET_KEY"):
+                    shared["DJANGO_SECRET_KEY_FILE"] = key_file
+                self.stdout.write("For manage.py in another shell:")
+                for name, value in shared.items():
+                    self.stdout.write(f"  export {name}={shlex.quote(value)}")
             else:
                 self.stdout.write("AWS is configured: using it, no local SQS started.")
             call_command("migrate", interactive=False, verbosity=0)
