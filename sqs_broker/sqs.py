@@ -358,6 +358,10 @@ def redrive_policy(state: QueueState) -> dict[str, Any] | None:
     return {"name": parts[-1], "account": account, "arn": arn, "max_receive_count": count}
 
 
+#: The longest SQS error message shown; the rest is cut off.
+MAX_ERROR_MESSAGE = 500
+
+
 def error_text(exc: BaseException) -> tuple[str, str | None]:
     """A short, secret-free description of an SQS error and its code."""
     if isinstance(exc, ClientError):
@@ -366,7 +370,18 @@ def error_text(exc: BaseException) -> tuple[str, str | None]:
         if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             code = "QueueDoesNotExist"
         operation = getattr(exc, "operation_name", "") or "call"
-        return scrub(f"{code} on {operation}: {error.get('Message', '')}".strip()), code
+        message = str(error.get("Message", "")).strip()
+        if message.lstrip().lower().startswith(("<!doctype", "<html")):
+            # A web page, not an SQS error: moto's 500 for a call it does not implement, a
+            # proxy's error page. Its markup tells an operator nothing; its status does.
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            message = (
+                f"the endpoint answered HTTP {status} with a web page, not an SQS error "
+                f"(it may not support {operation})"
+            )
+        elif len(message) > MAX_ERROR_MESSAGE:
+            message = message[:MAX_ERROR_MESSAGE] + "…"
+        return scrub(f"{code} on {operation}: {message}".strip()), code
     if isinstance(exc, BotoCoreError):
         return scrub(f"{type(exc).__name__}: {exc}"), "Unreachable"
     return scrub(f"{type(exc).__name__}: {exc}"), type(exc).__name__

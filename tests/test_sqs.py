@@ -6,6 +6,8 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from sqs_broker import sqs as sqs_module
 from tests.conftest import base_env, make_app, prefixed_app, queue_state, run_python
 from tests.proxy import Proxy
@@ -212,3 +214,22 @@ def test_oldest_ages__denied_reported(sqs_endpoint, unique, settings):
     assert found.seconds == {}
     assert found.error is not None
     assert "AccessDenied" in found.error or "403" in found.error
+
+
+@pytest.mark.pure
+def test_error_text__a_web_page_is_named_not_shown():
+    """An HTML error page (moto's 500 for a call it lacks) becomes one line with the status."""
+    from botocore.exceptions import ClientError
+
+    page = "<!DOCTYPE HTML PUBLIC><html><title>500 Internal Server Error</title>" + "x" * 3000
+    exc = ClientError(
+        {"Error": {"Code": "500", "Message": page}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+        "ListMessageMoveTasks",
+    )
+    text, code = sqs_module.error_text(exc)
+    assert text == (
+        "500 on ListMessageMoveTasks: the endpoint answered HTTP 500 with a web page, not an "
+        "SQS error (it may not support ListMessageMoveTasks)"
+    )
+    long = ClientError({"Error": {"Code": "Throttling", "Message": "y" * 2000}}, "SendMessage")
+    assert len(sqs_module.error_text(long)[0]) < 600
