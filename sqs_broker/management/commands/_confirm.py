@@ -41,6 +41,10 @@ def confirm(name: str, what: str, options: dict[str, Any], out: Any) -> None:
     out.write(f"{what.capitalize()}? Type the queue's name ({name}) to confirm: ", ending="")
     out.flush()
     typed = stdin.readline()
+    if not (hasattr(stdin, "isatty") and stdin.isatty()):
+        # A terminal echoes the typed line and its newline; piped input is not echoed,
+        # so end the prompt's line before the result or the refusal is printed.
+        out.write("")
     if typed.strip() != name:
         raise CommandError(
             "The name typed does not match: nothing was done (type the queue's name, or "
