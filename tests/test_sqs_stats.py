@@ -34,19 +34,24 @@ def test_sqs_stats__json_of_gather(sqs, unique):
     assert {"findings", "workers", "tasks", "generated_at"} <= set(data)
 
 
-def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
-    """--interval prints one JSON line per pass and stops cleanly on Ctrl-C (SIGINT)."""
+def _every(seconds: float, unique: str, tmp_path) -> subprocess.Popen[str]:
+    """``sqs_stats --offline --interval seconds`` writing into a pipe, as a user's shell runs it."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", DJANGO_SETTINGS_MODULE="project.settings")
     env["DATABASE_URL"] = f"sqlite:///{tmp_path}/db.sqlite3"
     env.pop("PYTHONUNBUFFERED", None)  # a pipe is block-buffered: the command flushes each line
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "sqs_stats", "--offline", "--interval", "0.5"],
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "sqs_stats", "--offline", "--interval", str(seconds)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
+    """--interval prints one JSON line per pass and stops cleanly on Ctrl-C (SIGINT)."""
+    proc = _every(0.5, unique, tmp_path)
     lines = []
     deadline = time.monotonic() + 60
     while len(lines) < 2 and time.monotonic() < deadline:
@@ -63,16 +68,7 @@ def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
 
 def test_sqs_stats__interval_ends_quietly_when_the_reader_is_gone(unique, tmp_path):
     """``| head -1``: the pipe closes, the command ends with status 0 and no traceback."""
-    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", DJANGO_SETTINGS_MODULE="project.settings")
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/db.sqlite3"
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "sqs_stats", "--offline", "--interval", "0.2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _every(0.2, unique, tmp_path)
     assert json.loads(proc.stdout.readline())["queues"] is not None
     proc.stdout.close()  # what head does after its line
     assert proc.wait(timeout=30) == 0

@@ -4,9 +4,14 @@ per task, queue and minute, and the worker's fixed description."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 #: A worker not seen for this many of its intervals shows as lost.
 LOST_AFTER_INTERVALS = 3
@@ -104,6 +109,25 @@ class Counts:
         for name in ADDITIVE_COLUMNS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.runtime_max = max(self.runtime_max, other.runtime_max)
+
+
+def grouped_counts(rows: QuerySet[Any], *fields: str) -> Iterator[tuple[dict[str, Any], Counts]]:
+    """``rows`` (counter rows) grouped by ``fields`` in the database: each group's values and
+    its counts, summed (``runtime_max`` the largest). One query, whatever the rows."""
+    from django.db.models import Max, Sum
+
+    grouped = (
+        rows.order_by()
+        .values(*fields)
+        .annotate(
+            **{f"total_{name}": Sum(name) for name in ADDITIVE_COLUMNS},
+            top_runtime=Max("runtime_max"),
+        )
+    )
+    for row in cast(Iterable[dict[str, Any]], grouped):
+        counts = Counts(**{name: row[f"total_{name}"] or 0 for name in ADDITIVE_COLUMNS})
+        counts.runtime_max = row["top_runtime"] or 0.0
+        yield {field: row[field] for field in fields}, counts
 
 
 def observation(kind: str, seconds: float) -> dict[str, float]:

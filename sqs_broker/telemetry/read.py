@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
-    ADDITIVE_COLUMNS,
     BASELINE_MINUTE,
     BUCKETS,
     COUNT_FIELDS,
-    COUNTS_COLUMNS,
     HOURLY_FROM,
     LOST_AFTER_INTERVALS,
     LOST_SHOWN_FOR,
@@ -24,6 +22,7 @@ from sqs_broker.telemetry.base import (
     SPARKLINE_POINTS,
     Counts,
     bucket_column,
+    grouped_counts,
     hour_of,
     minute_of,
 )
@@ -176,7 +175,7 @@ def _add_buckets(
     is up to date. Buckets before ``first_start`` are summed, not drawn.
     Returns the number of points of the sparkline.
     """
-    from django.db.models import CharField, ExpressionWrapper, F, Max, Sum
+    from django.db.models import CharField, ExpressionWrapper, F
 
     from sqs_broker.models import TimeBucket
 
@@ -186,25 +185,16 @@ def _add_buckets(
     first = -(-(int(first_start.timestamp()) - offset) // step)  # the first whole bucket
     last = (current - offset) // step - 1
     points = max(0, last - first + 1)
-    summed = [f for f in COUNTS_COLUMNS if f != "runtime_max"]
-    grouped = (
-        rows.order_by()
-        # Grouped by the bucket first (names as expressions keep that order in GROUP BY):
-        # SQLite then reads the window's range of the index that leads with the period
-        # instead of walking the whole (task, queue, period) unique index in order.
-        .annotate(
-            bucket=TimeBucket(period, step, offset),
-            task_name=ExpressionWrapper(F("task"), output_field=CharField()),
-            queue_name=ExpressionWrapper(F("queue"), output_field=CharField()),
-        )
-        .values("bucket", "task_name", "queue_name")
-        .annotate(**{f"total_{f}": Sum(f) for f in summed}, top_runtime=Max("runtime_max"))
+    # Grouped by the bucket first (names as expressions keep that order in GROUP BY):
+    # SQLite then reads the window's range of the index that leads with the period
+    # instead of walking the whole (task, queue, period) unique index in order.
+    bucketed = rows.annotate(
+        bucket=TimeBucket(period, step, offset),
+        task_name=ExpressionWrapper(F("task"), output_field=CharField()),
+        queue_name=ExpressionWrapper(F("queue"), output_field=CharField()),
     )
-    for row in cast(Iterable[dict[str, Any]], grouped):
+    for row, part in grouped_counts(bucketed, "bucket", "task_name", "queue_name"):
         key = (row["task_name"], row["queue_name"])
-        part = Counts(
-            **{f: row[f"total_{f}"] or 0 for f in summed}, runtime_max=row["top_runtime"] or 0.0
-        )
         sums.setdefault(key, Counts()).merge(part)
         line = series.setdefault(key, [0] * points)
         index = int(row["bucket"]) - first
@@ -282,7 +272,6 @@ def totals() -> list[dict[str, Any]]:
     the +Inf bucket; a task whose queue wait was never measured has no wait
     buckets.
     """
-    from django.db.models import Max, Sum
 
     from sqs_broker.models import HourlyTaskCounter, TaskCounter
 
@@ -291,19 +280,7 @@ def totals() -> list[dict[str, Any]]:
         TaskCounter.objects.filter(minute=BASELINE_MINUTE),
         HourlyTaskCounter.objects.all(),
     ):
-        grouped = (
-            rows.order_by()
-            .values("task", "queue")
-            .annotate(
-                **{f"total_{name}": Sum(name) for name in ADDITIVE_COLUMNS},
-                top_runtime=Max("runtime_max"),
-            )
-        )
-        for row in cast(Iterable[dict[str, Any]], grouped):
-            part = Counts(
-                **{name: row[f"total_{name}"] or 0 for name in ADDITIVE_COLUMNS},
-                runtime_max=row["top_runtime"] or 0.0,
-            )
+        for row, part in grouped_counts(rows, "task", "queue"):
             merged.setdefault((row["task"], row["queue"]), Counts()).merge(part)
     found = []
     for (task, queue), total in sorted(merged.items(), key=lambda item: (item[0][1], item[0][0])):

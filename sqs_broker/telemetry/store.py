@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 from django.db import transaction as db_transaction
-from django.db.models import F, Max, Sum
+from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from sqs_broker.telemetry.base import (
     CounterKey,
     Counts,
     WorkerInfo,
+    grouped_counts,
     hour_of,
 )
 
@@ -180,18 +181,9 @@ def prune_old(now: datetime | None = None) -> tuple[int, int]:
             oldest = by_age[0]  # there is a PRUNE_LIMIT-th row, so a first one
             limit = max(hour_of(edge[0]), hour_of(oldest) + timedelta(hours=1))
         batch = old.filter(minute__lt=limit)
-        folded = (
-            batch.order_by()
-            .values("task", "queue")
-            .annotate(
-                **{f"sum_{name}": Sum(name) for name in ADDITIVE_COLUMNS},
-                max_runtime_max=Max("runtime_max"),
-            )
-        )
-        listed: list[dict[str, Any]] = [dict(r) for r in folded]
-        for row in sorted(listed, key=lambda r: (r["task"], r["queue"])):
-            c = Counts(**{name: row[f"sum_{name}"] or 0 for name in ADDITIVE_COLUMNS})
-            c.runtime_max = row["max_runtime_max"] or 0.0
+        # Sorted, like every write, so two writers never take rows in different orders.
+        folded = grouped_counts(batch, "task", "queue")
+        for row, c in sorted(folded, key=lambda group: (group[0]["task"], group[0]["queue"])):
             _add_row(TaskCounter, "minute", row["task"], row["queue"], BASELINE_MINUTE, c)
         counters, _ = batch.delete()
         hours, _ = HourlyTaskCounter.objects.filter(hour__lt=limit).delete()
