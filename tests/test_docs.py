@@ -15,8 +15,9 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
 def documents() -> list[Path]:
-    """The README, the CHANGELOG and every page of docs/."""
-    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """The README, CONTRIBUTING, the CHANGELOG and every page of docs/."""
+    top = [ROOT / name for name in ("README.md", "CONTRIBUTING.md", "CHANGELOG.md")]
+    return [*top, *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def anchors(path: Path) -> set[str]:
@@ -66,7 +67,7 @@ def test_readme__commands_need_no_activated_virtualenv() -> None:
 
 
 def test_docs__relative_links_resolve() -> None:
-    """Every relative link of README, CHANGELOG and docs/ names an existing file and heading."""
+    """Every relative link of the top-level pages and docs/ names an existing file and heading."""
     broken = []
     for path in documents():
         for target in relative_links(path):
