@@ -11,6 +11,9 @@ import pytest
 from benchmarks import report
 from tests.conftest import ROOT
 
+# Text and files only: no SQS server needed.
+pytestmark = pytest.mark.pure
+
 MACHINE = report.Machine(
     load_before=1.5,
     load_after=2.25,
