@@ -115,7 +115,7 @@ def test_page__has_the_section_of_every_benchmark_that_writes() -> None:
     """Each name a script writes has its section in docs/benchmarks.md (no failure after a run)."""
     source = "".join(p.read_text() for p in (ROOT / "benchmarks").glob("*.py"))
     names = set(re.findall(r'report\.write\(\s*"([a-z0-9_-]+)"', source))
-    assert names == {"run", "scale", "dashboard_fetch", "load_stats", "telemetry_overhead"}
+    assert {"run", "scale", "dashboard_fetch", "load_stats", "telemetry_overhead"} <= names
     page = report.PAGE.read_text()
     for name in names:
         start, end = report.markers(name)
