@@ -109,9 +109,11 @@ def where_and_module(checks: Iterable[base.Check]) -> dict[str, tuple[list[str],
 
 
 def table() -> str:
-    """The Markdown table of every catalogued id, in catalogue order."""
-    import sqs_broker.findings  # noqa: F401 - imports every topic module, so all are registered
+    """The Markdown table of every catalogued id, in catalogue order.
 
+    Every topic module is registered by then: importing this module ran the package's
+    ``__init__``, which imports them all.
+    """
     checks = {
         check
         for stage in ("offline", "access", "queue", "account")
