@@ -1,14 +1,17 @@
 """docs/findings.md's table of ids, written from the catalogue and the registered checks.
 
-    python -m sqs_broker.findings.docs            # rewrite the table in docs/findings.md
-    python -m sqs_broker.findings.docs --check    # exit 1 when the page differs, 0 when not
+    .venv/bin/python scripts/findings_docs.py            # rewrite the table in docs/findings.md
+    .venv/bin/python scripts/findings_docs.py --check    # exit 1 when the page differs, else 0
+
+(The script configures bare Django settings first: the topic modules mark their messages for
+translation at import, which needs settings; the table itself needs none of a project's, and no
+network. ``python -m sqs_broker.findings.docs`` works where ``DJANGO_SETTINGS_MODULE`` is set.)
 
 Each row is one :data:`~sqs_broker.findings.catalogue.CATALOGUE` entry: the id, its level
 (from the letter), where it is raised (``offline`` when an offline check can return it,
 ``online`` when an access, queue or account check can), the topic module that makes it, and the
 caveat. "Where" is read from the registry: the registered checks' code, and the functions and
 constants of this package it uses, are searched for each id, so the column follows the code.
-Needs no Django settings and no network.
 """
 
 from __future__ import annotations
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     new = rewritten(text)
     if args.check:
         if new != text:
-            print(f"{args.page} is out of date: run python -m {PACKAGE}.docs", file=sys.stderr)
+            print(f"{args.page} is out of date: run scripts/findings_docs.py", file=sys.stderr)
             return 1
         return 0
     if new != text:
