@@ -102,3 +102,20 @@ def test_configuration__documents_every_variable_and_setting() -> None:
     assert settings, "conf.Settings lists no setting"
     missing = [name for name in (*VARIABLES, *settings) if f"`{name}`" not in text]
     assert not missing, f"not in docs/configuration.md: {missing}"
+
+
+def test_docs__named_commands_exist() -> None:
+    """Every ``manage.py NAME`` and ``-m benchmarks.NAME`` a page's code block runs exists."""
+    from django.core.management import get_commands
+
+    commands = set(get_commands())
+    missing = []
+    for path in documents():
+        for block in FENCE.findall(path.read_text()):
+            for name in re.findall(r"manage\.py (\w+)", block):
+                if name not in commands:
+                    missing.append(f"{path.relative_to(ROOT)}: manage.py {name}")
+            for name in re.findall(r"-m benchmarks\.(\w+)", block):
+                if not (ROOT / "benchmarks" / f"{name}.py").exists():
+                    missing.append(f"{path.relative_to(ROOT)}: benchmarks.{name}")
+    assert not missing, "\n".join(missing)
