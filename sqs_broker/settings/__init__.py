@@ -38,7 +38,7 @@ from sqs_broker.settings.parse import (
 )
 from sqs_broker.settings.predefined import predefined_queues
 
-#: Variables this module reads; the README's table documents each one.
+#: Variables this module reads; docs/configuration.md documents each one.
 VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
