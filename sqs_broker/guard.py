@@ -14,15 +14,19 @@ A bad setting is one message, not a traceback of 50 to 120 lines through
 Django, Celery and click: :func:`exit_on_configuration_error` (``manage.py``,
 WSGI, ASGI) and :func:`install_excepthook` (the ``celery`` command, whose
 entry point the project does not own) print ``ImproperlyConfigured: <message>``
-on stderr and exit with status 1 (4 for the WSGI/ASGI application, which
-gunicorn reads as "App failed to load" and stops on).
+on stderr and exit with status 2 (:data:`EXIT_STATUS`) from every command:
+``manage.py`` (``runserver`` included), the worker, beat, ``celery events``;
+4 for the WSGI/ASGI application, which gunicorn reads as "App failed to
+load" and stops on.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +83,7 @@ def exit_on_configuration_error(status: int = EXIT_STATUS) -> Iterator[None]:
 
 
 def install_excepthook() -> None:
-    """Show an uncaught ``ImproperlyConfigured`` as one line; safe to call twice.
+    """Show an uncaught ``ImproperlyConfigured`` as one line, exit 2; safe to call twice.
 
     For the ``celery`` command: its entry point belongs to Celery, so the
     project's Celery module (which every ``celery -A`` run imports first)
@@ -90,10 +94,22 @@ def install_excepthook() -> None:
         return
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        if isinstance(exc, ImproperlyConfigured):
-            _say(configuration_message(exc))
+        if not isinstance(exc, ImproperlyConfigured):
+            previous(kind, exc, tb)
             return
-        previous(kind, exc, tb)
+        _say(configuration_message(exc))
+        if hasattr(sys, "ps1") or sys.flags.interactive:
+            return  # an interactive shell (celery shell, python -i) goes on
+        # Python ends a process whose exception reached this hook with status 1,
+        # and no hook can change that; manage.py's status for the same error is 2.
+        # A configuration error stops a process before it serves: flushing the
+        # logs and the standard streams is all that its exit handlers would do.
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                with suppress(OSError, ValueError):
+                    stream.flush()
+        os._exit(EXIT_STATUS)
 
     hook.sqs_broker = True  # type: ignore[attr-defined]
     sys.excepthook = hook

@@ -142,6 +142,7 @@ CONFIG_CANARY = "CanaryConfig/Secret+Zz9"
 ENTRY_POINTS = {
     "manage-check": ["manage.py", "check"],
     "manage-sqs_check": ["manage.py", "sqs_check"],
+    "manage-runserver": ["manage.py", "runserver", "--noreload", "127.0.0.1:0"],
     "wsgi": ["-c", "import project.wsgi"],
     "asgi": ["-c", "import project.asgi"],
     "worker": ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
@@ -159,16 +160,13 @@ def meaningful_lines(text: str) -> list[str]:
     return [line for line in lines if not any(n in line for n in noise)]
 
 
-def exit_status(name: str, refusal: bool = False) -> int:
-    """2 for manage.py ("could not check"), gunicorn's "App failed to load" (4) for the WSGI/ASGI
-    app. A celery command stopped by a settings error keeps Python's 1 (its entry point is
-    Celery's: the hook only shortens the output); beat and events refusing E001 exit with 2
-    like manage.py, and the worker with Celery's 1."""
+def exit_status(name: str) -> int:
+    """One status for one configuration error: 2 for every command (manage.py, runserver, the
+    worker, beat, events, report), whether a bad variable or the E001 refusal;
+    gunicorn's "App failed to load" (4) for the WSGI/ASGI application."""
     if name in ("wsgi", "asgi"):
         return guard.SERVER_EXIT_STATUS
-    if name.startswith("manage") or (refusal and name in ("beat", "events")):
-        return guard.EXIT_STATUS
-    return 1
+    return guard.EXIT_STATUS
 
 
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
@@ -201,14 +199,16 @@ def test_entry_points__secret_in_a_bad_value_not_shown() -> None:
     ]
 
 
-SERVING = ("wsgi", "asgi", "worker", "beat", "events")
+SERVING = ("wsgi", "asgi", "worker", "beat", "events", "manage-runserver")
 
 
 @pytest.mark.parametrize("name", SERVING)
 def test_entry_points__unsafe_start_is_one_line(name: str) -> None:
     """The E001 refusal of each serving entry point is one line too, without a traceback."""
     result = run_python(*ENTRY_POINTS[name], env=base_env(**UNSAFE), timeout=30)
-    assert result.returncode == exit_status(name, refusal=True)
+    assert result.returncode == exit_status(name)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
     lines = meaningful_lines(result.stderr)
-    assert len(lines) == 1 and lines[0].startswith("ImproperlyConfigured: sqs_broker.E001: ")
+    # runserver reports it as the command's error, as Django reports a failed system check.
+    kind = "CommandError" if name == "manage-runserver" else "ImproperlyConfigured"
+    assert len(lines) == 1 and lines[0].startswith(f"{kind}: sqs_broker.E001: "), lines
