@@ -149,3 +149,17 @@ def test_sqs_stats__usage_error_from_the_shell_exits_64():
         "manage.py sqs_stats: error: argument --interval: must be a number of seconds from "
         "0.1 to 86400; got 1e-300\n"
     )
+
+
+@pytest.mark.pure
+def test_sqs_stats__ctrl_c_in_one_shot_is_one_line(monkeypatch):
+    """Ctrl-C while the one-shot gathers: "Interrupted.", exit 130, no traceback."""
+    from sqs_broker import stats
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats, "gather", interrupted)
+    with pytest.raises(CommandError) as stopped:
+        call_command("sqs_stats", "--offline", stdout=io.StringIO())
+    assert (str(stopped.value), stopped.value.returncode) == ("Interrupted.", 130)

@@ -72,6 +72,8 @@ class SqsCommand(BaseCommand):
 
     Options given to ``call_command`` as keywords skip argparse's ``type=``:
     those typed by :func:`number` are range-checked again before ``handle``.
+    A Ctrl-C the command does not handle itself ends it with one line and
+    :data:`EXIT_INTERRUPTED`, not a traceback.
     """
 
     _ranged: dict[str, tuple[str, Callable[[str], Any]]] = {}
@@ -108,7 +110,10 @@ class SqsCommand(BaseCommand):
                     raise CommandError(
                         f"Error: argument {flag}: {exc}", returncode=EXIT_USAGE
                     ) from None
-        return super().execute(*args, **options)
+        try:
+            return super().execute(*args, **options)
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted.", returncode=EXIT_INTERRUPTED) from None
 
 
 def number(
