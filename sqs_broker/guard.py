@@ -115,6 +115,50 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
+#: SQS's error codes for a queue that does not exist (query and JSON protocols).
+NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+def _missing_queue(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code in NO_QUEUE_CODES:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+class MissingQueueLine(logging.Filter):
+    """Beat's "Message Error" for a queue SQS does not have: one line, no traceback or stack.
+
+    Celery logs it with the stack and the traceback of a ``SchedulingError``,
+    every tick: 40 lines whose only news is the first. The transport declares a
+    vanished queue again on the next publish, so what is left here is a queue
+    it may not create: a predefined one (``SQS_PREDEFINED_QUEUES``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _missing_queue(record.exc_info[1]):
+            from sqs_broker.redact import scrub
+
+            text = " ".join(str(record.exc_info[1]).split())
+            record.msg = (
+                "%s (the queue does not exist on SQS: a predefined queue is never created; "
+                "create it or correct SQS_PREDEFINED_QUEUES)"
+            )
+            record.args = (scrub(text),)
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def install_missing_queue_line() -> None:
+    """Put :class:`MissingQueueLine` on Celery's beat logger; safe to call twice."""
+    beat_logger = logging.getLogger("celery.beat")
+    if not any(isinstance(f, MissingQueueLine) for f in beat_logger.filters):
+        beat_logger.addFilter(MissingQueueLine())
+
+
 def refuse_unsafe_start(app: Celery | None = None) -> None:
     """Raise ``ImproperlyConfigured`` when E001 holds or the broker URL cannot be parsed.
 
@@ -225,6 +269,7 @@ def install(app: Celery) -> None:
     if settings.configured:
         check_broker_url(app.conf.broker_url or "")
     app.steps["worker"].add(StartGuard)
+    install_missing_queue_line()
     # `celery report` prints the configuration; Celery masks only `broker_url`.
     install_report_masking(app)
     if not getattr(app, "sqs_broker_guarded", False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -212,3 +213,55 @@ def test_entry_points__unsafe_start_is_one_line(name: str) -> None:
     # runserver reports it as the command's error, as Django reports a failed system check.
     kind = "CommandError" if name == "manage-runserver" else "ImproperlyConfigured"
     assert len(lines) == 1 and lines[0].startswith(f"{kind}: sqs_broker.E001: "), lines
+
+
+def test_missing_queue_line__beat_error_for_a_missing_queue_is_one_line(
+    sqs_endpoint, unique, caplog
+) -> None:
+    """A scheduled task sent to a predefined queue SQS does not have: one line, no traceback."""
+    import json
+
+    from celery.beat import ScheduleEntry, Scheduler
+
+    gone = f"{sqs_endpoint}/123456789012/{unique}-gone"
+    app = make_app(base_env(SQS_PREDEFINED_QUEUES=json.dumps({"celery": {"url": gone}})))
+    guard.install(app)
+    guard.install(app)  # twice, as ready() and the project's Celery module both do
+    assert (
+        sum(isinstance(f, guard.MissingQueueLine) for f in logging.getLogger("celery.beat").filters)
+        == 1
+    )
+    scheduler = Scheduler(app=app, schedule={}, lazy=True)
+    entry = ScheduleEntry(name="tick", task="t.a", schedule=60.0, app=app)
+    with caplog.at_level("INFO", logger="celery.beat"), app.producer_or_acquire() as producer:
+        scheduler.apply_entry(entry, producer=producer)
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.exc_info is None and error.stack_info is None
+    text = error.getMessage()
+    assert "\n" not in text
+    assert text.startswith("Couldn't apply scheduled task tick: An error occurred ")
+    assert "NonExistentQueue" in text
+    assert text.endswith(
+        "(the queue does not exist on SQS: a predefined queue is never created; create it or "
+        "correct SQS_PREDEFINED_QUEUES)"
+    )
+
+
+@pytest.mark.pure
+def test_missing_queue_line__other_errors_keep_their_traceback() -> None:
+    """Only a missing queue is shortened: any other error of beat is left as Celery logs it."""
+    filter_ = guard.MissingQueueLine()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "celery.beat",
+            logging.ERROR,
+            __file__,
+            1,
+            "Message Error: %s",
+            ("boom",),
+            sys.exc_info(),
+        )
+    assert filter_.filter(record) is True
+    assert record.exc_info is not None and record.getMessage() == "Message Error: boom"
