@@ -28,12 +28,6 @@ EXIT_USAGE = 64
 #: Stopped by Ctrl-C (128 + SIGINT, what a shell reports for a process it interrupted).
 EXIT_INTERRUPTED = 130
 
-#: The line each command's help ends with.
-EXIT_HELP = (
-    "Exit status: 0 done, 1 findings or SQS refused, 2 could not check, "
-    "64 usage error (nothing done), 130 interrupted."
-)
-
 
 class UsageParser(CommandParser):
     """Django's parser with usage errors on :data:`EXIT_USAGE` instead of argparse's 2."""

@@ -6,7 +6,8 @@
 KEDA ScaledObject and an ECS target-tracking configuration that scale
 workers on backlog per worker. See docs/alerts.md. Every action exits 64 on
 a usage error (an unknown option, a value out of range), before it reads
-anything; Django's options (``-v 2``, ``--settings``) go before or after it.
+anything, and 130 when interrupted; Django's options (``-v 2``,
+``--settings``) go before or after it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class Command(SqsCommand):
     help = (
         "Prometheus alerting rules for this deployment's queues (rules), the same alerts "
         "judged now (check: exit 0 ok, 1 firing, 2 could not check), and autoscaling "
-        "recipes on backlog per worker (keda, ecs). Exit status 64: a usage error."
+        "recipes on backlog per worker (keda, ecs). Exit status 64: a usage error; "
+        "130: interrupted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

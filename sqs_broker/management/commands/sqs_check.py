@@ -2,8 +2,9 @@
 
 Exit status: 0 when nothing is at or above ``--fail-level``, 1 when
 something is, 2 when SQS could not be checked (endpoint unreachable,
-credentials missing or rejected), 64 a usage error. The findings themselves come from
-:mod:`sqs_broker.findings`; this command only prints them.
+credentials missing or rejected), 64 a usage error, 130 interrupted. The
+findings themselves come from :mod:`sqs_broker.findings`; this command only
+prints them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Command(SqsCommand):
     help = (
         "Check the Celery-on-SQS configuration for known pitfalls: offline (settings) and "
         "online (credentials, queues, attributes). Exit 0: nothing at or above --fail-level; "
-        "1: something is; 2: SQS could not be checked; 64: usage error."
+        "1: something is; 2: SQS could not be checked; 64: usage error; 130: interrupted."
     )
     # It must report E001 itself, so the system checks must not stop it first.
     requires_system_checks: list[str] = []

@@ -15,12 +15,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from sqs_broker.management.commands._base import (
-    EXIT_FINDINGS,
-    EXIT_HELP,
-    EXIT_INTERRUPTED,
-    SqsCommand,
-)
+from sqs_broker.management.commands._base import EXIT_FINDINGS, EXIT_INTERRUPTED, SqsCommand
 from sqs_broker.management.commands._confirm import audit, confirm, interrupts_held, owned
 
 COMMAND = "manage.py sqs_purge"
@@ -31,7 +26,8 @@ class Command(SqsCommand):
     stealth_options = ("stdin",)
     help = (
         "Delete every message of one of the app's queues (PurgeQueue). Asks for the queue's "
-        "name unless --yes is given. " + EXIT_HELP
+        "name unless --yes is given. Exit status: 0 purge started, 1 SQS refused, 64 not the "
+        "app's queue, not confirmed or a usage error (nothing done), 130 interrupted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -9,7 +9,7 @@ samples every N seconds until interrupted. The Celery beat task
 Exit status: 0 when every queue answered (a declared queue that does not
 exist yet is reported, not counted as a failure), 1 when some queue failed
 (samples of the others are written), 2 when no queue could be read, 64 a
-usage error.
+usage error, 130 interrupted (``--once``; ``--interval`` stops with 0).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Command(SqsCommand):
         "Record the depth of every queue the Celery app uses (visible, in flight, delayed), "
         "for the dashboard's sparklines and charts, and prune samples older than "
         "SQS_BROKER_RETENTION_DAYS. Exit status: 0 every queue sampled, 1 some failed, "
-        "2 none could be read, 64 usage error."
+        "2 none could be read, 64 usage error, 130 interrupted (one sample)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

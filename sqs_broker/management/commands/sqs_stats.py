@@ -3,7 +3,8 @@
 The same :func:`sqs_broker.stats.gather` result as ``/sqs/stats.json``
 (secrets masked), for a shell, a cron job or ``jq``. ``--interval N``
 prints one JSON document per line every N seconds until Ctrl-C.
-Exit status: 0 printed (or stopped by Ctrl-C), 64 a usage error.
+Exit status: 0 printed (or stopped by Ctrl-C), 64 a usage error, 130
+interrupted while printing once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Command(SqsCommand):
     help = (
         "Print queues, findings, workers and tasks as JSON (the data of /sqs/stats.json); "
         "with --interval N, one line every N seconds until Ctrl-C. "
-        "Exit status: 0 printed, 64 usage error."
+        "Exit status: 0 printed (or stopped with Ctrl-C), 64 usage error, 130 interrupted "
+        "(one shot)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
