@@ -269,3 +269,24 @@ def test_devstack__port_taken_from_a_shell(tmp_path: Path) -> None:
     assert result.stderr.startswith(f"CommandError: The web address 127.0.0.1:{taken} cannot be")
     assert "Traceback" not in result.stderr and "password" not in result.stderr
     assert processes_in(folder) == []
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_devstack__sqs_port_out_of_range_is_a_usage_error(port: str) -> None:
+    """--sqs-port no socket can have: exit 64 naming it, nothing printed or started."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "devstack", "--addr", f"127.0.0.1:{free_port()}", "--sqs-port", port, stdout=out
+        )
+    assert (str(refused.value), refused.value.returncode) == (
+        f"--sqs-port must be from 0 to 65535; got {port}.",
+        64,
+    )
+    assert out.getvalue() == ""
