@@ -83,12 +83,14 @@ def test_sqs_alerts__threshold_out_of_range_is_a_usage_error(action):
         (["check", "--verbosity", "0", "--json"], 0),
         (["rules", "-v", "2", "--no-color", "--traceback"], 2),
         (["keda", "--max-replicas", "3", "-v", "2"], 2),
+        (["check", "--skip-checks", "--settings", "project.settings", "-v", "3"], 3),
     ],
 )
 def test_sqs_alerts__djangos_options_after_the_action(argv, verbosity):
-    """-v, --no-color, --traceback... work after the action as before it."""
+    """-v, --no-color, --traceback, --skip-checks... work after the action as before it."""
     options = Command().create_parser("manage.py", "sqs_alerts").parse_args(argv)
     assert options.verbosity == verbosity
+    assert options.skip_checks is ("--skip-checks" in argv)
 
 
 @pytest.mark.pure

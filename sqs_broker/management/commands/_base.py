@@ -87,8 +87,11 @@ class SqsCommand(BaseCommand):
         for each in [parser, *subs]:
             # Same state, one method different: the parser Django built, built once.
             each.__class__ = UsageParser
+        django_options = list(_DJANGO_OPTIONS)
+        if self.requires_system_checks:
+            django_options.append((("--skip-checks",), {"action": "store_true"}))
         for sub in subs:
-            for flags, extra in _DJANGO_OPTIONS:
+            for flags, extra in django_options:
                 # SUPPRESS: given after the subcommand, it is set; not given, the value
                 # parsed before the subcommand (or Django's default) stays.
                 sub.add_argument(*flags, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
