@@ -149,3 +149,14 @@ def test_sqs_alerts_keda__usage_error_from_a_shell_exits_64():
     assert result.stderr == (
         "CommandError: --min-replicas (5) must not be above --max-replicas (1).\n"
     )
+
+
+@pytest.mark.django_db
+def test_sqs_alerts_rules__output_that_cannot_be_written(tmp_path):
+    """--output in a folder that does not exist: one line naming --output, exit 64."""
+    target = tmp_path / "missing" / "rules.yml"
+    refused = _refused("rules", "--output", str(target))
+    assert (str(refused), refused.returncode) == (
+        f"--output {target}: No such file or directory; nothing was written.",
+        64,
+    )

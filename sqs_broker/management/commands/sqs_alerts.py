@@ -196,8 +196,14 @@ class Command(SqsCommand):
         if not output:
             self.stdout.write(text, ending="")
             return
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise CommandError(
+                f"--output {output}: {exc.strerror or exc}; nothing was written.",
+                returncode=EXIT_USAGE,
+            ) from None
         self.stderr.write(_("Wrote %(path)s.") % {"path": output})
 
     def _check(self, thresholds: alerts.Thresholds, as_json: bool) -> None:
