@@ -1,9 +1,10 @@
 .PHONY: run test lint
 
 # Local SQS (moto), a Celery worker and beat, and the admin at http://127.0.0.1:8000/admin/
+# (another address: make run ADDR=127.0.0.1:8010)
 run:
 	scripts/bootstrap .venv 3.11
-	scripts/run
+	scripts/run $(if $(ADDR),--addr $(ADDR))
 
 # The whole suite: 3.11 + Django 5.2 and 3.12 + Django 6.0 on SQLite, 3.13 + Django 6.1 on PostgreSQL
 test:
