@@ -395,6 +395,119 @@ def test_snapshot__worker_states() -> None:
     assert {"last_seen", "queues", "processed", "failed", "active"} <= set(workers["alive@h"])
 
 
+def _progress(seen: datetime, *ages: float, stall_after: float = 25.0) -> dict:
+    """A heartbeat's progress: queue q<i> last progressed ``ages[i]`` seconds before ``seen``."""
+    at = seen.timestamp()
+    return {"queues": {f"q{i}": at - age for i, age in enumerate(ages)}, "stall_after": stall_after}
+
+
+@pytest.mark.pure
+def test_worker_state__stalled_judged_at_the_heartbeat() -> None:
+    """Stalled when a queue was silent past stall_after at the heartbeat; lost and stopped win."""
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    seen = now - timedelta(seconds=2)
+    state = read.worker_state
+    assert state(seen, None, 10.0, now, _progress(seen, 3.0, 30.0)) == "stalled"
+    assert read.stalled_queues(_progress(seen, 3.0, 30.0), seen) == ["q1"]
+    assert state(seen, None, 10.0, now, _progress(seen, 3.0, 20.0)) == "alive"
+    # Judged at the heartbeat, not now: the reader's clock and the time since do not matter.
+    later = now + timedelta(seconds=25)
+    assert state(seen, None, 10.0, later, _progress(seen, 3.0)) == "alive"
+    assert state(seen, None, 1.0, later, _progress(seen, 60.0)) == "lost"
+    assert state(seen, seen, 10.0, now, _progress(seen, 60.0)) == "stopped"
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(
+    "progress",
+    [None, {}, {"queues": {}}, {"queues": {"q": 1.0}}, {"queues": {"q": "x"}, "stall_after": 5},
+     {"queues": ["q"], "stall_after": 5}, {"queues": {"q": 1.0}, "stall_after": 0},
+     {"queues": {"q": 1.0}, "stall_after": "5"}, "garbage"],
+)  # fmt: skip
+def test_worker_state__no_usable_progress_is_not_judged(progress) -> None:
+    """Without (usable) progress reports, a fresh heartbeat is alive: the consumer is not judged."""
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert read.worker_state(now, None, 10.0, now, progress) == "alive"
+    assert read.stalled_queues(progress, now) == []
+
+
+@pytest.mark.django_db
+def test_snapshot__stalled_worker_shows_its_consumer() -> None:
+    """A stalled worker: state, not alive, its stalled queues, last progress and allowance."""
+    seen = timezone.now() - timedelta(seconds=1)
+    stalled = _beat("stalled@h", seen_ago=1, progress=_progress(seen, 2.0, 40.0))
+    _beat("consuming@h", seen_ago=1, progress=_progress(seen, 0.5))
+    _beat("unjudged@h", seen_ago=1)
+    workers = {w["hostname"]: w for w in read.snapshot(300)["workers"]}
+    row = workers["stalled@h"]
+    assert (row["state"], row["alive"], row["stalled_queues"], row["stall_after"]) == (
+        "stalled",
+        False,
+        ["q1"],
+        25.0,
+    )
+    oldest = stalled.last_seen.timestamp() - 40.0
+    assert datetime.fromisoformat(row["last_progress"]).timestamp() == pytest.approx(oldest)
+    assert row["seconds_since_progress"] == pytest.approx(41.0, abs=1.0)
+    assert (workers["consuming@h"]["state"], workers["consuming@h"]["stalled_queues"]) == (
+        "alive",
+        [],
+    )
+    unjudged = workers["unjudged@h"]
+    assert (unjudged["state"], unjudged["last_progress"], unjudged["stall_after"]) == (
+        "alive",
+        None,
+        None,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush__heartbeat_carries_the_consumer_progress() -> None:
+    """The main recorder writes its tracker's reading with each heartbeat."""
+    from sqs_broker.transport.liveness import Tracker
+
+    tracker = Tracker()
+    info = _info()
+    rec = recorder.Recorder(info.hostname, 10.0, worker=info, liveness=tracker)
+    store.start_worker_heartbeat(info.hostname, info)
+    assert rec.flush()
+    assert WorkerHeartbeat.objects.get().progress == {}
+    tracker.expect("app-celery", 25.0)
+    tracker.progressed("app-celery")
+    assert rec.flush()
+    progress = WorkerHeartbeat.objects.get().progress
+    assert set(progress) == {"queues", "stall_after"} and progress["stall_after"] == 25.0
+    assert progress["queues"]["app-celery"] == pytest.approx(time.time(), abs=5)
+    assert read.snapshot(300)["workers"][0]["state"] == "alive"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recorder__stall_and_recovery_written_at_once() -> None:
+    """With a 60 s interval, a stall and then the recovery reach the database within seconds."""
+    from sqs_broker.transport.liveness import Tracker
+
+    tracker = Tracker()
+    tracker.expect("app-celery", 2.0)  # long enough for the poll below to see "alive" between
+    info = _info(interval=60.0)
+    rec = recorder.Recorder(info.hostname, 60.0, worker=info, liveness=tracker)
+
+    def state() -> str | None:
+        workers = read.snapshot(300)["workers"]
+        return workers[0]["state"] if workers else None
+
+    rec.start()
+    try:
+        _wait_for(lambda: state() == "stalled", timeout=20, what="the stall written")
+        assert read.snapshot(300)["workers"][0]["stalled_queues"] == ["app-celery"]
+        tracker.progressed("app-celery")
+        _wait_for(lambda: state() == "alive", timeout=20, what="the recovery written")
+        # The tracker keeps watching: silent again, stalled again.
+        _wait_for(lambda: state() == "stalled", timeout=20, what="the second stall written")
+    finally:
+        rec.stop(stopped=True)
+    assert state() == "stopped"
+
+
 @pytest.mark.django_db
 def test_snapshot__tasks_over_the_window_with_rates() -> None:
     """Sums over the window's minutes only; rates; a sparkline of whole minutes, not the current."""
