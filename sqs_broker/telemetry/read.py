@@ -75,7 +75,7 @@ def _progress_of(progress: Mapping[str, Any] | None) -> tuple[dict[str, float], 
     return queues, (float(allowance) if queues else None)
 
 
-def _consumer_fields(
+def consumer_fields(
     progress: Mapping[str, Any] | None, last_seen: datetime, now: datetime
 ) -> dict[str, Any]:
     """A worker row's consumer progress: the oldest queue's last progress, the allowance,
@@ -140,7 +140,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "active": beat.active,
                 "interval": beat.interval,
                 "versions": dict(beat.versions or {}),
-                **_consumer_fields(beat.progress, beat.last_seen, now),
+                **consumer_fields(beat.progress, beat.last_seen, now),
             }
         )
 
