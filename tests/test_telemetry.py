@@ -725,6 +725,35 @@ def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
     assert 'class="sqs-spark"' in page
 
 
+@pytest.mark.django_db
+def test_faces__stalled_worker_everywhere(viewer, sqs, unique) -> None:
+    """A stalled worker in stats.json, its health strip, the metrics and the dashboard."""
+    _seed(sqs, unique)
+    host = f"stalled-{unique}@h"
+    seen = timezone.now() - timedelta(seconds=1)
+    _beat(host, seen_ago=1, queues=[f"{unique}-celery"], progress=_progress(seen, 40.0))
+
+    data = viewer.get("/sqs/stats.json?window=300").json()
+    row = next(w for w in data["workers"] if w["hostname"] == host)
+    assert (row["state"], row["alive"], row["stalled_queues"]) == ("stalled", False, ["q0"])
+    assert data["health"]["stalled_workers"] == 1 and data["health"]["level"] == "warning"
+    # A stalled worker consumes nothing: its queue counts as unconsumed.
+    assert data["unconsumed_queues"] == [f"{unique}-celery"]
+
+    text = viewer.get("/sqs/metrics").content.decode()
+    assert f'sqs_broker_worker_stalled{{hostname="{host}"}} 1.0' in text
+    assert f'sqs_broker_worker_alive{{hostname="{host}"}} 0.0' in text
+    assert f'sqs_broker_worker_stalled{{hostname="alive-{unique}@h"}} 0.0' in text
+
+    page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
+    assert f'data-hostname="{host}" data-state="stalled"' in page
+    assert "1 alive, 1 lost, 0 stopped." in page and "1 stalled: heartbeats arrive" in page
+    cell = page[page.index(f'data-hostname="{host}"') :][:1200]
+    assert "no progress for 41 s (allowed 25 s):" in cell and "<code>q0</code>" in cell
+    strip = page[page.index('data-health="stalled_workers"') :][:300]
+    assert "sqs-sev-warning" in strip and '<span class="figure">1</span>' in strip
+
+
 @pytest.mark.django_db(transaction=True)
 def test_recorder__poisoned_counted_under_its_own_name() -> None:
     """A poison message is counted for its queue under (undecodable), not as a task."""
