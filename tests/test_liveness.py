@@ -1,15 +1,24 @@
-"""The consumer's liveness (sqs_broker.transport.liveness): progress per queue, stalls, recovery."""
+"""The consumer's liveness (sqs_broker.transport.liveness): progress per queue, stalls, recovery;
+and the whole path on real workers: the heartbeat, sqs_probe, a black hole."""
 
 from __future__ import annotations
 
+import io
+import json
+import signal
 import threading
 import time
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
+from django.core.management import call_command
 
+from sqs_broker.models import WorkerHeartbeat
 from sqs_broker.transport import liveness
-
-pytestmark = pytest.mark.pure
+from tests.conftest import base_env
+from tests.proxy import Proxy
 
 
 class Clock:
@@ -22,6 +31,7 @@ class Clock:
         return self.now
 
 
+@pytest.mark.pure
 def test_tracker__nothing_consumed_nothing_judged() -> None:
     """No queue expected: no progress, no allowance, nothing stalled or due."""
     reading = liveness.Tracker(Clock()).snapshot()
@@ -34,6 +44,7 @@ def test_tracker__nothing_consumed_nothing_judged() -> None:
     assert reading.oldest is None and reading.as_heartbeat() == {}
 
 
+@pytest.mark.pure
 def test_tracker__expected_queue_stalls_after_its_allowance() -> None:
     """A queue is judged from the moment it is expected; silent past stall_after, it is stalled."""
     clock = Clock()
@@ -47,6 +58,7 @@ def test_tracker__expected_queue_stalls_after_its_allowance() -> None:
     assert reading.stalled == ("app-celery",) and reading.due_in is None
 
 
+@pytest.mark.pure
 def test_tracker__progress_resets_the_silence() -> None:
     """Each progress report starts the allowance again; the reading gives it in wall-clock time."""
     clock = Clock()
@@ -66,6 +78,7 @@ def test_tracker__progress_resets_the_silence() -> None:
     }
 
 
+@pytest.mark.pure
 def test_tracker__each_queue_judged_by_its_own_allowance() -> None:
     """Two queues: only the one past its own allowance stalls; the longest allowance is shown."""
     clock = Clock()
@@ -79,6 +92,7 @@ def test_tracker__each_queue_judged_by_its_own_allowance() -> None:
     assert reading.oldest == min(reading.progress.values())
 
 
+@pytest.mark.pure
 def test_tracker__forget_and_unexpected_progress() -> None:
     """A forgotten queue is no longer judged; progress of a queue not expected is ignored."""
     clock = Clock()
@@ -93,6 +107,7 @@ def test_tracker__forget_and_unexpected_progress() -> None:
     assert dict(reading.progress) == {} and reading.stalled == ()
 
 
+@pytest.mark.pure
 def test_tracker__expect_again_keeps_progress_and_takes_the_new_allowance() -> None:
     """Expecting a consumed queue again changes its allowance, not its last progress."""
     clock = Clock()
@@ -105,6 +120,7 @@ def test_tracker__expect_again_keeps_progress_and_takes_the_new_allowance() -> N
     assert reading.due_in == pytest.approx(4.0)
 
 
+@pytest.mark.pure
 def test_tracker__bad_allowance_named() -> None:
     """stall_after of zero, below zero or NaN is refused with the argument named."""
     tracker = liveness.Tracker(Clock())
@@ -113,6 +129,7 @@ def test_tracker__bad_allowance_named() -> None:
             tracker.expect("a", bad)
 
 
+@pytest.mark.pure
 def test_tracker__listeners_hear_recovery_only() -> None:
     """A listener is called when a stalled queue progresses again, not on every progress."""
     clock = Clock()
@@ -130,6 +147,7 @@ def test_tracker__listeners_hear_recovery_only() -> None:
     assert heard == [1]
 
 
+@pytest.mark.pure
 def test_tracker__unlisten_stops_the_calls() -> None:
     """An unregistered listener is not called again."""
     clock = Clock()
@@ -151,6 +169,7 @@ def test_tracker__unlisten_stops_the_calls() -> None:
     assert heard == [1]
 
 
+@pytest.mark.pure
 def test_tracker__reports_from_many_threads_at_once() -> None:
     """Progress from several threads while another reads: no error, every queue still there."""
     tracker = liveness.Tracker()
@@ -178,6 +197,7 @@ def test_tracker__reports_from_many_threads_at_once() -> None:
     assert all(set(r.progress) == set(names) and r.stalled == () for r in readings)
 
 
+@pytest.mark.pure
 def test_module__functions_share_the_workers_tracker() -> None:
     """expect/progressed/forget/snapshot are the module tracker's: what the transport calls."""
     name = "test-module-functions"
@@ -191,6 +211,7 @@ def test_module__functions_share_the_workers_tracker() -> None:
     assert name not in liveness.snapshot().progress
 
 
+@pytest.mark.pure
 def test_module__imports_nothing_of_django_or_celery() -> None:
     """The worker-side module stays free of Django and Celery (the event loop calls it)."""
     import ast
@@ -204,3 +225,107 @@ def test_module__imports_nothing_of_django_or_celery() -> None:
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
     assert imported <= {"__future__", "threading", "time", "collections", "dataclasses", "types"}
+
+
+# --- real workers on the moto server --------------------------------------------
+
+
+def _worker_env(unique: str, endpoint: str, **extra: str) -> dict[str, str]:
+    return base_env(
+        SQS_ENDPOINT_URL=endpoint,
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_BROKER_TELEMETRY="true",
+        SQS_BROKER_TELEMETRY_INTERVAL="1",
+        **extra,
+    )
+
+
+def _probe(hostname: str) -> tuple[int, dict]:
+    out = io.StringIO()
+    try:
+        call_command("sqs_probe", "--worker", hostname, "--json", stdout=out)
+    except SystemExit as exc:
+        return int(exc.code or 0), json.loads(out.getvalue())
+    return 0, json.loads(out.getvalue())
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _hostname() -> str:
+    row = _wait(WorkerHeartbeat.objects.first, 60, "the worker's first heartbeat")
+    return row.hostname
+
+
+def test_proxy__black_hole_answers_nothing_until_restored(sqs_endpoint) -> None:
+    """tests/proxy.py's black hole: no answer and no error while it lasts; answers after."""
+    with Proxy.to(sqs_endpoint) as proxy:
+        client = boto3.client(
+            "sqs",
+            endpoint_url=proxy.endpoint_url,
+            region_name="us-east-1",
+            config=Config(read_timeout=1, connect_timeout=1, retries={"max_attempts": 1}),
+        )
+        client.list_queues()
+        proxy.black_hole()
+        with pytest.raises(ReadTimeoutError):
+            client.list_queues()
+        proxy.restore()
+        client.list_queues()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_worker__probe_answers_for_a_real_worker(start_worker, unique, sqs_endpoint) -> None:
+    """A real worker: its heartbeat makes sqs_probe exit 0; stopped warmly, 1."""
+    worker = start_worker(_worker_env(unique, sqs_endpoint))
+    name = _hostname()
+    code, result = _wait(lambda: (r := _probe(name))[0] == 0 and r, 30, "probe exit 0")
+    # "alive" while the transport reports no progress, "consuming" once it does.
+    assert result["status"] in ("alive", "consuming"), result
+    assert worker.stop(signal.SIGTERM) == 0
+    code, result = _probe(name)
+    assert (code, result["status"]) == (1, "stopped")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(strict=True, reason="needs the transport's progress reports")
+def test_worker__heartbeat_shows_consumer_progress(start_worker, unique, sqs_endpoint) -> None:
+    """A real idle worker in its long poll: its heartbeat carries progress; the probe says so."""
+    start_worker(_worker_env(unique, sqs_endpoint))
+    name = _hostname()
+    code, result = _wait(
+        lambda: (r := _probe(name))[1]["status"] == "consuming" and r, 20, "progress"
+    )
+    (row,) = result["workers"]
+    assert code == 0 and row["stall_after"] > 20 and row["stalled_queues"] == []
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(strict=True, reason="needs the transport's progress reports")
+def test_worker__black_hole_stalls_then_recovers(start_worker, unique, sqs_endpoint) -> None:
+    """40 s into a black hole the worker is stalled and sqs_probe exits 1; within 20 s after, 0."""
+    with Proxy.to(sqs_endpoint) as proxy:
+        start_worker(_worker_env(unique, proxy.endpoint_url))
+        name = _hostname()
+        _wait(lambda: _probe(name)[1]["status"] == "consuming", 20, "the consumer's progress")
+        proxy.black_hole()
+        try:
+            time.sleep(40)
+            code, result = _probe(name)
+            assert (code, result["status"]) == (1, "stalled"), result
+            assert result["workers"][0]["stalled_queues"]
+        finally:
+            proxy.restore()
+        ended = time.monotonic()
+        _wait(lambda: _probe(name)[0] == 0, 20, "sqs_probe exit 0 after the black hole")
+        print(f"consuming again {time.monotonic() - ended:.1f} s after the black hole ended")
