@@ -59,8 +59,7 @@ def _recorder(name: str, interval: float = 60.0) -> recorder.Recorder:
 
 @pytest.mark.django_db(transaction=True)
 def test_beat_liveness__a_late_tick_is_a_stall_written_at_once() -> None:
-    """No tick within the last answer plus the margin: stalled at once (not an interval later);
-    the next tick recovers it; a warm close marks beat stopped, and closes the scheduler."""
+    """A tick later than its answer and margin: stalled at once; a tick recovers; close stops."""
     scheduler = Scheduler()
     rec = _recorder("beat@unit")
     wrapper = beat.BeatLiveness(scheduler, rec, margin=1.0)
