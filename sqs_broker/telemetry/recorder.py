@@ -63,7 +63,7 @@ from sqs_broker.telemetry.base import (
 from sqs_broker.telemetry.store import start_worker_heartbeat, with_retries, write
 
 if TYPE_CHECKING:
-    from sqs_broker.transport.liveness import Tracker
+    from sqs_broker.transport.liveness import Liveness, Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class Recorder:
         self._flush_lock = threading.Lock()
         self._last_prune = float("-inf")  # the first flush of a worker prunes
         self.active = lambda: 0
+        #: Whether a task holds the event loop itself (the solo pool runs it there):
+        #: the consumer cannot report progress then, and is not stalled for it.
+        self.holding_loop = lambda: False
         self.flushes = 0
 
     # --- recording (signal handlers; memory only) ---------------------------
@@ -193,7 +196,7 @@ class Recorder:
         while not self._stop.is_set():
             wait = next_flush - time.monotonic()
             if self.liveness is not None:
-                due = self.liveness.snapshot().due_in
+                due = self._reading(self.liveness).due_in
                 if due is not None:
                     wait = min(wait, due + DUE_SLACK)
             self._wake.wait(max(0.0, wait))
@@ -202,7 +205,7 @@ class Recorder:
                 return
             changed = False
             if self.liveness is not None:
-                now_stalled = bool(self.liveness.snapshot().stalled)
+                now_stalled = bool(self._reading(self.liveness).stalled)
                 changed, stalled = now_stalled != stalled, now_stalled
             now = time.monotonic()
             if changed or now >= next_flush:
@@ -213,7 +216,13 @@ class Recorder:
         """The consumer's progress for the heartbeat; None where no heartbeat is written."""
         if self.liveness is None or self.worker is None:
             return None
-        return self.liveness.snapshot().as_heartbeat()
+        return self._reading(self.liveness).as_heartbeat()
+
+    def _reading(self, tracker: Tracker) -> Liveness:
+        """``tracker``'s reading; every queue counts as progressing while a task holds the loop."""
+        if self.holding_loop():
+            tracker.progressed_all()
+        return tracker.snapshot()
 
     def stop(self, stopped: bool = True) -> None:
         """Stop the thread and write what is left; ``stopped`` marks the worker stopped.
@@ -497,6 +506,10 @@ class TelemetryStep(bootsteps.StartStopStep):
         # Made before the pool: prefork children inherit the hostname and interval.
         _recorder = Recorder(parent.hostname, interval, worker=info, liveness=liveness.tracker)
         _recorder.active = lambda: len(state.active_requests)
+        if pool == "solo":
+            # The solo pool runs each task inside the event loop, which reports no
+            # progress meanwhile: a long task is work, not a stalled consumer.
+            _recorder.holding_loop = lambda: bool(state.active_requests)
 
     def create(self, parent: Any) -> _Runner | None:
         current = recorder()

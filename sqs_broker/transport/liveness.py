@@ -120,6 +120,19 @@ class Tracker:
         for listener in listeners:
             listener()
 
+    def progressed_all(self) -> None:
+        """Every consumed queue progressed: the worker is busy in a way that blocks reporting.
+
+        The heartbeat thread calls it while a task runs inside the event loop
+        (the solo pool), which cannot report meanwhile.
+        """
+        for queue in list(self._names()):
+            self.progressed(queue)
+
+    def _names(self) -> list[str]:
+        with self._lock:
+            return list(self._queues)
+
     def forget(self, queue: str) -> None:
         """Consumption of ``queue`` stopped: its silence no longer means anything."""
         with self._lock:
