@@ -36,6 +36,8 @@ class Liveness:
     seconds) it last progressed, or started being consumed; ``stall_after``
     is the longest silence any of them is allowed (0 when none is consumed);
     ``stalled`` the queues silent for longer than their own allowance, sorted.
+    The heartbeat keeps only the longest allowance, by which the readers
+    judge every queue: give every queue the same one.
     """
 
     progress: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
