@@ -141,6 +141,16 @@ def rules(data: Mapping[str, Any], thresholds: Thresholds | None = None) -> dict
             "say it stopped: killed, out of memory, or its host is gone.",
         ),
         rule(
+            "SqsBrokerWorkerStalled",
+            "sqs_broker_worker_stalled == 1",
+            "0s",
+            "Worker {{ $labels.hostname }} is not consuming",
+            "The worker's heartbeats arrive but its consumer has made no progress on some queue "
+            "for longer than a long poll and its margin (a request that never answers, a stuck "
+            "event loop; for beat, no tick): restart it (manage.py sqs_probe is the liveness "
+            "probe that does so).",
+        ),
+        rule(
             "SqsBrokerTaskFailureRate",
             f"(sum by (task, queue) (increase(sqs_broker_tasks_total"
             f'{{outcome="failed",{_matcher(names)}}}[{window}]))'
@@ -294,6 +304,25 @@ def evaluate(
                     0,
                     _("Worker %(host)s has sent no heartbeat for %(seconds)s s.")
                     % {"host": worker["hostname"], "seconds": worker.get("seconds_since_seen")},
+                )
+            )
+    for worker in data.get("workers", []):
+        if worker.get("state") == "stalled":
+            verdict.firing.append(
+                Alert(
+                    "SqsBrokerWorkerStalled",
+                    worker["hostname"],
+                    worker.get("seconds_since_progress") or 0,
+                    worker.get("stall_after") or 0,
+                    _(
+                        "Worker %(host)s sends heartbeats but made no progress on %(queues)s "
+                        "for %(seconds)s s."
+                    )
+                    % {
+                        "host": worker["hostname"],
+                        "queues": ", ".join(worker.get("stalled_queues") or ()),
+                        "seconds": worker.get("seconds_since_progress"),
+                    },
                 )
             )
     for task in data.get("tasks", []):

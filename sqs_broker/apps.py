@@ -9,7 +9,8 @@ the app; docs/architecture.md lists each hook. Defaults on:
   guard and native SQS delays;
 - ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001.
 
-Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep).
+Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
+beat's heartbeat, started on ``beat_init``).
 """
 
 from __future__ import annotations
@@ -65,9 +66,18 @@ def install_hooks() -> None:
         # sent by `celery worker` alone, after Django is set up and before the
         # worker builds its blueprint, so the step added then still runs.
         signals.celeryd_init.connect(_install_telemetry, weak=False)
+        # Beat's own heartbeat, whose progress is its ticks: beat_init is sent by
+        # the beat service alone, just before its first tick.
+        signals.beat_init.connect(_install_beat_telemetry, weak=False)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
     from sqs_broker.telemetry import recorder
 
     recorder.install(instance.app)
+
+
+def _install_beat_telemetry(sender: Any = None, **kwargs: Any) -> None:
+    from sqs_broker.telemetry import beat
+
+    beat.on_beat_init(sender, **kwargs)

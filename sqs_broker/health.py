@@ -52,12 +52,13 @@ def summary(
     workers: Sequence[Mapping[str, Any]],
     unconsumed: Sequence[str],
 ) -> HealthRow:
-    """Dead letters, lost workers, unconsumed queues, findings by level, unheld in-flight messages.
+    """Dead letters, lost and stalled workers, unconsumed queues, findings by level, unheld
+    in-flight messages.
 
     Dead letters are the messages of dead-letter queues and of quarantine
     queues (where the transport moves poison messages). They and error
-    findings are errors; lost workers, unconsumed queues, warning findings
-    and unheld in-flight messages are warnings.
+    findings are errors; lost and stalled workers, unconsumed queues, warning
+    findings and unheld in-flight messages are warnings.
     """
     dead = {}
     for queue in queues:
@@ -68,18 +69,20 @@ def summary(
         if queue.get("quarantine") and (queue["visible"] or 0) > 0:
             dead[queue["name"]] = queue["visible"] or 0
     lost = sum(1 for w in workers if w.get("state") == "lost")
+    stalled = sum(1 for w in workers if w.get("state") == "stalled")
     errors = sum(1 for f in findings if f["level"] == "error")
     warnings = sum(1 for f in findings if f["level"] == "warning")
     unheld = unheld_in_flight(queues, workers)
     levels = [
         "error" if dead or errors else "ok",
-        "warning" if lost or unconsumed or warnings or unheld else "ok",
+        "warning" if lost or stalled or unconsumed or warnings or unheld else "ok",
     ]
     return {
         "level": _worst(levels),
         "dead_letters": sum(dead.values()),
         "dead_letter_queues": sorted(dead),
         "lost_workers": lost,
+        "stalled_workers": stalled,
         "unconsumed_queues": list(unconsumed),
         "error_findings": errors,
         "warning_findings": warnings,

@@ -197,7 +197,25 @@ class StatsCollector(Collector):
         )
         alive = GaugeMetricFamily(
             PREFIX + "worker_alive",
-            "1 while the worker's heartbeat is fresh; 0 once it is lost or stopped.",
+            "1 while the worker's heartbeat is fresh and its consumer progresses; 0 once it "
+            "is stalled, lost or stopped.",
+            labels=labels,
+        )
+        stalled = GaugeMetricFamily(
+            PREFIX + "worker_stalled",
+            "1 when the worker's heartbeats arrive but its consumer made no progress on some "
+            "queue for longer than its stall_after.",
+            labels=labels,
+        )
+        progressed = GaugeMetricFamily(
+            PREFIX + "worker_last_progress_timestamp_seconds",
+            "Unix time of the consumer's oldest last progress among its queues, at its last "
+            "heartbeat (absent when the transport reports none).",
+            labels=labels,
+        )
+        stall_after = GaugeMetricFamily(
+            PREFIX + "worker_stall_after_seconds",
+            "Seconds of silence after which the worker's consumer counts as stalled.",
             labels=labels,
         )
         lost = GaugeMetricFamily(
@@ -235,6 +253,12 @@ class StatsCollector(Collector):
             info.add_metric(host, {"pool": str(worker.get("pool", "")), **versions})
             alive.add_metric(host, 1 if worker["alive"] else 0)
             lost.add_metric(host, 1 if worker.get("state") == "lost" else 0)
+            stalled.add_metric(host, 1 if worker.get("state") == "stalled" else 0)
+            if worker.get("last_progress"):
+                when = datetime.fromisoformat(worker["last_progress"]).timestamp()
+                progressed.add_metric(host, when)
+            if worker.get("stall_after") is not None:
+                stall_after.add_metric(host, worker["stall_after"])
             if worker.get("last_seen"):
                 seen.add_metric(host, datetime.fromisoformat(worker["last_seen"]).timestamp())
             active.add_metric(host, worker["active"])
@@ -244,7 +268,8 @@ class StatsCollector(Collector):
             created = datetime.fromisoformat(started).timestamp() if started else None
             processed.add_metric(host, worker["processed"], created=created)
             failed.add_metric(host, worker["failed"], created=created)
-        yield from (info, alive, lost, seen, active, concurrency, processed, failed)
+        yield from (info, alive, lost, stalled, progressed, stall_after, seen, active)
+        yield from (concurrency, processed, failed)
 
     def tasks(self) -> Iterator[Metric]:
         """Per task and queue: outcome counters and run-time and queue-wait histograms."""

@@ -140,6 +140,10 @@ class WorkerHeartbeat(models.Model):
     versions = models.JSONField(_("software versions"), default=dict)
     # The worker's own flush period: "lost" is judged by it, not by the reader's setting.
     interval = models.FloatField(_("heartbeat interval (s)"), default=10.0)
+    # The consumer's progress at this heartbeat: {"queues": {name: unix seconds of its last
+    # progress}, "stall_after": seconds}; {} when the transport reports none (see
+    # sqs_broker.transport.liveness). Beat's row holds its last tick under "(beat)".
+    progress = models.JSONField(_("consumer progress"), default=dict, blank=True)
 
     class Meta:
         ordering = ["hostname"]

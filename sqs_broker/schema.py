@@ -82,6 +82,8 @@ class HealthRow(TypedDict):
     dead_letters: int
     dead_letter_queues: list[str]
     lost_workers: int
+    #: Workers (and beat) whose heartbeats arrive but whose consumer made no progress.
+    stalled_workers: int
     unconsumed_queues: list[str]
     error_findings: int
     warning_findings: int

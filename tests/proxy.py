@@ -1,4 +1,4 @@
-"""A TCP proxy on loopback that can add latency, and be cut and restored.
+"""A TCP proxy on loopback that can add latency, be cut or turned into a black hole, and restored.
 
 Tests and benchmarks put it between boto3/kombu and the moto server to make
 the endpoint slow, unreachable, or back again, over real sockets.
@@ -37,6 +37,11 @@ ACCESS_DENIED = (
 )
 
 
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
+
+
 @dataclass
 class Proxy:
     """Forwards 127.0.0.1:<port> to ``target``; ``delay`` seconds are added per request chunk."""
@@ -50,6 +55,8 @@ class Proxy:
     _server: socket.socket | None = field(default=None, repr=False)
     _cut: threading.Event = field(default_factory=threading.Event, repr=False)
     _deny: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: Cleared while a black hole holds every byte back (see black_hole()).
+    _through: threading.Event = field(default_factory=lambda: _set(threading.Event()), repr=False)
     #: Requests holding these bytes (a queue's name, say) are answered 403 AccessDenied.
     deny_matching: bytes | None = None
     _open: set[socket.socket] = field(default_factory=set, repr=False)
@@ -87,6 +94,23 @@ class Proxy:
     def restore(self) -> None:
         self._cut.clear()
         self._deny.clear()
+        self._through.set()
+
+    def black_hole(self) -> None:
+        """Forward nothing and close nothing until restore(), as behind a network partition.
+
+        Connections, open or new, stay open; what either side sends is held
+        back (delivered after restore(), as TCP's retransmissions would), so a
+        request gets no answer and no error: only a deadline ends its wait.
+        """
+        self._through.clear()
+
+    def _hold(self) -> bool:
+        """Wait while a black hole holds traffic back; False once the proxy is cut."""
+        while not self._through.wait(0.1):
+            if self._cut.is_set():
+                return False
+        return not self._cut.is_set()
 
     def deny(self) -> None:
         """Answer every new request with SQS's 403 AccessDenied, as a denying IAM policy does."""
@@ -180,6 +204,8 @@ class Proxy:
                         break
                     if self.delay:
                         time.sleep(self.delay)
+                if not self._hold():
+                    break
                 sink.sendall(data)
         except OSError:
             pass

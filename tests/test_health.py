@@ -62,6 +62,14 @@ def test_summary__warnings_without_errors():
     assert found["warning_findings"] == 1 and found["error_findings"] == 0
 
 
+def test_summary__stalled_workers_are_a_warning():
+    """A stalled worker (heartbeats, no progress) is counted apart from lost ones: warning."""
+    workers = [_worker(["celery"], state="stalled"), _worker(["celery"])]
+    found = health.summary([_queue("celery")], [], workers, [])
+    assert (found["level"], found["stalled_workers"], found["lost_workers"]) == ("warning", 1, 0)
+    assert health.summary([_queue("celery")], [], [_worker(["celery"])], [])["level"] == "ok"
+
+
 def test_unheld_in_flight__idle_workers_mean_hidden_failures():
     """In flight while every live consumer is idle: listed; a busy consumer or none: not."""
     queues = [_queue("celery", in_flight=25), _queue("busy", in_flight=3), _queue("lone", 4)]

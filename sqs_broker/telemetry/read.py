@@ -4,7 +4,7 @@ queues nobody consumes, and the dashboard's panels."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -29,14 +29,65 @@ from sqs_broker.telemetry.base import (
 
 
 def worker_state(
-    last_seen: datetime, stopped_at: datetime | None, interval: float, now: datetime
+    last_seen: datetime,
+    stopped_at: datetime | None,
+    interval: float,
+    now: datetime,
+    progress: Mapping[str, Any] | None = None,
 ) -> str:
-    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, or ``"alive"``."""
+    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, ``"stalled"``
+    when the heartbeat arrives but its consumer made no progress (see :func:`stalled_queues`),
+    or ``"alive"``."""
     if stopped_at is not None:
         return "stopped"
     if (now - last_seen).total_seconds() > LOST_AFTER_INTERVALS * interval:
         return "lost"
+    if stalled_queues(progress, last_seen):
+        return "stalled"
     return "alive"
+
+
+def stalled_queues(progress: Mapping[str, Any] | None, last_seen: datetime) -> list[str]:
+    """The queues whose last progress was older than ``stall_after`` when the heartbeat was written.
+
+    ``progress`` is the heartbeat's (``{"queues": {name: unix seconds}, "stall_after": s}``).
+    Judged at the heartbeat's own time, on the worker's clock, as the worker
+    judged it: the worker writes a heartbeat as soon as a queue stalls or
+    recovers, so a fresh heartbeat is up to date. Empty (the consumer cannot
+    be judged) when the transport reports no progress.
+    """
+    queues, allowance = _progress_of(progress)
+    if allowance is None:
+        return []
+    seen = last_seen.timestamp()
+    return sorted(name for name, at in queues.items() if seen - at > allowance)
+
+
+def _progress_of(progress: Mapping[str, Any] | None) -> tuple[dict[str, float], float | None]:
+    """The heartbeat's progress as ``({queue: unix seconds}, stall_after)``, else ``({}, None)``."""
+    if not isinstance(progress, Mapping):
+        return {}, None
+    raw = progress.get("queues")
+    allowance = progress.get("stall_after")
+    if not isinstance(raw, Mapping) or not isinstance(allowance, int | float) or allowance <= 0:
+        return {}, None
+    queues = {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
+    return queues, (float(allowance) if queues else None)
+
+
+def consumer_fields(
+    progress: Mapping[str, Any] | None, last_seen: datetime, now: datetime
+) -> dict[str, Any]:
+    """A worker row's consumer progress: the oldest queue's last progress, the allowance,
+    and the queues that stalled (all ``None``/empty when the transport reports none)."""
+    queues, allowance = _progress_of(progress)
+    oldest = min(queues.values()) if queues else None
+    return {
+        "last_progress": _iso(datetime.fromtimestamp(oldest, UTC)) if oldest else None,
+        "seconds_since_progress": round(now.timestamp() - oldest, 1) if oldest else None,
+        "stall_after": allowance,
+        "stalled_queues": stalled_queues(progress, last_seen),
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -66,7 +117,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
 
     workers = []
     for beat in WorkerHeartbeat.objects.all():
-        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
+        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now, beat.progress)
         if state == "stopped" and beat.stopped_at is not None and beat.stopped_at < since:
             continue
         if state == "lost" and beat.last_seen < lost_since:
@@ -89,6 +140,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "active": beat.active,
                 "interval": beat.interval,
                 "versions": dict(beat.versions or {}),
+                **consumer_fields(beat.progress, beat.last_seen, now),
             }
         )
 
