@@ -8,9 +8,10 @@ event loop's thread:
 * :func:`expect` when the channel starts consuming a queue, with the seconds
   after which silence means stalled (the long poll's wait, the request
   deadline's margin and a few seconds);
-* :func:`progressed` each time a receive of the queue completes (answered,
-  with or without messages, or failed at its deadline) and each time the
-  scheduler finds no free prefetch slot: a busy worker is not stalled;
+* :func:`progressed` each time SQS answers a receive of the queue (with or
+  without messages; a request that fails or has no answer is no progress, so
+  a worker cut off from SQS reads as stalled) and each time the scheduler
+  finds no free prefetch slot: a busy worker is not stalled;
 * :func:`forget` when consumption of the queue stops.
 
 The heartbeat thread reads :func:`snapshot` and writes it with the heartbeat;
