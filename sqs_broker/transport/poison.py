@@ -1,39 +1,37 @@
-"""Poison messages: what cannot become a task, found level by level, and where it goes.
+"""Poison messages: what cannot be decoded, or cannot become a task, found level by level.
 
-Each check raises :class:`Poison` naming the level that failed; the channel then
-moves the message to its queue's dead-letter queue or to ``<queue>-quarantine``.
+Each check raises :class:`Poison` naming the level and the field that failed;
+the channel then moves the message aside (:mod:`sqs_broker.transport.quarantine`).
+The checks are pure: no SQS, no Celery app. The quarantine naming rule lives
+with the other naming rules in :mod:`sqs_broker.topology` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
+from datetime import UTC, timedelta
 from typing import Any
 
+from celery.utils.time import maybe_iso8601
 from kombu import compression, serialization
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
-from sqs_broker.limits import MAX_QUEUE_NAME
+from sqs_broker.topology import QUARANTINE_SUFFIX, is_quarantine, quarantine_name
+
+__all__ = [
+    "QUARANTINE_SUFFIX",
+    "Poison",
+    "check_envelope",
+    "check_task",
+    "envelope_of",
+    "is_quarantine",
+    "quarantine_name",
+]
 
 logger = logging.getLogger(__name__)
-
-#: The quarantine queue of ``q`` is ``q-quarantine`` (``q-quarantine.fifo`` for FIFO).
-QUARANTINE_SUFFIX = "-quarantine"
-
-
-def quarantine_name(queue: str) -> str:
-    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO)."""
-    fifo = queue.endswith(".fifo")
-    stem = queue.removesuffix(".fifo") if fifo else queue
-    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
-    return stem[: MAX_QUEUE_NAME - len(tail)] + tail
-
-
-def is_quarantine(queue: str) -> bool:
-    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
-    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
-
 
 # --- what is a task message ------------------------------------------------------
 
@@ -59,12 +57,16 @@ def envelope_of(body: Any, unwrap: Callable[[Any], bytes]) -> tuple[dict[str, An
     return envelope, text
 
 
-def check_envelope(envelope: dict[str, Any], codecs: dict[str, Any], accept: Any) -> None:
-    """Raise :class:`Poison` unless ``envelope`` decodes into a Celery task message.
+def check_envelope(
+    envelope: dict[str, Any], codecs: dict[str, Any], accept: Any, task: bool = True
+) -> None:
+    """Raise :class:`Poison` unless ``envelope`` decodes (into a task, when ``task``).
 
     Each level kombu and Celery decode is tried here first, with the same
     functions: field types, ``body_encoding``, compression, the serializer
-    (with the worker's accepted content types) and the task's shape.
+    (with the consuming consumer's ``accept``; ``None`` accepts what kombu
+    accepts by default) and, for Celery's task consumer, the task itself
+    (:func:`check_task`).
     """
     properties = envelope.get("properties")
     if not isinstance(properties, dict):
@@ -105,28 +107,183 @@ def check_envelope(envelope: dict[str, Any], codecs: dict[str, Any], accept: Any
         raise Poison(
             f"body does not deserialize as {_text(content_type)} ({type(exc).__name__}: {exc})"
         ) from None
-    check_task(headers, decoded)
+    if task:
+        check_task(headers, decoded, properties)
 
 
-_OPTIONAL_TEXT = ("eta", "expires", "root_id", "parent_id", "group", "lang")
+# --- what is a task: Celery's protocol, field by field ---------------------------
+#
+# Each rule takes a field's value and raises Poison saying what is wrong with
+# it. The types are those Celery's ``as_task_v2`` sends; the values are checked
+# as the worker uses them (celery/worker/request.py, strategy.py and the
+# prefork pool's time limits), so that what passes here cannot fail there.
 
 
-def check_task(headers: dict[str, Any], body: Any) -> None:
-    """Raise :class:`Poison` unless headers and body have the shape of Celery's protocol 2 or 1."""
-    if "task" in headers:  # protocol 2: the task's name and id travel in the headers
-        if not isinstance(headers["task"], str) or not headers["task"]:
-            raise Poison("headers.task is not a task name")
-        if not isinstance(headers.get("id"), str):
-            raise Poison("headers.id is not a string")
-        for name in _OPTIONAL_TEXT:
-            if headers.get(name) is not None and not isinstance(headers[name], str):
-                raise Poison(f"headers.{name} is {type(headers[name]).__name__}, not a string")
-        retries = headers.get("retries", 0)
-        if isinstance(retries, bool) or not isinstance(retries, int):
-            raise Poison("headers.retries is not an integer")
-        limits = headers.get("timelimit")
-        if limits is not None and not (isinstance(limits, list | tuple) and len(limits) == 2):
-            raise Poison("headers.timelimit is not [soft, hard]")
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text_or_none(where: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise Poison(f"{where} is {type(value).__name__}, not a string or null")
+
+
+def _name(where: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise Poison(f"{where} is {_text(value)}, not a non-empty string")
+
+
+def _count(where: str, value: Any) -> None:
+    if not _is_int(value) or value < 0:
+        raise Poison(f"{where} is {_text(value)}, not a non-negative integer")
+
+
+def _count_or_none(where: str, value: Any) -> None:
+    if value is not None:
+        _count(where, value)
+
+
+def _flag_or_none(where: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise Poison(f"{where} is {_text(value)}, not true, false or null")
+
+
+#: The widest offset from UTC of any time zone: an instant must be representable in all.
+_WIDEST_OFFSET = timedelta(hours=26)
+
+
+def _instant(where: str, value: Any) -> None:
+    """An ETA or expiry: null, or an ISO 8601 text the worker can parse and schedule.
+
+    Celery parses it with ``maybe_iso8601`` (a naive time is UTC), makes it aware
+    in the app's time zone, converts it to the system's and to a timestamp
+    (``OverflowError``/``ValueError`` there rejects the task): checked here
+    with room for any time zone. An empty text is not null to Celery: it fails.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise Poison(f"{where} is {_text(value)}, not an ISO 8601 date and time or null")
+    try:
+        parsed = maybe_iso8601(value)  # the worker's parser (dateutil's isoparse)
+        aware = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        (aware - _WIDEST_OFFSET).astimezone(UTC).timestamp()
+        (aware + _WIDEST_OFFSET).astimezone(UTC).timestamp()
+        aware.astimezone(None)
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        raise Poison(
+            f"{where} {_text(value)} is not a date and time Celery can use ({exc})"
+        ) from None
+
+
+def _seconds(where: str, value: Any) -> None:
+    if value is not None and not (_is_number(value) and math.isfinite(value) and value >= 0):
+        raise Poison(f"{where} is {_text(value)}, not a finite number of seconds >= 0 or null")
+
+
+def _time_limits(where: str, value: Any) -> None:
+    """``[hard, soft]`` seconds, each a number or null; the prefork pool schedules both."""
+    if value is None:
+        return
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise Poison(f"{where} is {_text(value)}, not [hard, soft]")
+    _seconds(f"{where}[0]", value[0])
+    _seconds(f"{where}[1]", value[1])
+
+
+def _texts_or_none(where: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise Poison(f"{where} is {_text(value)}, not a list of strings or null")
+
+
+def _object_or_none(where: str, value: Any) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise Poison(f"{where} is {type(value).__name__}, not an object or null")
+
+
+def _signatures_or_none(where: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list | tuple) or not all(isinstance(v, dict) for v in value):
+        raise Poison(f"{where} is {_text(value)}, not a list of task signatures or null")
+
+
+Rule = Callable[[str, Any], None]
+
+#: Every header of Celery's task protocol 2 and its rule. ``task`` and ``id`` are
+#: required; a header not listed here is the sender's own and is not checked.
+HEADER_RULES: dict[str, Rule] = {
+    "lang": _text_or_none,
+    "task": _name,
+    "id": _name,
+    "shadow": _text_or_none,
+    "eta": _instant,
+    "expires": _instant,
+    "group": _text_or_none,
+    "group_index": _count_or_none,
+    "retries": _count,
+    "timelimit": _time_limits,
+    "root_id": _text_or_none,
+    "parent_id": _text_or_none,
+    "argsrepr": _text_or_none,
+    "kwargsrepr": _text_or_none,
+    "origin": _text_or_none,
+    "ignore_result": _flag_or_none,
+    "replaced_task_nesting": _count,
+    "stamped_headers": _texts_or_none,
+    "stamps": _object_or_none,
+}
+REQUIRED_HEADERS = ("task", "id")
+
+#: The third item of a protocol 2 body: what runs after the task.
+EMBED_RULES: dict[str, Rule] = {
+    "callbacks": _signatures_or_none,
+    "errbacks": _signatures_or_none,
+    "chain": _signatures_or_none,
+    "chord": _object_or_none,
+}
+
+#: The message properties Celery reads (results go to ``reply_to``).
+PROPERTY_RULES: dict[str, Rule] = {
+    "correlation_id": _text_or_none,
+    "reply_to": _text_or_none,
+}
+
+#: A protocol 1 body carries the headers' fields itself, plus these.
+BODY_V1_RULES: dict[str, Rule] = {
+    **{name: rule for name, rule in HEADER_RULES.items() if name not in ("lang",)},
+    **EMBED_RULES,
+    "utc": _flag_or_none,
+}
+
+
+def _apply(rules: dict[str, Rule], fields: dict[str, Any], where: str) -> None:
+    for name, rule in rules.items():
+        if name in fields:
+            rule(f"{where}.{name}", fields[name])
+
+
+def check_task(
+    headers: dict[str, Any], body: Any, properties: dict[str, Any] | None = None
+) -> None:
+    """Raise :class:`Poison` unless headers and body are a task the worker can run.
+
+    Protocol 2 (the task's name in the headers): every header of
+    :data:`HEADER_RULES`, the body ``[args, kwargs, embed]`` and the embed.
+    Protocol 1 (the name in the body): the same fields in the body.
+    """
+    _apply(PROPERTY_RULES, properties or {}, "properties")
+    if "task" in headers:
+        for name in REQUIRED_HEADERS:
+            if name not in headers:
+                raise Poison(f"headers.{name} is missing")
+        _apply(HEADER_RULES, headers, "headers")
         if not (isinstance(body, list | tuple) and len(body) == 3):
             raise Poison("body is not [args, kwargs, embed]")
         args, kwargs, embed = body
@@ -134,15 +291,15 @@ def check_task(headers: dict[str, Any], body: Any) -> None:
             raise Poison("body's args is not a list or its kwargs not an object")
         if embed is not None and not isinstance(embed, dict):
             raise Poison("body's embed is not an object")
+        _apply(EMBED_RULES, embed or {}, "body.embed")
         return
     if not isinstance(body, dict) or not isinstance(body.get("task"), str):
         raise Poison("neither headers.task nor body.task names a task")
-    if not isinstance(body.get("id"), str):
-        raise Poison("body.id is not a string")
+    for name in REQUIRED_HEADERS:
+        if name not in body:
+            raise Poison(f"body.{name} is missing")
+    _apply(BODY_V1_RULES, body, "body")
     if not isinstance(body.get("args", []), list | tuple):
         raise Poison("body.args is not a list")
     if not isinstance(body.get("kwargs", {}), dict):
         raise Poison("body.kwargs is not an object")
-
-
-# --- faults ----------------------------------------------------------------------
