@@ -368,3 +368,83 @@ def check_drawn_batch(
     assert output.count("Poison message") == len(batch)
     assert worker.stop(signal.SIGTERM) == 0, output[-3000:]
     assert poison_count(name) == len(batch)
+
+
+def task_id(body: str) -> str:
+    """The task id in the headers of a Celery message's SQS body."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        envelope = json.loads(base64.b64decode(body))
+    return str(envelope["headers"]["id"])
+
+
+@with_worker
+@pytest.mark.parametrize(("pool", "with_dlq"), [("prefork", False), ("solo", True)])
+def test_worker__rejected_and_unrunnable_tasks_moved_not_deleted(
+    pool: str,
+    with_dlq: bool,
+    start_worker: Any,
+    sqs: Any,
+    unique: str,
+    template: dict[str, Any],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """Unregistered tasks, a bad ETA, a bad expiry and ["a", "b"] time limits: each moved once
+    with its reason (to the DLQ at once, without waiting for maxReceiveCount), counted once; the
+    worker lives and runs the good task. With the DLQ, a body 60 bytes under the size limit of
+    both queues is moved too, its reason cut to fit.
+    """
+    env = worker_env(unique)
+    name = f"{unique}-celery"
+    if with_dlq:
+        size = {"MaximumMessageSize": "2048"}
+        url, target = queue_with_dlq(sqs, name, f"{name}-dlq", max_receive_count=3, **size)
+        sqs.set_queue_attributes(QueueUrl=target, Attributes=size)
+    else:
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    app = make_app(env)
+    journal = tmp_path / "journal"
+    reasons = {
+        app.send_task("project.demo.tasks.deployed_tomorrow", args=(1,)).id: "no task named",
+        app.send_task("project.demo.tasks.also_unknown").id: "no task named",
+    }
+    # Celery's publisher refuses these: put them as another client could.
+    for header, value, reason in (
+        ("eta", "not-a-date", "headers.eta"),
+        ("expires", "garbage", "headers.expires"),
+        ("timelimit", ["a", "b"], "headers.timelimit[0] is 'a'"),
+    ):
+        envelope = copy.deepcopy(template)
+        envelope["headers"].update({"id": str(uuid.uuid4()), header: value})
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(envelope))
+        reasons[envelope["headers"]["id"]] = reason
+    near_limit = "n" * (2048 - 60)
+    if with_dlq:
+        sqs.send_message(QueueUrl=url, MessageBody=near_limit)
+    app.send_task(JOURNAL, args=(str(journal), "good"))
+    worker = start_worker(env, pool=pool)
+    assert wait_for(lambda: [t for t, _ in runs(journal)] == ["good"], 60), worker.output()
+    assert wait_for(lambda: depth(sqs, name) == (0, 0), 30), (depth(sqs, name), worker.output())
+    expected = len(reasons) + (1 if with_dlq else 0)
+    assert wait_for(lambda: poison_count(name) >= expected, 30), worker.output()[-3000:]
+    assert worker.process.poll() is None, worker.output()[-3000:]
+    if not with_dlq:
+        target = sqs.get_queue_url(QueueName=f"{name}-quarantine")["QueueUrl"]
+    moved = take_all(sqs, target)
+    tasks = {task_id(m["Body"]): m for m in moved if m["Body"] != near_limit}
+    assert sorted(tasks) == sorted(reasons), worker.output()[-3000:]
+    for tid, copy_ in tasks.items():
+        assert reasons[tid] in copy_["MessageAttributes"][REASON]["StringValue"]
+        assert copy_["MessageAttributes"][SOURCE]["StringValue"] == name
+    output = worker.output()
+    # Each unregistered task was received once: copied at once, not left for redrives.
+    assert output.count("Received unregistered task") == 2, output
+    if with_dlq:
+        (big,) = [m for m in moved if m["Body"] == near_limit]
+        assert SHORT in big["MessageAttributes"] and REASON not in big["MessageAttributes"]
+        assert message_size(big["Body"], big["MessageAttributes"]) <= 2048
+        assert big["MessageAttributes"][SHORT]["StringValue"].startswith("the SQS body is not")
+    assert "Unrecoverable error" not in output
+    assert worker.stop(signal.SIGTERM) == 0, output[-3000:]
+    assert poison_count(name) == expected
