@@ -448,3 +448,56 @@ def test_worker__rejected_and_unrunnable_tasks_moved_not_deleted(
     assert "Unrecoverable error" not in output
     assert worker.stop(signal.SIGTERM) == 0, output[-3000:]
     assert poison_count(name) == expected
+
+
+@with_worker
+def test_worker__plain_kombu_consumer_gets_kombu_behaviour(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """A plain kombu Consumer beside Celery's: its text/plain messages and a raw SQS body reach it
+    (its own default accept, no task checks); on Celery's queue, text/plain is moved aside."""
+    received_file = tmp_path / "plain.jsonl"
+    env = worker_env(
+        unique,
+        SQS_BROKER_TEST_PLAIN_QUEUE="plain",
+        SQS_BROKER_TEST_PLAIN_FILE=str(received_file),
+    )
+    journal = tmp_path / "journal"
+    worker = start_worker(env, extra=("--include", "tests.plain_consumer"))
+    app = make_app(env)
+    texts = [f"hello {n}" for n in range(3)]
+    with app.connection_for_write() as connection:
+        producer = connection.Producer()
+        for text in texts:
+            producer.publish(
+                text, routing_key="plain", content_type="text/plain", content_encoding="utf-8"
+            )
+        # The same on Celery's queue: not a task, so moved aside there.
+        producer.publish(
+            "not a task", routing_key="celery", content_type="text/plain", content_encoding="utf-8"
+        )
+    plain_url = sqs.get_queue_url(QueueName=f"{unique}-plain")["QueueUrl"]
+    sqs.send_message(QueueUrl=plain_url, MessageBody="raw text, no kombu envelope")
+    app.send_task(JOURNAL, args=(str(journal), "good"))
+
+    def lines() -> list[dict[str, Any]]:
+        if not received_file.exists():
+            return []
+        return [json.loads(line) for line in received_file.read_text().splitlines()]
+
+    assert wait_for(lambda: len(lines()) == 4, 60), worker.output()[-3000:]
+    assert sorted(line["body"] for line in lines()) == sorted(
+        [*texts, "raw text, no kombu envelope"]
+    )
+    assert {line["content_type"] for line in lines()} >= {"text/plain"}
+    assert wait_for(lambda: [t for t, _ in runs(journal)] == ["good"], 30), worker.output()
+    assert wait_for(lambda: depth(sqs, f"{unique}-plain") == (0, 0), 30)
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=f"{unique}-plain-quarantine")
+    quarantine = sqs.get_queue_url(QueueName=f"{unique}-celery-quarantine")["QueueUrl"]
+    moved = take_all(sqs, quarantine)
+    # Celery's task consumer accepts JSON only (its own accept_content).
+    (refused,) = moved
+    assert "ContentDisallowed" in refused["MessageAttributes"][REASON]["StringValue"]
+    output = worker.output()
+    assert output.count("Poison message") == 1, output
+    assert worker.stop(signal.SIGTERM) == 0, output[-3000:]
