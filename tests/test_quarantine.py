@@ -120,6 +120,38 @@ def test_copy_request__ten_attributes_leave_room_for_one_at_most() -> None:
         assert set(original) <= set(request["MessageAttributes"])
 
 
+@pytest.mark.pure
+def test_memory__bounded_oldest_forgotten() -> None:
+    """The memory of message ids holds at most ``memory`` ids; the oldest go first."""
+    mover = Quarantine(lambda _queue: None)
+    mover.memory = 3
+    for n in range(5):
+        mover._count("q", f"m{n}")
+    assert [mover.state(f"m{n}") for n in range(5)] == [None, None, "counted", "counted", "counted"]
+    assert mover.poisoned == 5
+
+
+@pytest.mark.pure
+def test_contract__celery_task_handler_recognised() -> None:
+    """Celery's task handler lives where the channel looks for it (a Celery internal)."""
+    from types import SimpleNamespace
+
+    from celery.worker.consumer.consumer import Consumer
+
+    from sqs_broker.transport import CELERY_TASK_HANDLER
+
+    fake = SimpleNamespace(
+        strategies={},
+        on_unknown_message=None,
+        on_unknown_task=None,
+        on_invalid_task=None,
+        on_task_message=None,
+        call_soon_ack=None,
+    )
+    handler = Consumer.create_task_handler(fake)
+    assert handler.__module__ == CELERY_TASK_HANDLER
+
+
 # --- moving, on the moto server ----------------------------------------------------------
 
 

@@ -468,7 +468,18 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "transport_options",
     ):
         yield SQS.Channel, name
+    # Poison and the consumers' contracts (what is moved aside, and for whom).
+    for name in (
+        "_prepare_json_payload",
+        "get_message_attributes",
+        "basic_consume",
+        "basic_reject",
+    ):
+        yield SQS.Channel, name
+    yield SQS.QoS, "is_backoff_task"
     yield AsyncSQSConnection, "make_request"
-    for name in ("can_consume", "can_consume_max_estimate", "get"):
+    for name in ("can_consume", "can_consume_max_estimate", "get", "reject"):
         yield virtual.QoS, name
     yield virtual.Channel, "codecs"
+    for name in ("accept", "on_message"):
+        yield kombu.Consumer, name
