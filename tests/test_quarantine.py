@@ -487,7 +487,8 @@ def test_worker__plain_kombu_consumer_gets_kombu_behaviour(
     start_worker: Any, sqs: Any, unique: str, tmp_path: Path
 ) -> None:
     """A plain kombu Consumer beside Celery's: its text/plain messages and a raw SQS body reach it
-    (its own default accept, no task checks); on Celery's queue, text/plain is moved aside."""
+    (its own default accept, no task checks); on Celery's queue, text/plain is moved aside; an
+    envelope no consumer decodes is moved from either, and counted."""
     received_file = tmp_path / "plain.jsonl"
     env = worker_env(
         unique,
@@ -510,6 +511,9 @@ def test_worker__plain_kombu_consumer_gets_kombu_behaviour(
         )
     plain_url = sqs.get_queue_url(QueueName=f"{unique}-plain")["QueueUrl"]
     sqs.send_message(QueueUrl=plain_url, MessageBody="raw text, no kombu envelope")
+    # An envelope no consumer can decode: moved aside on this channel too, and counted.
+    broken = {"body": "aGk=", "properties": {"body_encoding": "rot13"}, "headers": {}}
+    sqs.send_message(QueueUrl=plain_url, MessageBody=json.dumps(broken))
     app.send_task(JOURNAL, args=(str(journal), "good"))
 
     def lines() -> list[dict[str, Any]]:
@@ -524,12 +528,18 @@ def test_worker__plain_kombu_consumer_gets_kombu_behaviour(
     assert {line["content_type"] for line in lines()} >= {"text/plain"}
     assert wait_for(lambda: [t for t, _ in runs(journal)] == ["good"], 30), worker.output()
     assert wait_for(lambda: depth(sqs, f"{unique}-plain") == (0, 0), 30)
-    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=f"{unique}-plain-quarantine")
+    plain_quarantine = sqs.get_queue_url(QueueName=f"{unique}-plain-quarantine")["QueueUrl"]
+    (undecodable,) = take_all(sqs, plain_quarantine)
+    assert (
+        "unknown properties.body_encoding 'rot13'"
+        in (undecodable["MessageAttributes"][REASON]["StringValue"])
+    )
     quarantine = sqs.get_queue_url(QueueName=f"{unique}-celery-quarantine")["QueueUrl"]
     moved = take_all(sqs, quarantine)
     # Celery's task consumer accepts JSON only (its own accept_content).
     (refused,) = moved
     assert "ContentDisallowed" in refused["MessageAttributes"][REASON]["StringValue"]
     output = worker.output()
-    assert output.count("Poison message") == 1, output
+    assert output.count("Poison message") == 2, output
     assert worker.stop(signal.SIGTERM) == 0, output[-3000:]
+    assert (poison_count(f"{unique}-plain"), poison_count(f"{unique}-celery")) == (1, 1)

@@ -123,6 +123,7 @@ class Channel(SQS.Channel):
             self.acks = AckBatcher(self._delete_batch, self._faults, self.ack_window)
             _open_batchers.add(self.acks)
         self.quarantine = Quarantine(self._release_client)
+        self.quarantine.on_poison = self._count_poison
         self._contracts: dict[str, Contract] = {}
         self._task_consumers: weakref.WeakSet[Any] = weakref.WeakSet()
         # Rejected deliveries waiting to be moved: [queue, url, SQS message, reason].
@@ -152,11 +153,16 @@ class Channel(SQS.Channel):
 
         Called by the worker's bootstep (:mod:`sqs_broker.transport.worker`)
         before the consumer consumes. ``on_poison`` is called once per poison
-        message with its queue's name.
+        message, of any channel of this connection, with its queue's name.
         """
         self._task_consumers.add(consumer)
-        if on_poison is not None:
-            self.quarantine.on_poison = on_poison
+        # On the transport: every channel of this connection counts with it.
+        self.connection.on_poison = on_poison
+
+    def _count_poison(self, queue: str) -> None:
+        counter = self.connection.on_poison
+        if counter is not None:
+            counter(queue)
 
     def basic_consume(
         self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any
@@ -287,8 +293,12 @@ class Channel(SQS.Channel):
             except Exception as exc:
                 # The consumer could not take it (a field checked nowhere above):
                 # move it rather than let the worker die on it.
-                self._forget(message["ReceiptHandle"])
+                tag = message["ReceiptHandle"]
                 reason = f"the worker could not accept it ({type(exc).__name__}: {exc})"
+                if tag in self._rejected:  # rejected before it raised: moved from the loop
+                    self.rejected_because(tag, reason)
+                    continue
+                self._forget(tag)
                 self.quarantine.move(qname, url, message, reason)
 
     def _checked(self, message: dict[str, Any], url: str, contract: Contract) -> Any:
@@ -423,6 +433,8 @@ class Transport(SQS.Transport):
     """kombu's SQS transport with :class:`Channel`; the ``sqs://`` URL is unchanged."""
 
     Channel = Channel
+    #: Called once per poison message with its queue's SQS name (set by the worker).
+    on_poison: Callable[[str], None] | None = None
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
         if not kombu_tested():
