@@ -229,6 +229,51 @@ def test_move__copy_failure_leaves_the_original(sqs_endpoint: str, sqs: Any, uni
     assert depth(sqs, f"{unique}-q") == (0, 0)
 
 
+def test_reject__requeue_is_kombus_and_without_requeue_moves(sqs: Any, unique: str) -> None:
+    """On the project's channel (no event loop): requeue=True leaves the message in its queue
+    as kombu does; requeue=False copies it to the quarantine before deleting it."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
+    app = make_app(env)
+    app.send_task(JOURNAL, args=("/dev/null", "kept"))
+    app.send_task(JOURNAL, args=("/dev/null", "moved"))
+    name = f"{unique}-celery"
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        assert type(channel).__module__ == "sqs_broker.transport"
+        first = second = None
+        for _ in range(20):
+            message = channel.basic_get("celery")
+            if message is None:
+                continue
+            if first is None:
+                first = message
+            else:
+                second = message
+                break
+        assert first is not None and second is not None
+        first.reject(requeue=True)
+        second.reject(requeue=False)
+    quarantine = sqs.get_queue_url(QueueName=f"{name}-quarantine")["QueueUrl"]
+    (moved,) = take_all(sqs, quarantine)
+    assert moved["MessageAttributes"][REASON]["StringValue"] == (
+        "its consumer rejected it without requeue"
+    )
+    assert task_id(moved["Body"]) == second.headers["id"]
+    # The requeued one is back in its queue (kombu hides it for wait_time_seconds).
+    assert wait_for(lambda: depth(sqs, name) == (1, 0), 15), depth(sqs, name)
+
+
+@pytest.mark.pure
+def test_transport__imports_no_celery_app_and_no_telemetry() -> None:
+    """The channel is handed its accept lists and its counter: no current app, no telemetry."""
+    from tests.conftest import ROOT
+
+    for path in (ROOT / "sqs_broker" / "transport").glob("*.py"):
+        source = path.read_text()
+        assert "current_app" not in source, path
+        assert "sqs_broker.telemetry" not in source and "import telemetry" not in source, path
+
+
 # --- real workers ---------------------------------------------------------------------------
 
 ATTRIBUTE_NAMES = st.from_regex(r"\A[a-zA-Z][a-zA-Z0-9_-]{0,15}\Z")
