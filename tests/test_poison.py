@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.exceptions import InvalidTaskError
-from celery.utils.time import timezone
+from celery.utils.time import maybe_iso8601, timezone
 from celery.worker.request import Request
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +29,7 @@ from kombu.asynchronous.timer import Timer, to_timestamp
 from kombu.transport import SQS
 
 from sqs_broker.transport.poison import (
+    _ISOFORMAT,
     EMBED_RULES,
     HEADER_RULES,
     PROPERTY_RULES,
@@ -268,6 +269,26 @@ def test_check_task__embed_and_properties_drawn_against_the_worker(
     found = verdict(headers, body, properties)
     if found is None:
         assert worker_uses(headers, body, properties) is None, (part, value)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    text=st.one_of(
+        st.datetimes(timezones=st.timezones()).map(datetime.isoformat),
+        st.datetimes().map(datetime.isoformat),
+        st.from_regex(_ISOFORMAT, fullmatch=True),
+    )
+)
+def test_instant__fast_parse_agrees_with_celerys_parser(text: str) -> None:
+    """Where the checker reads an ETA with ``fromisoformat``, Celery's parser reads the same."""
+    if not _ISOFORMAT.fullmatch(text):
+        return
+    try:
+        fast = datetime.fromisoformat(text)
+    except ValueError:
+        return  # the checker then asks Celery's parser itself
+    slow = maybe_iso8601(text)
+    assert (fast, fast.utcoffset()) == (slow, slow.utcoffset())
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.utils.time import maybe_iso8601
@@ -154,6 +155,23 @@ def _flag_or_none(where: str, value: Any) -> None:
 
 #: The widest offset from UTC of any time zone: an instant must be representable in all.
 _WIDEST_OFFSET = timedelta(hours=26)
+#: The instants whose UTC time is this far from datetime's ends convert in every zone.
+_EARLIEST = datetime.min + _WIDEST_OFFSET
+_LATEST = datetime.max - _WIDEST_OFFSET
+#: What ``datetime.isoformat()`` writes (as Celery sends ETAs and expiries). Where
+#: ``fromisoformat`` reads such a text, dateutil's ``isoparse`` reads the same instant:
+#: the common case is parsed in C, anything else by the worker's own parser.
+_ISOFORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:\d{2})?")
+
+
+def _parse_instant(value: str) -> datetime:
+    if _ISOFORMAT.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    parsed: datetime = maybe_iso8601(value)  # the worker's parser (dateutil's isoparse)
+    return parsed
 
 
 def _instant(where: str, value: Any) -> None:
@@ -169,11 +187,10 @@ def _instant(where: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise Poison(f"{where} is {_text(value)}, not an ISO 8601 date and time or null")
     try:
-        parsed = maybe_iso8601(value)  # the worker's parser (dateutil's isoparse)
-        aware = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-        (aware - _WIDEST_OFFSET).astimezone(UTC).timestamp()
-        (aware + _WIDEST_OFFSET).astimezone(UTC).timestamp()
-        aware.astimezone(None)
+        parsed = _parse_instant(value)
+        utc = parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed
+        if not _EARLIEST <= utc.replace(tzinfo=None) <= _LATEST:
+            raise OverflowError("too close to the ends of the calendar for every time zone")
     except (ValueError, TypeError, OverflowError, OSError) as exc:
         raise Poison(
             f"{where} {_text(value)} is not a date and time Celery can use ({exc})"
