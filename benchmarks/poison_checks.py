@@ -12,6 +12,7 @@ repeats), then one JSON line. Pure CPU, no SQS. A script, not a test::
 
     .venv/bin/python benchmarks/poison_checks.py                 # 20,000 messages x 7
     .venv/bin/python benchmarks/poison_checks.py --messages 2000 --repeats 3
+    .venv/bin/python benchmarks/poison_checks.py --plain         # a task with none of them
 """
 
 from __future__ import annotations
@@ -37,24 +38,34 @@ def parse() -> argparse.Namespace:
         "--messages", type=int, default=20000, help="messages per repeat (default 20000)"
     )
     parser.add_argument("--repeats", type=int, default=7, help="repeats (default 7)")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="a task without ETA, expiry or time limits (default: with all three)",
+    )
     return parser.parse_args()
 
 
-def sqs_body() -> str:
+def sqs_body(plain: bool = False) -> str:
     """The SQS body of a task as kombu's SQS channel sends it (ETA, expiry, time limits set)."""
     from celery import Celery
     from kombu import serialization
 
     app = Celery("bench", set_as_current=False)
+    options: dict[str, Any] = {}
+    if not plain:
+        options = {
+            "eta": datetime(2030, 1, 1, 12),
+            "expires": 3600,
+            "time_limit": 60,
+            "soft_time_limit": 50,
+        }
     message = app.amqp.as_task_v2(
         "9f0c2b8e-1d5e-4d7a-9a57-0b9b7d0a1f55",
         "project.demo.tasks.journal",
         args=("journal.txt", "tag"),
         kwargs={"seconds": 0.0},
-        eta=datetime(2030, 1, 1, 12),
-        expires=3600,
-        time_limit=60,
-        soft_time_limit=50,
+        **options,
     )
     content_type, content_encoding, body = serialization.dumps(message.body, "json")
     envelope = {
@@ -92,7 +103,7 @@ def main() -> None:
 
     from sqs_broker.transport.poison import check_envelope, envelope_of
 
-    raw = sqs_body()
+    raw = sqs_body(args.plain)
     channel = SQS.Channel.__new__(SQS.Channel)
     unwrap = channel._decode_python_message_body
     codecs = SQS.Channel.codecs
@@ -112,7 +123,11 @@ def main() -> None:
     }
     figures = {name: per_message(step, args.messages, args.repeats) for name, step in steps.items()}
     width = max(len(name) for name in figures)
-    print(f"{len(raw)}-byte SQS body; {args.messages} messages x {args.repeats} repeats, median")
+    shape = "no ETA, expiry or time limits" if args.plain else "ETA, expiry and time limits"
+    print(
+        f"{len(raw)}-byte SQS body ({shape}); {args.messages} messages x {args.repeats} "
+        "repeats, median"
+    )
     for name, micros in figures.items():
         print(f"  {name:<{width}}  {micros:8.1f} us/message")
     names = list(figures)

@@ -280,10 +280,17 @@ BODY_V1_RULES: dict[str, Rule] = {
 }
 
 
+#: ``"headers.eta"``... made once: every message passes through here.
+_PLACES: dict[tuple[str, str], str] = {}
+
+
 def _apply(rules: dict[str, Rule], fields: dict[str, Any], where: str) -> None:
     for name, rule in rules.items():
         if name in fields:
-            rule(f"{where}.{name}", fields[name])
+            place = _PLACES.get((where, name))
+            if place is None:
+                place = _PLACES[(where, name)] = f"{where}.{name}"
+            rule(place, fields[name])
 
 
 def check_task(
