@@ -588,3 +588,24 @@ def test_worker__plain_kombu_consumer_gets_kombu_behaviour(
     assert output.count("Poison message") == 2, output
     assert worker.stop(signal.SIGTERM) == 0, output[-3000:]
     assert (poison_count(f"{unique}-plain"), poison_count(f"{unique}-celery")) == (1, 1)
+
+
+@with_worker
+def test_worker__kombus_transport_left_as_kombu_has_it(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """SQS_TRANSPORT=kombu: the worker-side step and handlers find nothing to tell; an
+    unregistered task is kombu's (deleted, no quarantine) and tasks run."""
+    env = worker_env(unique, SQS_TRANSPORT="kombu", SQS_POLLING_INTERVAL="0.1")
+    journal = tmp_path / "journal"
+    worker = start_worker(env)
+    assert "sqs_broker.transport:Transport" not in worker.output()  # the banner names kombu's
+    app = make_app(env)
+    app.send_task("project.demo.tasks.deployed_tomorrow")
+    app.send_task(JOURNAL, args=(str(journal), "good"))
+    assert wait_for(lambda: [t for t, _ in runs(journal)] == ["good"], 60), worker.output()
+    assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (0, 0), 30), worker.output()
+    assert "Received unregistered task" in worker.output()
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=f"{unique}-celery-quarantine")
+    assert "Poison message" not in worker.output()
+    assert worker.stop(signal.SIGTERM) == 0, worker.output()[-3000:]
