@@ -198,7 +198,8 @@ def test_move__straight_to_the_dead_letter_queue(sqs: Any, unique: str) -> None:
 def test_move__too_large_for_the_target_left_logged_and_counted_once(
     sqs: Any, unique: str, caplog: Any
 ) -> None:
-    """A DLQ smaller than the body: left in the queue, one error line, counted once."""
+    """A DLQ smaller than the body: left in the queue, one error line, counted once; moved
+    when the DLQ takes it later."""
     url, dlq = queue_with_dlq(sqs, f"{unique}-q", f"{unique}-dlq", MaximumMessageSize="4096")
     sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"MaximumMessageSize": "1024"})
     mover = Quarantine(lambda _queue: sqs)
@@ -212,6 +213,12 @@ def test_move__too_large_for_the_target_left_logged_and_counted_once(
     assert mover.poisoned == 1
     assert drain(sqs, dlq) == []
     assert sum(depth(sqs, f"{unique}-q")) == 1  # not deleted
+    # The DLQ takes larger messages now: once its size is read again, the message moves.
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"MaximumMessageSize": "4096"})
+    mover.target_ttl = 0
+    assert mover.move(f"{unique}-q", url, message, "r")
+    assert [m["Body"] for m in drain(sqs, dlq)] == [body]
+    assert (mover.poisoned, depth(sqs, f"{unique}-q")) == (1, (0, 0))
 
 
 def test_move__copy_failure_leaves_the_original(sqs_endpoint: str, sqs: Any, unique: str) -> None:

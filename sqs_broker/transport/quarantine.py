@@ -198,9 +198,6 @@ class Quarantine:
         first = scrub(repr(raw[:SHOWN_BYTES] if isinstance(raw, str | bytes) else raw))
         self._count(queue, message_id)
         state = self._seen.get(message_id)
-        if state == UNMOVABLE:
-            logger.debug("Poison message %s on queue %s: too large to copy", message_id, queue)
-            return False
         try:
             client = self._client_of(queue)
             target = self.target(client, queue, url)
@@ -208,11 +205,14 @@ class Quarantine:
             if state != COPIED:
                 request, carried = copy_request(message, target, queue, reason)
                 if request is None:
+                    if state == UNMOVABLE:  # said once; tried again as the target is re-read
+                        logger.debug("Poison message %s on %s: too large", message_id, queue)
+                        return False
                     self._remember(message_id, UNMOVABLE)
                     logger.error(
                         "Poison message %s on queue %s (%s) is larger than %s queue %s takes "
-                        "(%d bytes): it is left in the queue and not moved again; first "
-                        "bytes: %s",
+                        "(%d bytes): it is left in the queue, and moved only if that queue "
+                        "takes it later; first bytes: %s",
                         message_id,
                         queue,
                         reason,
