@@ -132,13 +132,33 @@ def test_memory__bounded_oldest_forgotten() -> None:
 
 
 @pytest.mark.pure
+def test_contract_of__each_consumer_its_own() -> None:
+    """A plain kombu Consumer: its accept, no task checks; a named or Celery-handled one: tasks."""
+    from kombu import Connection, Consumer
+
+    from sqs_broker.transport.poison import KOMBU_CONTRACT, contract_of
+
+    with Connection("memory://") as connection:
+        plain = Consumer(connection.default_channel, accept=["text/plain"])
+        named = Consumer(connection.default_channel, accept=["json"])
+        assert contract_of(plain._receive_callback, set()) == poison.Contract(
+            {"text/plain"}, tasks=False
+        )
+        assert contract_of(Consumer(connection.default_channel)._receive_callback, set()) == (
+            poison.Contract(None, tasks=False)
+        )
+        assert contract_of(named._receive_callback, {named}).tasks
+        assert contract_of(lambda message: None, {named}) == KOMBU_CONTRACT
+
+
+@pytest.mark.pure
 def test_contract__celery_task_handler_recognised() -> None:
     """Celery's task handler lives where the channel looks for it (a Celery internal)."""
     from types import SimpleNamespace
 
     from celery.worker.consumer.consumer import Consumer
 
-    from sqs_broker.transport import CELERY_TASK_HANDLER
+    from sqs_broker.transport.poison import CELERY_TASK_HANDLER
 
     fake = SimpleNamespace(
         strategies={},

@@ -42,7 +42,6 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import kombu
@@ -55,7 +54,14 @@ from sqs_broker.limits import MAX_BATCH_ENTRIES
 from sqs_broker.topology import is_quarantine, quarantine_name
 from sqs_broker.transport.acks import AckBatcher, PendingDelete
 from sqs_broker.transport.faults import Fault, Faults, answer_of
-from sqs_broker.transport.poison import Poison, check_envelope, envelope_of
+from sqs_broker.transport.poison import (
+    KOMBU_CONTRACT,
+    Contract,
+    Poison,
+    check_envelope,
+    contract_of,
+    envelope_of,
+)
 from sqs_broker.transport.quarantine import Quarantine
 
 __all__ = ["Channel", "Transport", "is_quarantine", "quarantine_name"]
@@ -70,20 +76,6 @@ MAX_RECEIVE = MAX_BATCH_ENTRIES
 NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 #: The system attribute a FIFO message's copy needs (its group).
 GROUP_ATTRIBUTE = "MessageGroupId"
-#: The module of the function Celery's worker consumes task messages with.
-CELERY_TASK_HANDLER = "celery.worker.consumer.consumer"
-
-
-@dataclass(frozen=True)
-class Contract:
-    """What a queue's consumer takes: its ``accept`` and whether it is Celery's task consumer."""
-
-    accept: Any = None
-    tasks: bool = False
-
-
-#: A consumer the channel knows nothing of: kombu's behaviour, kombu's default accept.
-KOMBU_CONTRACT = Contract()
 
 
 def kombu_version() -> tuple[int, int]:
@@ -168,14 +160,7 @@ class Channel(SQS.Channel):
         self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any
     ) -> Any:
         """Record the consumer's contract (its ``accept``; a task consumer or not), then consume."""
-        consumer = getattr(callback, "__self__", None)
-        handler = getattr(consumer, "on_message", None)
-        tasks = consumer is not None and (
-            consumer in self._task_consumers
-            # Celery's worker sets its task handler before it consumes.
-            or getattr(handler, "__module__", None) == CELERY_TASK_HANDLER
-        )
-        self._contracts[queue] = Contract(getattr(consumer, "accept", None), tasks)
+        self._contracts[queue] = contract_of(callback, self._task_consumers)
         return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
 
     # --- receiving (replaces kombu's _schedule_queue ... _on_messages_ready, _loop1) ---

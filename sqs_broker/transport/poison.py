@@ -12,7 +12,8 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,10 +24,14 @@ from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from sqs_broker.topology import QUARANTINE_SUFFIX, is_quarantine, quarantine_name
 
 __all__ = [
+    "CELERY_TASK_HANDLER",
+    "KOMBU_CONTRACT",
     "QUARANTINE_SUFFIX",
+    "Contract",
     "Poison",
     "check_envelope",
     "check_task",
+    "contract_of",
     "envelope_of",
     "is_quarantine",
     "quarantine_name",
@@ -34,7 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# --- what is a task message ------------------------------------------------------
+# --- poison: what the checks raise ---------------------------------------------------
 
 
 class Poison(Exception):
@@ -44,6 +49,43 @@ class Poison(Exception):
 def _text(value: Any, limit: int = 40) -> str:
     shown = repr(value)
     return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+# --- whose message: the consumer's contract ---------------------------------------
+
+#: The module of the function Celery's worker consumes task messages with.
+CELERY_TASK_HANDLER = "celery.worker.consumer.consumer"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a queue's consumer takes: its ``accept`` and whether it is Celery's task consumer."""
+
+    accept: Any = None
+    tasks: bool = False
+
+
+#: A consumer the channel knows nothing of: kombu's behaviour, kombu's default accept.
+KOMBU_CONTRACT = Contract()
+
+
+def contract_of(callback: Any, task_consumers: Container[Any]) -> Contract:
+    """The contract of the kombu Consumer whose bound ``callback`` a queue is consumed with.
+
+    Celery's task consumer is one the worker's bootstep named (``task_consumers``),
+    or one whose message handler is Celery's (set before it consumes).
+    """
+    consumer = getattr(callback, "__self__", None)
+    if consumer is None:
+        return KOMBU_CONTRACT
+    handler = getattr(consumer, "on_message", None)
+    tasks = consumer in task_consumers or (
+        getattr(handler, "__module__", None) == CELERY_TASK_HANDLER
+    )
+    return Contract(getattr(consumer, "accept", None), tasks)
+
+
+# --- what is a kombu envelope ------------------------------------------------------
 
 
 def envelope_of(body: Any, unwrap: Callable[[Any], bytes]) -> tuple[dict[str, Any], str]:
