@@ -11,6 +11,10 @@ the app; docs/architecture.md lists each hook. Defaults on:
 
 Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
 beat's heartbeat, started on ``beat_init``).
+
+In workers only, the transport's consumer bootstep and its handlers of
+Celery's rejection signals (:mod:`sqs_broker.transport.worker`): they act on
+sqs_broker's transport alone, so ``SQS_TRANSPORT=kombu`` switches them off.
 """
 
 from __future__ import annotations
@@ -59,9 +63,9 @@ def install_hooks() -> None:
 
         # The ETA guard and native SQS delays, for every task this app publishes.
         publishing.install(app)
-    if app_settings.TELEMETRY:
-        from celery import signals
+    from celery import signals
 
+    if app_settings.TELEMETRY:
         # Only a worker loads the recorder and its bootstep: celeryd_init is
         # sent by `celery worker` alone, after Django is set up and before the
         # worker builds its blueprint, so the step added then still runs.
@@ -69,6 +73,8 @@ def install_hooks() -> None:
         # Beat's own heartbeat, whose progress is its ticks: beat_init is sent by
         # the beat service alone, just before its first tick.
         signals.beat_init.connect(_install_beat_telemetry, weak=False)
+    # Likewise the transport's worker side: web processes never load the transport.
+    signals.celeryd_init.connect(_install_transport, weak=False)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
@@ -81,3 +87,19 @@ def _install_beat_telemetry(sender: Any = None, **kwargs: Any) -> None:
     from sqs_broker.telemetry import beat
 
     beat.on_beat_init(sender, **kwargs)
+
+
+def _install_transport(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker.conf import app_settings
+    from sqs_broker.transport import worker
+
+    # The transport counts poison through this, and imports no telemetry itself.
+    worker.install(instance.app, on_poison=_count_poison if app_settings.TELEMETRY else None)
+
+
+def _count_poison(queue: str) -> None:
+    from sqs_broker.telemetry import recorder
+
+    current = recorder.recorder()
+    if current is not None:
+        current.poisoned(queue)

@@ -21,6 +21,12 @@ MAX_DELAY_SECONDS = 900
 MAX_BATCH_ENTRIES = 10
 #: Characters of a queue name (including ``.fifo``).
 MAX_QUEUE_NAME = 80
+#: Message attributes per message.
+MAX_MESSAGE_ATTRIBUTES = 10
+#: A queue's ``MaximumMessageSize`` when it is not read: SQS's default before 2025 (256 KiB).
+DEFAULT_MAX_MESSAGE_SIZE = 262144
+#: ``MessageRetentionPeriod``: at most 14 days.
+MAX_RETENTION_PERIOD = 1209600
 #: AssumeRole ``DurationSeconds``: 900 to 43,200 s.
 MIN_STS_TOKEN_TIMEOUT = 900
 MAX_STS_TOKEN_TIMEOUT = 43200

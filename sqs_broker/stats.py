@@ -40,8 +40,7 @@ from sqs_broker.schema import (
     QueueRow,
     Stats,
 )
-from sqs_broker.topology import Topology
-from sqs_broker.transport import is_quarantine, quarantine_name
+from sqs_broker.topology import Topology, is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -115,7 +114,7 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
         policy = redrive_policy(state)
         if policy and policy["name"] not in known:
             wanted.setdefault(policy["name"], _dead_letter_ref(policy["name"], app))
-    # Quarantine queues (sqs_broker.transport) are listed with the app's queues
+    # Quarantine queues (where the transport moves poison) are listed with the app's queues
     # when they exist: a listing by prefix finds them (their names extend the
     # queues'); otherwise they are asked in the same batch as the dead-letter queues.
     options = sqs.transport_options(app)

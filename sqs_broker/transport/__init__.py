@@ -3,8 +3,8 @@
 :func:`sqs_broker.settings.include` selects it through Celery's ``broker_transport``
 (``sqs_broker.transport:Transport``); the broker URL keeps its ``sqs://`` scheme.
 ``SQS_TRANSPORT=kombu`` selects kombu's own instead. Publishing, queue creation,
-rejection, requeue, backoff policies and the blocking ``drain_events`` path are
-kombu's. Four things of ``kombu.transport.SQS.Channel`` are replaced, each in one
+requeue, backoff policies and the blocking ``drain_events`` path are
+kombu's. Five things of ``kombu.transport.SQS.Channel`` are replaced, each in one
 place and each for a bug or a cost of kombu's (see docs/reliability.md for the
 reproductions):
 
@@ -17,11 +17,18 @@ reproductions):
   sleeps ``polling_interval`` while the prefetch buffer is full; here the channel
   checks for a free slot every :attr:`Channel.capacity_check_interval` (no request
   is made) and asks for as many messages as slots are free.
-* **Decoding** (:meth:`Channel._deliver`). A message that cannot become a task
-  (SQS body, kombu envelope, body encoding, compression, serializer, task shape)
-  is moved to the queue's dead-letter queue, or else to ``<queue>-quarantine``,
-  never deleted without a copy, and counted in telemetry. kombu raises on most of
-  them (the worker dies, again on every restart); Celery deletes the rest.
+* **Decoding** (:meth:`Channel._deliver`). Each message is checked against the
+  contract of the consumer it is for (:meth:`Channel.basic_consume` records it):
+  for Celery's task consumer, every level (SQS body, kombu envelope, body
+  encoding, compression, serializer with that consumer's ``accept``, and every
+  header of the task protocol); for any other consumer, kombu's behaviour with
+  its own ``accept``. What fails is moved aside (:mod:`.quarantine`): to the
+  queue's dead-letter queue, or else to ``<queue>-quarantine``, never deleted
+  without a copy, and counted once. kombu raises on most of them (the worker
+  dies, again on every restart); Celery deletes the rest.
+* **Rejecting** (:meth:`Channel.basic_reject`). A message rejected without
+  requeue (an unregistered task, one Celery finds invalid) is moved aside the
+  same way, with Celery's reason (:mod:`.worker`); kombu deletes it.
 * **Acknowledging** (:meth:`Channel.basic_ack`). Deletes are collected and sent
   with ``DeleteMessageBatch`` (10 per request) after at most
   :attr:`Channel.ack_window` seconds, by one thread per channel; kombu sends one
@@ -32,31 +39,30 @@ reproductions):
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kombu
-from django.core.exceptions import ImproperlyConfigured
-from kombu import serialization
 from kombu.asynchronous.aws.sqs.connection import _query_object_encode
 from kombu.transport import SQS, virtual
+from kombu.utils.encoding import bytes_to_str
 from vine import promise
 
 from sqs_broker.limits import MAX_BATCH_ENTRIES
-from sqs_broker.redact import scrub
+from sqs_broker.topology import is_quarantine, quarantine_name
 from sqs_broker.transport.acks import AckBatcher, PendingDelete
-from sqs_broker.transport.faults import Fault, Faults, answer_of, describe
+from sqs_broker.transport.faults import Fault, Faults, answer_of
 from sqs_broker.transport.poison import (
+    KOMBU_CONTRACT,
+    Contract,
     Poison,
     check_envelope,
+    contract_of,
     envelope_of,
-    is_quarantine,
-    quarantine_name,
 )
+from sqs_broker.transport.quarantine import Quarantine
 
 __all__ = ["Channel", "Transport", "is_quarantine", "quarantine_name"]
 
@@ -68,8 +74,8 @@ KOMBU_TESTED = ((5, 7), (5, 8))  # >= 5.7, < 5.8
 MAX_RECEIVE = MAX_BATCH_ENTRIES
 #: Error codes of a queue that no longer exists (query and JSON protocols).
 NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-#: Bytes of a poison message's body that its log line shows.
-SHOWN_BYTES = 64
+#: The system attribute a FIFO message's copy needs (its group).
+GROUP_ATTRIBUTE = "MessageGroupId"
 
 
 def kombu_version() -> tuple[int, int]:
@@ -96,8 +102,6 @@ class Channel(SQS.Channel):
     ack_window = 0.05
     #: Seconds :meth:`close` waits for the collected deletes to be sent.
     ack_flush_timeout = 10.0
-    #: Seconds a queue's dead-letter target is reused before it is read again.
-    poison_target_ttl = 300.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -105,14 +109,59 @@ class Channel(SQS.Channel):
         self.ack_window = float(options.get("ack_batch_window", self.ack_window))
         self._faults = Faults(self.retry_base, self.retry_cap)
         self._busy: set[str] = set()  # queues with a request or a timer pending
-        self._targets: dict[str, tuple[str, str, float]] = {}
         self._release_clients: dict[int, Any] = {}
-        self._accept: Any = None
         self.acks: AckBatcher | None = None
         if self.ack_window > 0:
             self.acks = AckBatcher(self._delete_batch, self._faults, self.ack_window)
             _open_batchers.add(self.acks)
-        self.poisoned = 0
+        self.quarantine = Quarantine(self._release_client)
+        self.quarantine.on_poison = self._count_poison
+        self._contracts: dict[str, Contract] = {}
+        self._task_consumers: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Rejected deliveries waiting to be moved: [queue, url, SQS message, reason].
+        self._rejected: dict[str, list[Any]] = {}
+
+    @property
+    def poisoned(self) -> int:
+        """Poison messages this channel counted, each once."""
+        return self.quarantine.poisoned
+
+    @property
+    def get_message_attributes(self) -> dict[str, Any]:
+        """kombu's attribute names to receive, plus every message attribute and the group id.
+
+        A copy moved aside keeps the original's message attributes and FIFO group.
+        """
+        wanted = super().get_message_attributes
+        system = list(wanted.get("MessageSystemAttributeNames") or [])
+        if not any(name.lower() == "all" for name in system) and GROUP_ATTRIBUTE not in system:
+            system.append(GROUP_ATTRIBUTE)
+        return {"MessageAttributeNames": ["All"], "MessageSystemAttributeNames": sorted(system)}
+
+    # --- the consumers' contracts ------------------------------------------------------
+
+    def serve_tasks(self, consumer: Any, on_poison: Callable[[str], None] | None = None) -> None:
+        """Mark ``consumer`` (a kombu Consumer) as Celery's task consumer; set the counter.
+
+        Called by the worker's bootstep (:mod:`sqs_broker.transport.worker`)
+        before the consumer consumes. ``on_poison`` is called once per poison
+        message, of any channel of this connection, with its queue's name.
+        """
+        self._task_consumers.add(consumer)
+        # On the transport: every channel of this connection counts with it.
+        self.connection.on_poison = on_poison
+
+    def _count_poison(self, queue: str) -> None:
+        counter = self.connection.on_poison
+        if counter is not None:
+            counter(queue)
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Record the consumer's contract (its ``accept``; a task consumer or not), then consume."""
+        self._contracts[queue] = contract_of(callback, self._task_consumers)
+        return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
 
     # --- receiving (replaces kombu's _schedule_queue ... _on_messages_ready, _loop1) ---
 
@@ -214,35 +263,50 @@ class Channel(SQS.Channel):
             # The consumer is gone (shutdown): kombu's release makes them visible at once.
             self._release_messages(url, queue, messages)
             return
+        contract = self._contracts.get(queue, KOMBU_CONTRACT)
         for message in messages:
-            raw = message["Body"]
             try:
-                envelope, text = envelope_of(raw, self._decode_python_message_body)
-                check_envelope(envelope, self.codecs, self._accepted())
+                payload = self._checked(message, url, contract)
             except Poison as poison:
-                self._quarantine(qname, url, message, raw, str(poison))
+                self.quarantine.move(qname, url, message, str(poison))
                 continue
             if queue in self._noack_queues:
                 # As kombu does for a consumer without acknowledgements: delete on receipt.
                 self._delete_message(queue, message)
-            payload = self._envelope_payload(envelope, text, message, url)
             try:
                 callback(payload)
             except Exception as exc:
-                # Celery itself could not make a task of it (a field checked
-                # nowhere above): move it rather than let the worker die on it.
-                self._forget(message["ReceiptHandle"])
+                # The consumer could not take it (a field checked nowhere above):
+                # move it rather than let the worker die on it.
+                tag = message["ReceiptHandle"]
                 reason = f"the worker could not accept it ({type(exc).__name__}: {exc})"
-                self._quarantine(qname, url, message, raw, reason)
+                if tag in self._rejected:  # rejected before it raised: moved from the loop
+                    self.rejected_because(tag, reason)
+                    continue
+                self._forget(tag)
+                self.quarantine.move(qname, url, message, reason)
 
-    def _accepted(self) -> Any:
-        """The content types the worker accepts, as Celery's consumer checks them."""
-        if self._accept is None:
-            from celery import current_app
+    def _checked(self, message: dict[str, Any], url: str, contract: Contract) -> Any:
+        """The payload of ``message`` for its consumer; :class:`Poison` if it cannot take it.
 
-            accept = current_app.conf.accept_content
-            self._accept = serialization.prepare_accept_content(accept) if accept else set()
-        return self._accept or None
+        Celery's task consumer gets every check, with its own ``accept``. Any
+        other consumer gets kombu's behaviour: a body that is no kombu
+        envelope is handed over as text, and an envelope is checked only as
+        far as that consumer decodes it, with its own ``accept``.
+        """
+        raw = message["Body"]
+        try:
+            envelope, text = envelope_of(raw, self._decode_python_message_body)
+        except Poison:
+            if contract.tasks:
+                raise
+            try:
+                text = bytes_to_str(self._decode_python_message_body(raw))
+            except (UnicodeDecodeError, TypeError) as exc:
+                raise Poison(f"the SQS body is not text ({type(exc).__name__})") from None
+            return self._envelope_payload(self._prepare_json_payload(text), text, message, url)
+        check_envelope(envelope, self.codecs, contract.accept, task=contract.tasks)
+        return self._envelope_payload(envelope, text, message, url)
 
     def _forget(self, receipt: str) -> None:
         try:
@@ -251,77 +315,51 @@ class Channel(SQS.Channel):
             return
         virtual.Channel.basic_ack(self, receipt)
 
-    def _quarantine(
-        self, qname: str, url: str, message: dict[str, Any], raw: Any, reason: str
-    ) -> None:
-        """Copy a poison message to the dead-letter or quarantine queue, then delete it."""
-        message_id = str(message.get("MessageId", "?"))
-        first = raw[:SHOWN_BYTES] if isinstance(raw, str | bytes) else raw
-        self.poisoned += 1
-        _count_poison(qname)
-        try:
-            client = self._release_client(qname)
-            target, kind = self._poison_target(client, qname, url)
-            copy: dict[str, Any] = {
-                "QueueUrl": target,
-                "MessageBody": raw,
-                "MessageAttributes": {
-                    "sqs_broker.poison.reason": {"DataType": "String", "StringValue": reason},
-                    "sqs_broker.poison.source": {"DataType": "String", "StringValue": qname},
-                    "sqs_broker.poison.message_id": {
-                        "DataType": "String",
-                        "StringValue": message_id,
-                    },
-                },
-            }
-            if target.endswith(".fifo"):
-                copy["MessageGroupId"] = "sqs_broker-poison"
-                copy["MessageDeduplicationId"] = message_id[:128]
-            client.send_message(**copy)
-            client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        except Exception as exc:
-            logger.error(
-                "Poison message %s on queue %s (%s) could not be moved: %s. It is left in the "
-                "queue and comes back after its visibility timeout; first bytes: %s",
-                message_id,
-                qname,
-                reason,
-                scrub(describe(exc)),
-                scrub(repr(first)),
-            )
-            return
-        logger.error(
-            "Poison message %s on queue %s moved to %s queue %s: %s; first bytes: %s",
-            message_id,
-            qname,
-            kind,
-            target.rstrip("/").rsplit("/", 1)[-1],
-            reason,
-            scrub(repr(first)),
-        )
+    # --- rejecting (replaces kombu's delete of a message rejected without requeue) ----
 
-    def _poison_target(self, client: Any, qname: str, url: str) -> tuple[str, str]:
-        """``(url, "dead-letter" | "quarantine")`` where ``qname``'s poison goes."""
-        cached = self._targets.get(url)
-        if cached is not None and time.monotonic() - cached[2] < self.poison_target_ttl:
-            return cached[0], cached[1]
-        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
-        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
-        if policy:
-            arn = json.loads(policy)["deadLetterTargetArn"]
-            account, name = arn.split(":")[4:6]
-            target = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
-            found = (target["QueueUrl"], "dead-letter")
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """Move a message rejected without requeue aside instead of deleting it.
+
+        kombu deletes it (or, with a redrive policy, leaves it to be received
+        ``maxReceiveCount`` times). Here it is copied to the dead-letter or
+        quarantine queue, then deleted, with the reason Celery gave
+        (:meth:`rejected_because`, from the worker's signal handlers). The move
+        runs from the event loop right after the consumer's handler returns,
+        which is when Celery has said why. A requeue and a task under a
+        backoff policy are kombu's.
+        """
+        if requeue or self.qos.is_backoff_task(delivery_tag):
+            return super().basic_reject(delivery_tag, requeue=requeue)
+        try:
+            info = self.qos.get(delivery_tag).delivery_info
+            sqs_message = info["sqs_message"]
+            url = info["sqs_queue"]
+        except KeyError:
+            return super().basic_reject(delivery_tag, requeue=requeue)
+        if "routing_key" in info:
+            qname = self.canonical_queue_name(info["routing_key"])
         else:
-            name = quarantine_name(qname)
-            create: dict[str, Any] = {"QueueName": name}
-            # Fourteen days, SQS's longest retention: time to look at it.
-            create["Attributes"] = {"MessageRetentionPeriod": "1209600"}
-            if name.endswith(".fifo"):
-                create["Attributes"]["FifoQueue"] = "true"
-            found = (client.create_queue(**create)["QueueUrl"], "quarantine")
-        self._targets[url] = (*found, time.monotonic())
-        return found
+            qname = url.rstrip("/").rsplit("/", 1)[-1]
+        # Frees the prefetch slot; nothing is deleted (the backoff policy does not apply).
+        virtual.QoS.reject(self.qos, delivery_tag, requeue=False)
+        reason = "its consumer rejected it without requeue"
+        self._rejected[delivery_tag] = [qname, url, sqs_message, reason]
+        if self.hub is None:
+            self._move_rejected(delivery_tag)
+        else:
+            self.hub.call_soon(self._move_rejected, delivery_tag)
+        return None
+
+    def rejected_because(self, delivery_tag: str, reason: str) -> None:
+        """The reason a rejected delivery is moved with (Celery's, told after the reject)."""
+        pending = self._rejected.get(delivery_tag)
+        if pending is not None:
+            pending[3] = reason
+
+    def _move_rejected(self, delivery_tag: str) -> None:
+        pending = self._rejected.pop(delivery_tag, None)
+        if pending is not None:
+            self.quarantine.move(*pending)
 
     def _release_client(self, qname: str | None) -> Any:
         """kombu's short-timeout copy of the queue's client, made once per client."""
@@ -406,6 +444,8 @@ class Transport(SQS.Transport):
     """kombu's SQS transport with :class:`Channel`; the ``sqs://`` URL is unchanged."""
 
     Channel = Channel
+    #: Called once per poison message with its queue's SQS name (set by the worker).
+    on_poison: Callable[[str], None] | None = None
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
         if not kombu_tested():
@@ -426,17 +466,6 @@ _open_batchers: weakref.WeakSet[AckBatcher] = weakref.WeakSet()
 def _flush_at_exit() -> None:
     for batcher in list(_open_batchers):
         batcher.close(timeout=5.0)
-
-
-def _count_poison(queue: str) -> None:
-    """Count a poison message in this worker's telemetry (when it records any)."""
-    try:
-        from sqs_broker.telemetry import recorder
-    except ImproperlyConfigured:  # no Django settings: nothing records telemetry here
-        return
-    current = recorder.recorder()
-    if current is not None:
-        current.poisoned(queue)
 
 
 def relied_upon() -> Iterable[tuple[Any, str]]:
@@ -464,7 +493,18 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "predefined_queues",
     ):
         yield SQS.Channel, name
+    # Poison and the consumers' contracts (what is moved aside, and for whom).
+    for name in (
+        "_prepare_json_payload",
+        "get_message_attributes",
+        "basic_consume",
+        "basic_reject",
+    ):
+        yield SQS.Channel, name
+    yield SQS.QoS, "is_backoff_task"
     yield AsyncSQSConnection, "make_request"
-    for name in ("can_consume", "can_consume_max_estimate", "get"):
+    for name in ("can_consume", "can_consume_max_estimate", "get", "reject"):
         yield virtual.QoS, name
     yield virtual.Channel, "codecs"
+    for name in ("accept", "on_message"):
+        yield kombu.Consumer, name
