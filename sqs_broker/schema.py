@@ -118,3 +118,5 @@ class QueueDetail(TypedDict):
 
     queue: QueueRow
     findings: list[FindingRow]
+    #: The app's queues whose RedrivePolicy names this queue as their dead-letter queue.
+    dead_letter_of: list[str]

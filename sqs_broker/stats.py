@@ -414,6 +414,11 @@ def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
         "findings": [
             finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
         ],
+        "dead_letter_of": sorted(
+            s.ref.name
+            for s in found.states
+            if (policy := redrive_policy(s)) is not None and policy["name"] == name
+        ),
     }
     return cast(QueueDetail, scrub_data(detail))
 

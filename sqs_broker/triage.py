@@ -285,3 +285,13 @@ def describe_deleted(done: Deleted) -> str:
     if done["errors"]:
         text += f"; {len(done['errors'])} errors: {done['errors'][0]}"
     return text + "."
+
+
+def shown(dlq: QueueState, app: Celery | None = None) -> tuple[Breakdown | None, str | None]:
+    """The breakdown for a page: a fresh sample, or ``None`` and the error said in its place."""
+    if dlq.error:
+        return None, dlq.error
+    try:
+        return breakdown(dlq, app), None
+    except Exception as exc:  # the page still offers the move; the sample's failure is said
+        return None, error_text(exc)[0]

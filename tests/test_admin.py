@@ -670,3 +670,101 @@ def test_dashboard__cached_load_reads_no_queue_samples(client, sqs, unique, app,
     assert page.status_code == 200 and 'class="sqs-spark"' in page.content.decode()
     read = [q["sql"] for q in captured.captured_queries if "sqs_broker_queuesample" in q["sql"]]
     assert read == []
+
+
+@pytest.fixture
+def incident(sqs, unique, app):
+    """A DLQ with 2 tasks whose stored result is SUCCESS and 3 stored as FAILURE."""
+    from django_celery_results.models import TaskResult
+
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    failure = json.dumps({"exc_type": "ValueError", "exc_message": ["boom"]})
+    for i in range(5):
+        name, status = ("t.slow", "SUCCESS") if i < 2 else ("t.fail", "FAILURE")
+        task_id = app.send_task(name, queue="celery-dlq", task_id=f"{unique}-{i}").id
+        result = "1" if status == "SUCCESS" else failure
+        TaskResult.objects.create(task_id=task_id, status=status, result=result, task_name=name)
+    return source, dlq
+
+
+def _move_form(client, unique):
+    page = client.get(f"{DASHBOARD}queue/{unique}-celery/redrive/")
+    assert page.status_code == 200
+    return page
+
+
+@pytest.mark.django_db
+def test_redrive__form_shows_the_breakdown_before_anything_moves(client, sqs, unique, incident):
+    """The move form groups the dead letters by task and stored state and previews each move."""
+    source, dlq = incident
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    page = _move_form(client, unique)
+    found = page.context["breakdown"]
+    assert [(g["task"], g["state"], g["count"]) for g in found["groups"]] == [
+        ("t.fail", "FAILURE", 3),
+        ("t.slow", "SUCCESS", 2),
+    ]
+    html = page.content.decode()
+    assert 'id="sqs-breakdown-groups"' in html
+    assert "A move takes <strong>3</strong> of the 5 sampled" in html
+    assert "<strong>5</strong>" in html  # with the succeeded ones
+    assert 'name="include_succeeded"' in html and " checked" not in html
+    assert _depth(sqs, dlq) == 5 and _depth(sqs, source) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("form", "moved"), [({}, 3), ({"include_succeeded": "on"}, 5)])
+def test_redrive__default_leaves_succeeded_checkbox_includes_them(
+    client, sqs, unique, incident, form, moved
+):
+    """The default move brings back only the failed tasks; the checkbox moves all."""
+    source, dlq = incident
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    response = client.post(f"{DASHBOARD}queue/{unique}-celery/redrive/", form, follow=True)
+    assert response.status_code == 200
+    assert _depth(sqs, source) == moved and _depth(sqs, dlq) == 5 - moved
+    entry = LogEntry.objects.filter(object_id=f"{unique}-celery").latest("pk")
+    assert f"Moved {moved} messages" in entry.change_message
+    assert ("2 left with a stored SUCCESS result" in entry.change_message) is (moved == 3)
+
+
+@pytest.mark.django_db
+def test_delete_succeeded__confirmed_logged_and_only_succeeded(
+    client, sqs, unique, incident, caplog
+):
+    """Deleting the succeeded dead letters needs purge rights and the name typed; it is logged."""
+    _source, dlq = incident
+    url = f"{DASHBOARD}queue/{unique}-celery/delete-succeeded/"
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    assert client.post(url, {"confirm": f"{unique}-celery-dlq"}).status_code == 403
+    client.force_login(user_with("view_dashboard", "redrive_queue", "purge_queue"))
+    page = _move_form(client, unique)
+    assert url in page.content.decode()  # offered beside the move, apart and destructive
+    assert 'class="button sqs-destructive"' in page.content.decode()
+    assert client.post(url, {"confirm": "wrong"}).status_code == 400
+    assert _depth(sqs, dlq) == 5
+    with caplog.at_level("INFO", logger="sqs_broker.audit"):
+        response = client.post(url, {"confirm": f"{unique}-celery-dlq"})
+    assert response.status_code == 302
+    assert _depth(sqs, dlq) == 3
+    entry = LogEntry.objects.get(object_id=f"{unique}-celery-dlq")
+    assert entry.action_flag == 3  # DELETION
+    assert entry.change_message.startswith("Deleted 2 dead letters with a stored SUCCESS result")
+    (record,) = [r for r in caplog.records if r.name == "sqs_broker.audit"]
+    assert "Deleted 2 dead letters" in record.getMessage()
+
+
+@pytest.mark.django_db
+def test_queue_page__dead_letter_queue_offers_the_move_back(client, sqs, unique, incident):
+    """The DLQ's page names its source queue and offers the move back; purge sits apart."""
+    client.force_login(user_with("view_dashboard", "redrive_queue", "purge_queue"))
+    html = client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/").content.decode()
+    assert "Dead-letter queue of" in html
+    assert f'href="{DASHBOARD}queue/{unique}-celery/redrive/"' in html
+    assert f"Triage and move back to {unique}-celery" in html
+    actions, destructive = html.split('id="sqs-queue-actions"')[1].split(
+        'id="sqs-queue-destructive"'
+    )
+    assert "purge" not in actions.split("</p>")[0]
+    assert 'class="button sqs-destructive"' in destructive.split("</p>")[0]
+    assert 'class="sqs-secondary"' in html  # peek
