@@ -168,3 +168,17 @@ def test_where_is__the_last_sample_locates_a_task(sqs, incident):
     seen = triage.where_is(ids["failed"][0], [dlq.ref.name, "other"])
     assert seen is not None
     assert (seen["queue"], seen["receive_count"]) == (dlq.ref.name, 1)
+
+
+@pytest.mark.django_db
+def test_gather__a_sampled_dead_letter_queue_of_succeeded_tasks_is_w032(sqs, incident):
+    """After a breakdown, every face's data names the cause: W032 on the DLQ, with the fix."""
+    from sqs_broker import stats
+
+    app, _source, dlq, *_rest = incident
+    before = stats.gather(app, online=False)
+    assert "sqs_broker.W032" not in {f["id"] for f in before["findings"]}
+    triage.breakdown(dlq, app)
+    (found,) = [f for f in stats.gather(app, online=False)["findings"] if f["id"].endswith("W032")]
+    assert found["queue"] == dlq.ref.name
+    assert found["message"].startswith(f"4 of 8 dead letters sampled in {dlq.ref.name}")
