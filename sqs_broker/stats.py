@@ -337,7 +337,11 @@ def gather(
         "cloudwatch_error": found.ages.error if found.ages else None,
         "task_totals": task_totals,
         "health": health.summary(
-            queues, finding_rows, telemetry["workers"], telemetry["unconsumed_queues"]
+            queues,
+            finding_rows,
+            telemetry["workers"],
+            telemetry["unconsumed_queues"],
+            telemetry["tasks"],
         ),
     }
     return cast(Stats, scrub_data(data))

@@ -768,3 +768,31 @@ def test_queue_page__dead_letter_queue_offers_the_move_back(client, sqs, unique,
     assert "purge" not in actions.split("</p>")[0]
     assert 'class="button sqs-destructive"' in destructive.split("</p>")[0]
     assert 'class="sqs-secondary"' in html  # peek
+
+
+@pytest.mark.django_db
+def test_dashboard__health_strip_in_paging_order_with_an_all_clear(client, sqs, unique, app):
+    """Consumers first, then waiting messages, rates, dead letters, findings; all clear shown."""
+    import re
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    client.force_login(user_with("view_dashboard"))
+    html = client.get(DASHBOARD).content.decode()
+    strip = html[html.index('id="sqs-health"') : html.index("</ul>", html.index('id="sqs-health"'))]
+    assert re.findall(r'data-health="(\w+)"', strip) == [
+        "stalled_workers",
+        "lost_workers",
+        "unconsumed_queues",
+        "waiting_queues",
+        "failing_tasks",
+        "redelivered_tasks",
+        "dead_letters",
+        "error_findings",
+        "warning_findings",
+        "unheld_in_flight",
+    ]
+    assert "queues with a message older than 10" in strip
+    assert "tasks failing over 10 %" in strip
+    clear = html[html.index('id="sqs-all-clear"') - 40 : html.index('id="sqs-all-clear"') + 60]
+    assert ("hidden" in clear) is not client.get("/sqs/stats.json").json()["health"]["all_clear"]
+    assert '<time id="sqs-generated" datetime="' in html and 'data-now="just now"' in html

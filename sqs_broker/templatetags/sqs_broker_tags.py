@@ -47,12 +47,14 @@ def _moment(value: Any) -> datetime | None:
 
 
 @register.simple_tag
-def relative_time(value: Any) -> str:
+def relative_time(value: Any, element_id: str = "") -> str:
     """``<time>`` saying how long ago (or how soon) ``value`` is, the absolute local time on hover.
 
     ``value`` is a datetime, an ISO 8601 text (as ``stats.json`` writes) or
     seconds since the epoch; anything else renders as "—". The local time is
     the project's current time zone (``TIME_ZONE``, or one activated per user).
+    ``element_id`` names the element for the page's script, which rewrites it
+    on refresh to its ``data-now`` text.
     """
     moment = _moment(value)
     if moment is None:
@@ -68,5 +70,18 @@ def relative_time(value: Any) -> str:
     else:
         text = _("in %(age)s") % {"age": timeuntil(moment, now)}
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>', moment.isoformat(), absolute, text
+        '<time{} datetime="{}" title="{}" data-now="{}">{}</time>',
+        format_html(' id="{}"', element_id) if element_id else "",
+        moment.isoformat(),
+        absolute,
+        _("just now"),
+        text,
     )
+
+
+@register.filter
+def percent(share: float | None) -> str:
+    """A share (0.45) as people read it ("45 %"); "—" for none."""
+    if share is None:
+        return "—"
+    return f"{float(share) * 100:.0f} %"
