@@ -420,7 +420,7 @@ class DashboardAdmin(admin.ModelAdmin):
             max_receive_count=policy["max_receive_count"],
             limit=app_settings.REDRIVE_LIMIT,
             posted=request.POST if request.method == "POST" else {},
-            **self._breakdown(triage.shown(dlq, app) if error is None else (None, None)),
+            **self._breakdown(triage.shown(dlq, app, name) if error is None else (None, None)),
             delete_succeeded_url=reverse(
                 "admin:sqs_broker_dashboard_delete_succeeded", args=[name]
             ),
@@ -575,7 +575,7 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET"]))
     def task_view(self, request: HttpRequest) -> HttpResponse:
         """A task's stored result by id: state, exception, scrubbed traceback, admin link."""
-        from sqs_broker import results
+        from sqs_broker import results, triage
 
         self._require(request)
         task_id = request.GET.get("id", "").strip()[:255]
@@ -591,6 +591,7 @@ class DashboardAdmin(admin.ModelAdmin):
             task_id=task_id,
             result=found,
             lookup_error=error,
+            seen=triage.where_is(task_id) if task_id else None,
             task_url=reverse("admin:sqs_broker_dashboard_task"),
         )
         return TemplateResponse(request, "sqs_broker/task.html", context)

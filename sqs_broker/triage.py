@@ -45,6 +45,8 @@ KEEP_SECONDS = 6 * 3600
 SUCCESS = "SUCCESS"
 #: Task ids listed per group.
 IDS_SHOWN = 5
+#: Sightings kept for the task page, across every dead-letter queue (the latest win).
+SIGHTINGS = 5000
 
 
 class Group(TypedDict):
@@ -64,6 +66,8 @@ class Seen(TypedDict):
     """Where a task's message was when sampled."""
 
     queue: str
+    #: The queue it dead-letters for (the move back's destination), when known.
+    source: str | None
     message_id: str
     receive_count: int
     taken_at: float
@@ -141,6 +145,7 @@ def group(
     approximate: int | None,
     complete: bool,
     results_error: str | None,
+    source: str | None = None,
 ) -> Breakdown:
     """The breakdown of classified messages (see :func:`classify`)."""
     groups: dict[tuple[str | None, str | None, str | None], Group] = {}
@@ -169,6 +174,7 @@ def group(
         if summary["task_id"]:
             located[summary["task_id"]] = {
                 "queue": name,
+                "source": source,
                 "message_id": str(summary["message_id"]),
                 "receive_count": summary["receive_count"],
                 "taken_at": now,
@@ -205,26 +211,47 @@ def group(
     }
 
 
-def breakdown(dlq: QueueState, app: Celery | None = None, limit: int = SAMPLE_LIMIT) -> Breakdown:
+def breakdown(
+    dlq: QueueState,
+    app: Celery | None = None,
+    limit: int = SAMPLE_LIMIT,
+    source: str | None = None,
+) -> Breakdown:
     """Sample ``dlq`` (at most ``limit`` messages) and group what it holds; kept as :func:`last`.
 
-    SQS errors propagate: the caller says the sample failed.
+    ``source`` is the queue ``dlq`` dead-letters for, remembered with each
+    task's sighting (see :func:`where_is`). SQS errors propagate: the caller
+    says the sample failed.
     """
     if not 1 <= limit <= SAMPLE_LIMIT:
         raise ValueError(f"limit must be from 1 to {SAMPLE_LIMIT} messages.")
     approximate = dlq.int("ApproximateNumberOfMessages")
     sample = actions.sample_messages(dlq, app, limit=limit, hold=SAMPLE_HOLD)
     classified, error = classify(sample.messages, app)
-    found = group(dlq.ref.name, classified, approximate, sample.complete, error)
+    found = group(dlq.ref.name, classified, approximate, sample.complete, error, source)
     found["receives"], found["releases"] = sample.receives, sample.releases
-    cache.set_many({_key(dlq.ref.name): found}, KEEP_SECONDS)
+    # Sightings of this queue replace its earlier ones; the others' are kept, newest first.
+    seen = {k: v for k, v in _sightings().items() if v["queue"] != dlq.ref.name}
+    seen.update(found["located"])
+    newest = sorted(seen.items(), key=lambda item: -item[1]["taken_at"])[:SIGHTINGS]
+    cache.set_many(
+        {_key(dlq.ref.name): found, cache.key("triage-sightings"): dict(newest)}, KEEP_SECONDS
+    )
     return found
 
 
-def where_is(task_id: str, names: Iterable[str]) -> Seen | None:
-    """Where ``task_id``'s message was in the last breakdowns of ``names`` (the latest sighting)."""
-    sightings = [b["located"][task_id] for n in names if (b := last(n)) and task_id in b["located"]]
-    return max(sightings, key=lambda s: s["taken_at"]) if sightings else None
+def _sightings() -> dict[str, Seen]:
+    found = cache.get(cache.key("triage-sightings"))
+    return cast(dict[str, Seen], found) if isinstance(found, dict) else {}
+
+
+def where_is(task_id: str) -> Seen | None:
+    """Where ``task_id``'s message was when a dead-letter queue holding it was last sampled.
+
+    A sighting, not a promise: the message may have moved or been deleted
+    since (``taken_at`` says when it was seen).
+    """
+    return _sightings().get(task_id)
 
 
 class Deleted(TypedDict):
@@ -273,6 +300,10 @@ def delete_succeeded(
     except Exception as exc:  # what was deleted before the error stays counted
         done["errors"].append(error_text(exc)[0])
     cache.delete(_key(dlq.ref.name))
+    if done["task_ids"]:
+        gone = set(done["task_ids"])
+        kept = {k: v for k, v in _sightings().items() if k not in gone}
+        cache.set_many({cache.key("triage-sightings"): kept}, KEEP_SECONDS)
     return done
 
 
@@ -287,11 +318,13 @@ def describe_deleted(done: Deleted) -> str:
     return text + "."
 
 
-def shown(dlq: QueueState, app: Celery | None = None) -> tuple[Breakdown | None, str | None]:
+def shown(
+    dlq: QueueState, app: Celery | None = None, source: str | None = None
+) -> tuple[Breakdown | None, str | None]:
     """The breakdown for a page: a fresh sample, or ``None`` and the error said in its place."""
     if dlq.error:
         return None, dlq.error
     try:
-        return breakdown(dlq, app), None
+        return breakdown(dlq, app, source=source), None
     except Exception as exc:  # the page still offers the move; the sample's failure is said
         return None, error_text(exc)[0]

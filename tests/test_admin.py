@@ -796,3 +796,20 @@ def test_dashboard__health_strip_in_paging_order_with_an_all_clear(client, sqs, 
     clear = html[html.index('id="sqs-all-clear"') - 40 : html.index('id="sqs-all-clear"') + 60]
     assert ("hidden" in clear) is not client.get("/sqs/stats.json").json()["health"]["all_clear"]
     assert '<time id="sqs-generated" datetime="' in html and 'data-now="just now"' in html
+
+
+@pytest.mark.django_db
+def test_task_page__says_where_the_message_is_and_offers_the_move(client, sqs, unique, incident):
+    """After the DLQ was sampled, a failed task's page names the DLQ, receive count and move."""
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    page = client.get(f"{DASHBOARD}task/", {"id": f"{unique}-3"})
+    assert 'id="sqs-task-not-seen"' in page.content.decode()
+    _move_form(client, unique)  # samples the DLQ
+    html = client.get(f"{DASHBOARD}task/", {"id": f"{unique}-3"}).content.decode()
+    location = html[html.index('id="sqs-task-location"') :]
+    assert f"In the dead-letter queue <strong>{unique}-celery-dlq</strong>, received 1 time," in (
+        location
+    )
+    assert f"it dead-letters for {unique}-celery" in location
+    assert f'href="{DASHBOARD}queue/{unique}-celery/redrive/"' in location
+    assert '<td class="state">FAILURE</td>' in html

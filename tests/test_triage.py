@@ -163,11 +163,14 @@ def test_delete_succeeded__unreadable_results_delete_nothing(sqs, incident, monk
 def test_where_is__the_last_sample_locates_a_task(sqs, incident):
     """After a breakdown, a task id maps to its queue and receive count at the time."""
     app, _source, dlq, *_rest, ids = incident
-    assert triage.where_is(ids["failed"][0], [dlq.ref.name]) is None
-    triage.breakdown(dlq, app)
-    seen = triage.where_is(ids["failed"][0], [dlq.ref.name, "other"])
+    assert triage.where_is(ids["failed"][0]) is None
+    triage.breakdown(dlq, app, source="celery")
+    seen = triage.where_is(ids["failed"][0])
     assert seen is not None
-    assert (seen["queue"], seen["receive_count"]) == (dlq.ref.name, 1)
+    assert (seen["queue"], seen["source"], seen["receive_count"]) == (dlq.ref.name, "celery", 1)
+    triage.delete_succeeded(dlq, app)
+    assert triage.where_is(ids["ok"][0]) is None  # deleted: no longer said to be there
+    assert triage.where_is(ids["failed"][0]) is not None
 
 
 @pytest.mark.django_db

@@ -203,7 +203,7 @@ class Command(BaseCommand):
         from sqs_broker import sqs, triage
 
         try:
-            found = triage.breakdown(dlq)
+            found = triage.breakdown(dlq, source=name)
         except Exception as exc:
             raise CommandError(
                 f"{dlq.ref.name} could not be sampled: {sqs.error_text(exc)[0]}", returncode=1
