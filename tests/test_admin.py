@@ -622,9 +622,15 @@ class _RowLabels(HTMLParser):
 @pytest.mark.django_db
 def test_dashboard__rows_labelled_in_simplified_chinese(client, sqs, unique, app, with_dlq):
     """Every cell's data-label (the phone layout's labels) and each row's sentences are Chinese."""
-    QueueSample.objects.create(
-        queue=f"{unique}-celery", sampled_at=datetime.now(UTC), visible=2, in_flight=0, delayed=0
-    )
+    # Two time buckets: a line, not the "collecting" note of a young history.
+    for age, visible in ((600, 1), (0, 2)):
+        QueueSample.objects.create(
+            queue=f"{unique}-celery",
+            sampled_at=datetime.now(UTC) - timedelta(seconds=age),
+            visible=visible,
+            in_flight=0,
+            delayed=0,
+        )
     client.force_login(user_with("view_dashboard", "purge_queue", "redrive_queue"))
     html = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     cells = _RowLabels()
@@ -633,7 +639,7 @@ def test_dashboard__rows_labelled_in_simplified_chinese(client, sqs, unique, app
     heads += ["趋势", "操作"]
     assert cells.labels[:10] == heads
     assert set(cells.labels) == set(heads), "every row's cells carry the translated labels"
-    assert cells.sparks == ["可见消息，1 个样本，峰值 2"]
+    assert cells.sparks == ["可见消息，2 个样本，峰值 2"]
     for text in ("接收 5 次后", "从死信队列移回", "清空", "无历史"):
         assert text in html
     english = ('data-label="Visible"', "after 5 receives", "Move back from DLQ", "no history")
@@ -651,9 +657,14 @@ def test_dashboard__cached_load_reads_no_queue_samples(client, sqs, unique, app,
     from django.test.utils import CaptureQueriesContext
 
     sqs.create_queue(QueueName=f"{unique}-celery")
-    QueueSample.objects.create(
-        queue=f"{unique}-celery", sampled_at=datetime.now(UTC), visible=2, in_flight=0, delayed=0
-    )
+    for age in (600, 0):  # two time buckets: a line is drawn
+        QueueSample.objects.create(
+            queue=f"{unique}-celery",
+            sampled_at=datetime.now(UTC) - timedelta(seconds=age),
+            visible=2,
+            in_flight=0,
+            delayed=0,
+        )
     # The history's cache key follows the clock in 10 s steps: hold the clock still for it.
     now = datetime.now(UTC)
     window = stats.history_window
