@@ -239,3 +239,50 @@ def test_sqs_move__ctrl_c_at_any_boundary_loses_and_duplicates_nothing(
     assert f" {len(moved)} messages from {unique}-celery-dlq" in record.getMessage()
     if "Interrupted" in out.getvalue():
         assert record.getMessage().split(": ", 1)[1].startswith("Cancelled move:")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("delay", [0.0, 0.7, 1.6])
+def test_sqs_move__real_ctrl_c_mid_move(sqs, unique, delay):
+    """SIGINT to a running ``manage.py sqs_move``: it stops, nothing doubled, the line is true."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, database_url, drain
+
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    for i in range(40):
+        app.send_task("t.fail", queue="celery-dlq", task_id=f"{unique}-{i}")
+    env = base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        DATABASE_URL=database_url(),
+        DJANGO_SETTINGS_MODULE="project.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    argv = [sys.executable, "manage.py", "sqs_move", f"{unique}-celery", "--yes", "--rate", "2"]
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:  # the first progress line: the move is under way
+        lines.append(line)
+        if line.startswith("  running:"):
+            break
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert process.returncode == 1, output
+    assert "Interrupted: stopping after the step under way." in output
+    moved = {m["Body"] for m in drain(sqs, source, visibility_timeout=30)}
+    left = {m["Body"] for m in drain(sqs, dlq, visibility_timeout=30)}
+    assert not moved & left and len(moved) + len(left) == 40, output
+    said = re.findall(r"Cancelled move: (\d+) messages from", output.split("Interrupted")[1])
+    assert said == [str(len(moved))] * 2, output  # the summary line and the audit line
+    assert 0 < len(moved) < 40, output
+    audit = [line for line in output.splitlines() if "sqs_broker.audit" in line]
+    assert len(audit) == 1 and f"Cancelled move: {len(moved)} messages" in audit[0], output
