@@ -185,3 +185,65 @@ def test_gather__a_sampled_dead_letter_queue_of_succeeded_tasks_is_w032(sqs, inc
     (found,) = [f for f in stats.gather(app, online=False)["findings"] if f["id"].endswith("W032")]
     assert found["queue"] == dlq.ref.name
     assert found["message"].startswith(f"4 of 8 dead letters sampled in {dlq.ref.name}")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_incident__real_worker_every_cause_is_named(sqs, unique, start_worker, tmp_path):
+    """The staged incident on a real worker: 5 s tasks on a queue whose timeout is 2 s.
+
+    Each task runs twice (SQS hands its message out again while it runs) and is
+    dead-lettered at the third receive although it succeeded. The data every face
+    reads then names the causes: W030 (run time over the timeout) and W031
+    (redelivered, never failing) from telemetry, W032 once the DLQ was sampled.
+    """
+    import time
+
+    from sqs_broker import stats
+
+    source_url, dlq_url = queue_with_dlq(
+        sqs, f"{unique}-celery", f"{unique}-celery-dlq", max_receive_count=2, VisibilityTimeout="2"
+    )
+    env = base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_POLLING_INTERVAL="0.1",
+        SQS_BROKER_TELEMETRY="true",
+        SQS_BROKER_TELEMETRY_INTERVAL="0.5",
+    )
+    start_worker(env, pool="prefork", extra=("--concurrency=5",))
+    app = make_app(env)
+    journal = tmp_path / "runs.txt"
+    for i in range(5):
+        app.send_task("project.demo.tasks.journal", args=(str(journal), f"t{i}", 5.0))
+
+    def dead_lettered() -> int:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    deadline = time.monotonic() + 90
+    found: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        data = stats.gather(app, online=False)
+        found = {f["id"]: f for f in data["findings"] if f["queue"] == f"{unique}-celery"}
+        if {"sqs_broker.W030", "sqs_broker.W031"} <= set(found) and dead_lettered() >= 2:
+            break
+        time.sleep(1)
+    runs = journal.read_text().split() if journal.exists() else []
+    assert "sqs_broker.W030" in found, (found, runs)
+    assert "ran up to 5." in found["sqs_broker.W030"]["message"]
+    assert "VisibilityTimeout=" in found["sqs_broker.W030"]["hint"]
+    assert "sqs_broker.W031" in found, (found, runs)
+    assert dead_lettered() >= 2, runs
+    time.sleep(6)  # the second runs finish and store SUCCESS again
+    dlq = actions.owned_state(f"{unique}-celery-dlq", app)
+    sample = triage.breakdown(dlq, app, source=f"{unique}-celery")
+    assert sample["states"].get("SUCCESS", 0) == sample["sampled"] >= 2, sample
+    assert sample["would_move"]["default"] == 0
+    data = stats.gather(app, online=False)
+    (w032,) = [f for f in data["findings"] if f["id"] == "sqs_broker.W032"]
+    assert w032["queue"] == f"{unique}-celery-dlq"
+    assert f"manage.py sqs_move {unique}-celery --delete-succeeded" in w032["hint"]
+    assert data["health"]["redelivered_tasks"][0]["task"] == "project.demo.tasks.journal"
