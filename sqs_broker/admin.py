@@ -499,8 +499,8 @@ class DashboardAdmin(admin.ModelAdmin):
             request,
             _(
                 "Moved %(moved)s messages from %(dlq)s back to %(name)s (%(state)s); "
-                "%(skipped)s passed over by the filter, %(failed)s not sent, "
-                "%(not_deleted)s sent but not deleted."
+                "%(succeeded)s left because their task succeeded, %(skipped)s passed over by "
+                "the filter, %(failed)s not sent, %(not_deleted)s sent but not deleted."
             )
             % {
                 "moved": record["moved"],
@@ -508,6 +508,7 @@ class DashboardAdmin(admin.ModelAdmin):
                 "name": record["destination"],
                 "state": MOVE_STATES.get(record["state"], record["state"]),
                 "skipped": record["skipped"],
+                "succeeded": len(record.get("succeeded") or {}),
                 "failed": record["failed"],
                 "not_deleted": record["not_deleted"],
             },

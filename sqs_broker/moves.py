@@ -259,7 +259,8 @@ def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[st
         record["moved"] += result.moved
         record["failed"] += result.failed
         record["not_deleted"] += result.not_deleted
-        record["skipped"] = len(record["seen"])
+        # Held back by the filter; the succeeded ones are counted apart (``succeeded``).
+        record["skipped"] = len(record["seen"]) - len(record["succeeded"])
         record["errors"] = (record["errors"] + result.errors)[-5:]
         if result.errors and not result.moved:
             _finish(record, "failed", dlq, app)
@@ -318,8 +319,8 @@ def describe(record: dict[str, Any]) -> str:
     succeeded = len(record.get("succeeded") or {})
     if succeeded:
         extra.append(f"{succeeded} left with a stored SUCCESS result")
-    if record["skipped"] - succeeded > 0:
-        extra.append(f"{record['skipped'] - succeeded} passed over")
+    if record["skipped"]:
+        extra.append(f"{record['skipped']} passed over")
     if record["failed"]:
         extra.append(f"{record['failed']} not sent")
     if record["not_deleted"]:

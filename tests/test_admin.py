@@ -737,6 +737,9 @@ def test_redrive__default_leaves_succeeded_checkbox_includes_them(
     entry = LogEntry.objects.filter(object_id=f"{unique}-celery").latest("pk")
     assert f"Moved {moved} messages" in entry.change_message
     assert ("2 left with a stored SUCCESS result" in entry.change_message) is (moved == 3)
+    html = response.content.decode()
+    assert f'data-field="succeeded">{5 - moved}</td>' in html  # the move page counts them apart
+    assert f"{5 - moved} left because their task succeeded" in html
 
 
 @pytest.mark.django_db

@@ -184,9 +184,11 @@ class Command(BaseCommand):
                 )
             while record["state"] == "running" and not interrupted.count:
                 record = moves.step(record["id"])
+                left = len(record.get("succeeded") or {})
                 self.stdout.write(
                     f"  {record['state']}: {record['moved']} moved, {record['skipped']} passed "
                     f"over, {record['failed']} not sent"
+                    + (f", {left} left as succeeded" if left else "")
                 )
                 self.stdout.flush()  # progress as it happens, through a pipe too
             if interrupted.count and record["state"] == "running":

@@ -130,7 +130,7 @@
                                     headers: { Accept: "application/json" } })
         .then(function (response) { return response.json(); })
         .then(function (record) {
-          ["moved", "skipped", "failed", "not_deleted", "to_move"].forEach(function (name) {
+          ["moved", "skipped", "succeeded", "failed", "not_deleted", "to_move"].forEach(function (name) {
             setText(move.querySelector('[data-field="' + name + '"]'), record[name]);
           });
           setText(move.querySelector('[data-field="state"]'), record.state_label || record.state);
