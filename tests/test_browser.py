@@ -404,7 +404,11 @@ def test_incident__strip_order_destructive_styling_breakdown_and_task_location(
                 "A move takes 3 of the 5 sampled"
             )
             assert _depth(sqs, dlq) == 5 and _depth(sqs, source) == 0  # nothing moved yet
-            page.get_by_role("button", name="Yes, move them back").click()
+            submit = page.get_by_role("button", name="Yes, move them back")
+            assert submit.evaluate("e => getComputedStyle(e).backgroundColor") != red
+            delete = page.locator("#sqs-delete-succeeded a.sqs-destructive")
+            assert delete.evaluate("e => getComputedStyle(e).backgroundColor") == red
+            submit.click()
             expect(page.locator("#sqs-move")).to_have_attribute(
                 "data-state", "done", timeout=30_000
             )
