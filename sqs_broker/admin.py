@@ -14,6 +14,7 @@ through :mod:`sqs_broker.sqs` and is logged as an admin ``LogEntry``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +43,10 @@ def _url(name: str) -> str | None:
         return reverse(name)
     except NoReverseMatch:
         return None
+
+
+#: Where deletions are recorded beside the LogEntry (as the commands record theirs).
+audit = logging.getLogger("sqs_broker.audit")
 
 
 def log_action(request: HttpRequest, queue: str, message: str, flag: int = CHANGE) -> None:
@@ -420,22 +425,16 @@ class DashboardAdmin(admin.ModelAdmin):
             max_receive_count=policy["max_receive_count"],
             limit=app_settings.REDRIVE_LIMIT,
             posted=request.POST if request.method == "POST" else {},
-            **self._breakdown(triage.shown(dlq, app, name) if error is None else (None, None)),
+            **(triage.shown(dlq, app, name) if error is None else {}),
             delete_succeeded_url=reverse(
                 "admin:sqs_broker_dashboard_delete_succeeded", args=[name]
             ),
         )
         return TemplateResponse(request, "sqs_broker/confirm_redrive.html", context)
 
-    @staticmethod
-    def _breakdown(found: tuple[Any, str | None]) -> dict[str, Any]:
-        return {"breakdown": found[0], "breakdown_error": found[1]}
-
     @method_decorator(require_http_methods(["GET", "POST"]))
     def delete_succeeded_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """GET: the dead letters and what would go; POST (DLQ name typed): delete the succeeded."""
-        import logging
-
         from sqs_broker import actions, stats, triage
 
         self._require(request, "purge_queue")
@@ -454,9 +453,7 @@ class DashboardAdmin(admin.ModelAdmin):
                 return self._to_dashboard()
             text = triage.describe_deleted(done)
             log_action(request, dlq.ref.name, text, DELETION)
-            logging.getLogger("sqs_broker.audit").info(
-                "admin by %s: %s", request.user.get_username(), text
-            )
+            audit.info("admin by %s: %s", request.user.get_username(), text)
             (messages.warning if done["errors"] else messages.success)(request, text)
             return HttpResponseRedirect(
                 reverse("admin:sqs_broker_dashboard_queue", args=[dlq.ref.name])
@@ -468,14 +465,10 @@ class DashboardAdmin(admin.ModelAdmin):
             dlq_name=dlq.ref.name,
             state_error=dlq.error,
             mistyped=mistyped,
-            **self._breakdown((triage.last(dlq.ref.name), None)),
+            breakdown=triage.last(dlq.ref.name),
         )
-        return TemplateResponse(
-            request,
-            "sqs_broker/confirm_delete_succeeded.html",
-            context,
-            status=400 if mistyped else 200,
-        )
+        template = "sqs_broker/confirm_delete_succeeded.html"
+        return TemplateResponse(request, template, context, status=400 if mistyped else 200)
 
     def _log_move(
         self, request: HttpRequest, record: dict[str, Any], started: bool = False

@@ -318,13 +318,11 @@ def describe_deleted(done: Deleted) -> str:
     return text + "."
 
 
-def shown(
-    dlq: QueueState, app: Celery | None = None, source: str | None = None
-) -> tuple[Breakdown | None, str | None]:
-    """The breakdown for a page: a fresh sample, or ``None`` and the error said in its place."""
+def shown(dlq: QueueState, app: Celery | None = None, source: str | None = None) -> dict[str, Any]:
+    """A page's ``breakdown`` (a fresh sample), or its ``breakdown_error`` said in its place."""
     if dlq.error:
-        return None, dlq.error
+        return {"breakdown": None, "breakdown_error": dlq.error}
     try:
-        return breakdown(dlq, app, source=source), None
+        return {"breakdown": breakdown(dlq, app, source=source), "breakdown_error": None}
     except Exception as exc:  # the page still offers the move; the sample's failure is said
-        return None, error_text(exc)[0]
+        return {"breakdown": None, "breakdown_error": error_text(exc)[0]}

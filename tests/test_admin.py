@@ -827,3 +827,21 @@ def test_task_page__says_where_the_message_is_and_offers_the_move(client, sqs, u
     assert f"it dead-letters for {unique}-celery" in location
     assert f'href="{DASHBOARD}queue/{unique}-celery/redrive/"' in location
     assert '<td class="state">FAILURE</td>' in html
+
+
+@pytest.mark.django_db
+def test_redrive__a_failed_sample_is_said_and_the_move_still_offered(
+    client, sqs, unique, incident, monkeypatch
+):
+    """When the dead-letter queue cannot be sampled, the form says why and still offers the move."""
+    from sqs_broker import actions
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("endpoint went away")
+
+    monkeypatch.setattr(actions, "sample_messages", refused)
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    html = _move_form(client, unique).content.decode()
+    assert "The dead-letter queue could not be sampled: ConnectionError" in html
+    assert "endpoint went away" in html
+    assert 'id="sqs-confirm-submit"' in html and 'id="sqs-breakdown"' not in html
