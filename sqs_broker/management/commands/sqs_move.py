@@ -97,8 +97,8 @@ class Command(BaseCommand):
             "--dry-run",
             action="store_true",
             help="Print the dead-letter queue's breakdown (by task, exception and stored "
-            "state; a sample of at most 100 messages) and what a move would take; move "
-            "nothing. Default: off.",
+            "state; a sample of at most 100 messages, each received once, which raises its "
+            "receive count by 1) and what a move would take; move nothing. Default: off.",
         )
         parser.add_argument(
             "--delete-succeeded",
