@@ -782,6 +782,10 @@ def test_queue_page__dead_letter_queue_offers_the_move_back(client, sqs, unique,
     assert "purge" not in actions.split("</p>")[0]
     assert 'class="button sqs-destructive"' in destructive.split("</p>")[0]
     assert 'class="sqs-secondary"' in html  # peek
+    assert 'id="sqs-breakdown"' not in html  # nothing sampled yet: nothing received
+    _move_form(client, unique)
+    html = client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/").content.decode()
+    assert 'id="sqs-breakdown"' in html and "A move takes <strong>3</strong>" in html
 
 
 @pytest.mark.django_db
