@@ -333,3 +333,90 @@ def peek(
         MessageAttributeNames=["All"],
     )
     return list(answer.get("Messages", []))
+
+
+@dataclass
+class Sample:
+    """What :func:`sample_messages` received, and the requests it cost."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    #: The receive stopped because the queue gave nothing new (not because of ``limit``).
+    complete: bool = False
+    receives: int = 0
+    releases: int = 0
+
+
+def sample_messages(
+    state: QueueState,
+    app: Celery | Topology | None = None,
+    limit: int = 100,
+    hold: int = 10,
+    keep: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> Sample:
+    """Up to ``limit`` distinct messages, each received once, then made visible again.
+
+    Each message is hidden for at most ``hold`` seconds (so the next receive
+    moves on through the queue) and released at once at the end. It costs
+    one receive per 10 messages (plus the empty one that ends it) and one
+    ChangeMessageVisibilityBatch per 10, and raises each message's
+    ``ApproximateReceiveCount`` by one, as a peek does. ``keep`` is handed
+    the messages before they are released, to act on some first (a delete).
+    """
+    found: dict[str, dict[str, Any]] = {}
+    sample = Sample()
+    src = _action_client(state, app)
+    try:
+        while len(found) < limit:
+            answer = src.receive_message(
+                QueueUrl=state.url,
+                MaxNumberOfMessages=max(1, min(BATCH, limit - len(found))),
+                VisibilityTimeout=hold,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            sample.receives += 1
+            got = [m for m in answer.get("Messages", []) if m.get("MessageId") not in found]
+            if not got:
+                sample.complete = True
+                break
+            for message in got:
+                found[message["MessageId"]] = message
+        sample.messages = list(found.values())
+        if keep is not None:
+            keep(sample.messages)
+    finally:
+        handles = [m["ReceiptHandle"] for m in found.values() if not m.get("_deleted")]
+        if handles:
+            release(state, handles, app)
+            sample.releases = -(-len(handles) // BATCH)
+    return sample
+
+
+def delete_messages(
+    state: QueueState, messages: list[dict[str, Any]], app: Celery | Topology | None = None
+) -> tuple[int, list[str]]:
+    """DeleteMessageBatch of received ``messages``; how many went, and SQS's refusals.
+
+    Each message deleted is marked (``_deleted``) so a sample does not release it.
+    """
+    src = _action_client(state, app)
+    deleted, errors = 0, []
+    for start in range(0, len(messages), BATCH):
+        chunk = messages[start : start + BATCH]
+        answer = src.delete_message_batch(
+            QueueUrl=state.url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+            ],
+        )
+        ok = {item["Id"] for item in answer.get("Successful", [])}
+        for i, message in enumerate(chunk):
+            if str(i) in ok:
+                message["_deleted"] = True
+                deleted += 1
+        errors += [
+            scrub(f"{f.get('Code')}: {f.get('Message', '')}") for f in answer.get("Failed", [])
+        ]
+    forget(state.ref.name, app)
+    return deleted, errors

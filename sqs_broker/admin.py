@@ -14,6 +14,7 @@ through :mod:`sqs_broker.sqs` and is logged as an admin ``LogEntry``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +43,10 @@ def _url(name: str) -> str | None:
         return reverse(name)
     except NoReverseMatch:
         return None
+
+
+#: Where deletions are recorded beside the LogEntry (as the commands record theirs).
+audit = logging.getLogger("sqs_broker.audit")
 
 
 def log_action(request: HttpRequest, queue: str, message: str, flag: int = CHANGE) -> None:
@@ -111,6 +116,11 @@ class DashboardAdmin(admin.ModelAdmin):
                 "queue/<str:name>/redrive/",
                 wrap(self.redrive_view),
                 name="sqs_broker_dashboard_redrive",
+            ),
+            path(
+                "queue/<str:name>/delete-succeeded/",
+                wrap(self.delete_succeeded_view),
+                name="sqs_broker_dashboard_delete_succeeded",
             ),
             path(
                 "queue/<str:name>/move/<str:move_id>/",
@@ -218,7 +228,7 @@ class DashboardAdmin(admin.ModelAdmin):
         self, request: HttpRequest, name: str, peeked: list[dict[str, Any]] | None = None
     ) -> HttpResponse:
         """One queue: its depths, history chart, findings, backoff and (after a peek) messages."""
-        from sqs_broker import charts, stats
+        from sqs_broker import charts, stats, triage
 
         self._require(request)
         detail = self._queue(name)
@@ -235,6 +245,8 @@ class DashboardAdmin(admin.ModelAdmin):
             findings=detail["findings"],
             history_hours=app_settings.HISTORY_HOURS,
             peeked=peeked,
+            dead_letter_of=detail["dead_letter_of"],
+            breakdown=triage.last(name),
         )
         return TemplateResponse(request, "sqs_broker/queue.html", context)
 
@@ -353,7 +365,7 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET", "POST"]))
     def redrive_view(self, request: HttpRequest, name: str) -> HttpResponse:
         """GET: the move form (all, or by task name or exception, at a rate); POST: start it."""
-        from sqs_broker import actions, moves, stats
+        from sqs_broker import actions, moves, stats, triage
 
         self._require(request, "redrive_queue")
         app = stats.celery_app()
@@ -382,6 +394,7 @@ class DashboardAdmin(admin.ModelAdmin):
                     rate=rate,
                     limit=app_settings.REDRIVE_LIMIT,
                     user=request.user.get_username(),
+                    include_succeeded=request.POST.get("include_succeeded") == "on",
                 )
             except ValueError as exc:
                 form_error = _("The rate must be a positive number of messages per second.")
@@ -412,8 +425,50 @@ class DashboardAdmin(admin.ModelAdmin):
             max_receive_count=policy["max_receive_count"],
             limit=app_settings.REDRIVE_LIMIT,
             posted=request.POST if request.method == "POST" else {},
+            **(triage.shown(dlq, app, name) if error is None else {}),
+            delete_succeeded_url=reverse(
+                "admin:sqs_broker_dashboard_delete_succeeded", args=[name]
+            ),
         )
         return TemplateResponse(request, "sqs_broker/confirm_redrive.html", context)
+
+    @method_decorator(require_http_methods(["GET", "POST"]))
+    def delete_succeeded_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """GET: the dead letters and what would go; POST (DLQ name typed): delete the succeeded."""
+        from sqs_broker import actions, stats, triage
+
+        self._require(request, "purge_queue")
+        app = stats.celery_app()
+        dlq = actions.dead_letter_state(self._fresh_state(name, app), app)
+        if dlq is None:
+            raise Http404(_("Queue %(name)s has no dead-letter queue.") % {"name": name})
+        mistyped = (
+            request.method == "POST" and request.POST.get("confirm", "").strip() != dlq.ref.name
+        )
+        if request.method == "POST" and dlq.error is None and not mistyped:
+            try:
+                done = triage.delete_succeeded(dlq, app)
+            except Exception as exc:  # the result store or SQS failed: nothing hidden
+                messages.error(request, scrub(f"{type(exc).__name__}: {exc}"))
+                return self._to_dashboard()
+            text = triage.describe_deleted(done)
+            log_action(request, dlq.ref.name, text, DELETION)
+            audit.info("admin by %s: %s", request.user.get_username(), text)
+            (messages.warning if done["errors"] else messages.success)(request, text)
+            return HttpResponseRedirect(
+                reverse("admin:sqs_broker_dashboard_queue", args=[dlq.ref.name])
+            )
+        context = self._context(
+            request,
+            _("Delete the succeeded dead letters of %(dlq)s?") % {"dlq": dlq.ref.name},
+            name=name,
+            dlq_name=dlq.ref.name,
+            state_error=dlq.error,
+            mistyped=mistyped,
+            breakdown=triage.last(dlq.ref.name),
+        )
+        template = "sqs_broker/confirm_delete_succeeded.html"
+        return TemplateResponse(request, template, context, status=400 if mistyped else 200)
 
     def _log_move(
         self, request: HttpRequest, record: dict[str, Any], started: bool = False
@@ -437,8 +492,8 @@ class DashboardAdmin(admin.ModelAdmin):
             request,
             _(
                 "Moved %(moved)s messages from %(dlq)s back to %(name)s (%(state)s); "
-                "%(skipped)s passed over by the filter, %(failed)s not sent, "
-                "%(not_deleted)s sent but not deleted."
+                "%(succeeded)s left because their task succeeded, %(skipped)s passed over by "
+                "the filter, %(failed)s not sent, %(not_deleted)s sent but not deleted."
             )
             % {
                 "moved": record["moved"],
@@ -446,6 +501,7 @@ class DashboardAdmin(admin.ModelAdmin):
                 "name": record["destination"],
                 "state": MOVE_STATES.get(record["state"], record["state"]),
                 "skipped": record["skipped"],
+                "succeeded": len(record.get("succeeded") or {}),
                 "failed": record["failed"],
                 "not_deleted": record["not_deleted"],
             },
@@ -480,7 +536,8 @@ class DashboardAdmin(admin.ModelAdmin):
         from django.http import JsonResponse
 
         if "application/json" in request.headers.get("Accept", ""):
-            shown = {k: v for k, v in record.items() if k not in ("seen", "user")}
+            shown = {k: v for k, v in record.items() if k not in ("seen", "user", "succeeded")}
+            shown["succeeded"] = len(record.get("succeeded") or {})
             shown["state_label"] = str(MOVE_STATES.get(record["state"], record["state"]))
             return JsonResponse(shown)
         return HttpResponseRedirect(
@@ -512,7 +569,7 @@ class DashboardAdmin(admin.ModelAdmin):
     @method_decorator(require_http_methods(["GET"]))
     def task_view(self, request: HttpRequest) -> HttpResponse:
         """A task's stored result by id: state, exception, scrubbed traceback, admin link."""
-        from sqs_broker import results
+        from sqs_broker import results, triage
 
         self._require(request)
         task_id = request.GET.get("id", "").strip()[:255]
@@ -528,6 +585,7 @@ class DashboardAdmin(admin.ModelAdmin):
             task_id=task_id,
             result=found,
             lookup_error=error,
+            seen=triage.where_is(task_id) if task_id else None,
             task_url=reverse("admin:sqs_broker_dashboard_task"),
         )
         return TemplateResponse(request, "sqs_broker/task.html", context)

@@ -13,6 +13,7 @@ makes it testable and keeps the templates readable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,23 @@ def _count(samples: Sequence[dict[str, Any]]) -> int:
     return sum(map(int, [s.get("samples", 1) for s in samples]))
 
 
+#: Seconds between samples (``sqs_sample --interval 60``, the beat task): a bucket's first
+#: sample may come this long after the bucket starts.
+SAMPLE_PERIOD = 60
+
+
+def minutes_to_line(samples: Sequence[dict[str, Any]], window: HistoryWindow) -> int | None:
+    """Whole minutes until a young history draws a line (its second point); ``None`` once it does.
+
+    A line needs two time buckets holding samples: with one, the second comes
+    when the next bucket starts and a sample lands in it.
+    """
+    if len(samples) >= 2:
+        return None
+    wait = window.step - window.end.timestamp() % window.step + SAMPLE_PERIOD
+    return max(1, math.ceil(wait / 60))
+
+
 def sparkline(
     samples: Sequence[dict[str, Any]],
     width: int = 120,
@@ -149,6 +167,7 @@ def sparkline(
         "segments": time_segments(samples, "visible", window, (2, 2, width - 2, height - 2), top),
         "peak": top if visible else None,
         "count": _count(samples),
+        "collecting_minutes": minutes_to_line(samples, window),
     }
 
 
@@ -197,6 +216,7 @@ def history_chart(
         "start": window.start,
         "end": window.end,
         "count": _count(samples),
+        "collecting_minutes": minutes_to_line(samples, window),
     }
 
 

@@ -14,10 +14,17 @@ Two ways to move:
 * **native** (no filter, the endpoint has StartMessageMoveTask): SQS moves the
   messages itself, at ``MaxNumberOfMessagesPerSecond``; a step reads
   ListMessageMoveTasks, :func:`cancel` calls CancelMessageMoveTask.
-* **copy** (a filter by task name or exception, or no native call): receive ->
-  send -> delete through :func:`sqs_broker.actions.move_messages`. Messages the
-  filter passes over stay hidden while the move runs and are made visible again
-  when it ends or is cancelled.
+* **copy** (a filter by task name or exception, succeeded tasks left behind,
+  or no native call): receive -> send -> delete through
+  :func:`sqs_broker.actions.move_messages`. Messages the filter passes over
+  stay hidden while the move runs and are made visible again when it ends or
+  is cancelled.
+
+By default a move leaves the messages whose stored result is SUCCESS (see
+:mod:`sqs_broker.triage`): they ran, and would run again. They stay in the
+dead-letter queue, counted (``succeeded``) and listed; ``include_succeeded``
+moves them too. SQS's native move cannot choose, so it is used only with
+``include_succeeded`` (or when no result store could tell).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 
-from sqs_broker import actions, envelopes
+from sqs_broker import actions, envelopes, triage
 from sqs_broker.sqs import QueueState, error_text
 
 if TYPE_CHECKING:
@@ -70,27 +77,44 @@ def _save(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def selector(
-    task: str | None, exception: str | None, app: Celery | None = None
+    task: str | None,
+    exception: str | None,
+    app: Celery | None = None,
+    *,
+    include_succeeded: bool = True,
+    succeeded: dict[str, str] | None = None,
 ) -> actions.Selector | None:
     """Which received messages match: a task name (``*`` globs) and/or an exception text.
 
     The exception is read from the task's stored result
     (:func:`sqs_broker.results.lookup`), matched case-insensitively as a
     substring of ``"Type: message"``; a message whose result is unknown does
-    not match an exception filter.
+    not match an exception filter. Without ``include_succeeded`` a message
+    whose stored result is SUCCESS never matches; it is added to
+    ``succeeded`` (MessageId -> task id). A failed result lookup raises: the
+    move stops rather than guess.
     """
-    if not task and not exception:
+    if not task and not exception and include_succeeded:
         return None
 
     def choose(messages: list[dict[str, Any]]) -> list[bool]:
         summaries = [envelopes.message_summary(m) for m in messages]
         known: dict[str, Any] = {}
-        if exception:
+        if exception or not include_succeeded:
             from sqs_broker import results
 
             known = results.lookup([s["task_id"] for s in summaries if s["task_id"]], app)
         chosen = []
-        for summary in summaries:
+        for message, summary in zip(messages, summaries, strict=True):
+            stored = known.get(summary["task_id"] or "")
+            if not include_succeeded and stored and stored["state"] == triage.SUCCESS:
+                if succeeded is not None:
+                    succeeded[str(message.get("MessageId"))] = str(summary["task_id"])
+                chosen.append(False)
+                continue
+            if not task and not exception:
+                chosen.append(True)  # no filter: anything not succeeded, Celery's or not
+                continue
             ok = summary["task"] is not None
             if ok and task:
                 ok = fnmatch.fnmatchcase(summary["task"], task)
@@ -115,8 +139,12 @@ def start(
     rate: float | None = None,
     limit: int = 1000,
     user: str = "",
+    include_succeeded: bool = False,
 ) -> dict[str, Any]:
     """Start a move from ``dlq`` back to ``destination``; its first record (not yet stepped).
+
+    Without ``include_succeeded`` messages whose stored result is SUCCESS stay
+    (a copy move, unless no result store is configured to tell).
 
     Raises what SQS answers when a native move cannot start (one already
     running, access denied): the caller says so.
@@ -126,7 +154,9 @@ def start(
     if limit <= 0:
         raise ValueError("limit must be a positive number of messages.")
     handle = None
-    if not task and not exception:
+    if not include_succeeded and not triage.results_stored(app):
+        include_succeeded = True  # nothing can be known to have succeeded: said in the record
+    if not task and not exception and include_succeeded:
         handle = actions.start_message_move(dlq, destination, app, rate=rate)
     record: dict[str, Any] = {
         "id": uuid.uuid4().hex,
@@ -134,6 +164,7 @@ def start(
         "destination": destination.ref.name,
         "task": task or "",
         "exception": exception or "",
+        "include_succeeded": include_succeeded,
         "rate": rate,
         "limit": limit,
         "mode": "native" if handle else "copy",
@@ -146,6 +177,7 @@ def start(
         "not_deleted": 0,
         "errors": [],
         "seen": {},
+        "succeeded": {},
         "started_at": time.time(),
         "user": user,
         "logged": False,
@@ -206,13 +238,20 @@ def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[st
                         record["errors"] = [str(task["FailureReason"])]
                     break
             return _save(record)
+        select = selector(
+            record["task"] or None,
+            record["exception"] or None,
+            app,
+            include_succeeded=record["include_succeeded"],
+            succeeded=record["succeeded"],
+        )
         result = actions.move_messages(
             dlq,
             destination,
             app,
             limit=record["limit"] - record["moved"] - record["failed"],
-            hold=SKIP_HOLD if record["task"] or record["exception"] else 60,
-            select=selector(record["task"] or None, record["exception"] or None, app),
+            hold=SKIP_HOLD if select is not None else 60,
+            select=select,
             rate=record["rate"],
             deadline=time.monotonic() + seconds,
             seen=record["seen"],
@@ -220,7 +259,8 @@ def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[st
         record["moved"] += result.moved
         record["failed"] += result.failed
         record["not_deleted"] += result.not_deleted
-        record["skipped"] = len(record["seen"])
+        # Held back by the filter; the succeeded ones are counted apart (``succeeded``).
+        record["skipped"] = len(record["seen"]) - len(record["succeeded"])
         record["errors"] = (record["errors"] + result.errors)[-5:]
         if result.errors and not result.moved:
             _finish(record, "failed", dlq, app)
@@ -276,6 +316,9 @@ def describe(record: dict[str, Any]) -> str:
     if record["mode"] == "native":
         text += f" (StartMessageMoveTask {record['handle']})"
     extra = []
+    succeeded = len(record.get("succeeded") or {})
+    if succeeded:
+        extra.append(f"{succeeded} left with a stored SUCCESS result")
     if record["skipped"]:
         extra.append(f"{record['skipped']} passed over")
     if record["failed"]:

@@ -78,11 +78,21 @@ class Sparks:
             _("Run manage.py sqs_sample or the beat task to record history."),
             _("no history"),
         )
+        self.collecting = _("collecting: first line in %(minutes)s min")
+        self.collecting_title = _(
+            "%(count)s samples so far; a line needs samples in two time buckets."
+        )
 
     def __call__(self, spark: dict[str, Any]) -> SafeString:
-        """The ``<svg>`` of ``spark``, or "no history" when it holds no sample."""
+        """The ``<svg>`` of ``spark``; "no history" without a sample, "collecting" before a line."""
         if not spark["count"]:
             return self.empty
+        if spark.get("collecting_minutes") is not None:
+            return format_html(
+                '<span class="sqs-muted sqs-collecting" title="{}">{}</span>',
+                self.collecting_title % {"count": localize(spark["count"])},
+                self.collecting % {"minutes": localize(spark["collecting_minutes"])},
+            )
         label = self.label % {"count": localize(spark["count"]), "peak": localize(spark["peak"])}
         return charts.sparkline_svg(spark, label)
 

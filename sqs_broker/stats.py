@@ -318,9 +318,10 @@ def gather(
     fill_ages(queues, found.ages)
     fill_consumers(queues, telemetry["workers"])
     task_totals = task_totals_data(errors) if totals else []
+    causes = findings.measured(topo, queues, telemetry["tasks"], dead_letter_samples(queues))
     finding_rows = [
         finding_row(f)
-        for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
+        for f in findings.unsilenced([*findings.offline(topo), *(found.online or []), *causes])
     ]
     data: Stats = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -335,10 +336,25 @@ def gather(
         "cloudwatch_error": found.ages.error if found.ages else None,
         "task_totals": task_totals,
         "health": health.summary(
-            queues, finding_rows, telemetry["workers"], telemetry["unconsumed_queues"]
+            queues,
+            finding_rows,
+            telemetry["workers"],
+            telemetry["unconsumed_queues"],
+            telemetry["tasks"],
         ),
     }
     return cast(Stats, scrub_data(data))
+
+
+def dead_letter_samples(queues: Sequence[QueueRow]) -> dict[str, Any]:
+    """The last breakdown of each dead-letter queue, where one was sampled (no SQS call).
+
+    Read from the cache under :func:`sqs_broker.triage.last`'s key: importing
+    triage here would close a loop (triage -> actions -> stats).
+    """
+    names = sorted({q["dlq"]["name"] for q in queues if q["dlq"]})
+    keys = {cache.key("triage", name): name for name in names}
+    return {keys[k]: v for k, v in cache.get_many(keys).items() if isinstance(v, dict)}
 
 
 def fill_ages(
@@ -413,6 +429,11 @@ def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
         "findings": [
             finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
         ],
+        "dead_letter_of": sorted(
+            s.ref.name
+            for s in found.states
+            if (policy := redrive_policy(s)) is not None and policy["name"] == name
+        ),
     }
     return cast(QueueDetail, scrub_data(detail))
 

@@ -25,6 +25,7 @@ WEB_ONLY = (
     "sqs_broker.moves",
     "sqs_broker.results",
     "sqs_broker.stats",
+    "sqs_broker.triage",
     "sqs_broker.telemetry.read",
     "prometheus_client",
 )

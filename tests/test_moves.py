@@ -117,14 +117,15 @@ def test_start__bad_rate_is_refused(sqs, unique, dead):
 
 @pytest.mark.django_db
 def test_native__start_progress_and_cancel_are_sqs_calls(sqs, sqs_endpoint, unique):
-    """No filter: StartMessageMoveTask with the rate, then ListMessageMoveTasks and Cancel."""
+    """No filter, succeeded included: StartMessageMoveTask, ListMessageMoveTasks and Cancel."""
     queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     with MoveEndpoint(sqs_endpoint) as fake:
         app = make_app(
             base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=fake.endpoint_url)
         )
         source, dlq = _states(app, unique)
-        record = moves.start(dlq, source, app, rate=50.7)
+        assert moves.start(dlq, source, app)["mode"] == "copy"  # it would leave succeeded ones
+        record = moves.start(dlq, source, app, rate=50.7, include_succeeded=True)
         assert record["mode"] == "native" and record["handle"] == "handle-1"
         action, body = fake.calls[0]
         assert action == "StartMessageMoveTask"
@@ -145,7 +146,7 @@ def test_native__start_progress_and_cancel_are_sqs_calls(sqs, sqs_endpoint, uniq
         assert record["state"] == "cancelled"
         assert "(StartMessageMoveTask handle-1)" in moves.describe(record)
         fake.status, fake.moved = "COMPLETED", 10
-        done = moves.step(moves.start(dlq, source, app)["id"], app)
+        done = moves.step(moves.start(dlq, source, app, include_succeeded=True)["id"], app)
         assert (done["state"], done["moved"]) == ("done", 10)
         # No rate: SQS's own default, nothing sent for it.
         assert "MaxNumberOfMessagesPerSecond" not in fake.calls[-2][1]
