@@ -80,8 +80,9 @@ class HealthRow(TypedDict):
     level: str
     #: Nothing below needs anyone (``level`` is ``ok``).
     all_clear: bool
-    #: Workers whose consumer stopped making progress, and the stalled and lost ones
-    #: (hostname, state, last_seen, queues, held: tasks running when last seen).
+    #: Workers (and beat) whose heartbeats arrive but whose consumer made no progress;
+    #: then the stalled and lost ones (hostname, state, last_seen, queues, held: tasks
+    #: running when last seen).
     stalled_workers: int
     unhealthy_workers: list[dict[str, Any]]
     #: Work queues whose oldest message is older than sqs_alerts' threshold (seconds).
@@ -96,8 +97,6 @@ class HealthRow(TypedDict):
     dead_letters: int
     dead_letter_queues: list[str]
     lost_workers: int
-    #: Workers (and beat) whose heartbeats arrive but whose consumer made no progress.
-    stalled_workers: int
     unconsumed_queues: list[str]
     error_findings: int
     warning_findings: int
