@@ -137,6 +137,7 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from sqs_broker import history as samples
     from sqs_broker import sqs, stats
 
     user, _ = get_user_model().objects.get_or_create(
@@ -196,10 +197,10 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
         expired, _ = _timed(page, repeats)
         expired_requests = sum(proxy.reset_counts().values()) / repeats
     # With ``now`` given the read skips the cache: the query itself is timed.
-    history, _ = _timed(lambda: stats.history(names, now=datetime.now(UTC)), repeats)
+    history, _ = _timed(lambda: samples.history(names, now=datetime.now(UTC)), repeats)
     # The oldest-message estimate of queues that hold messages, from every kept sample
     # (the benchmark's SQS queues are empty, so the page itself never asks for it).
-    ages, estimated = _timed(lambda: stats.history_ages(names, now=datetime.now(UTC)), repeats)
+    ages, estimated = _timed(lambda: samples.history_ages(names, now=datetime.now(UTC)), repeats)
 
     def day() -> Any:
         response = browser.get("/sqs/stats.json?window=86400")

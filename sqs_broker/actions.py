@@ -18,7 +18,16 @@ from botocore.exceptions import ClientError
 
 from sqs_broker import limits
 from sqs_broker.redact import scrub
-from sqs_broker.sqs import QueueState, client, endpoint_url, error_text, forget
+from sqs_broker.sqs import (
+    QueueState,
+    client,
+    dead_letter_ref,
+    endpoint_url,
+    error_text,
+    fetch_one,
+    forget,
+    redrive_policy,
+)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -74,12 +83,10 @@ def dead_letter_state(
     source: QueueState, app: Celery | Topology | None = None
 ) -> QueueState | None:
     """A fresh state of ``source``'s dead-letter queue, or ``None`` without a RedrivePolicy."""
-    from sqs_broker import sqs, stats
-
-    policy = stats.redrive_policy(source)
+    policy = redrive_policy(source)
     if policy is None:
         return None
-    return sqs.fetch_one(stats._dead_letter_ref(policy["name"], stats.celery_app(app)), app)
+    return fetch_one(dead_letter_ref(policy["name"], app), app)
 
 
 #: StartMessageMoveTask's bounds for MaxNumberOfMessagesPerSecond.

@@ -22,14 +22,14 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, cache, findings, health, sqs, topology
+from sqs_broker import backoff, cache, findings, health, history, sqs, topology
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
@@ -87,13 +87,6 @@ class Pass:
 redrive_policy = sqs.redrive_policy
 
 
-def _dead_letter_ref(name: str, app: Celery | Topology) -> sqs.QueueRef:
-    spec = Topology.of(app).predefined.get(name)
-    if spec is not None:
-        return sqs.QueueRef(name, "predefined", spec.get("url"), name)
-    return sqs.QueueRef(name, "declared", None, None)
-
-
 def _sqs_pass(app: Topology, with_online: bool, language: str | None = None) -> Pass:
     # The pass runs in a pool thread: findings are worded in the caller's language.
     with translation.override(language):
@@ -114,7 +107,7 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     for state in states:
         policy = redrive_policy(state)
         if policy and policy["name"] not in known:
-            wanted.setdefault(policy["name"], _dead_letter_ref(policy["name"], app))
+            wanted.setdefault(policy["name"], sqs.dead_letter_ref(policy["name"], app))
     # Quarantine queues (sqs_broker.transport) are listed with the app's queues
     # when they exist: a listing by prefix finds them (their names extend the
     # queues'); otherwise they are asked in the same batch as the dead-letter queues.
@@ -348,7 +341,7 @@ def fill_ages(
     """Set each row's ``oldest_age`` and ``oldest_age_source``.
 
     CloudWatch's figure where it gave one; else 0 for a queue the pass saw
-    empty; else the estimate of :func:`history_ages`. No figure at all
+    empty; else the estimate of :func:`sqs_broker.history.history_ages`. No figure at all
     (no samples yet, or the queue failed) stays ``None``.
     """
     watched = ages.seconds if ages else {}
@@ -356,7 +349,7 @@ def fill_ages(
     busy = [q["name"] for q in queues if q["name"] not in watched and _holds_messages(q)]
     if busy:
         try:
-            estimate = history_ages(busy, now)
+            estimate = history.history_ages(busy, now)
         except Exception:  # no sample table yet: the figure stays unknown, the page stays up
             estimate = {}
     for queue in queues:
@@ -473,220 +466,11 @@ def task_totals_data(errors: list[str]) -> list[dict[str, Any]]:
         return []
 
 
-# --- history ---------------------------------------------------------------------
+def sample(app: Celery | None = None, now: datetime | None = None) -> history.SampleResult:
+    """One pass over SQS, stored as samples by :func:`sqs_broker.history.record`; prune.
 
-
-@dataclass
-class SampleResult:
-    """What one sampling pass wrote, pruned, and which queues failed (name -> error)."""
-
-    written: int
-    pruned: int
-    failed: dict[str, str]
-    #: Declared queues that do not exist yet (Celery creates them on first use).
-    missing: list[str] = field(default_factory=list)
-
-
-def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResult:
-    """Store one :class:`~sqs_broker.models.QueueSample` per queue that answers; prune.
-
-    Dead-letter queues are sampled too. Queues that fail are skipped (a gap
-    in the chart, not a false zero) and reported in ``failed``.
+    Dead-letter queues are sampled too.
     """
-    from sqs_broker.models import QueueSample
-
     found = sqs_pass(app, with_online=False)
-    when = now or datetime.now(UTC)
     states = {**found.dead_letters, **{s.ref.name: s for s in found.states}}
-    rows = [
-        QueueSample(
-            queue=name,
-            sampled_at=when,
-            visible=state.int("ApproximateNumberOfMessages") or 0,
-            in_flight=state.int("ApproximateNumberOfMessagesNotVisible") or 0,
-            delayed=state.int("ApproximateNumberOfMessagesDelayed") or 0,
-        )
-        for name, state in states.items()
-        if state.error is None
-    ]
-    QueueSample.objects.bulk_create(rows)
-    missing = sorted(name for name, state in states.items() if not state.exists)
-    failed = {
-        name: state.error
-        for name, state in states.items()
-        if state.error is not None and state.exists
-    }
-    return SampleResult(len(rows), prune(when), failed, missing)
-
-
-def prune(now: datetime | None = None, limit: int | None = None) -> int:
-    """Delete samples older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps them all).
-
-    At most ``limit`` rows a run (default :data:`sqs_broker.models.PRUNE_LIMIT`),
-    in chunks: the next runs take the rest (see :func:`~sqs_broker.models.delete_bounded`).
-    """
-    from sqs_broker.models import PRUNE_LIMIT, QueueSample, delete_bounded
-
-    days = app_settings.RETENTION_DAYS
-    if not days:
-        return 0
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    old = QueueSample.objects.filter(sampled_at__lt=cutoff)
-    return delete_bounded(old, "sampled_at", PRUNE_LIMIT if limit is None else limit)
-
-
-#: Seconds a live history read is shared (its key also changes every 10 s of the clock).
-HISTORY_CACHE_SECONDS = 10
-
-#: Points a history series holds at most: the SQL groups samples into this many time buckets.
-HISTORY_POINTS = 120
-
-
-@dataclass(frozen=True)
-class HistoryWindow:
-    """The time axis of a history chart: ``start`` to ``end``, in buckets of ``step`` seconds."""
-
-    start: datetime
-    end: datetime
-    step: int
-
-
-def history_window(
-    hours: float | None = None, now: datetime | None = None, points: int = HISTORY_POINTS
-) -> HistoryWindow:
-    """The last ``hours`` (default ``SQS_BROKER_HISTORY_HOURS``) up to ``now``, in buckets.
-
-    Buckets are whole multiples of ``step`` seconds since the epoch (at least a
-    minute, the sampling period), so two loads a few seconds apart group the
-    same samples the same way.
-    """
-    hours = app_settings.HISTORY_HOURS if hours is None else hours
-    end = now or datetime.now(UTC)
-    span = max(60.0, hours * 3600)
-    step = max(60, -(-int(span) // max(1, points)))
-    return HistoryWindow(end - timedelta(seconds=span), end, step)
-
-
-def history_ages(names: Sequence[str], now: datetime | None = None) -> dict[str, float]:
-    """Seconds each queue has held messages without the samples seeing it empty.
-
-    Every message in a queue arrived after the last moment the queue was
-    empty, so the time since the last empty sample (visible and in flight
-    both 0) bounds the oldest message's age from above, to the sampling
-    interval. A queue never seen empty in the kept samples gets the time
-    since its first sample. Queues without samples are left out. This is
-    the estimate off AWS (or without ``cloudwatch:GetMetricData``); it needs
-    ``sqs_sample`` or the beat task running. Peeking a message for its
-    SentTimestamp is not used: a receive raises the message's receive count
-    and can push it to the dead-letter queue.
-    """
-    moment = now or datetime.now(UTC)
-    found: dict[str, float] = {}
-    for name, since in _busy_since(sorted(set(names)), live=now is None).items():
-        found[name] = round(max(0.0, (moment - since).total_seconds()), 3)
-    return found
-
-
-def _busy_since(names: list[str], live: bool) -> dict[str, datetime]:
-    """Per queue with samples: its last empty sample, else its first sample.
-
-    One grouped query over the covering sample index, whatever the queues.
-    Live reads are shared for :data:`HISTORY_CACHE_SECONDS` like the history:
-    the marks are moments, so a cached one still gives the age at the time of
-    the read.
-    """
-    from django.db.models import Case, DateTimeField, Max, Min, Q, When
-
-    from sqs_broker.models import QueueSample
-
-    if not names:
-        return {}
-    key = None
-    if live and HISTORY_CACHE_SECONDS > 0:
-        key = cache.key("busy-since", tuple(names))
-        hit = cache.get(key)
-        if hit is not None:
-            return cast(dict[str, datetime], hit)
-    empty = Q(visible=0, in_flight=0)
-    rows = (
-        QueueSample.objects.filter(queue__in=names)
-        .order_by()
-        .values("queue")
-        .annotate(
-            first=Min("sampled_at"),
-            last_empty=Max(Case(When(empty, then="sampled_at"), output_field=DateTimeField())),
-        )
-    )
-    marks = {row["queue"]: row["last_empty"] or row["first"] for row in rows}
-    if key is not None:
-        cache.set_many({key: marks}, HISTORY_CACHE_SECONDS)
-    return marks
-
-
-def history(
-    names: list[str],
-    hours: float | None = None,
-    now: datetime | None = None,
-    points: int = HISTORY_POINTS,
-) -> dict[str, list[dict[str, Any]]]:
-    """Samples per queue over the last ``hours``, grouped by time in the database.
-
-    One query for every queue: each point is one time bucket of
-    :func:`history_window` (``t`` its start) with the bucket's highest
-    ``visible``, ``in_flight`` and ``delayed`` (a short spike stays visible)
-    and ``samples``, how many samples it holds. Buckets without samples are
-    absent: the charts show them as gaps, not zeros.
-    """
-    from django.db import connections
-    from django.db.models import Count, Max
-
-    from sqs_broker.models import QueueSample, TimeBucket
-
-    window = history_window(hours, now, points)
-    series: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    if not names:
-        return series
-    # Live reads (no ``now``) are shared for HISTORY_CACHE_SECONDS by every viewer and process:
-    # samples come once a minute, and the buckets are aligned, so a reload reads the same points.
-    key = None
-    if now is None and HISTORY_CACHE_SECONDS > 0:
-        key = cache.key("history", tuple(names), window.step, int(window.end.timestamp()) // 10)
-        hit = cache.get(key)
-        if hit is not None:
-            return cast(dict[str, list[dict[str, Any]]], hit)
-    rows = (
-        QueueSample.objects.filter(
-            queue__in=names, sampled_at__gte=window.start, sampled_at__lte=window.end
-        )
-        .annotate(bucket=TimeBucket("sampled_at", window.step))
-        .values("queue", "bucket")
-        .annotate(
-            top_visible=Max("visible"),
-            top_in_flight=Max("in_flight"),
-            top_delayed=Max("delayed"),
-            samples=Count("pk"),
-        )
-        .order_by("queue", "bucket")
-        .values_list("queue", "bucket", "top_visible", "top_in_flight", "top_delayed", "samples")
-    )
-    # Run as compiled, without Django's per-value converters: every column is a
-    # name or an integer already, and 300 queues over 6 hours are about 36,000
-    # rows, for which the converters cost about a third of the read.
-    sql, params = rows.query.sql_with_params()
-    with connections[rows.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    step = window.step
-    for queue, bucket, visible, in_flight, delayed, samples in fetched:
-        series[queue].append(
-            {
-                "t": datetime.fromtimestamp(int(bucket) * step, UTC),
-                "visible": visible,
-                "in_flight": in_flight,
-                "delayed": delayed,
-                "samples": samples,
-            }
-        )
-    if key is not None:
-        cache.set_many({key: series}, HISTORY_CACHE_SECONDS)
-    return series
+    return history.record(states, now or datetime.now(UTC))

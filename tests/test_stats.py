@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqs_broker import cache, models, stats
+from sqs_broker import cache, history, models, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
 from tests.conftest import base_env, make_app, queue_with_dlq
@@ -185,7 +185,7 @@ def test_history__window_and_order(unique):
         _sample(f"{unique}-q", now - timedelta(minutes=m), v)
         for m, v in ((500, 9), (30, 2), (10, 3))
     )
-    series = stats.history([f"{unique}-q", f"{unique}-none"], hours=1, now=now)
+    series = history.history([f"{unique}-q", f"{unique}-none"], hours=1, now=now)
     assert [s["visible"] for s in series[f"{unique}-q"]] == [2, 3]
     assert series[f"{unique}-none"] == []
 
@@ -201,7 +201,7 @@ def test_history__buckets_by_time_in_one_query(unique, django_assert_num_queries
         for k in range(180)  # an hour of samples every 20 s
     )
     with django_assert_num_queries(1):
-        series = stats.history(names, hours=1, now=now, points=12)
+        series = history.history(names, hours=1, now=now, points=12)
     for name in names:
         points = series[name]
         assert len(points) == 12  # 5-minute buckets
@@ -217,9 +217,9 @@ def test_history__live_reads_shared_for_a_few_seconds(unique, django_assert_num_
     """A reload within seconds reads the cached points: no query (each viewer, each process)."""
     QueueSample.objects.bulk_create([_sample(f"{unique}-q", datetime.now(UTC), 4)])
     with django_assert_num_queries(1):
-        first = stats.history([f"{unique}-q"])
+        first = history.history([f"{unique}-q"])
     with django_assert_num_queries(0):
-        assert stats.history([f"{unique}-q"]) == first
+        assert history.history([f"{unique}-q"]) == first
     assert [p["visible"] for p in first[f"{unique}-q"]] == [4]
 
 
@@ -233,10 +233,10 @@ def test_prune__bounded_per_run(settings, monkeypatch, django_assert_max_num_que
     )
     QueueSample.objects.bulk_create([_sample("new", now, 1)])
     monkeypatch.setattr(models, "PRUNE_CHUNK", 4)
-    assert stats.prune(now, limit=10) == 10
+    assert history.prune(now, limit=10) == 10
     with django_assert_max_num_queries(8):
-        assert stats.prune(now, limit=10) == 10
-    assert stats.prune(now, limit=10) == 5
+        assert history.prune(now, limit=10) == 10
+    assert history.prune(now, limit=10) == 5
     assert list(QueueSample.objects.values_list("queue", flat=True)) == ["new"]
 
 
@@ -368,7 +368,7 @@ def test_history_ages__since_last_empty_sample():
     at("drained", 5, 3)
     at("stuck", 60, 4)
     at("stuck", 1, 0, in_flight=2)  # in flight is not empty
-    found = stats.history_ages(["drained", "stuck", "unsampled"], now)
+    found = history.history_ages(["drained", "stuck", "unsampled"], now)
     assert found == {"drained": 600.0, "stuck": 3600.0}
 
 
@@ -381,10 +381,10 @@ def test_history_ages__live_reads_share_one_query_and_still_age(django_assert_nu
         queue="busy", sampled_at=start - timedelta(minutes=3), visible=2, in_flight=0, delayed=0
     )
     with django_assert_num_queries(1):
-        first = stats.history_ages(["busy", "unsampled"])
+        first = history.history_ages(["busy", "unsampled"])
     time.sleep(1.1)
     with django_assert_num_queries(0):
-        second = stats.history_ages(["unsampled", "busy"])
+        second = history.history_ages(["unsampled", "busy"])
     assert list(first) == list(second) == ["busy"]
     assert 180 <= first["busy"] < second["busy"] < 180 + 30
 

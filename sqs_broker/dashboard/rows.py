@@ -13,7 +13,7 @@ prints; the markup contract (ids, classes, ``data-label``) stays in the template
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from django.urls import reverse
@@ -23,8 +23,11 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from sqs_broker import charts
+from sqs_broker.dashboard import charts
 from sqs_broker.templatetags.sqs_broker_tags import age
+
+if TYPE_CHECKING:
+    from sqs_broker.history import HistoryWindow
 
 
 def labels() -> dict[str, str]:
@@ -92,6 +95,7 @@ def queue_rows(
     series: Mapping[str, Sequence[dict[str, Any]]],
     findings: Iterable[Mapping[str, Any]],
     *,
+    window: HistoryWindow,
     can_purge: bool,
     can_redrive: bool,
 ) -> list[dict[str, Any]]:
@@ -116,8 +120,8 @@ def queue_rows(
     rows = []
     for q in queues:
         name, dlq, source = q["name"], q["dlq"], q["oldest_age_source"]
-        spark = charts.sparkline(series.get(name, []))
-        dlq_spark = charts.sparkline(series.get(dlq["name"], [])) if dlq else None
+        spark = charts.sparkline(series.get(name, []), window=window)
+        dlq_spark = charts.sparkline(series.get(dlq["name"], []), window=window) if dlq else None
         if source and source not in titles:
             titles[source] = _("Source: %(source)s") % {"source": source}
         rows.append(

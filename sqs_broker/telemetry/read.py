@@ -1,5 +1,5 @@
 """Telemetry's read side, for the faces: workers with their state, task counts over a window,
-queues nobody consumes, and the dashboard's panels."""
+queues nobody consumes, and the all-time totals the metrics export."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
     BASELINE_MINUTE,
     BUCKETS,
@@ -18,7 +17,6 @@ from sqs_broker.telemetry.base import (
     HOURLY_FROM,
     LOST_AFTER_INTERVALS,
     LOST_SHOWN_FOR,
-    POISON_TASK,
     SPARKLINE_POINTS,
     Counts,
     bucket_column,
@@ -213,51 +211,6 @@ def unconsumed(
         for q in queues
         if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in consumed
     ]
-
-
-def panels(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the dashboard's worker and task panels draw from one ``gather()`` result."""
-    from sqs_broker import charts
-
-    workers = list(data.get("workers") or [])
-    counts = dict.fromkeys(("alive", "lost", "stopped"), 0)
-    for worker in workers:
-        counts[worker["state"]] = counts.get(worker["state"], 0) + 1
-    width, height = 120, 24
-    tasks = []
-    poison = []
-    for task in data.get("tasks") or []:
-        if task["name"] == POISON_TASK:
-            poison.append({"queue": task["queue"], "count": task.get("poisoned", 0)})
-            continue
-        series = task.get("series") or []
-        tasks.append(
-            {
-                **task,
-                "failure_pct": _pct(task.get("failure_rate")),
-                "redelivery_pct": _pct(task.get("redelivery_rate")),
-                "spark": {
-                    "width": width,
-                    "height": height,
-                    "points": charts.points(series, width, height),
-                    "peak": max(series) if series else None,
-                    "count": len(series),
-                },
-            }
-        )
-    return {
-        "enabled": app_settings.TELEMETRY,
-        "workers": workers,
-        "counts": counts,
-        "tasks": tasks,
-        "poison": poison,
-        "unconsumed": list(data.get("unconsumed_queues") or []),
-        "window": data.get("telemetry_window"),
-    }
-
-
-def _pct(rate: float | None) -> str | None:
-    return None if rate is None else f"{rate * 100:.1f} %"
 
 
 def totals() -> list[dict[str, Any]]:

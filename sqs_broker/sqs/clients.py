@@ -1,0 +1,185 @@
+"""SQS, STS and CloudWatch clients built by kombu's rules, with bounded timeouts.
+
+Clients are built from the Celery app's live broker settings by the same rules
+kombu's transport follows (endpoint from the URL's host, ``is_secure``,
+region, URL credentials, per-queue keys of predefined queues, an STS role),
+but with bounded timeouts and few retries, so a check or a page answers in
+bounded time when the endpoint is down. Clients and STS credentials are kept
+per process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+from botocore.config import Config
+
+from sqs_broker import limits, topology
+from sqs_broker.conf import app_settings
+from sqs_broker.topology import Topology
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def celery_app(app: Celery | Topology | None = None) -> Celery:
+    """The Celery app meant: see :func:`sqs_broker.topology.celery_app`."""
+    return topology.celery_app(app)
+
+
+def transport_options(app: Celery | Topology | None = None) -> dict[str, Any]:
+    """A copy of the app's ``broker_transport_options``."""
+    return dict(Topology.of(app).options)
+
+
+def canonical_name(celery_queue: str, app: Celery | Topology | None = None) -> str:
+    """The SQS queue name kombu uses for a Celery queue: prefix + sanitised name."""
+    return Topology.of(app).canonical_name(celery_queue)
+
+
+def declared_queues(app: Celery | Topology | None = None) -> list[str]:
+    """Celery queue names the app declares: default queue, ``task_queues``, routes."""
+    return list(Topology.of(app).declared)
+
+
+def endpoint_url(app: Celery | Topology | None = None) -> str | None:
+    """The endpoint kombu will use: the broker URL's host with ``is_secure``."""
+    return Topology.of(app).endpoint
+
+
+def region(app: Celery | Topology | None = None) -> str:
+    """The region kombu signs for: the transport option, else boto3's, else us-east-1."""
+    return Topology.of(app).region
+
+
+def _url_credentials(app: Celery | Topology | None) -> tuple[str | None, str | None]:
+    return Topology.of(app).credentials
+
+
+#: Who a client is for: the checks and the dashboard, or publishing tasks.
+Purpose = Literal["checks", "publish"]
+
+
+def _timeouts(purpose: Purpose) -> tuple[float, float]:
+    if purpose == "publish":
+        return app_settings.PUBLISH_CONNECT_TIMEOUT, app_settings.PUBLISH_READ_TIMEOUT
+    return app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT
+
+
+def _config(purpose: Purpose = "checks", retries: int = 2) -> Config:
+    connect, read = _timeouts(purpose)
+    return Config(
+        connect_timeout=connect,
+        read_timeout=read,
+        retries={"total_max_attempts": retries, "mode": "standard"},
+        # One client serves the whole fetch pool: give every thread a connection
+        # (botocore's default of 10 would open and drop the others each time).
+        max_pool_connections=app_settings.MAX_WORKERS,
+    )
+
+
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(
+    service: str,
+    region_name: str,
+    endpoint: str | None,
+    key: str | None,
+    secret: str | None,
+    token: str | None = None,
+    purpose: Purpose = "checks",
+) -> Any:
+    timeouts = _timeouts(purpose)
+    cache_key = (service, region_name, endpoint, key, secret, token, purpose, timeouts)
+    with _clients_lock:
+        client = _clients.get(cache_key)
+        if client is None:
+            session = boto3.Session(
+                region_name=region_name,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+                aws_session_token=token,
+            )
+            kwargs: dict[str, Any] = {"config": _config(purpose)}
+            if endpoint:
+                kwargs["endpoint_url"] = endpoint
+                kwargs["use_ssl"] = endpoint.startswith("https")
+            client = _clients[cache_key] = session.client(service, **kwargs)
+    return client
+
+
+def sts_client(app: Celery | Topology | None = None) -> Any:
+    """STS with the app's main credentials (for GetCallerIdentity and AssumeRole)."""
+    key, secret = _url_credentials(app)
+    return _client("sts", region(app), endpoint_url(app), key, secret)
+
+
+_sts_credentials: dict[tuple[str, str | None], tuple[float, dict[str, str]]] = {}
+#: Held across the AssumeRole call: the fetch pool's threads all need the
+#: credentials at once, and one call should serve them all.
+_sts_lock = threading.Lock()
+
+
+def assume_role(app: Celery | Topology | None = None) -> dict[str, str]:
+    """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
+    options = transport_options(app)
+    key = (options["sts_role_arn"], endpoint_url(app))
+    with _sts_lock:
+        cached = _sts_credentials.get(key)
+        if cached and cached[0] > time.time():
+            return cached[1]
+        duration = int(options.get("sts_token_timeout", limits.KOMBU_STS_TOKEN_TIMEOUT))
+        answer = sts_client(app).assume_role(
+            RoleArn=key[0], RoleSessionName="sqs-broker", DurationSeconds=duration
+        )
+        credentials = answer["Credentials"]
+        buffer = int(options.get("sts_token_buffer_time", 0) or 0)
+        _sts_credentials[key] = (time.time() + duration - max(buffer, 60), credentials)
+    return credentials
+
+
+def client(
+    queue: str | None = None, app: Celery | Topology | None = None, purpose: Purpose = "checks"
+) -> Any:
+    """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials.
+
+    ``purpose`` picks the timeouts: ``SQS_BROKER_CONNECT_TIMEOUT`` and
+    ``SQS_BROKER_READ_TIMEOUT`` for the checks and the dashboard,
+    ``SQS_BROKER_PUBLISH_*`` for :func:`sqs_broker.publishing.publish_many`.
+    """
+    topo = Topology.of(app)
+    predefined = topo.predefined
+    key, secret = topo.credentials
+    where, region_name = topo.endpoint, topo.region
+    if queue is not None and queue in predefined:
+        spec = predefined[queue]
+        region_name = spec.get("region", region_name)
+        if topo.options.get("sts_role_arn"):
+            creds = assume_role(topo)
+            return _client(
+                "sqs", region_name, where,
+                creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"],
+                purpose,
+            )  # fmt: skip
+        key = spec.get("access_key_id", key)
+        secret = spec.get("secret_access_key", secret)
+    return _client("sqs", region_name, where, key, secret, purpose=purpose)
+
+
+def forget_clients() -> None:
+    """Forget clients and STS credentials (tests, configuration changes)."""
+    with _clients_lock:
+        _clients.clear()
+    with _sts_lock:
+        _sts_credentials.clear()
+
+
+def caller_identity(app: Celery | Topology | None = None) -> dict[str, str]:
+    """STS GetCallerIdentity with the app's main credentials: ``{"account", "arn"}``."""
+    answer = sts_client(app).get_caller_identity()
+    return {"account": str(answer.get("Account", "")), "arn": str(answer.get("Arn", ""))}
