@@ -33,6 +33,7 @@ from django.test import override_settings  # noqa: E402
 from sqs_broker import sqs, stats  # noqa: E402
 from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
+from sqs_broker.topology import Topology  # noqa: E402
 from tests.proxy import Proxy  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def timed_pass(app: Celery, workers: int) -> float:
     sqs.clear_caches()
     with override_settings(SQS_BROKER_MAX_WORKERS=workers, SQS_BROKER_GATHER_TIMEOUT=120):
         started = time.perf_counter()
-        found = stats.sqs_pass(app)
+        found = stats.sqs_pass(Topology.of(app))
         elapsed = time.perf_counter() - started
     errors = [s.error for s in found.states if s.error]
     assert not errors, errors[:3]
@@ -87,7 +88,7 @@ def main() -> None:
                 override_settings(SQS_BROKER_CACHE_TTL=30),
                 ThreadPoolExecutor(max_workers=50) as pool,
             ):
-                list(pool.map(stats.sqs_pass, [app] * 50))
+                list(pool.map(stats.sqs_pass, [Topology.of(app)] * 50))
             calls = sum(proxy.reset_counts().values())
             print(f"| {count} | {pooled:.2f} s | {wide:.2f} s | {calls} |")
 

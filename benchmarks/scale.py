@@ -139,6 +139,7 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
 
     from sqs_broker import history as samples
     from sqs_broker import sqs, stats
+    from sqs_broker.topology import Topology
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
@@ -153,7 +154,7 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
         return response
 
     page()  # warm: clients, templates, translations
-    client = sqs.client(app=None)
+    client = sqs.client(None, Topology.of())
     url = client.get_queue_url(QueueName=names[0])["QueueUrl"]
     rtt, _ = _timed(lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]), 21)
 

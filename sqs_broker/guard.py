@@ -107,13 +107,14 @@ def refuse_unsafe_start(app: Celery | None = None) -> None:
     unquoted there would be read as the host and shown in every error.
     """
     from sqs_broker import findings
+    from sqs_broker.topology import Topology
 
     if app is None:
         from celery import current_app
 
         app = current_app._get_current_object()
     check_broker_url(app.conf.broker_url or "")
-    finding = findings.unsafe_debug(app)
+    finding = findings.unsafe_debug(Topology.of(app))
     if finding is not None:
         raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
 

@@ -62,6 +62,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import limits, sqs
 from sqs_broker.conf import app_settings
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery, Signature
@@ -141,18 +142,18 @@ _visibility: dict[tuple[str | None, str], int] = {}
 _visibility_lock = threading.Lock()
 
 
-def visibility_timeout(queue: str, app: Celery | None = None) -> int:
+def visibility_timeout(queue: str, topo: Topology) -> int:
     """The visibility timeout that applies to ``queue`` (its SQS name), read once.
 
     kombu receives without a ``VisibilityTimeout`` argument, so the queue's own
     attribute decides, whatever the transport option says. A queue that does
     not exist yet will be created by kombu with the transport option.
     """
-    key = (sqs.endpoint_url(app), queue)
+    key = (topo.endpoint, queue)
     with _visibility_lock:
         if key in _visibility:
             return _visibility[key]
-    options = sqs.transport_options(app)
+    options = topo.options
     predefined = options.get("predefined_queues") or {}
     configured = options.get("visibility_timeout")
     default = (
@@ -160,7 +161,7 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     )
     spec = predefined.get(queue)
     ref = sqs.QueueRef(queue, "predefined" if spec else "declared", spec and spec.get("url"))
-    state = sqs.fetch_one(ref, app)
+    state = sqs.fetch_one(ref, topo)
     if state.error_code == "QueueDoesNotExist" and not predefined:
         value = default
     elif state.error or state.int("VisibilityTimeout") is None:
@@ -255,7 +256,9 @@ def guard(
     delay = (eta - datetime.now(UTC)).total_seconds()
     if delay <= 0:
         return
-    sqs_name = sqs.canonical_name(_target_queue(app, queue, exchange, routing_key), app)
+    # Resolved here, past the early returns: most publishes carry no ETA.
+    topo = Topology.of(app)
+    sqs_name = topo.canonical_name(_target_queue(app, queue, exchange, routing_key))
     fifo = sqs_name.endswith(".fifo")
     properties = {**(getattr(message, "properties", None) or {}), **options}
     requested = _requested_delay(properties)
@@ -267,7 +270,7 @@ def guard(
     mode = app_settings.ETA_GUARD
     if mode == "off" or hold <= 0:
         return
-    limit = visibility_timeout(sqs_name, app)
+    limit = visibility_timeout(sqs_name, topo)
     if hold < limit:
         return
     if mode == "error":
@@ -545,7 +548,8 @@ def publish_many(
     concurrency = app_settings.PUBLISH_CONCURRENCY if concurrency is None else concurrency
     if not 1 <= concurrency <= 100:
         raise ValueError(f"concurrency must be from 1 to 100; got {concurrency!r}.")
-    app = sqs.celery_app(app)
+    topo = Topology.of(app)
+    app = topo.app
     entries: list[_Entry] = []
     results: list[AsyncResult] = []
     with app.producer_or_acquire() as producer:
@@ -578,7 +582,7 @@ def publish_many(
         by_queue.setdefault((entry.client_queue, entry.kwargs["QueueUrl"]), []).append(entry)
     jobs: list[tuple[Any, str, list[_Entry]]] = []
     for (client_queue, url), queue_entries in by_queue.items():
-        client = sqs.client(client_queue, app, purpose="publish")
+        client = sqs.client(client_queue, topo, purpose="publish")
         jobs.extend((client, url, batch) for batch in _batches(queue_entries, max_batch_bytes))
     failed: dict[str, str] = {}
     for (_client, _url, batch), refused in zip(

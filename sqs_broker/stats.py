@@ -29,7 +29,7 @@ from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, cache, findings, health, history, sqs, topology
+from sqs_broker import backoff, cache, findings, health, history, sqs
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
@@ -45,11 +45,6 @@ from sqs_broker.transport import is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
     from celery import Celery
-
-
-def celery_app(app: Celery | None = None) -> Celery:
-    """``app``, else ``SQS_BROKER_CELERY_APP``, else the current Celery app."""
-    return topology.celery_app(app)
 
 
 # --- one pass over SQS ---------------------------------------------------------
@@ -77,41 +72,37 @@ class Pass:
         mine = [s for s in self.states if s.ref.source in ("declared", "predefined")]
         names = {s.ref.name for s in mine}
         for state in mine:
-            policy = redrive_policy(state)
+            policy = sqs.redrive_policy(state)
             if policy is not None:
                 names.add(policy["name"])
         return names
 
 
-#: The queue's RedrivePolicy as ``{"name", "account", "arn", "max_receive_count"}``, if any.
-redrive_policy = sqs.redrive_policy
-
-
-def _sqs_pass(app: Topology, with_online: bool, language: str | None = None) -> Pass:
+def _sqs_pass(topo: Topology, with_online: bool, language: str | None = None) -> Pass:
     # The pass runs in a pool thread: findings are worded in the caller's language.
     with translation.override(language):
-        return _sqs_pass_in_language(app, with_online)
+        return _sqs_pass_in_language(topo, with_online)
 
 
-def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
+def _sqs_pass_in_language(topo: Topology, with_online: bool) -> Pass:
     errors: list[str] = []
     try:
-        refs = sqs.inventory(app)
+        refs = sqs.inventory(topo)
     except Exception as exc:  # discovery failed: still show declared and predefined queues
         text, _code = sqs.error_text(exc)
         errors.append(_("Listing queues failed: %(error)s") % {"error": text})
-        refs = sqs.inventory(app, discover=False)
-    states = sqs.fetch(refs, app)
+        refs = sqs.inventory(topo, discover=False)
+    states = sqs.fetch(refs, topo)
     known = {state.ref.name: state for state in states}
     wanted: dict[str, sqs.QueueRef] = {}
     for state in states:
-        policy = redrive_policy(state)
+        policy = sqs.redrive_policy(state)
         if policy and policy["name"] not in known:
-            wanted.setdefault(policy["name"], sqs.dead_letter_ref(policy["name"], app))
+            wanted.setdefault(policy["name"], sqs.dead_letter_ref(policy["name"], topo))
     # Quarantine queues (sqs_broker.transport) are listed with the app's queues
     # when they exist: a listing by prefix finds them (their names extend the
     # queues'); otherwise they are asked in the same batch as the dead-letter queues.
-    options = sqs.transport_options(app)
+    options = topo.options
     listed = not options.get("predefined_queues") and bool(
         options.get("queue_name_prefix") or app_settings.DISCOVER_BY_PREFIX
     )
@@ -123,25 +114,20 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     dead_letters = dict(known)
     found_quarantines = []
     # The dead-letter queues in one more concurrent batch (a second, short round-trip).
-    for state in sqs.fetch([*wanted.values(), *quarantines.values()], app):
+    for state in sqs.fetch([*wanted.values(), *quarantines.values()], topo):
         if state.ref.name not in quarantines:
             dead_letters[state.ref.name] = state
         elif state.url is not None and state.error is None:
             found_quarantines.append(state)
     online = None
     if with_online:
-        online = _online_findings(app, states, errors, dead_letters.values())
+        online = _online_findings(topo, states, errors, dead_letters.values())
     ages = None
-    if sqs.cloudwatch_wanted(app):
+    if sqs.cloudwatch_wanted(topo):
         names = {s.ref.name for s in found_quarantines if s.exists}
         names.update(n for n, s in dead_letters.items() if s.exists)
-        ages = sqs.oldest_ages(names, app)
+        ages = sqs.oldest_ages(names, topo)
     return Pass([*states, *found_quarantines], dead_letters, online, errors, ages)
-
-
-def _app_key(app: Celery | Topology) -> tuple[Any, ...]:
-    """Identifies an app's broker configuration, for caches shared across requests."""
-    return Topology.of(app).key
 
 
 #: How long a failed online pass may fall back on the last findings, past their TTL.
@@ -149,20 +135,20 @@ ONLINE_STALE_GRACE = 600
 
 
 def _online_findings(
-    app: Topology,
+    topo: Topology,
     states: list[sqs.QueueState],
     errors: list[str],
     dead_letters: Iterable[sqs.QueueState] = (),
 ) -> list[findings.Finding] | None:
     """The online findings, from the shared cache when younger than their TTL."""
     ttl = app_settings.ONLINE_FINDINGS_TTL
-    key = cache.key("online", *_app_key(app), translation.get_language())
+    key = cache.key("online", *topo.key, translation.get_language())
     cached = cache.get(key)
     if cached is not None and time.time() - cached[0] < ttl:
         return cast(list[findings.Finding], cached[1])
     try:
         # The pass read the dead-letter queues already: E022 need not ask again.
-        found = list(findings.online(app, states=states, known=dead_letters))
+        found = list(findings.online(topo, states=states, known=dead_letters))
     except Exception as exc:  # the page still shows the queues and offline findings
         text, _code = sqs.error_text(exc)
         errors.append(_("Online checks failed: %(error)s") % {"error": text})
@@ -177,17 +163,17 @@ _inflight: dict[tuple[Any, ...], Future[Pass]] = {}
 _inflight_lock = threading.Lock()
 
 
-def _submit(app: Topology, with_online: bool) -> Future[Pass]:
+def _submit(topo: Topology, with_online: bool) -> Future[Pass]:
     global _executor
     language = translation.get_language()
-    key = (*_app_key(app), with_online, language)
+    key = (*topo.key, with_online, language)
     with _inflight_lock:
         running = _inflight.get(key)
         if running is not None and not running.done():
             return running
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
-        future = _executor.submit(_sqs_pass, app, with_online, language)
+        future = _executor.submit(_sqs_pass, topo, with_online, language)
         _inflight[key] = future
         return future
 
@@ -204,32 +190,31 @@ def reset() -> None:
     cache.clear()
 
 
-def sqs_pass(app: Celery | Topology | None = None, with_online: bool = False) -> Pass:
+def sqs_pass(topo: Topology, with_online: bool = False) -> Pass:
     """One pass over SQS, waiting at most ``SQS_BROKER_GATHER_TIMEOUT`` seconds.
 
     Past the deadline the pass keeps running in the background (and fills the
     attribute cache for the next load); this call returns the declared and
     predefined queues, each with an error that says SQS did not answer in time.
     """
-    app = Topology.of(app)
     budget = app_settings.GATHER_TIMEOUT
-    future = _submit(app, with_online)
+    future = _submit(topo, with_online)
     try:
         return future.result(timeout=budget)
     except FutureTimeout:
         message = _("SQS did not answer within %(seconds)s s; the page will retry on reload.") % {
             "seconds": f"{budget:g}"
         }
-        return _unanswered(app, message, "Timeout")
+        return _unanswered(topo, message, "Timeout")
     except Exception as exc:  # a bug in a pass must not turn into a 500 with a traceback
-        return _unanswered(app, sqs.error_text(exc)[0], "Error")
+        return _unanswered(topo, sqs.error_text(exc)[0], "Error")
 
 
-def _unanswered(app: Topology, message: str, code: str) -> Pass:
+def _unanswered(topo: Topology, message: str, code: str) -> Pass:
     """The declared and predefined queues, each failed with ``message``."""
     states = [
         sqs.QueueState(ref, ref.url, error=message, error_code=code, fetched_at=time.time())
-        for ref in sqs.inventory(app, discover=False)
+        for ref in sqs.inventory(topo, discover=False)
     ]
     return Pass(states, {}, None, [message])
 
@@ -240,12 +225,12 @@ def _unanswered(app: Topology, message: str, code: str) -> Pass:
 def queue_row(
     state: sqs.QueueState,
     dead_letters: dict[str, sqs.QueueState],
-    app: Celery | Topology,
+    topo: Topology,
     owned: Collection[str] | None = None,
 ) -> QueueRow:
     """One queue as the JSON shows it; ``read_only`` when it is not in ``owned``."""
-    spec = Topology.of(app).predefined.get(state.ref.name) or {}
-    policy = redrive_policy(state)
+    spec = topo.predefined.get(state.ref.name) or {}
+    policy = sqs.redrive_policy(state)
     dlq: DeadLetterRow | None = None
     if policy is not None:
         dlq_state = dead_letters.get(policy["name"])
@@ -290,7 +275,7 @@ def finding_row(finding: findings.Finding) -> FindingRow:
 
 
 def gather(
-    app: Celery | None = None,
+    app: Celery | Topology | None = None,
     *,
     window: int | None = None,
     online: bool = True,
@@ -385,7 +370,7 @@ def fill_consumers(queues: Sequence[QueueRow], workers: Sequence[Mapping[str, An
             queue["backlog_per_worker"] = round(visible / max(1, consumers), 3)
 
 
-def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
+def queue_detail(name: str, app: Celery | Topology | None = None) -> QueueDetail | None:
     """``{"queue": row, "findings": [...]}`` for one queue's page, from one pass; secrets masked.
 
     ``name`` is one of the app's queues or one of their dead-letter queues;
@@ -466,11 +451,13 @@ def task_totals_data(errors: list[str]) -> list[dict[str, Any]]:
         return []
 
 
-def sample(app: Celery | None = None, now: datetime | None = None) -> history.SampleResult:
+def sample(
+    app: Celery | Topology | None = None, now: datetime | None = None
+) -> history.SampleResult:
     """One pass over SQS, stored as samples by :func:`sqs_broker.history.record`; prune.
 
     Dead-letter queues are sampled too.
     """
-    found = sqs_pass(app, with_online=False)
+    found = sqs_pass(Topology.of(app), with_online=False)
     states = {**found.dead_letters, **{s.ref.name: s for s in found.states}}
     return history.record(states, now or datetime.now(UTC))

@@ -75,21 +75,25 @@ def data_view(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequ
 def stats_json(request: HttpRequest) -> HttpResponse:
     """The same data as the dashboard, as JSON (``?window=300|3600|86400``)."""
     from sqs_broker import stats
+    from sqs_broker.topology import Topology
 
     try:
         window = stats.parse_window(request.GET.get("window"))
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    return JsonResponse(stats.gather(window=window), json_dumps_params={"ensure_ascii": False})
+    data = stats.gather(Topology.of(), window=window)
+    return JsonResponse(data, json_dumps_params={"ensure_ascii": False})
 
 
 @data_view
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text of the same data; OpenMetrics when the ``Accept`` header asks for it."""
     from sqs_broker import metrics, stats
+    from sqs_broker.topology import Topology
 
     accept = request.headers.get("Accept")
-    body, content_type = metrics.render(stats.gather(online=False, totals=True), accept)
+    data = stats.gather(Topology.of(), online=False, totals=True)
+    body, content_type = metrics.render(data, accept)
     response = HttpResponse(body, content_type=content_type)
     patch_vary_headers(response, ["Accept"])
     return response

@@ -238,11 +238,12 @@ def prefixed_app(unique: str) -> Celery:
     return make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
 
 
-def queue_state(name: str, app: Celery) -> Any:
+def queue_state(name: str, app: Any) -> Any:
     """The attributes of the declared queue ``name``, asserting SQS answered."""
     from sqs_broker import sqs as sqs_module
+    from sqs_broker.topology import Topology
 
-    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), app)
+    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), Topology.of(app))
     assert state.error is None, state.error
     return state
 

@@ -160,7 +160,7 @@ def _dead_letter(
     if owner is not None and (owner, dlq) not in live.existing:
         try:
             exists = sqs.queue_exists(
-                dlq, owner, ref.name if ref.source == "predefined" else None, live.topo
+                dlq, live.topo, owner, ref.name if ref.source == "predefined" else None
             )
         except Exception as exc:
             found.append(call_failed(exc, "sqs:GetQueueUrl", ref.name))

@@ -28,14 +28,8 @@ from sqs_broker.sqs.clients import (
     Purpose,
     assume_role,
     caller_identity,
-    canonical_name,
-    celery_app,
     client,
-    declared_queues,
-    endpoint_url,
-    region,
     sts_client,
-    transport_options,
 )
 from sqs_broker.sqs.clients import forget_clients as _forget_clients
 from sqs_broker.sqs.cloudwatch import (
@@ -87,15 +81,11 @@ __all__ = [
     "age_queries",
     "assume_role",
     "caller_identity",
-    "canonical_name",
-    "celery_app",
     "clear_caches",
     "client",
     "cloudwatch_client",
     "cloudwatch_wanted",
     "dead_letter_ref",
-    "declared_queues",
-    "endpoint_url",
     "error_text",
     "failure_kind",
     "fetch",
@@ -111,9 +101,7 @@ __all__ = [
     "read_ages",
     "readable_error",
     "redrive_policy",
-    "region",
     "sts_client",
-    "transport_options",
 ]
 
 

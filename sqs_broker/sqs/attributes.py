@@ -14,17 +14,14 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqs_broker import cache
 from sqs_broker.conf import app_settings
-from sqs_broker.sqs.clients import client, endpoint_url
+from sqs_broker.sqs.clients import client
 from sqs_broker.sqs.errors import error_text
 from sqs_broker.sqs.inventory import QueueRef
 from sqs_broker.topology import Topology
-
-if TYPE_CHECKING:
-    from celery import Celery
 
 #: Every attribute the dashboard and the checks read, in one call per queue.
 ATTRIBUTES = (
@@ -86,11 +83,11 @@ def redrive_policy(state: QueueState) -> dict[str, Any] | None:
     return {"name": parts[-1], "account": account, "arn": arn, "max_receive_count": count}
 
 
-def fetch_one(ref: QueueRef, app: Celery | Topology | None = None) -> QueueState:
+def fetch_one(ref: QueueRef, topo: Topology) -> QueueState:
     """Resolve ``ref``'s URL if needed and read every attribute in :data:`ATTRIBUTES`."""
     state = QueueState(ref, ref.url, fetched_at=time.time())
     try:
-        sqs = client(ref.name if ref.source == "predefined" else None, app)
+        sqs = client(ref.name if ref.source == "predefined" else None, topo)
         if state.url is None:
             state.url = sqs.get_queue_url(QueueName=ref.name)["QueueUrl"]
         answer = sqs.get_queue_attributes(QueueUrl=state.url, AttributeNames=list(ATTRIBUTES))
@@ -123,7 +120,7 @@ def _merge_states(endpoint: str | None, states: dict[str, QueueState | None], tt
 
 
 def fetch(
-    refs: Iterable[QueueRef], app: Celery | Topology | None = None, max_age: float | None = None
+    refs: Iterable[QueueRef], topo: Topology, max_age: float | None = None
 ) -> list[QueueState]:
     """Attributes of every queue, concurrently, reusing answers younger than ``max_age``.
 
@@ -132,7 +129,6 @@ def fetch(
     (up to ``SQS_BROKER_GATHER_TIMEOUT``) instead of asking SQS again.
     """
     refs = list(refs)
-    topo = Topology.of(app)
     ttl = app_settings.CACHE_TTL if max_age is None else max_age
     endpoint = topo.endpoint
     entry = _states_key(endpoint)
@@ -191,6 +187,6 @@ def fetch(
     return [results[i] for i in range(len(refs))]
 
 
-def forget(queue: str, app: Celery | Topology | None = None) -> None:
+def forget(queue: str, topo: Topology) -> None:
     """Drop one queue's cached attributes (after a purge or a move), for every process."""
-    _merge_states(endpoint_url(app), {queue: None}, app_settings.CACHE_TTL)
+    _merge_states(topo.endpoint, {queue: None}, app_settings.CACHE_TTL)

@@ -12,52 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
 
-from sqs_broker import limits, topology
+from sqs_broker import limits
 from sqs_broker.conf import app_settings
 from sqs_broker.topology import Topology
-
-if TYPE_CHECKING:
-    from celery import Celery
-
-
-def celery_app(app: Celery | Topology | None = None) -> Celery:
-    """The Celery app meant: see :func:`sqs_broker.topology.celery_app`."""
-    return topology.celery_app(app)
-
-
-def transport_options(app: Celery | Topology | None = None) -> dict[str, Any]:
-    """A copy of the app's ``broker_transport_options``."""
-    return dict(Topology.of(app).options)
-
-
-def canonical_name(celery_queue: str, app: Celery | Topology | None = None) -> str:
-    """The SQS queue name kombu uses for a Celery queue: prefix + sanitised name."""
-    return Topology.of(app).canonical_name(celery_queue)
-
-
-def declared_queues(app: Celery | Topology | None = None) -> list[str]:
-    """Celery queue names the app declares: default queue, ``task_queues``, routes."""
-    return list(Topology.of(app).declared)
-
-
-def endpoint_url(app: Celery | Topology | None = None) -> str | None:
-    """The endpoint kombu will use: the broker URL's host with ``is_secure``."""
-    return Topology.of(app).endpoint
-
-
-def region(app: Celery | Topology | None = None) -> str:
-    """The region kombu signs for: the transport option, else boto3's, else us-east-1."""
-    return Topology.of(app).region
-
-
-def _url_credentials(app: Celery | Topology | None) -> tuple[str | None, str | None]:
-    return Topology.of(app).credentials
-
 
 #: Who a client is for: the checks and the dashboard, or publishing tasks.
 Purpose = Literal["checks", "publish"]
@@ -113,10 +75,10 @@ def _client(
     return client
 
 
-def sts_client(app: Celery | Topology | None = None) -> Any:
+def sts_client(topo: Topology) -> Any:
     """STS with the app's main credentials (for GetCallerIdentity and AssumeRole)."""
-    key, secret = _url_credentials(app)
-    return _client("sts", region(app), endpoint_url(app), key, secret)
+    key, secret = topo.credentials
+    return _client("sts", topo.region, topo.endpoint, key, secret)
 
 
 _sts_credentials: dict[tuple[str, str | None], tuple[float, dict[str, str]]] = {}
@@ -125,16 +87,16 @@ _sts_credentials: dict[tuple[str, str | None], tuple[float, dict[str, str]]] = {
 _sts_lock = threading.Lock()
 
 
-def assume_role(app: Celery | Topology | None = None) -> dict[str, str]:
+def assume_role(topo: Topology) -> dict[str, str]:
     """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
-    options = transport_options(app)
-    key = (options["sts_role_arn"], endpoint_url(app))
+    options = topo.options
+    key = (options["sts_role_arn"], topo.endpoint)
     with _sts_lock:
         cached = _sts_credentials.get(key)
         if cached and cached[0] > time.time():
             return cached[1]
         duration = int(options.get("sts_token_timeout", limits.KOMBU_STS_TOKEN_TIMEOUT))
-        answer = sts_client(app).assume_role(
+        answer = sts_client(topo).assume_role(
             RoleArn=key[0], RoleSessionName="sqs-broker", DurationSeconds=duration
         )
         credentials = answer["Credentials"]
@@ -143,16 +105,13 @@ def assume_role(app: Celery | Topology | None = None) -> dict[str, str]:
     return credentials
 
 
-def client(
-    queue: str | None = None, app: Celery | Topology | None = None, purpose: Purpose = "checks"
-) -> Any:
+def client(queue: str | None, topo: Topology, purpose: Purpose = "checks") -> Any:
     """An SQS client for ``queue`` (its SQS name), by kombu's rules for credentials.
 
     ``purpose`` picks the timeouts: ``SQS_BROKER_CONNECT_TIMEOUT`` and
     ``SQS_BROKER_READ_TIMEOUT`` for the checks and the dashboard,
     ``SQS_BROKER_PUBLISH_*`` for :func:`sqs_broker.publishing.publish_many`.
     """
-    topo = Topology.of(app)
     predefined = topo.predefined
     key, secret = topo.credentials
     where, region_name = topo.endpoint, topo.region
@@ -179,7 +138,7 @@ def forget_clients() -> None:
         _sts_credentials.clear()
 
 
-def caller_identity(app: Celery | Topology | None = None) -> dict[str, str]:
+def caller_identity(topo: Topology) -> dict[str, str]:
     """STS GetCallerIdentity with the app's main credentials: ``{"account", "arn"}``."""
-    answer = sts_client(app).get_caller_identity()
+    answer = sts_client(topo).get_caller_identity()
     return {"account": str(answer.get("Account", "")), "arn": str(answer.get("Arn", ""))}

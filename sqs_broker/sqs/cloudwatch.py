@@ -12,16 +12,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqs_broker import limits
 from sqs_broker.conf import app_settings
 from sqs_broker.sqs.clients import _client, assume_role
 from sqs_broker.sqs.errors import error_text
 from sqs_broker.topology import Topology
-
-if TYPE_CHECKING:
-    from celery import Celery
 
 CLOUDWATCH_BATCH = limits.CLOUDWATCH_MAX_QUERIES
 CLOUDWATCH_LOOKBACK = limits.CLOUDWATCH_LOOKBACK
@@ -40,24 +37,23 @@ _ages: dict[tuple[Any, ...], Ages] = {}
 _ages_lock = threading.Lock()
 
 
-def on_aws(app: Celery | Topology | None = None) -> bool:
+def on_aws(topo: Topology) -> bool:
     """Whether the broker talks to AWS itself (no endpoint, or an ``amazonaws.com`` one)."""
-    endpoint = Topology.of(app).endpoint
+    endpoint = topo.endpoint
     if not endpoint:
         return True
     host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
     return host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")
 
 
-def cloudwatch_wanted(app: Celery | Topology | None = None) -> bool:
+def cloudwatch_wanted(topo: Topology) -> bool:
     """``SQS_BROKER_CLOUDWATCH``, or when it is ``None``, :func:`on_aws`."""
     setting = app_settings.CLOUDWATCH
-    return on_aws(app) if setting is None else setting
+    return on_aws(topo) if setting is None else setting
 
 
-def cloudwatch_client(app: Celery | Topology | None = None) -> Any:
+def cloudwatch_client(topo: Topology) -> Any:
     """CloudWatch with the app's main credentials, region and endpoint, bounded like SQS's."""
-    topo = Topology.of(app)
     key, secret = topo.credentials
     if topo.options.get("sts_role_arn"):
         creds = assume_role(topo)
@@ -104,16 +100,13 @@ def read_ages(names: list[str], results: list[dict[str, Any]]) -> dict[str, floa
     return ages
 
 
-def oldest_ages(
-    names: Iterable[str], app: Celery | Topology | None = None, max_age: float | None = None
-) -> Ages:
+def oldest_ages(names: Iterable[str], topo: Topology, max_age: float | None = None) -> Ages:
     """ApproximateAgeOfOldestMessage of ``names`` from CloudWatch, one call per 500 queues.
 
     Never raises: a failure (no permission for ``cloudwatch:GetMetricData``, say)
     comes back in :attr:`Ages.error`, and the caller says where its figure came from.
     """
     names = sorted(set(names))
-    topo = Topology.of(app)
     key = (topo.endpoint, topo.region, topo.credentials[0], tuple(names))
     ttl = app_settings.CLOUDWATCH_TTL if max_age is None else max_age
     with _ages_lock:

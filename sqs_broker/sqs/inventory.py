@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from sqs_broker import cache
 from sqs_broker.conf import app_settings
-from sqs_broker.sqs.clients import client, endpoint_url
+from sqs_broker.sqs.clients import client
 from sqs_broker.sqs.errors import failure_kind
 from sqs_broker.topology import Topology, entity_name
-
-if TYPE_CHECKING:
-    from celery import Celery
 
 Source = Literal["declared", "predefined", "prefix"]
 
@@ -39,24 +36,22 @@ class QueueRef:
         return self.name.endswith(".fifo")
 
 
-def dead_letter_ref(name: str, app: Celery | Topology) -> QueueRef:
+def dead_letter_ref(name: str, topo: Topology) -> QueueRef:
     """The ref of dead-letter queue ``name``: predefined (with its URL) if it is one."""
-    spec = Topology.of(app).predefined.get(name)
+    spec = topo.predefined.get(name)
     if spec is not None:
         return QueueRef(name, "predefined", spec.get("url"), name)
     return QueueRef(name, "declared", None, None)
 
 
-def list_queue_urls(
-    prefix: str, app: Celery | Topology | None = None, max_age: float | None = None
-) -> list[str]:
+def list_queue_urls(prefix: str, topo: Topology, max_age: float | None = None) -> list[str]:
     """Every queue URL under ``prefix``, paging past SQS's 1,000 per answer.
 
     An answer younger than ``max_age`` (default ``SQS_BROKER_CACHE_TTL``) is
     reused from the shared cache (:mod:`sqs_broker.cache`), so a reload storm
     costs one listing per TTL, not one per request or per process.
     """
-    entry = cache.key("listing", prefix, endpoint_url(app))
+    entry = cache.key("listing", prefix, topo.endpoint)
     ttl = app_settings.CACHE_TTL if max_age is None else max_age
 
     def fresh(hit: Any) -> bool:
@@ -70,17 +65,17 @@ def list_queue_urls(
                 hit = cache.wait_for([entry], app_settings.GATHER_TIMEOUT, fresh).get(entry)
             else:
                 try:
-                    hit = (time.time(), _list_queue_urls(prefix, app))
+                    hit = (time.time(), _list_queue_urls(prefix, topo))
                     cache.set_many({entry: hit}, ttl)
                 finally:
                     cache.delete(lease)
         if fresh(hit):
             return list(hit[1])
-    return _list_queue_urls(prefix, app)
+    return _list_queue_urls(prefix, topo)
 
 
-def _list_queue_urls(prefix: str, app: Celery | Topology | None) -> list[str]:
-    sqs = client(app=app)
+def _list_queue_urls(prefix: str, topo: Topology) -> list[str]:
+    sqs = client(None, topo)
     urls: list[str] = []
     kwargs: dict[str, Any] = {"MaxResults": 1000}
     if prefix:
@@ -94,7 +89,7 @@ def _list_queue_urls(prefix: str, app: Celery | Topology | None) -> list[str]:
         kwargs["NextToken"] = token
 
 
-def inventory(app: Celery | Topology | None = None, discover: bool | None = None) -> list[QueueRef]:
+def inventory(topo: Topology, discover: bool | None = None) -> list[QueueRef]:
     """Declared, predefined and (with a prefix, or when asked) discovered queues.
 
     Discovery lists queues and raises when that fails; callers that must
@@ -102,7 +97,6 @@ def inventory(app: Celery | Topology | None = None, discover: bool | None = None
     that discovery finds keeps the URL it was listed with, which saves its
     ``GetQueueUrl`` call in :func:`fetch_one`.
     """
-    topo = Topology.of(app)
     predefined = topo.predefined
     refs: dict[str, QueueRef] = {}
     for name, spec in predefined.items():
@@ -125,16 +119,16 @@ def inventory(app: Celery | Topology | None = None, discover: bool | None = None
 
 def queue_exists(
     name: str,
+    topo: Topology,
     owner: str | None = None,
     via: str | None = None,
-    app: Celery | Topology | None = None,
 ) -> bool:
     """Whether queue ``name`` (of account ``owner``) exists, asked with ``via``'s client."""
     kwargs: dict[str, Any] = {"QueueName": name}
     if owner:
         kwargs["QueueOwnerAWSAccountId"] = owner
     try:
-        client(via, app).get_queue_url(**kwargs)
+        client(via, topo).get_queue_url(**kwargs)
     except ClientError as exc:
         if failure_kind(exc) == "missing":
             return False
@@ -142,8 +136,6 @@ def queue_exists(
     return True
 
 
-def list_queue_names(
-    prefix: str, app: Celery | Topology | None = None, max_age: float | None = None
-) -> list[str]:
+def list_queue_names(prefix: str, topo: Topology, max_age: float | None = None) -> list[str]:
     """Queue names under ``prefix``; the listing is shared with :func:`list_queue_urls`."""
-    return [url.rstrip("/").rsplit("/", 1)[-1] for url in list_queue_urls(prefix, app, max_age)]
+    return [url.rstrip("/").rsplit("/", 1)[-1] for url in list_queue_urls(prefix, topo, max_age)]

@@ -256,10 +256,10 @@ def queue_label(routing_key: str | None) -> str:
     key = routing_key or ""
     name = _queue_names.get(key)
     if name is None:
-        from sqs_broker import sqs
+        from sqs_broker.topology import DEFAULT_QUEUE, Topology
 
-        predefined = sqs.transport_options().get("predefined_queues") or {}
-        name = key if key in predefined else sqs.canonical_name(key or sqs.DEFAULT_QUEUE)
+        topo = Topology.of()
+        name = key if key in topo.predefined else topo.canonical_name(key or DEFAULT_QUEUE)
         _queue_names[key] = name
     return name
 

@@ -137,13 +137,13 @@ class Command(BaseCommand):
             data = self._data()
             try:
                 if action == "keda":
-                    from sqs_broker import sqs
+                    from sqs_broker.topology import Topology
 
                     text = alerts.to_yaml(
                         alerts.keda(
                             data,
                             options["deployment"],
-                            sqs.region(),
+                            Topology.of().region,
                             options["target"],
                             options["queue"],
                             options["min_replicas"],

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from sqs_broker import findings
 from sqs_broker.redact import scrub_data
+from sqs_broker.topology import Topology
 
 LABELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO"}
 
@@ -69,10 +70,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["timeout"] > 0:
             raise CommandError(_("--timeout must be a positive number of seconds."), returncode=2)
-        app = options.get("app")
-        found = findings.offline(app)
+        # Resolved once: the offline and online findings describe one configuration.
+        topo = Topology.of(options.get("app"))
+        found = findings.offline(topo)
         if not options["offline"]:
-            found += findings.online_within(options["timeout"], app)
+            found += findings.online_within(options["timeout"], topo)
         if not options["include_silenced"]:
             found = findings.unsilenced(found)
         found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))

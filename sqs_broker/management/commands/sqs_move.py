@@ -17,6 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sqs_broker.management.commands._confirm import audit, confirm, owned
+from sqs_broker.topology import Topology
 
 
 class Command(BaseCommand):
@@ -48,14 +49,15 @@ class Command(BaseCommand):
         from sqs_broker.conf import app_settings
 
         name = options["queue"]
-        source = owned(name)
-        dlq = actions.dead_letter_state(source)
+        topo = Topology.of()
+        source = owned(name, topo)
+        dlq = actions.dead_letter_state(source, topo)
         if dlq is None:
             raise CommandError(f"{name} has no dead-letter queue (no RedrivePolicy).", returncode=2)
         if dlq.error:
             raise CommandError(f"{dlq.ref.name}: {dlq.error}", returncode=1)
         if options["list"] or options["cancel"]:
-            self._native(dlq, options)
+            self._native(dlq, topo, options)
             return
         rate, limit = options["rate"], options["limit"]
         if rate is not None and not (math.isfinite(rate) and rate > 0):
@@ -75,6 +77,7 @@ class Command(BaseCommand):
             record = moves.start(
                 dlq,
                 source,
+                topo,
                 task=options["task"],
                 exception=options["exception"],
                 rate=rate,
@@ -85,14 +88,14 @@ class Command(BaseCommand):
             raise CommandError(f"The move could not start: {sqs.error_text(exc)[0]}") from None
         try:
             while record["state"] == "running":
-                record = moves.step(record["id"])
+                record = moves.step(record["id"], topo)
                 self.stdout.write(
                     f"  {record['state']}: {record['moved']} moved, {record['skipped']} passed "
                     f"over, {record['failed']} not sent"
                 )
                 self.stdout.flush()  # progress as it happens, through a pipe too
         except KeyboardInterrupt:
-            record = moves.cancel(record["id"])
+            record = moves.cancel(record["id"], topo)
         self.stdout.write(moves.describe(record))
         audit("manage.py sqs_move", moves.describe(record))
         for error in record["errors"]:
@@ -100,12 +103,12 @@ class Command(BaseCommand):
         if record["state"] != "done":
             raise CommandError(f"The move ended {record['state']}.", returncode=1)
 
-    def _native(self, dlq: Any, options: dict[str, Any]) -> None:
+    def _native(self, dlq: Any, topo: Topology, options: dict[str, Any]) -> None:
         from sqs_broker import actions, sqs
 
         try:
             if options["cancel"]:
-                moved = actions.cancel_message_move(dlq, options["cancel"])
+                moved = actions.cancel_message_move(dlq, options["cancel"], topo)
                 self.stdout.write(f"Cancelled {options['cancel']}: {moved} messages moved.")
                 audit(
                     "manage.py sqs_move",
@@ -113,7 +116,7 @@ class Command(BaseCommand):
                     f"({moved} messages moved)",
                 )
                 return
-            tasks = actions.list_message_moves(dlq)
+            tasks = actions.list_message_moves(dlq, topo)
         except Exception as exc:
             raise CommandError(sqs.error_text(exc)[0]) from None
         if not tasks:

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sqs_broker.management.commands._confirm import audit, confirm, owned
+from sqs_broker.topology import Topology
 
 
 class Command(BaseCommand):
@@ -31,12 +32,13 @@ class Command(BaseCommand):
         from sqs_broker import actions, sqs
 
         name = options["queue"]
-        state = owned(name)
+        topo = Topology.of()
+        state = owned(name, topo)
         count = state.int("ApproximateNumberOfMessages")
         self.stdout.write(f"{name}: about {count if count is not None else '?'} visible messages.")
         confirm(name, f"purge {name}", options, self.stdout)
         try:
-            actions.purge(state)
+            actions.purge(state, topo)
         except Exception as exc:
             raise CommandError(f"Purging {name} failed: {sqs.error_text(exc)[0]}") from None
         audit("manage.py sqs_purge", f"purged {name} (about {count} visible messages)")
