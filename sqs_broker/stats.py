@@ -40,8 +40,7 @@ from sqs_broker.schema import (
     QueueRow,
     Stats,
 )
-from sqs_broker.topology import Topology
-from sqs_broker.transport import is_quarantine, quarantine_name
+from sqs_broker.topology import Topology, is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
     from celery import Celery

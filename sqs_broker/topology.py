@@ -108,6 +108,23 @@ def is_sqs_url(broker_url: str | None) -> bool:
     return "://" in url and url.split("://", 1)[0].lower() == "sqs"
 
 
+#: The quarantine queue of ``q`` is ``q-quarantine`` (``q-quarantine.fifo`` for FIFO).
+QUARANTINE_SUFFIX = "-quarantine"
+
+
+def quarantine_name(queue: str) -> str:
+    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO)."""
+    fifo = queue.endswith(".fifo")
+    stem = queue.removesuffix(".fifo") if fifo else queue
+    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
+    return stem[: limits.MAX_QUEUE_NAME - len(tail)] + tail
+
+
+def is_quarantine(queue: str) -> bool:
+    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
+    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
+
+
 # --- one app's configuration -------------------------------------------------------
 
 
