@@ -13,6 +13,7 @@ import statistics
 import time
 from typing import Any
 
+import sqs_broker.cache
 from benchmarks.common import env_for, make_app, sqs_client, unique
 from sqs_broker import sqs
 from sqs_broker.topology import Topology
@@ -46,7 +47,7 @@ def run(endpoint: str, sizes: tuple[int, ...] = (1, 100), delays: tuple[float, .
         with Proxy.to(endpoint, delay=delay) as proxy:
             for size in sizes:
                 app = make_app(env_for(proxy.endpoint_url, prefixes[size]))
-                sqs.clear_caches()
+                sqs_broker.cache.reset()
                 _one_pass(app)  # warm: boto3 clients are built once per process
                 names = [ref.name for ref in sqs.inventory(Topology.of(app))]
                 times = []

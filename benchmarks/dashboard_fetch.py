@@ -30,7 +30,8 @@ django.setup()
 from celery import Celery  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
-from sqs_broker import sqs, stats  # noqa: E402
+import sqs_broker.cache  # noqa: E402
+from sqs_broker import stats  # noqa: E402
 from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
 from sqs_broker.topology import Topology  # noqa: E402
@@ -51,7 +52,7 @@ def make_app(endpoint: str, prefix: str) -> Celery:
 
 
 def timed_pass(app: Celery, workers: int) -> float:
-    sqs.clear_caches()
+    sqs_broker.cache.reset()
     with override_settings(SQS_BROKER_MAX_WORKERS=workers, SQS_BROKER_GATHER_TIMEOUT=120):
         started = time.perf_counter()
         found = stats.sqs_pass(Topology.of(app))
@@ -82,7 +83,7 @@ def main() -> None:
             app = make_app(proxy.endpoint_url, prefix)
             pooled = timed_pass(app, 16)
             wide = timed_pass(app, app_settings.MAX_WORKERS)
-            sqs.clear_caches()
+            sqs_broker.cache.reset()
             proxy.reset_counts()
             with (
                 override_settings(SQS_BROKER_CACHE_TTL=30),

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import sqs_broker.cache
 from benchmarks.common import ADD, ROOT, ProxyProcess, local_sqs, sqs_client, unique
 from tests.proxy import Proxy
 
@@ -138,7 +139,7 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
     from django.test.utils import CaptureQueriesContext
 
     from sqs_broker import history as samples
-    from sqs_broker import sqs, stats
+    from sqs_broker import sqs
     from sqs_broker.topology import Topology
 
     user, _ = get_user_model().objects.get_or_create(
@@ -160,7 +161,8 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
 
     colds, requests, queries = [], {}, 0
     for _ in range(repeats):
-        stats.reset()  # the shared cache starts a new generation: every queue is asked again
+        # The shared cache starts a new generation: every queue is asked again.
+        sqs_broker.cache.reset()
         proxy.reset_counts()
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
@@ -355,7 +357,6 @@ def publishing(endpoint: str, latency: float, tasks: int = 1000) -> dict[str, An
     """publish_many of ``tasks`` one batch at a time and concurrently; FIFO order checked."""
     from benchmarks.common import env_for, make_app
     from sqs_broker import publishing as pub
-    from sqs_broker import sqs
 
     raw = sqs_client(endpoint)
     out: dict[str, Any] = {"tasks": tasks, "added_latency_ms": latency * 1000}
@@ -365,7 +366,7 @@ def publishing(endpoint: str, latency: float, tasks: int = 1000) -> dict[str, An
             for _ in range(3):
                 prefix = unique("pub") + "-"
                 app = make_app(env_for(proxy.endpoint_url, prefix))
-                sqs.clear_caches()
+                sqs_broker.cache.reset()
                 app.send_task(ADD, args=(0, 0))  # the queue exists, the connection is open
                 signatures = [app.signature(ADD, args=(n, n)) for n in range(tasks)]
                 started = time.perf_counter()

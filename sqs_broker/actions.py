@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from sqs_broker import limits, stats
+from sqs_broker.cache import Local
 from sqs_broker.redact import scrub
 from sqs_broker.sqs import (
     QueueState,
@@ -36,12 +37,8 @@ if TYPE_CHECKING:
 _MOVE_UNSUPPORTED = frozenset(
     {"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperationException"}
 )
-_move_unsupported: set[str | None] = set()
-
-
-def forget_unsupported() -> None:
-    """Forget which endpoints lacked StartMessageMoveTask (tests, endpoint upgrades)."""
-    _move_unsupported.clear()
+#: Endpoints that answered StartMessageMoveTask as a call they do not have.
+_move_unsupported: Local[str | None, bool] = Local("endpoints without message moves")
 
 
 #: SQS's batch limit for SendMessageBatch and DeleteMessageBatch.
@@ -99,7 +96,7 @@ def start_message_move(
     clamped to SQS's 1-500.
     """
     where = topo.endpoint
-    if where in _move_unsupported:
+    if _move_unsupported.get(where):
         return None
     options: dict[str, Any] = {}
     if rate:
@@ -116,7 +113,7 @@ def start_message_move(
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _MOVE_UNSUPPORTED or status in (404, 501) or status >= 500:
-            _move_unsupported.add(where)
+            _move_unsupported.put(where, True)
             return None
         raise
     forget(source.ref.name, topo)

@@ -48,7 +48,6 @@ import binascii
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -61,6 +60,7 @@ from celery.app.amqp import AMQP
 from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import limits, sqs
+from sqs_broker.cache import Local
 from sqs_broker.conf import app_settings
 from sqs_broker.topology import Topology
 
@@ -138,8 +138,8 @@ def sqs_delay_limit(queue: str) -> int:
     return MAX_DELAY_SECONDS
 
 
-_visibility: dict[tuple[str | None, str], int] = {}
-_visibility_lock = threading.Lock()
+#: Visibility timeouts read, by endpoint and queue name.
+_visibility: Local[tuple[str | None, str], int] = Local("visibility timeouts")
 
 
 def visibility_timeout(queue: str, topo: Topology) -> int:
@@ -150,9 +150,9 @@ def visibility_timeout(queue: str, topo: Topology) -> int:
     not exist yet will be created by kombu with the transport option.
     """
     key = (topo.endpoint, queue)
-    with _visibility_lock:
-        if key in _visibility:
-            return _visibility[key]
+    known = _visibility.get(key)
+    if known is not None:
+        return known
     options = topo.options
     predefined = options.get("predefined_queues") or {}
     configured = options.get("visibility_timeout")
@@ -176,15 +176,8 @@ def visibility_timeout(queue: str, topo: Topology) -> int:
         return default
     else:
         value = state.int("VisibilityTimeout") or 0
-    with _visibility_lock:
-        _visibility[key] = value
+    _visibility.put(key, value)
     return value
-
-
-def forget_visibility() -> None:
-    """Forget the visibility timeouts read so far (tests, queue changes)."""
-    with _visibility_lock:
-        _visibility.clear()
 
 
 def held_by_worker(delay: float, fifo: bool) -> float:

@@ -16,7 +16,6 @@ for the same app share one pass, so a reload storm does not multiply calls.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +29,7 @@ from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
 from sqs_broker import backoff, cache, findings, health, history, sqs
+from sqs_broker.cache import Local
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
@@ -157,36 +157,33 @@ def _online_findings(
     return found
 
 
-_executor: ThreadPoolExecutor | None = None
-_inflight: dict[tuple[Any, ...], Future[Pass]] = {}
-_inflight_lock = threading.Lock()
+def _shut_down(pools: dict[str, ThreadPoolExecutor]) -> None:
+    for pool in pools.values():
+        # A pass past its deadline may still run: let it finish on its own thread.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+#: The pool the passes run on, made on first use; shut down by :func:`sqs_broker.cache.reset`.
+_pool: Local[str, ThreadPoolExecutor] = Local("gather pool", on_reset=_shut_down)
+#: Passes running, by configuration, online or not, and language: requests share them.
+_inflight: Local[tuple[Any, ...], Future[Pass]] = Local("passes in flight")
 
 
 def _submit(topo: Topology, with_online: bool) -> Future[Pass]:
-    global _executor
     language = translation.get_language()
     key = (*topo.key, with_online, language)
-    with _inflight_lock:
-        running = _inflight.get(key)
+    with _inflight.lock:
+        running = _inflight.entries.get(key)
         if running is not None and not running.done():
             return running
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
-        future = _executor.submit(_sqs_pass, topo, with_online, language)
-        _inflight[key] = future
+        with _pool.lock:
+            pool = _pool.entries.get("pool")
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
+                _pool.entries["pool"] = pool
+        future = pool.submit(_sqs_pass, topo, with_online, language)
+        _inflight.entries[key] = future
         return future
-
-
-def reset() -> None:
-    """Forget cached findings and attributes, and passes in flight; stop the pool (tests)."""
-    global _executor
-    with _inflight_lock:
-        _inflight.clear()
-        executor, _executor = _executor, None
-    if executor is not None:
-        # A pass past its deadline may still run: let it finish on its own thread.
-        executor.shutdown(wait=False, cancel_futures=True)
-    cache.clear()
 
 
 def sqs_pass(topo: Topology, with_online: bool = False) -> Pass:

@@ -7,6 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+import sqs_broker.cache
 from sqs_broker import actions
 from sqs_broker import sqs as sqs_module
 from sqs_broker.topology import Topology
@@ -117,7 +118,7 @@ def test_move_messages__refused_delete_is_counted(sqs, sqs_endpoint, unique):
                 base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
             )
         )
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         result = actions.move_messages(*states, app, hold=1)
     assert (result.moved, result.failed, result.not_deleted) == (3, 0, 3)
     assert result.errors and "AccessDenied" in result.errors[0]

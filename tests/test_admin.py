@@ -12,6 +12,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import override_settings
 
+import sqs_broker.cache
 from sqs_broker import history, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
@@ -409,7 +410,6 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from sqs_broker import sqs as sqs_module
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
     from sqs_broker.telemetry.base import minute_of
 
@@ -428,7 +428,7 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
         )  # fmt: skip
 
     def queries(shown: int) -> int:
-        sqs_module.clear_caches()  # list the queues again
+        sqs_broker.cache.reset()  # list the queues again
         with CaptureQueriesContext(connection) as captured:
             page = client.get(DASHBOARD)
         assert len(page.context["rows"]) == shown

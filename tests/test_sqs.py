@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import sqs_broker.cache
 from sqs_broker import sqs as sqs_module
 from sqs_broker.topology import Topology
 from tests.conftest import base_env, make_app, prefixed_app, queue_state, run_python
@@ -45,7 +46,7 @@ def test_fetch__one_assume_role_for_every_predefined_queue(sqs, sqs_endpoint, un
                 )
             )
         )
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         states = sqs_module.fetch(sqs_module.inventory(app), app)
         calls = proxy.reset_counts()
     assert [s.error for s in states] == [None] * 10

@@ -13,6 +13,7 @@ import pytest
 from sqs_broker import cache, history, models, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
+from sqs_broker.topology import Topology
 from tests.conftest import base_env, make_app, queue_with_dlq
 from tests.proxy import Proxy
 
@@ -332,17 +333,18 @@ def test_gather__silenced_findings_are_left_out(unique, settings):
     """The dashboard honours SILENCED_SYSTEM_CHECKS, as Django's check does."""
     app = _app(unique, SQS_POLLING_INTERVAL="0")  # W005 remains
     assert "sqs_broker.W005" in {f["id"] for f in stats.gather(app, online=False)["findings"]}
-    stats.reset()
+    cache.reset()
     settings.SILENCED_SYSTEM_CHECKS = ["sqs_broker.W005"]
     assert "sqs_broker.W005" not in {f["id"] for f in stats.gather(app, online=False)["findings"]}
 
 
 def test_reset__forgets_passes_and_the_pool():
-    """reset() leaves no cached online findings, no pass in flight and no pool."""
+    """cache.reset() leaves no cached online findings, no pass in flight and no pool."""
+    stats.sqs_pass(Topology.of(make_app(base_env())))  # a pool, a pass
     cache.set_many({cache.key("online", "k"): (time.time(), [])}, 60)
-    stats.reset()
+    cache.reset()
     assert cache.get(cache.key("online", "k")) is None
-    assert not stats._inflight and stats._executor is None
+    assert not stats._inflight.entries and not stats._pool.entries
 
 
 # --- oldest-message age and backlog per worker ---------------------------------------

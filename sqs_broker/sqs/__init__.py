@@ -15,7 +15,6 @@ The names here are the modules' own objects, so ``sqs.fetch`` and
 
 from __future__ import annotations
 
-from sqs_broker import cache
 from sqs_broker.sqs.attributes import (
     ATTRIBUTES,
     QueueState,
@@ -31,7 +30,6 @@ from sqs_broker.sqs.clients import (
     client,
     sts_client,
 )
-from sqs_broker.sqs.clients import forget_clients as _forget_clients
 from sqs_broker.sqs.cloudwatch import (
     CLOUDWATCH_BATCH,
     CLOUDWATCH_LOOKBACK,
@@ -39,7 +37,6 @@ from sqs_broker.sqs.cloudwatch import (
     age_queries,
     cloudwatch_client,
     cloudwatch_wanted,
-    forget_ages,
     oldest_ages,
     on_aws,
     read_ages,
@@ -81,7 +78,6 @@ __all__ = [
     "age_queries",
     "assume_role",
     "caller_identity",
-    "clear_caches",
     "client",
     "cloudwatch_client",
     "cloudwatch_wanted",
@@ -91,7 +87,6 @@ __all__ = [
     "fetch",
     "fetch_one",
     "forget",
-    "forget_ages",
     "inventory",
     "list_queue_names",
     "list_queue_urls",
@@ -103,10 +98,3 @@ __all__ = [
     "redrive_policy",
     "sts_client",
 ]
-
-
-def clear_caches() -> None:
-    """Forget clients, STS credentials and cached attributes (tests, config changes)."""
-    _forget_clients()
-    cache.clear()
-    forget_ages()

@@ -10,7 +10,6 @@ per process.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from sqs_broker import limits
+from sqs_broker.cache import Local
 from sqs_broker.conf import app_settings
 from sqs_broker.topology import Topology
 
@@ -43,8 +43,8 @@ def _config(purpose: Purpose = "checks", retries: int = 2) -> Config:
     )
 
 
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
+#: One client per service, region, endpoint, credentials and timeouts.
+_clients: Local[tuple[Any, ...], Any] = Local("boto3 clients")
 
 
 def _client(
@@ -58,8 +58,8 @@ def _client(
 ) -> Any:
     timeouts = _timeouts(purpose)
     cache_key = (service, region_name, endpoint, key, secret, token, purpose, timeouts)
-    with _clients_lock:
-        client = _clients.get(cache_key)
+    with _clients.lock:
+        client = _clients.entries.get(cache_key)
         if client is None:
             session = boto3.Session(
                 region_name=region_name,
@@ -71,7 +71,7 @@ def _client(
             if endpoint:
                 kwargs["endpoint_url"] = endpoint
                 kwargs["use_ssl"] = endpoint.startswith("https")
-            client = _clients[cache_key] = session.client(service, **kwargs)
+            client = _clients.entries[cache_key] = session.client(service, **kwargs)
     return client
 
 
@@ -81,18 +81,18 @@ def sts_client(topo: Topology) -> Any:
     return _client("sts", topo.region, topo.endpoint, key, secret)
 
 
-_sts_credentials: dict[tuple[str, str | None], tuple[float, dict[str, str]]] = {}
-#: Held across the AssumeRole call: the fetch pool's threads all need the
-#: credentials at once, and one call should serve them all.
-_sts_lock = threading.Lock()
+#: Credentials by role and endpoint, with the time they stop being used. Its lock is
+#: held across the AssumeRole call: the fetch pool's threads all need the credentials
+#: at once, and one call should serve them all.
+_sts: Local[tuple[str, str | None], tuple[float, dict[str, str]]] = Local("STS credentials")
 
 
 def assume_role(topo: Topology) -> dict[str, str]:
     """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
     options = topo.options
     key = (options["sts_role_arn"], topo.endpoint)
-    with _sts_lock:
-        cached = _sts_credentials.get(key)
+    with _sts.lock:
+        cached = _sts.entries.get(key)
         if cached and cached[0] > time.time():
             return cached[1]
         duration = int(options.get("sts_token_timeout", limits.KOMBU_STS_TOKEN_TIMEOUT))
@@ -101,7 +101,7 @@ def assume_role(topo: Topology) -> dict[str, str]:
         )
         credentials = answer["Credentials"]
         buffer = int(options.get("sts_token_buffer_time", 0) or 0)
-        _sts_credentials[key] = (time.time() + duration - max(buffer, 60), credentials)
+        _sts.entries[key] = (time.time() + duration - max(buffer, 60), credentials)
     return credentials
 
 
@@ -128,14 +128,6 @@ def client(queue: str | None, topo: Topology, purpose: Purpose = "checks") -> An
         key = spec.get("access_key_id", key)
         secret = spec.get("secret_access_key", secret)
     return _client("sqs", region_name, where, key, secret, purpose=purpose)
-
-
-def forget_clients() -> None:
-    """Forget clients and STS credentials (tests, configuration changes)."""
-    with _clients_lock:
-        _clients.clear()
-    with _sts_lock:
-        _sts_credentials.clear()
 
 
 def caller_identity(topo: Topology) -> dict[str, str]:

@@ -8,13 +8,13 @@ seconds, so a scrape every 15 s costs one call a minute.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqs_broker import limits
+from sqs_broker.cache import Local
 from sqs_broker.conf import app_settings
 from sqs_broker.sqs.clients import _client, assume_role
 from sqs_broker.sqs.errors import error_text
@@ -33,8 +33,8 @@ class Ages:
     fetched_at: float = 0.0
 
 
-_ages: dict[tuple[Any, ...], Ages] = {}
-_ages_lock = threading.Lock()
+#: Answers by endpoint, region, access key and queue names.
+_ages: Local[tuple[Any, ...], Ages] = Local("CloudWatch ages")
 
 
 def on_aws(topo: Topology) -> bool:
@@ -109,8 +109,7 @@ def oldest_ages(names: Iterable[str], topo: Topology, max_age: float | None = No
     names = sorted(set(names))
     key = (topo.endpoint, topo.region, topo.credentials[0], tuple(names))
     ttl = app_settings.CLOUDWATCH_TTL if max_age is None else max_age
-    with _ages_lock:
-        hit = _ages.get(key)
+    hit = _ages.get(key)
     if hit is not None and time.time() - hit.fetched_at < ttl:
         return hit
     found = Ages(fetched_at=time.time())
@@ -136,12 +135,5 @@ def oldest_ages(names: Iterable[str], topo: Topology, max_age: float | None = No
                 found.seconds.update(read_ages(batch, results))
         except Exception as exc:  # reported on the faces; the estimate takes over
             found.error = error_text(exc)[0]
-    with _ages_lock:
-        _ages[key] = found
+    _ages.put(key, found)
     return found
-
-
-def forget_ages() -> None:
-    """Forget cached CloudWatch answers (tests)."""
-    with _ages_lock:
-        _ages.clear()

@@ -8,6 +8,7 @@ from typing import Any
 from django.test import override_settings
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
+import sqs_broker.cache
 from sqs_broker import findings
 from sqs_broker import sqs as sqs_api
 from sqs_broker.topology import Topology
@@ -29,7 +30,7 @@ def make_redrive(sqs: Any, source: str, dlq: str, max_receive: int) -> None:
 
 
 def sqs_clear() -> None:
-    sqs_api.clear_caches()
+    sqs_broker.cache.reset()
 
 
 def test_online__identity_and_missing_declared_queue(unique: str) -> None:
