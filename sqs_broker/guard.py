@@ -26,11 +26,13 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from celery import bootsteps, signals
+from celery import signals
 from django.core.exceptions import ImproperlyConfigured
 
-from sqs_broker.redact import install_report_masking
+from sqs_broker.celery_types import Step
+from sqs_broker.redact import install_report_masking, scrub
 from sqs_broker.settings import check_broker_url
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -49,8 +51,6 @@ SERVER_EXIT_STATUS = 4
 
 def configuration_message(exc: ImproperlyConfigured) -> str:
     """The one line a configuration error is shown as, scrubbed of any known secret."""
-    from sqs_broker.redact import scrub
-
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"ImproperlyConfigured: {scrub(text)}"
 
@@ -106,8 +106,9 @@ def refuse_unsafe_start(app: Celery | None = None) -> None:
     :mod:`sqs_broker.settings` makes on the environment's: a secret left
     unquoted there would be read as the host and shown in every error.
     """
+    # Here, not at the top: the project's Celery module imports this module before
+    # Django's settings are loaded, and the findings' messages need them.
     from sqs_broker import findings
-    from sqs_broker.topology import Topology
 
     if app is None:
         from celery import current_app
@@ -137,7 +138,7 @@ def get_asgi_application() -> ASGIHandler:
     return application
 
 
-class StartGuard(bootsteps.Step):
+class StartGuard(Step):
     """A worker bootstep that stops ``celery worker`` before it consumes.
 
     Celery swallows exceptions raised in signal handlers, so the refusal

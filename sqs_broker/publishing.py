@@ -56,11 +56,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from celery.app.amqp import AMQP
 from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import limits, sqs
 from sqs_broker.cache import Local
+from sqs_broker.celery_types import AMQP, channel_client
 from sqs_broker.conf import app_settings
 from sqs_broker.topology import Topology
 
@@ -212,7 +212,7 @@ def _eta(message: Any, app: Celery) -> datetime | None:
 def _target_queue(app: Celery, queue: Any, exchange: Any, routing_key: Any) -> str:
     """The Celery queue a message goes to, resolved as Celery's task sender does."""
     if queue is None and exchange is None:
-        return app.amqp.default_queue.name
+        return str(app.amqp.default_queue.name)
     if queue is not None:
         return queue if isinstance(queue, str) else queue.name
     return str(routing_key or app.conf.task_default_queue)
@@ -414,7 +414,7 @@ def _task_id(entry: _Entry, results: list[AsyncResult]) -> str:
             return str(envelope["headers"]["id"])
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
             continue
-    return results[entry.result_index].id
+    return str(results[entry.result_index].id)
 
 
 def _batches(entries: list[_Entry], max_bytes: int) -> Iterable[list[_Entry]]:
@@ -555,7 +555,7 @@ def publish_many(
         index = [0]
 
         def recording_client(queue: str | None = None) -> _Recorder:
-            return _Recorder(Channel.sqs(channel, queue=queue), queue, entries, index)
+            return _Recorder(channel_client(channel, queue), queue, entries, index)
 
         # An instance attribute shadows Channel.sqs for this channel only, and
         # only while the messages are built; the producer is ours alone meanwhile.

@@ -40,6 +40,7 @@ from sqs_broker.schema import (
     QueueRow,
     Stats,
 )
+from sqs_broker.telemetry import read as telemetry_read
 from sqs_broker.topology import Topology, is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ def _unanswered(topo: Topology, message: str, code: str) -> Pass:
     return Pass(states, {}, None, [message])
 
 
-# --- rows ------------------------------------------------------------------------
+# --- rows, gather(), queue_detail(), sample() ------------------------------------
 
 
 def queue_row(
@@ -343,7 +344,7 @@ def fill_ages(
             queue["oldest_age"], queue["oldest_age_source"] = estimate[name], "history"
 
 
-def _holds_messages(queue: Mapping[str, Any]) -> bool:
+def _holds_messages(queue: QueueRow) -> bool:
     return bool((queue.get("visible") or 0) + (queue.get("in_flight") or 0))
 
 
@@ -412,18 +413,14 @@ def parse_window(value: str | None) -> int:
     return window
 
 
-def telemetry_data(
-    queues: Sequence[Mapping[str, Any]], window: int, errors: list[str]
-) -> dict[str, Any]:
+def telemetry_data(queues: Sequence[QueueRow], window: int, errors: list[str]) -> dict[str, Any]:
     """``workers``, ``tasks`` (:func:`sqs_broker.telemetry.read.snapshot`), ``unconsumed_queues``.
 
     A database error (tables not migrated, say) becomes an entry of ``errors``,
     not a failed page.
     """
-    from sqs_broker.telemetry import read as telemetry
-
     try:
-        found = telemetry.snapshot(window)
+        found = telemetry_read.snapshot(window)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})
@@ -431,16 +428,14 @@ def telemetry_data(
     return {
         "telemetry_window": window,
         **found,
-        "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
+        "unconsumed_queues": telemetry_read.unconsumed(queues, found["workers"]),
     }
 
 
 def task_totals_data(errors: list[str]) -> list[dict[str, Any]]:
     """:func:`sqs_broker.telemetry.read.totals`, or ``[]`` with the error in ``errors``."""
-    from sqs_broker.telemetry import read as telemetry
-
     try:
-        return telemetry.totals()
+        return telemetry_read.totals()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from sqs_broker.conf import app_settings
+from sqs_broker.topology import Topology
 
 PERMISSION = "sqs_broker.view_dashboard"
 
@@ -75,7 +76,6 @@ def data_view(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequ
 def stats_json(request: HttpRequest) -> HttpResponse:
     """The same data as the dashboard, as JSON (``?window=300|3600|86400``)."""
     from sqs_broker import stats
-    from sqs_broker.topology import Topology
 
     try:
         window = stats.parse_window(request.GET.get("window"))
@@ -89,7 +89,6 @@ def stats_json(request: HttpRequest) -> HttpResponse:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text of the same data; OpenMetrics when the ``Accept`` header asks for it."""
     from sqs_broker import metrics, stats
-    from sqs_broker.topology import Topology
 
     accept = request.headers.get("Accept")
     data = stats.gather(Topology.of(), online=False, totals=True)

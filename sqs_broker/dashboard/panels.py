@@ -7,16 +7,16 @@ rates as percentages, the findings with the problems first).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from sqs_broker.conf import app_settings
 from sqs_broker.dashboard import charts
-from sqs_broker.schema import FindingRow
+from sqs_broker.schema import FindingRow, Stats
 from sqs_broker.telemetry.base import POISON_TASK
 
 
-def panels(data: Mapping[str, Any]) -> dict[str, Any]:
+def panels(data: Stats) -> dict[str, Any]:
     """What the dashboard's worker and task panels draw from one ``gather()`` result."""
     workers = list(data.get("workers") or [])
     counts = dict.fromkeys(("alive", "lost", "stopped"), 0)

@@ -24,6 +24,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from sqs_broker.dashboard import charts
+from sqs_broker.schema import FindingRow, QueueRow
 from sqs_broker.templatetags.sqs_broker_tags import age
 
 if TYPE_CHECKING:
@@ -91,9 +92,9 @@ class Sparks:
 
 
 def queue_rows(
-    queues: Iterable[Mapping[str, Any]],
+    queues: Iterable[QueueRow],
     series: Mapping[str, Sequence[dict[str, Any]]],
-    findings: Iterable[Mapping[str, Any]],
+    findings: Iterable[FindingRow],
     *,
     window: HistoryWindow,
     can_purge: bool,
@@ -114,7 +115,7 @@ def queue_rows(
     sparks = Sparks()
     after = _("after %(n)s receives")
     titles: dict[str, str] = {}
-    by_queue: dict[str | None, list[Mapping[str, Any]]] = {}
+    by_queue: dict[str | None, list[FindingRow]] = {}
     for finding in findings:
         by_queue.setdefault(finding["queue"], []).append(finding)
     rows = []

@@ -87,6 +87,10 @@ def sts_client(topo: Topology) -> Any:
 _sts: Local[tuple[str, str | None], tuple[float, dict[str, str]]] = Local("STS credentials")
 
 
+#: What an AssumeRole answer's credentials hold that a client needs.
+CREDENTIAL_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken")
+
+
 def assume_role(topo: Topology) -> dict[str, str]:
     """Temporary credentials of ``sts_role_arn``, reused until shortly before expiry."""
     options = topo.options
@@ -99,7 +103,8 @@ def assume_role(topo: Topology) -> dict[str, str]:
         answer = sts_client(topo).assume_role(
             RoleArn=key[0], RoleSessionName="sqs-broker", DurationSeconds=duration
         )
-        credentials = answer["Credentials"]
+        given = answer["Credentials"]
+        credentials = {name: str(given[name]) for name in CREDENTIAL_FIELDS}
         buffer = int(options.get("sts_token_buffer_time", 0) or 0)
         _sts.entries[key] = (time.time() + duration - max(buffer, 60), credentials)
     return credentials

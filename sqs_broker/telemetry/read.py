@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import CharField, ExpressionWrapper, F, QuerySet
 from django.utils import timezone
 
+from sqs_broker.models import HourlyTaskCounter, TaskCounter, TimeBucket, WorkerHeartbeat
 from sqs_broker.telemetry.base import (
     BASELINE_MINUTE,
     BUCKETS,
@@ -54,8 +55,6 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     over the minutes of the window by the database, with a sparkline of
     finished tasks per whole time bucket (see :func:`_task_sums`).
     """
-    from sqs_broker.models import WorkerHeartbeat
-
     if window_seconds <= 0:
         raise ValueError("window_seconds must be positive")
     now = now or timezone.now()
@@ -129,8 +128,6 @@ def _task_sums(
     (still being counted) and a bucket cut by the start of the window would
     drag the line down.
     """
-    from sqs_broker.models import HourlyTaskCounter, TaskCounter
-
     first_minute = minute_of(since)
     sums: dict[tuple[str, str], Counts] = {}
     series: dict[tuple[str, str], list[int]] = {}
@@ -173,10 +170,6 @@ def _add_buckets(
     is up to date. Buckets before ``first_start`` are summed, not drawn.
     Returns the number of points of the sparkline.
     """
-    from django.db.models import CharField, ExpressionWrapper, F
-
-    from sqs_broker.models import TimeBucket
-
     step = unit * max(1, -(-int(window_seconds) // (SPARKLINE_POINTS * unit)))
     current = int(current_start.timestamp())
     offset = current % step
@@ -225,8 +218,6 @@ def totals() -> list[dict[str, Any]]:
     the +Inf bucket; a task whose queue wait was never measured has no wait
     buckets.
     """
-
-    from sqs_broker.models import HourlyTaskCounter, TaskCounter
 
     merged: dict[tuple[str, str], Counts] = {}
     for rows in (

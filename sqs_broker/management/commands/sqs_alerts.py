@@ -16,7 +16,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from sqs_broker import alerts
+from sqs_broker import alerts, stats
+from sqs_broker.conf import app_settings
+from sqs_broker.schema import Stats
+from sqs_broker.topology import Topology
 
 
 def _threshold_options(parser: CommandParser) -> None:
@@ -137,8 +140,6 @@ class Command(BaseCommand):
             data = self._data()
             try:
                 if action == "keda":
-                    from sqs_broker.topology import Topology
-
                     text = alerts.to_yaml(
                         alerts.keda(
                             data,
@@ -160,10 +161,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc), returncode=2) from None
             self.stdout.write(text, ending="")
 
-    def _data(self, window: int | None = None) -> dict[str, Any]:
-        from sqs_broker import stats
-
-        return dict(stats.gather(online=False, window=window))
+    def _data(self, window: int | None = None) -> Stats:
+        return stats.gather(online=False, window=window)
 
     def _write(self, text: str, output: str | None) -> None:
         if not output:
@@ -174,8 +173,6 @@ class Command(BaseCommand):
         self.stderr.write(_("Wrote %(path)s.") % {"path": output})
 
     def _check(self, thresholds: alerts.Thresholds, as_json: bool) -> None:
-        from sqs_broker.conf import app_settings
-
         try:
             data = self._data(thresholds.window)
         except Exception as exc:  # could not check at all: exit 2 with the reason

@@ -16,6 +16,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from sqs_broker import actions, moves, sqs
+from sqs_broker.conf import app_settings
 from sqs_broker.management.commands._confirm import audit, confirm, owned
 from sqs_broker.topology import Topology
 
@@ -45,9 +47,6 @@ class Command(BaseCommand):
         parser.add_argument("--cancel", metavar="HANDLE", help="Cancel SQS's move task HANDLE.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from sqs_broker import actions, moves, sqs
-        from sqs_broker.conf import app_settings
-
         name = options["queue"]
         topo = Topology.of()
         source = owned(name, topo)
@@ -104,8 +103,6 @@ class Command(BaseCommand):
             raise CommandError(f"The move ended {record['state']}.", returncode=1)
 
     def _native(self, dlq: Any, topo: Topology, options: dict[str, Any]) -> None:
-        from sqs_broker import actions, sqs
-
         try:
             if options["cancel"]:
                 moved = actions.cancel_message_move(dlq, options["cancel"], topo)

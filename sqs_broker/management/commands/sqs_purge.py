@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from sqs_broker import actions, sqs
 from sqs_broker.management.commands._confirm import audit, confirm, owned
 from sqs_broker.topology import Topology
 
@@ -29,8 +30,6 @@ class Command(BaseCommand):
         parser.add_argument("--yes", action="store_true", help="Purge without asking.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from sqs_broker import actions, sqs
-
         name = options["queue"]
         topo = Topology.of()
         state = owned(name, topo)

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
+from sqs_broker import stats
 from sqs_broker.management.commands._output import reader_gone
 
 
@@ -45,8 +46,6 @@ class Command(BaseCommand):
         parser.add_argument("--indent", type=int, default=None, help="Pretty-print (one shot).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from sqs_broker import stats
-
         try:
             window = stats.parse_window(options["window"])
         except ValueError as exc:
