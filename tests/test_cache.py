@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sqs_broker import actions, cache, publishing, sqs, stats  # noqa: F401 - their caches
+from sqs_broker.topology import Topology
+from tests.conftest import base_env, make_app
 
-pytestmark = pytest.mark.pure
 
-
+@pytest.mark.pure
 def test_locals__every_process_cache_is_registered() -> None:
     """Clients, STS credentials, CloudWatch ages, visibility timeouts, move support, passes."""
     names = {local.name for local in cache.locals_()}
@@ -23,6 +26,7 @@ def test_locals__every_process_cache_is_registered() -> None:
     } <= names
 
 
+@pytest.mark.pure
 def test_reset__empties_every_local_and_hands_over_what_it_dropped() -> None:
     """reset() clears each registered cache; on_reset sees the entries dropped."""
     dropped: list[dict[str, int]] = []
@@ -37,3 +41,12 @@ def test_reset__empties_every_local_and_hands_over_what_it_dropped() -> None:
         assert dropped == [{"a": 1}]
     finally:
         cache._locals.remove(mine)
+
+
+def test_reset__forgets_passes_and_the_pool():
+    """cache.reset() leaves no cached online findings, no pass in flight and no pool."""
+    stats.sqs_pass(Topology.of(make_app(base_env())))  # a pool, a pass
+    cache.set_many({cache.key("online", "k"): (time.time(), [])}, 60)
+    cache.reset()
+    assert cache.get(cache.key("online", "k")) is None
+    assert not stats._inflight.entries and not stats._pool.entries
