@@ -59,14 +59,12 @@ from sqs_broker.sqs.inventory import (
     list_queue_urls,
     queue_exists,
 )
-from sqs_broker.topology import DEFAULT_QUEUE
 
 __all__ = [
     "ATTRIBUTES",
     "CLOUDWATCH_BATCH",
     "CLOUDWATCH_LOOKBACK",
     "CREDENTIAL_CODES",
-    "DEFAULT_QUEUE",
     "DENIED_CODES",
     "MAX_ERROR_MESSAGE",
     "Ages",
