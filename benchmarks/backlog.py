@@ -20,8 +20,8 @@ import statistics
 import time
 from typing import Any
 
+import sqs_broker.cache
 from benchmarks.common import ADD, env_for, make_app, publish, sqs_client, start_worker, unique
-from sqs_broker import sqs
 from tests.proxy import Proxy
 
 #: Each configuration's variables on top of the project's defaults.
@@ -38,7 +38,7 @@ def _round(endpoint: str, variables: dict[str, Any], tasks: int) -> dict[str, An
         prefix = unique("bl") + "-"
         env = env_for(proxy.endpoint_url, prefix, **variables)
         app = make_app(env)
-        sqs.clear_caches()
+        sqs_broker.cache.reset()
         proxy.reset_counts()
         publish([app.signature(ADD, args=(n, n)) for n in range(tasks)], "batch", app)
         url = direct.get_queue_url(QueueName=f"{prefix}celery")["QueueUrl"]

@@ -21,6 +21,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from sqs_broker.metrics import dead_letter_names
+from sqs_broker.schema import QueueRow, Stats
 
 #: Severity label of every rule (Alertmanager routes on it).
 SEVERITY = "warning"
@@ -83,7 +84,7 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def rules(data: Mapping[str, Any], thresholds: Thresholds | None = None) -> dict[str, Any]:
+def rules(data: Stats, thresholds: Thresholds | None = None) -> dict[str, Any]:
     """Prometheus alerting rules for the queues in ``data`` (a ``gather()`` result)."""
     t = thresholds or Thresholds()
     queues = list(data.get("queues", []))
@@ -95,7 +96,7 @@ def rules(data: Mapping[str, Any], thresholds: Thresholds | None = None) -> dict
     window = _duration(t.window)
     finished = 'outcome=~"succeeded|failed|retried"'
 
-    def rule(name: str, expr: str, hold_for: str, summary: str, description: str) -> dict:
+    def rule(name: str, expr: str, hold_for: str, summary: str, description: str) -> dict[str, Any]:
         return {
             "alert": name,
             "expr": expr,
@@ -223,9 +224,7 @@ class Verdict:
         }
 
 
-def evaluate(
-    data: Mapping[str, Any], thresholds: Thresholds | None = None, telemetry: bool = True
-) -> Verdict:
+def evaluate(data: Stats, thresholds: Thresholds | None = None, telemetry: bool = True) -> Verdict:
     """The alerts of :func:`rules` judged on one ``gather()`` result, now.
 
     ``telemetry=False`` (``SQS_BROKER_TELEMETRY`` off) skips the checks that
@@ -373,7 +372,7 @@ def check_replicas(min_replicas: int, max_replicas: int) -> None:
         raise ValueError("; ".join(problems) + ".")
 
 
-def work_queues(data: Mapping[str, Any], only: Sequence[str] = ()) -> list[Mapping[str, Any]]:
+def work_queues(data: Stats, only: Sequence[str] = ()) -> list[QueueRow]:
     """The queues workers consume (not dead-letter queues), or those named in ``only``.
 
     A name in ``only`` that is not among the deployment's queues is a ``ValueError``.
@@ -394,7 +393,7 @@ def work_queues(data: Mapping[str, Any], only: Sequence[str] = ()) -> list[Mappi
 
 
 def keda(
-    data: Mapping[str, Any],
+    data: Stats,
     deployment: str,
     region: str,
     target: float,
@@ -443,7 +442,7 @@ def keda(
 
 
 def ecs(
-    data: Mapping[str, Any],
+    data: Stats,
     cluster: str,
     service: str,
     target: float,

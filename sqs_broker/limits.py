@@ -30,8 +30,6 @@ MAX_RETENTION_PERIOD = 1209600
 #: AssumeRole ``DurationSeconds``: 900 to 43,200 s.
 MIN_STS_TOKEN_TIMEOUT = 900
 MAX_STS_TOKEN_TIMEOUT = 43200
-#: PurgeQueue: one per queue every 60 s.
-PURGE_INTERVAL = 60
 
 # --- kombu's defaults (what applies when a transport option is unset) ------------
 

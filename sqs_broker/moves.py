@@ -1,7 +1,8 @@
 """Observable dead-letter moves: selective, rate-limited, in bounded steps, cancellable.
 
-No background process runs a move. A move is a record in Django's cache
-(``sqs-broker:move:<id>``, kept a day) and advances only when asked:
+No background process runs a move. A move is a record in the cache named by
+``SQS_BROKER_CACHE`` (:func:`sqs_broker.cache.backend`; ``sqs-broker:move:<id>``,
+kept a day) and advances only when asked:
 :func:`step` works for at most :data:`STEP_SECONDS`, stores the progress and
 returns it. The dashboard's move page posts a step after each answer while it
 is open (and offers a button without JavaScript); ``manage.py sqs_move`` calls
@@ -32,15 +33,12 @@ from __future__ import annotations
 import fnmatch
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django.core.cache import cache
-
-from sqs_broker import actions, envelopes, triage
+from sqs_broker import actions, envelopes, results, triage
+from sqs_broker.cache import backend
 from sqs_broker.sqs import QueueState, error_text
-
-if TYPE_CHECKING:
-    from celery import Celery
+from sqs_broker.topology import Topology
 
 #: Seconds one step may work (well inside a web request's timeout).
 STEP_SECONDS = 3.0
@@ -66,20 +64,21 @@ def _key(move_id: str) -> str:
 
 def get(move_id: str) -> dict[str, Any] | None:
     """The move's record, or ``None`` (unknown id, or expired)."""
-    record = cache.get(_key(move_id))
+    # Not through cache.get: a cache that cannot be read must fail the step, not lose the move.
+    record = backend().get(_key(move_id))
     return dict(record) if record else None
 
 
 def _save(record: dict[str, Any]) -> dict[str, Any]:
     record["updated_at"] = time.time()
-    cache.set(_key(record["id"]), record, RECORD_TTL)
+    backend().set(_key(record["id"]), record, RECORD_TTL)
     return record
 
 
 def selector(
     task: str | None,
     exception: str | None,
-    app: Celery | None = None,
+    topo: Topology,
     *,
     include_succeeded: bool = True,
     succeeded: dict[str, str] | None = None,
@@ -101,9 +100,7 @@ def selector(
         summaries = [envelopes.message_summary(m) for m in messages]
         known: dict[str, Any] = {}
         if exception or not include_succeeded:
-            from sqs_broker import results
-
-            known = results.lookup([s["task_id"] for s in summaries if s["task_id"]], app)
+            known = results.lookup([s["task_id"] for s in summaries if s["task_id"]], topo.app)
         chosen = []
         for message, summary in zip(messages, summaries, strict=True):
             stored = known.get(summary["task_id"] or "")
@@ -132,7 +129,7 @@ def selector(
 def start(
     dlq: QueueState,
     destination: QueueState,
-    app: Celery | None = None,
+    topo: Topology,
     *,
     task: str | None = None,
     exception: str | None = None,
@@ -154,10 +151,10 @@ def start(
     if limit <= 0:
         raise ValueError("limit must be a positive number of messages.")
     handle = None
-    if not include_succeeded and not triage.results_stored(app):
+    if not include_succeeded and not triage.results_stored(topo.app):
         include_succeeded = True  # nothing can be known to have succeeded: said in the record
     if not task and not exception and include_succeeded:
-        handle = actions.start_message_move(dlq, destination, app, rate=rate)
+        handle = actions.start_message_move(dlq, destination, topo, rate=rate)
     record: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "source": dlq.ref.name,
@@ -185,9 +182,9 @@ def start(
     return _save(record)
 
 
-def _states(record: dict[str, Any], app: Celery | None) -> tuple[QueueState, QueueState]:
-    dlq = actions.owned_state(record["source"], app)
-    destination = actions.owned_state(record["destination"], app)
+def _states(record: dict[str, Any], topo: Topology) -> tuple[QueueState, QueueState]:
+    dlq = actions.owned_state(record["source"], topo)
+    destination = actions.owned_state(record["destination"], topo)
     if dlq is None or destination is None:
         raise LookupError("The queues of this move are no longer the app's.")
     for state in (dlq, destination):
@@ -196,14 +193,14 @@ def _states(record: dict[str, Any], app: Celery | None) -> tuple[QueueState, Que
     return dlq, destination
 
 
-def _finish(record: dict[str, Any], state: str, dlq: QueueState | None, app: Any) -> None:
+def _finish(record: dict[str, Any], state: str, dlq: QueueState | None, topo: Topology) -> None:
     record["state"] = state
     if record["mode"] == "copy" and record["seen"] and dlq is not None:
-        actions.release(dlq, list(record["seen"].values()), app)
+        actions.release(dlq, list(record["seen"].values()), topo)
     record["seen"] = {}
 
 
-def step(move_id: str, app: Celery | None = None, seconds: float = STEP_SECONDS) -> dict[str, Any]:
+def step(move_id: str, topo: Topology, seconds: float = STEP_SECONDS) -> dict[str, Any]:
     """Advance the move for at most ``seconds``; its record afterwards.
 
     One step runs at a time per move (a cache lock): a second caller gets
@@ -215,20 +212,20 @@ def step(move_id: str, app: Celery | None = None, seconds: float = STEP_SECONDS)
     if record["state"] in FINISHED:
         return record
     lock = _key(move_id) + ":lock"
-    if not cache.add(lock, 1, timeout=int(seconds) + 60):
+    if not backend().add(lock, 1, timeout=int(seconds) + 60):
         return record
     try:
-        return _step(record, app, seconds)
+        return _step(record, topo, seconds)
     finally:
-        cache.delete(lock)
+        backend().delete(lock)
 
 
-def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[str, Any]:
+def _step(record: dict[str, Any], topo: Topology, seconds: float) -> dict[str, Any]:
     dlq = None
     try:
-        dlq, destination = _states(record, app)
+        dlq, destination = _states(record, topo)
         if record["mode"] == "native":
-            for task in actions.list_message_moves(dlq, app):
+            for task in actions.list_message_moves(dlq, topo):
                 if task.get("TaskHandle") == record["handle"]:
                     record["moved"] = int(task.get("ApproximateNumberOfMessagesMoved", 0))
                     if task.get("ApproximateNumberOfMessagesToMove") is not None:
@@ -241,14 +238,14 @@ def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[st
         select = selector(
             record["task"] or None,
             record["exception"] or None,
-            app,
+            topo,
             include_succeeded=record["include_succeeded"],
             succeeded=record["succeeded"],
         )
         result = actions.move_messages(
             dlq,
             destination,
-            app,
+            topo,
             limit=record["limit"] - record["moved"] - record["failed"],
             hold=SKIP_HOLD if select is not None else 60,
             select=select,
@@ -263,34 +260,34 @@ def _step(record: dict[str, Any], app: Celery | None, seconds: float) -> dict[st
         record["skipped"] = len(record["seen"]) - len(record["succeeded"])
         record["errors"] = (record["errors"] + result.errors)[-5:]
         if result.errors and not result.moved:
-            _finish(record, "failed", dlq, app)
+            _finish(record, "failed", dlq, topo)
         elif result.exhausted or record["moved"] + record["failed"] >= record["limit"]:
-            _finish(record, "done", dlq, app)
+            _finish(record, "done", dlq, topo)
     except Exception as exc:  # the page shows why the move stopped; nothing is hidden
         record["errors"] = [*record["errors"], error_text(exc)[0]][-5:]
-        _finish(record, "failed", dlq, app)
+        _finish(record, "failed", dlq, topo)
     # Cancelled while this step ran (another request): the cancel stands.
     latest = get(record["id"])
     if latest is not None and latest["state"] == "cancelled" and record["state"] == "running":
-        _finish(record, "cancelled", dlq, app)
+        _finish(record, "cancelled", dlq, topo)
         record["logged"] = latest.get("logged", False)
     return _save(record)
 
 
-def cancel(move_id: str, app: Celery | None = None) -> dict[str, Any]:
+def cancel(move_id: str, topo: Topology) -> dict[str, Any]:
     """Stop the move: CancelMessageMoveTask for a native one; passed-over messages released."""
     record = get(move_id)
     if record is None:
         raise KeyError(move_id)
     if record["state"] in FINISHED:
         return record
-    dlq = actions.owned_state(record["source"], app)
+    dlq = actions.owned_state(record["source"], topo)
     if record["mode"] == "native" and dlq is not None:
         try:
-            record["moved"] = actions.cancel_message_move(dlq, record["handle"], app)
+            record["moved"] = actions.cancel_message_move(dlq, record["handle"], topo)
         except Exception as exc:  # finished meanwhile, say: the record says what SQS said
             record["errors"] = [*record["errors"], error_text(exc)[0]][-5:]
-    _finish(record, "cancelled", dlq, app)
+    _finish(record, "cancelled", dlq, topo)
     return _save(record)
 
 

@@ -48,7 +48,6 @@ import binascii
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -57,11 +56,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from celery.app.amqp import AMQP
 from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import limits, sqs
+from sqs_broker.cache import Local
+from sqs_broker.celery_types import AMQP, channel_client
 from sqs_broker.conf import app_settings
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery, Signature
@@ -137,22 +138,22 @@ def sqs_delay_limit(queue: str) -> int:
     return MAX_DELAY_SECONDS
 
 
-_visibility: dict[tuple[str | None, str], int] = {}
-_visibility_lock = threading.Lock()
+#: Visibility timeouts read, by endpoint and queue name.
+_visibility: Local[tuple[str | None, str], int] = Local("visibility timeouts")
 
 
-def visibility_timeout(queue: str, app: Celery | None = None) -> int:
+def visibility_timeout(queue: str, topo: Topology) -> int:
     """The visibility timeout that applies to ``queue`` (its SQS name), read once.
 
     kombu receives without a ``VisibilityTimeout`` argument, so the queue's own
     attribute decides, whatever the transport option says. A queue that does
     not exist yet will be created by kombu with the transport option.
     """
-    key = (sqs.endpoint_url(app), queue)
-    with _visibility_lock:
-        if key in _visibility:
-            return _visibility[key]
-    options = sqs.transport_options(app)
+    key = (topo.endpoint, queue)
+    known = _visibility.get(key)
+    if known is not None:
+        return known
+    options = topo.options
     predefined = options.get("predefined_queues") or {}
     configured = options.get("visibility_timeout")
     default = (
@@ -160,7 +161,7 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     )
     spec = predefined.get(queue)
     ref = sqs.QueueRef(queue, "predefined" if spec else "declared", spec and spec.get("url"))
-    state = sqs.fetch_one(ref, app)
+    state = sqs.fetch_one(ref, topo)
     if state.error_code == "QueueDoesNotExist" and not predefined:
         value = default
     elif state.error or state.int("VisibilityTimeout") is None:
@@ -175,15 +176,8 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
         return default
     else:
         value = state.int("VisibilityTimeout") or 0
-    with _visibility_lock:
-        _visibility[key] = value
+    _visibility.put(key, value)
     return value
-
-
-def forget_visibility() -> None:
-    """Forget the visibility timeouts read so far (tests, queue changes)."""
-    with _visibility_lock:
-        _visibility.clear()
 
 
 def held_by_worker(delay: float, fifo: bool) -> float:
@@ -218,7 +212,7 @@ def _eta(message: Any, app: Celery) -> datetime | None:
 def _target_queue(app: Celery, queue: Any, exchange: Any, routing_key: Any) -> str:
     """The Celery queue a message goes to, resolved as Celery's task sender does."""
     if queue is None and exchange is None:
-        return app.amqp.default_queue.name
+        return str(app.amqp.default_queue.name)
     if queue is not None:
         return queue if isinstance(queue, str) else queue.name
     return str(routing_key or app.conf.task_default_queue)
@@ -255,7 +249,9 @@ def guard(
     delay = (eta - datetime.now(UTC)).total_seconds()
     if delay <= 0:
         return
-    sqs_name = sqs.canonical_name(_target_queue(app, queue, exchange, routing_key), app)
+    # Resolved here, past the early returns: most publishes carry no ETA.
+    topo = Topology.of(app)
+    sqs_name = topo.canonical_name(_target_queue(app, queue, exchange, routing_key))
     fifo = sqs_name.endswith(".fifo")
     properties = {**(getattr(message, "properties", None) or {}), **options}
     requested = _requested_delay(properties)
@@ -267,7 +263,7 @@ def guard(
     mode = app_settings.ETA_GUARD
     if mode == "off" or hold <= 0:
         return
-    limit = visibility_timeout(sqs_name, app)
+    limit = visibility_timeout(sqs_name, topo)
     if hold < limit:
         return
     if mode == "error":
@@ -418,7 +414,7 @@ def _task_id(entry: _Entry, results: list[AsyncResult]) -> str:
             return str(envelope["headers"]["id"])
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
             continue
-    return results[entry.result_index].id
+    return str(results[entry.result_index].id)
 
 
 def _batches(entries: list[_Entry], max_bytes: int) -> Iterable[list[_Entry]]:
@@ -545,7 +541,8 @@ def publish_many(
     concurrency = app_settings.PUBLISH_CONCURRENCY if concurrency is None else concurrency
     if not 1 <= concurrency <= 100:
         raise ValueError(f"concurrency must be from 1 to 100; got {concurrency!r}.")
-    app = sqs.celery_app(app)
+    topo = Topology.of(app)
+    app = topo.app
     entries: list[_Entry] = []
     results: list[AsyncResult] = []
     with app.producer_or_acquire() as producer:
@@ -558,7 +555,7 @@ def publish_many(
         index = [0]
 
         def recording_client(queue: str | None = None) -> _Recorder:
-            return _Recorder(Channel.sqs(channel, queue=queue), queue, entries, index)
+            return _Recorder(channel_client(channel, queue), queue, entries, index)
 
         # An instance attribute shadows Channel.sqs for this channel only, and
         # only while the messages are built; the producer is ours alone meanwhile.
@@ -578,7 +575,7 @@ def publish_many(
         by_queue.setdefault((entry.client_queue, entry.kwargs["QueueUrl"]), []).append(entry)
     jobs: list[tuple[Any, str, list[_Entry]]] = []
     for (client_queue, url), queue_entries in by_queue.items():
-        client = sqs.client(client_queue, app, purpose="publish")
+        client = sqs.client(client_queue, topo, purpose="publish")
         jobs.extend((client, url, batch) for batch in _batches(queue_entries, max_batch_bytes))
     failed: dict[str, str] = {}
     for (_client, _url, batch), refused in zip(

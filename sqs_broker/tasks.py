@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from sqs_broker.celery_types import shared_task
 
 
 @shared_task(name="sqs_broker.sample_queues", ignore_result=True)

@@ -25,6 +25,7 @@ from kombu.transport.SQS import CHARS_REPLACE_TABLE
 from kombu.utils.url import url_to_parts
 
 from sqs_broker import limits
+from sqs_broker.conf import app_settings
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -43,8 +44,6 @@ def celery_app(app: Celery | Topology | None = None) -> Celery:
         return app.app
     if app is not None:
         return app
-    from sqs_broker.conf import app_settings
-
     configured = app_settings.CELERY_APP
     if configured is not None:
         return configured

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from sqs_broker import actions, cache, envelopes
 from sqs_broker.redact import scrub
 from sqs_broker.sqs import QueueState, error_text
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -98,7 +99,7 @@ class Breakdown(TypedDict):
     located: dict[str, Seen]
 
 
-def results_stored(app: Celery | None = None) -> bool:
+def results_stored(app: Celery) -> bool:
     """Whether a result store can say a task succeeded (django-celery-results or a backend)."""
     from django.apps import apps
 
@@ -106,13 +107,11 @@ def results_stored(app: Celery | None = None) -> bool:
         return True
     from celery.backends.base import DisabledBackend
 
-    from sqs_broker import topology
-
-    return not isinstance(topology.celery_app(app).backend, DisabledBackend)
+    return not isinstance(app.backend, DisabledBackend)
 
 
 def classify(
-    messages: Iterable[dict[str, Any]], app: Celery | None = None
+    messages: Iterable[dict[str, Any]], topo: Topology
 ) -> tuple[list[tuple[dict[str, Any], dict[str, Any] | None]], str | None]:
     """Each message's summary with its stored result (or ``None``), and the lookup's error."""
     from sqs_broker import results
@@ -123,7 +122,7 @@ def classify(
     ids = [s["task_id"] for _m, s in summaries if s["task_id"]]
     try:
         for start in range(0, len(ids), results.MAX_IDS):
-            found.update(results.lookup(ids[start : start + results.MAX_IDS], app))
+            found.update(results.lookup(ids[start : start + results.MAX_IDS], topo.app))
     except Exception as exc:  # said on the page: nothing then counts as succeeded
         error = scrub(f"{type(exc).__name__}: {exc}")
     return [({**s, "message": m}, found.get(s["task_id"] or "")) for m, s in summaries], error
@@ -213,7 +212,7 @@ def group(
 
 def breakdown(
     dlq: QueueState,
-    app: Celery | None = None,
+    topo: Topology,
     limit: int = SAMPLE_LIMIT,
     source: str | None = None,
 ) -> Breakdown:
@@ -226,8 +225,8 @@ def breakdown(
     if not 1 <= limit <= SAMPLE_LIMIT:
         raise ValueError(f"limit must be from 1 to {SAMPLE_LIMIT} messages.")
     approximate = dlq.int("ApproximateNumberOfMessages")
-    sample = actions.sample_messages(dlq, app, limit=limit, hold=SAMPLE_HOLD)
-    classified, error = classify(sample.messages, app)
+    sample = actions.sample_messages(dlq, topo, limit=limit, hold=SAMPLE_HOLD)
+    classified, error = classify(sample.messages, topo)
     found = group(dlq.ref.name, classified, approximate, sample.complete, error, source)
     found["receives"], found["releases"] = sample.receives, sample.releases
     # Sightings of this queue replace its earlier ones; the others' are kept, newest first.
@@ -264,9 +263,7 @@ class Deleted(TypedDict):
     errors: list[str]
 
 
-def delete_succeeded(
-    dlq: QueueState, app: Celery | None = None, limit: int = SAMPLE_LIMIT
-) -> Deleted:
+def delete_succeeded(dlq: QueueState, topo: Topology, limit: int = SAMPLE_LIMIT) -> Deleted:
     """Delete the dead letters of ``dlq`` whose stored result is SUCCESS (at most ``limit`` read).
 
     The others are made visible again at once. A message is deleted only when
@@ -282,19 +279,19 @@ def delete_succeeded(
     }
 
     def delete(messages: list[dict[str, Any]]) -> None:
-        classified, error = classify(messages, app)
+        classified, error = classify(messages, topo)
         if error:
             raise LookupError(f"Stored results could not be read: {error}")
         succeeded = [s for s, row in classified if row and row["state"] == SUCCESS]
         done["examined"] = len(messages)
         if succeeded:
-            count, errors = actions.delete_messages(dlq, [s["message"] for s in succeeded], app)
+            count, errors = actions.delete_messages(dlq, [s["message"] for s in succeeded], topo)
             done["deleted"] = count
             done["errors"] = errors
             done["task_ids"] = [s["task_id"] for s in succeeded if s["message"].get("_deleted")]
 
     try:
-        actions.sample_messages(dlq, app, limit=limit, hold=SAMPLE_HOLD, keep=delete)
+        actions.sample_messages(dlq, topo, limit=limit, hold=SAMPLE_HOLD, keep=delete)
     except LookupError:
         raise
     except Exception as exc:  # what was deleted before the error stays counted
@@ -318,11 +315,11 @@ def describe_deleted(done: Deleted) -> str:
     return text + "."
 
 
-def shown(dlq: QueueState, app: Celery | None = None, source: str | None = None) -> dict[str, Any]:
+def shown(dlq: QueueState, topo: Topology, source: str | None = None) -> dict[str, Any]:
     """A page's ``breakdown`` (a fresh sample), or its ``breakdown_error`` said in its place."""
     if dlq.error:
         return {"breakdown": None, "breakdown_error": dlq.error}
     try:
-        return {"breakdown": breakdown(dlq, app, source=source), "breakdown_error": None}
+        return {"breakdown": breakdown(dlq, topo, source=source), "breakdown_error": None}
     except Exception as exc:  # the page still offers the move; the sample's failure is said
         return {"breakdown": None, "breakdown_error": error_text(exc)[0]}

@@ -47,17 +47,11 @@ def _local_sqs(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_module_state() -> Iterator[None]:
     """Pools and caches kept at module level start empty in every test and end so."""
-    from sqs_broker import actions, publishing, sqs, stats
+    from sqs_broker import cache
 
-    def reset() -> None:
-        sqs.clear_caches()
-        publishing.forget_visibility()
-        stats.reset()
-        actions.forget_unsupported()
-
-    reset()
+    cache.reset()
     yield
-    reset()
+    cache.reset()
 
 
 @pytest.fixture
@@ -238,11 +232,12 @@ def prefixed_app(unique: str) -> Celery:
     return make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
 
 
-def queue_state(name: str, app: Celery) -> Any:
+def queue_state(name: str, app: Any) -> Any:
     """The attributes of the declared queue ``name``, asserting SQS answered."""
     from sqs_broker import sqs as sqs_module
+    from sqs_broker.topology import Topology
 
-    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), app)
+    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), Topology.of(app))
     assert state.error is None, state.error
     return state
 

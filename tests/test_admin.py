@@ -12,7 +12,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import override_settings
 
-from sqs_broker import stats
+import sqs_broker.cache
+from sqs_broker import history, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
 from tests.conftest import base_env, make_app, queue_with_dlq, user_with
@@ -409,7 +410,6 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from sqs_broker import sqs as sqs_module
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
     from sqs_broker.telemetry.base import minute_of
 
@@ -428,7 +428,7 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
         )  # fmt: skip
 
     def queries(shown: int) -> int:
-        sqs_module.clear_caches()  # list the queues again
+        sqs_broker.cache.reset()  # list the queues again
         with CaptureQueriesContext(connection) as captured:
             page = client.get(DASHBOARD)
         assert len(page.context["rows"]) == shown
@@ -667,12 +667,12 @@ def test_dashboard__cached_load_reads_no_queue_samples(client, sqs, unique, app,
         )
     # The history's cache key follows the clock in 10 s steps: hold the clock still for it.
     now = datetime.now(UTC)
-    window = stats.history_window
+    window = history.history_window
 
     def still(hours: float | None = None, _now: object = None, points: int = 120) -> object:
         return window(hours, now, points)
 
-    monkeypatch.setattr(stats, "history_window", still)
+    monkeypatch.setattr(history, "history_window", still)
     client.force_login(user_with("view_dashboard"))
     with override_settings(SQS_BROKER_CACHE_TTL=300):
         assert client.get(DASHBOARD).status_code == 200

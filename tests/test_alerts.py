@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+import sqs_broker.cache
 from sqs_broker import alerts
 from sqs_broker.localsqs import free_port
 from tests import promtool
@@ -242,9 +243,8 @@ def test_sqs_alerts_check__exit_codes(sqs, unique):
         assert code == 0, out
         assert json.loads(out)["status"] == "ok"
         sqs.send_message(QueueUrl=dlq, MessageBody="dead")
-        from sqs_broker import sqs as sqs_module
 
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         code, out = _run("check", "--json", "--dead-letter-messages", "0")
         verdict = json.loads(out)
         assert code == 1 and verdict["status"] == "firing"

@@ -18,9 +18,14 @@ PACKAGE = ROOT / "sqs_broker"
 #: checks Celery's Django fixup runs import them.)
 WEB_ONLY = (
     "sqs_broker.actions",
-    "sqs_broker.charts",
+    "sqs_broker.dashboard",
+    "sqs_broker.dashboard.charts",
+    "sqs_broker.dashboard.panels",
+    "sqs_broker.dashboard.rows",
+    "sqs_broker.dashboard.views",
     "sqs_broker.envelopes",
     "sqs_broker.health",
+    "sqs_broker.history",
     "sqs_broker.metrics",
     "sqs_broker.moves",
     "sqs_broker.results",
@@ -77,7 +82,9 @@ def _sources() -> dict[str, set[str]]:
         ("sqs_broker.stats", "sqs_broker.admin"),
         ("sqs_broker.stats", "sqs_broker.views"),
         ("sqs_broker.stats", "sqs_broker.metrics"),
-        ("sqs_broker.stats", "sqs_broker.charts"),
+        ("sqs_broker.stats", "sqs_broker.dashboard"),
+        ("sqs_broker.history", "sqs_broker.dashboard"),
+        ("sqs_broker.telemetry", "sqs_broker.dashboard"),
         # A web process never loads the worker's transport (quarantine names are topology's).
         ("sqs_broker.stats", "sqs_broker.transport"),
         ("sqs_broker.topology", "sqs_broker.transport"),

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import sqs_broker.cache
 from tests.conftest import base_env, drain, make_app, queue_with_dlq
 from tests.proxy import Proxy
 
@@ -213,8 +214,6 @@ def test_endpoint_trouble__every_face_answers_in_bounded_time(
     from django.core.management import CommandError, call_command
     from django.test import override_settings
 
-    from sqs_broker import sqs as sqs_module
-
     sqs.create_queue(QueueName=f"{unique}-celery")
     with Proxy.to(sqs_endpoint, delay=10 if condition == "slow" else 0) as proxy:
         if condition == "down":
@@ -224,7 +223,7 @@ def test_endpoint_trouble__every_face_answers_in_bounded_time(
         app = make_app(
             base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
         )
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         timings: dict[str, float] = {}
         with override_settings(SQS_BROKER_CELERY_APP=app, **BOUNDS):
             queue = f"/admin/sqs_broker/dashboard/queue/{unique}-celery/"
@@ -284,8 +283,6 @@ def test_malformed_messages__dashboard_peek_and_move_lose_nothing(
     """Messages Celery did not write (not JSON, not base64, huge): nothing crashes, all move."""
     from django.test import override_settings
 
-    from sqs_broker import sqs as sqs_module
-
     source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     for tag, body in BAD_BODIES.items():
         sqs.send_message(
@@ -295,7 +292,7 @@ def test_malformed_messages__dashboard_peek_and_move_lose_nothing(
         )
         sqs.send_message(QueueUrl=source, MessageBody=body)
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
-    sqs_module.clear_caches()
+    sqs_broker.cache.reset()
     base = f"/admin/sqs_broker/dashboard/queue/{unique}-celery"
     with override_settings(SQS_BROKER_CELERY_APP=app):
         assert admin_client.get("/admin/sqs_broker/dashboard/").status_code == 200
@@ -378,8 +375,6 @@ def test_access_denied_on_one_queue__others_still_shown(
     """One queue denied by policy: its row says AccessDenied, the others show their depths."""
     from django.test import override_settings
 
-    from sqs_broker import sqs as sqs_module
-
     for name in ("open", "denied"):
         url = sqs.create_queue(QueueName=f"{unique}-{name}")["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody="x")
@@ -388,7 +383,7 @@ def test_access_denied_on_one_queue__others_still_shown(
         app = make_app(
             base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
         )
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         # Not a test of the bound: room for a loaded machine to answer the open queue.
         roomy = {**BOUNDS, "SQS_BROKER_GATHER_TIMEOUT": 10}
         with override_settings(SQS_BROKER_CELERY_APP=app, **roomy):

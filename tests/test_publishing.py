@@ -14,7 +14,8 @@ import pytest
 from celery import Celery
 from django.test import override_settings
 
-from sqs_broker import publishing, sqs
+import sqs_broker.cache
+from sqs_broker import publishing
 from sqs_broker.publishing import EtaGuardError, PublishError, publish_fifo, publish_many
 from tests.conftest import base_env, make_app
 from tests.proxy import Proxy
@@ -24,11 +25,9 @@ ADD = "project.demo.tasks.add"
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    sqs.clear_caches()
-    publishing.forget_visibility()
+    sqs_broker.cache.reset()
     yield
-    sqs.clear_caches()
-    publishing.forget_visibility()
+    sqs_broker.cache.reset()
 
 
 def sqs_module_client(proxy: Proxy) -> Any:

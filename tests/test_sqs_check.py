@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from sqs_broker import sqs
+import sqs_broker.cache
 from sqs_broker.localsqs import free_port
 from sqs_broker.management.commands.sqs_check import Command
 from tests.conftest import base_env, make_app, run_python
@@ -32,9 +32,9 @@ QUIET = {"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "30", "SQS_POLLING_INTERVAL": "0
 
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Any:
-    sqs.clear_caches()
+    sqs_broker.cache.reset()
     yield
-    sqs.clear_caches()
+    sqs_broker.cache.reset()
 
 
 def run(*args: str, app: Any) -> tuple[str, int]:

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
+from sqs_broker.dashboard.panels import panels as dashboard_panels
 from sqs_broker.models import HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 from sqs_broker.telemetry import base, read, recorder, store
 from tests.conftest import base_env, make_app, user_with
@@ -818,7 +819,7 @@ def test_recorder__poisoned_counted_under_its_own_name() -> None:
         2,
         0,
     )
-    panels = read.panels({"tasks": [task]})
+    panels = dashboard_panels({"tasks": [task]})
     assert panels["tasks"] == [] and panels["poison"] == [{"queue": "app-celery", "count": 2}]
 
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from sqs_broker import limits
 from sqs_broker.conf import app_settings
 from sqs_broker.findings.base import Finding, make, register, seconds
+from sqs_broker.publishing import held_by_worker
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -59,8 +60,6 @@ def _longest_time_limit(app: Celery) -> tuple[float, str] | None:
 
 def timeout_too_short(app: Celery, timeout: float, queue: str | None = None) -> list[Finding]:
     """E006, W004: a visibility timeout shorter than the longest ETA or time limit."""
-    from sqs_broker.publishing import held_by_worker
-
     found = []
     longest_eta = app_settings.MAX_ETA
     fifo = bool(queue and queue.endswith(".fifo"))

@@ -1,5 +1,5 @@
 """Telemetry's read side, for the faces: workers with their state, task counts over a window,
-queues nobody consumes, and the dashboard's panels."""
+queues nobody consumes, and the all-time totals the metrics export."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import CharField, ExpressionWrapper, F, QuerySet
 from django.utils import timezone
 
-from sqs_broker.conf import app_settings
+from sqs_broker.models import HourlyTaskCounter, TaskCounter, TimeBucket, WorkerHeartbeat
 from sqs_broker.telemetry.base import (
     BASELINE_MINUTE,
     BUCKETS,
@@ -18,7 +18,6 @@ from sqs_broker.telemetry.base import (
     HOURLY_FROM,
     LOST_AFTER_INTERVALS,
     LOST_SHOWN_FOR,
-    POISON_TASK,
     SPARKLINE_POINTS,
     Counts,
     bucket_column,
@@ -107,8 +106,6 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     over the minutes of the window by the database, with a sparkline of
     finished tasks per whole time bucket (see :func:`_task_sums`).
     """
-    from sqs_broker.models import WorkerHeartbeat
-
     if window_seconds <= 0:
         raise ValueError("window_seconds must be positive")
     now = now or timezone.now()
@@ -183,8 +180,6 @@ def _task_sums(
     (still being counted) and a bucket cut by the start of the window would
     drag the line down.
     """
-    from sqs_broker.models import HourlyTaskCounter, TaskCounter
-
     first_minute = minute_of(since)
     sums: dict[tuple[str, str], Counts] = {}
     series: dict[tuple[str, str], list[int]] = {}
@@ -227,10 +222,6 @@ def _add_buckets(
     is up to date. Buckets before ``first_start`` are summed, not drawn.
     Returns the number of points of the sparkline.
     """
-    from django.db.models import CharField, ExpressionWrapper, F
-
-    from sqs_broker.models import TimeBucket
-
     step = unit * max(1, -(-int(window_seconds) // (SPARKLINE_POINTS * unit)))
     current = int(current_start.timestamp())
     offset = current % step
@@ -267,51 +258,6 @@ def unconsumed(
     ]
 
 
-def panels(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the dashboard's worker and task panels draw from one ``gather()`` result."""
-    from sqs_broker import charts
-
-    workers = list(data.get("workers") or [])
-    counts = dict.fromkeys(("alive", "lost", "stopped"), 0)
-    for worker in workers:
-        counts[worker["state"]] = counts.get(worker["state"], 0) + 1
-    width, height = 120, 24
-    tasks = []
-    poison = []
-    for task in data.get("tasks") or []:
-        if task["name"] == POISON_TASK:
-            poison.append({"queue": task["queue"], "count": task.get("poisoned", 0)})
-            continue
-        series = task.get("series") or []
-        tasks.append(
-            {
-                **task,
-                "failure_pct": _pct(task.get("failure_rate")),
-                "redelivery_pct": _pct(task.get("redelivery_rate")),
-                "spark": {
-                    "width": width,
-                    "height": height,
-                    "points": charts.points(series, width, height),
-                    "peak": max(series) if series else None,
-                    "count": len(series),
-                },
-            }
-        )
-    return {
-        "enabled": app_settings.TELEMETRY,
-        "workers": workers,
-        "counts": counts,
-        "tasks": tasks,
-        "poison": poison,
-        "unconsumed": list(data.get("unconsumed_queues") or []),
-        "window": data.get("telemetry_window"),
-    }
-
-
-def _pct(rate: float | None) -> str | None:
-    return None if rate is None else f"{rate * 100:.1f} %"
-
-
 def totals() -> list[dict[str, Any]]:
     """Per task and queue, every count ever made: the baseline of pruned hours plus the hours kept.
 
@@ -324,8 +270,6 @@ def totals() -> list[dict[str, Any]]:
     the +Inf bucket; a task whose queue wait was never measured has no wait
     buckets.
     """
-
-    from sqs_broker.models import HourlyTaskCounter, TaskCounter
 
     merged: dict[tuple[str, str], Counts] = {}
     for rows in (

@@ -40,11 +40,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery import bootsteps, signals
+from celery import signals
 from django.utils import timezone
 
+from sqs_broker.celery_types import StartStopStep
 from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
     FLUSH_ATTEMPTS,
@@ -61,6 +63,7 @@ from sqs_broker.telemetry.base import (
     versions,
 )
 from sqs_broker.telemetry.store import start_worker_heartbeat, with_retries, write
+from sqs_broker.topology import DEFAULT_QUEUE, Topology
 
 if TYPE_CHECKING:
     from sqs_broker.transport.liveness import Liveness, Tracker
@@ -104,11 +107,11 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
         self._last_prune = float("-inf")  # the first flush of a worker prunes
-        self.active = lambda: 0
+        #: Tasks running now in this process (the bootstep sets it in the main process).
+        self.active: Callable[[], int] = lambda: 0
         #: Whether a task holds the event loop itself (the solo pool runs it there):
         #: the consumer cannot report progress then, and is not stalled for it.
-        self.holding_loop = lambda: False
-        self.flushes = 0
+        self.holding_loop: Callable[[], bool] = lambda: False
 
     # --- recording (signal handlers; memory only) ---------------------------
 
@@ -296,7 +299,6 @@ class Recorder:
             # The heartbeat row is not there yet (a child flushed before
             # the main process wrote it): keep the worker totals.
             self._give_back({}, processed, failed)
-        self.flushes += 1
         return True
 
     def _prune_due(self) -> bool:
@@ -326,10 +328,8 @@ def queue_label(routing_key: str | None) -> str:
     key = routing_key or ""
     name = _queue_names.get(key)
     if name is None:
-        from sqs_broker import sqs
-
-        predefined = sqs.transport_options().get("predefined_queues") or {}
-        name = key if key in predefined else sqs.canonical_name(key or sqs.DEFAULT_QUEUE)
+        topo = Topology.of()
+        name = key if key in topo.predefined else topo.canonical_name(key or DEFAULT_QUEUE)
         _queue_names[key] = name
     return name
 
@@ -478,7 +478,7 @@ def warm_shutdown() -> bool:
     return stopping and not terminating
 
 
-class TelemetryStep(bootsteps.StartStopStep):
+class TelemetryStep(StartStopStep):
     """Worker bootstep: the main process's recorder, its heartbeat and warm-shutdown mark."""
 
     label = "sqs_broker telemetry"

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import kombu
+from kombu import messaging
 from kombu.asynchronous.aws.sqs.connection import _query_object_encode
 from kombu.transport import SQS, virtual
 from kombu.utils.encoding import bytes_to_str
@@ -507,4 +508,4 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         yield virtual.QoS, name
     yield virtual.Channel, "codecs"
     for name in ("accept", "on_message"):
-        yield kombu.Consumer, name
+        yield messaging.Consumer, name

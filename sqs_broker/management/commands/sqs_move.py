@@ -14,7 +14,8 @@ deleted by the interruption, the progress is saved, messages passed over are
 made visible again, and the audit line counts what moved. ``--list`` shows
 SQS's native move tasks of the dead-letter queue; ``--cancel HANDLE`` cancels
 one. Exit status: 0 done, 1 failed or cancelled (or SQS could not be read),
-2 bad arguments, not the app's queue, or not confirmed.
+64 a usage error (a bad option, a queue that is not the app's or has no
+dead-letter queue, not confirmed), 130 interrupted before the move started.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from sqs_broker import actions, moves, sqs, triage
+from sqs_broker.conf import app_settings
+from sqs_broker.management.commands._base import EXIT_USAGE, SqsCommand
 from sqs_broker.management.commands._confirm import audit, confirm, owned
+from sqs_broker.topology import Topology
 
 
 class Interrupts:
@@ -60,7 +65,7 @@ def interrupts_between_steps() -> Iterator[Interrupts]:
         signal.signal(signal.SIGINT, previous)
 
 
-class Command(BaseCommand):
+class Command(SqsCommand):
     #: call_command(..., stdin=...) gives the typed confirmation (tests, scripts).
     stealth_options = ("stdin",)
     help = (
@@ -121,38 +126,40 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from sqs_broker import actions, moves, sqs
-        from sqs_broker.conf import app_settings
-
         name = options["queue"]
-        source = owned(name)
-        dlq = actions.dead_letter_state(source)
+        topo = Topology.of()
+        source = owned(name, topo)
+        dlq = actions.dead_letter_state(source, topo)
         if dlq is None:
-            raise CommandError(f"{name} has no dead-letter queue (no RedrivePolicy).", returncode=2)
+            raise CommandError(
+                f"{name} has no dead-letter queue (no RedrivePolicy).", returncode=EXIT_USAGE
+            )
         if dlq.error:
             raise CommandError(f"{dlq.ref.name}: {dlq.error}", returncode=1)
         chosen = [o for o in ("list", "cancel", "dry_run", "delete_succeeded") if options[o]]
         if len(chosen) > 1:
             names = " and ".join("--" + o.replace("_", "-") for o in chosen)
-            raise CommandError(f"{names} cannot be combined: choose one.", returncode=2)
+            raise CommandError(f"{names} cannot be combined: choose one.", returncode=EXIT_USAGE)
         if options["list"] or options["cancel"]:
-            self._native(dlq, options)
+            self._native(dlq, topo, options)
             return
         if options["dry_run"]:
-            self._dry_run(dlq, name)
+            self._dry_run(dlq, name, topo)
             return
         if options["delete_succeeded"]:
-            self._delete_succeeded(dlq, name, options)
+            self._delete_succeeded(dlq, name, topo, options)
             return
         rate, limit = options["rate"], options["limit"]
         if rate is not None and not (math.isfinite(rate) and rate > 0):
             raise CommandError(
-                "--rate must be a number of messages per second above 0.", returncode=2
+                "--rate must be a number of messages per second above 0.", returncode=EXIT_USAGE
             )
         if limit is None:
             limit = app_settings.REDRIVE_LIMIT
         elif limit <= 0:  # never "no limit": 0 would otherwise move every dead letter
-            raise CommandError("--limit must be a number of messages above 0.", returncode=2)
+            raise CommandError(
+                "--limit must be a number of messages above 0.", returncode=EXIT_USAGE
+            )
         visible = dlq.int("ApproximateNumberOfMessages")
         self.stdout.write(
             f"{dlq.ref.name}: about {visible if visible is not None else '?'} messages."
@@ -163,6 +170,7 @@ class Command(BaseCommand):
                 record = moves.start(
                     dlq,
                     source,
+                    topo,
                     task=options["task"],
                     exception=options["exception"],
                     rate=rate,
@@ -183,7 +191,7 @@ class Command(BaseCommand):
                     "so every one moves."
                 )
             while record["state"] == "running" and not interrupted.count:
-                record = moves.step(record["id"])
+                record = moves.step(record["id"], topo)
                 left = len(record.get("succeeded") or {})
                 self.stdout.write(
                     f"  {record['state']}: {record['moved']} moved, {record['skipped']} passed "
@@ -193,7 +201,7 @@ class Command(BaseCommand):
                 self.stdout.flush()  # progress as it happens, through a pipe too
             if interrupted.count and record["state"] == "running":
                 self.stdout.write("Interrupted: stopping after the step under way.")
-                record = moves.cancel(record["id"])
+                record = moves.cancel(record["id"], topo)
         self.stdout.write(moves.describe(record))
         audit("manage.py sqs_move", moves.describe(record))
         for error in record["errors"]:
@@ -201,11 +209,9 @@ class Command(BaseCommand):
         if record["state"] != "done":
             raise CommandError(f"The move ended {record['state']}.", returncode=1)
 
-    def _dry_run(self, dlq: Any, name: str) -> None:
-        from sqs_broker import sqs, triage
-
+    def _dry_run(self, dlq: Any, name: str, topo: Topology) -> None:
         try:
-            found = triage.breakdown(dlq, source=name)
+            found = triage.breakdown(dlq, topo, source=name)
         except Exception as exc:
             raise CommandError(
                 f"{dlq.ref.name} could not be sampled: {sqs.error_text(exc)[0]}", returncode=1
@@ -215,9 +221,9 @@ class Command(BaseCommand):
         if found["results_error"]:
             self.stderr.write(f"Stored results could not be read: {found['results_error']}")
 
-    def _delete_succeeded(self, dlq: Any, name: str, options: dict[str, Any]) -> None:
-        from sqs_broker import sqs, triage
-
+    def _delete_succeeded(
+        self, dlq: Any, name: str, topo: Topology, options: dict[str, Any]
+    ) -> None:
         confirm(
             dlq.ref.name,
             f"delete the dead letters of {dlq.ref.name} whose stored result is SUCCESS",
@@ -226,7 +232,7 @@ class Command(BaseCommand):
         )
         with interrupts_between_steps() as interrupted:
             try:
-                done = triage.delete_succeeded(dlq)
+                done = triage.delete_succeeded(dlq, topo)
             except LookupError as exc:
                 raise CommandError(f"Nothing was deleted: {exc}", returncode=1) from None
             except Exception as exc:
@@ -241,12 +247,10 @@ class Command(BaseCommand):
         if done["errors"]:
             raise CommandError("Some dead letters could not be deleted.", returncode=1)
 
-    def _native(self, dlq: Any, options: dict[str, Any]) -> None:
-        from sqs_broker import actions, sqs
-
+    def _native(self, dlq: Any, topo: Topology, options: dict[str, Any]) -> None:
         try:
             if options["cancel"]:
-                moved = actions.cancel_message_move(dlq, options["cancel"])
+                moved = actions.cancel_message_move(dlq, options["cancel"], topo)
                 self.stdout.write(f"Cancelled {options['cancel']}: {moved} messages moved.")
                 audit(
                     "manage.py sqs_move",
@@ -254,7 +258,7 @@ class Command(BaseCommand):
                     f"({moved} messages moved)",
                 )
                 return
-            tasks = actions.list_message_moves(dlq)
+            tasks = actions.list_message_moves(dlq, topo)
         except Exception as exc:
             raise CommandError(sqs.error_text(exc)[0]) from None
         if not tasks:

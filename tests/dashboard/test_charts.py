@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sqs_broker import charts
-from sqs_broker.stats import HistoryWindow
+from sqs_broker.dashboard import charts
+from sqs_broker.history import HistoryWindow
 
 # Configuration, geometry and text: no SQS server needed.
 pytestmark = pytest.mark.pure

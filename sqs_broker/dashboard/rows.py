@@ -13,7 +13,7 @@ prints; the markup contract (ids, classes, ``data-label``) stays in the template
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from django.urls import reverse
@@ -23,8 +23,12 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from sqs_broker import charts
+from sqs_broker.dashboard import charts
+from sqs_broker.schema import FindingRow, QueueRow
 from sqs_broker.templatetags.sqs_broker_tags import age
+
+if TYPE_CHECKING:
+    from sqs_broker.history import HistoryWindow
 
 
 def labels() -> dict[str, str]:
@@ -98,10 +102,11 @@ class Sparks:
 
 
 def queue_rows(
-    queues: Iterable[Mapping[str, Any]],
+    queues: Iterable[QueueRow],
     series: Mapping[str, Sequence[dict[str, Any]]],
-    findings: Iterable[Mapping[str, Any]],
+    findings: Iterable[FindingRow],
     *,
+    window: HistoryWindow,
     can_purge: bool,
     can_redrive: bool,
 ) -> list[dict[str, Any]]:
@@ -120,14 +125,14 @@ def queue_rows(
     sparks = Sparks()
     after = _("after %(n)s receives")
     titles: dict[str, str] = {}
-    by_queue: dict[str | None, list[Mapping[str, Any]]] = {}
+    by_queue: dict[str | None, list[FindingRow]] = {}
     for finding in findings:
         by_queue.setdefault(finding["queue"], []).append(finding)
     rows = []
     for q in queues:
         name, dlq, source = q["name"], q["dlq"], q["oldest_age_source"]
-        spark = charts.sparkline(series.get(name, []))
-        dlq_spark = charts.sparkline(series.get(dlq["name"], [])) if dlq else None
+        spark = charts.sparkline(series.get(name, []), window=window)
+        dlq_spark = charts.sparkline(series.get(dlq["name"], []), window=window) if dlq else None
         if source and source not in titles:
             titles[source] = _("Source: %(source)s") % {"source": source}
         rows.append(
