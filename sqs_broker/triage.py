@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from sqs_broker import actions, cache, envelopes
+from sqs_broker import actions, cache, envelopes, results
 from sqs_broker.redact import scrub
 from sqs_broker.sqs import QueueState, error_text
 from sqs_broker.topology import Topology
@@ -114,8 +114,6 @@ def classify(
     messages: Iterable[dict[str, Any]], topo: Topology
 ) -> tuple[list[tuple[dict[str, Any], dict[str, Any] | None]], str | None]:
     """Each message's summary with its stored result (or ``None``), and the lookup's error."""
-    from sqs_broker import results
-
     summaries = [(m, envelopes.message_summary(m)) for m in messages]
     error = None
     found: dict[str, Any] = {}

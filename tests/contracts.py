@@ -80,9 +80,14 @@ INSIDE_FUNCTIONS = {
         "sqs_broker.redact",
         "sqs_broker.telemetry.recorder",
         "sqs_broker.topology",
+        # Loaded by the signal that only their own process sends: beat_init, celeryd_init.
+        "sqs_broker.telemetry.beat",
+        "sqs_broker.transport.worker",
     },
     # The project's Celery module imports guard before Django's settings are loaded.
-    "sqs_broker.guard": {"sqs_broker.findings"},
+    "sqs_broker.guard": {"sqs_broker.findings", "sqs_broker.redact"},
+    # botocore's region list is read only when a region is checked, not by every settings import.
+    "sqs_broker.settings": {"sqs_broker.settings.regions"},
     # A worker that never runs the beat task needs no data code.
     "sqs_broker.tasks": {"sqs_broker.stats"},
     # The telemetry branch rewrites this module now; move the model imports up there.
@@ -93,8 +98,16 @@ INSIDE_FUNCTIONS = {
     "sqs_broker.views": {"sqs_broker.metrics", "sqs_broker.stats"},
 }
 
-#: The worker's own side: the only modules that may import the transport.
-WORKER_SIDE = ("sqs_broker.transport", "sqs_broker.settings")
+#: The worker's own side: the only modules that may import the transport. The recorder runs in
+#: workers only, beat's heartbeat in beat only; apps.py imports the transport's worker hooks
+#: inside the handler of celeryd_init, which only `celery worker` sends.
+WORKER_SIDE = (
+    "sqs_broker.transport",
+    "sqs_broker.settings",
+    "sqs_broker.telemetry.recorder",
+    "sqs_broker.telemetry.beat",
+    "sqs_broker.apps",
+)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ from sqs_broker.telemetry.base import (
 )
 from sqs_broker.telemetry.store import start_worker_heartbeat, with_retries, write
 from sqs_broker.topology import DEFAULT_QUEUE, Topology
+from sqs_broker.transport import liveness
 
 if TYPE_CHECKING:
     from sqs_broker.transport.liveness import Liveness, Tracker
@@ -501,8 +502,6 @@ class TelemetryStep(StartStopStep):
             interval=interval,
             versions=versions(),
         )
-        from sqs_broker.transport import liveness
-
         # Made before the pool: prefork children inherit the hostname and interval.
         _recorder = Recorder(parent.hostname, interval, worker=info, liveness=liveness.tracker)
         _recorder.active = lambda: len(state.active_requests)

@@ -23,7 +23,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from sqs_broker.models import WorkerHeartbeat
 from sqs_broker.redact import scrub
+from sqs_broker.telemetry import read
 
 #: Exit status by the probe's verdict.
 EXIT_CODES = {"consuming": 0, "alive": 0, "stalled": 1, "lost": 1, "stopped": 1, "unknown": 1}
@@ -47,8 +49,6 @@ class Judged:
 
 def judge(rows: list[Any], now: Any) -> list[Judged]:
     """Each heartbeat row's verdict (see :class:`Judged`), sorted by hostname."""
-    from sqs_broker.telemetry import read
-
     found = []
     for row in sorted(rows, key=lambda r: r.hostname):
         state = read.worker_state(row.last_seen, row.stopped_at, row.interval, now, row.progress)
@@ -130,8 +130,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from sqs_broker.models import WorkerHeartbeat
-
         name = options["worker"]
         if name:
             from celery.utils.nodenames import host_format
