@@ -65,7 +65,7 @@ def test_sqs_move__lists_and_cancels_native_tasks(sqs, sqs_endpoint, unique):
     [("--limit", "0"), ("--limit", "-5"), ("--rate", "0"), ("--rate", "nan"), ("--rate", "inf")],
 )
 def test_sqs_move__bad_limit_or_rate_moves_nothing(sqs, unique, option, value):
-    """--limit 0 is not "no limit", and a rate must be a finite number above 0: exit 2."""
+    """--limit 0 is not "no limit", and a rate must be a finite number above 0: exit 64."""
     source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
     app.send_task("t.a", queue="celery-dlq")
@@ -74,7 +74,7 @@ def test_sqs_move__bad_limit_or_rate_moves_nothing(sqs, unique, option, value):
         pytest.raises(CommandError, match=option) as refused,
     ):
         call_command("sqs_move", f"{unique}-celery", option, value, "--yes", stdout=StringIO())
-    assert refused.value.returncode == 2
+    assert refused.value.returncode == 64
     assert _depth(sqs, dlq) == 1 and _depth(sqs, source) == 0
 
 
@@ -166,7 +166,7 @@ def test_sqs_move__modes_do_not_combine(sqs, unique):
         call_command(
             "sqs_move", f"{unique}-celery", "--dry-run", "--delete-succeeded", stdout=StringIO()
         )
-    assert refused.value.returncode == 2
+    assert refused.value.returncode == 64
 
 
 class _Interrupting:

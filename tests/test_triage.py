@@ -12,6 +12,7 @@ import json
 import pytest
 
 from sqs_broker import actions, moves, triage
+from sqs_broker.topology import Topology
 from tests.conftest import base_env, drain, make_app, queue_with_dlq
 
 FAILURE = {"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}
@@ -44,9 +45,10 @@ def incident(sqs, unique):
         )
         ids["failed"].append(task_id)
     ids["unknown"].append(app.send_task("t.lost", queue="celery-dlq", task_id=f"{unique}-x").id)
-    source = actions.owned_state(f"{unique}-celery", app)
-    dlq = actions.dead_letter_state(source, app)
-    return app, source, dlq, source_url, dlq_url, ids
+    topo = Topology.of(app)
+    source = actions.owned_state(f"{unique}-celery", topo)
+    dlq = actions.dead_letter_state(source, topo)
+    return topo, source, dlq, source_url, dlq_url, ids
 
 
 def _run(record, app):
@@ -238,8 +240,9 @@ def test_incident__real_worker_every_cause_is_named(sqs, unique, start_worker, t
     assert "sqs_broker.W031" in found, (found, runs)
     assert dead_lettered() >= 2, runs
     time.sleep(6)  # the second runs finish and store SUCCESS again
-    dlq = actions.owned_state(f"{unique}-celery-dlq", app)
-    sample = triage.breakdown(dlq, app, source=f"{unique}-celery")
+    topo = Topology.of(app)
+    dlq = actions.owned_state(f"{unique}-celery-dlq", topo)
+    sample = triage.breakdown(dlq, topo, source=f"{unique}-celery")
     assert sample["states"].get("SUCCESS", 0) == sample["sampled"] >= 2, sample
     assert sample["would_move"]["default"] == 0
     data = stats.gather(app, online=False)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sqs_broker import history
 from sqs_broker.dashboard import charts
 from sqs_broker.history import HistoryWindow
 
@@ -166,10 +167,8 @@ def test_time_segments__same_points_as_datetime_arithmetic():
 @pytest.mark.pure
 def test_young_history__says_when_the_first_line_comes():
     """One time bucket of samples: no chart box, the minutes until a line; two: a line."""
-    from sqs_broker import stats
-
     now = datetime(2026, 12, 6, 18, 0, 30, tzinfo=UTC)
-    window = stats.history_window(hours=6, now=now)  # 180 s buckets
+    window = history.history_window(hours=6, now=now)  # 180 s buckets
     one = [{"t": now, "visible": 0, "in_flight": 0, "delayed": 0, "samples": 1}]
     chart = charts.history_chart(one, window=window)
     # 150 s to the next bucket, plus up to a minute for its first sample.
@@ -182,7 +181,7 @@ def test_young_history__says_when_the_first_line_comes():
 @pytest.mark.pure
 def test_young_history__rows_say_collecting_not_a_lone_dot():
     """A queue row with one bucket of samples shows "collecting", with the minutes."""
-    from sqs_broker.rows import Sparks
+    from sqs_broker.dashboard.rows import Sparks
 
     html = Sparks()({"count": 1, "peak": 0, "collecting_minutes": 3, "segments": []})
     assert "collecting: first line in 3 min" in html and "<svg" not in html
