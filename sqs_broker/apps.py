@@ -7,7 +7,9 @@ the app; docs/architecture.md lists each hook. Defaults on:
 - ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001;
 - ``SQS_BROKER_PUBLISH_GUARD``: the Celery app's ``amqp_cls`` gets the ETA
   guard and native SQS delays;
-- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001.
+- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001;
+- ``SQS_BROKER_REVOCATIONS``: a worker bootstep loads the task ids revoked in
+  the database (``sqs_revoke``) into Celery's own revoked set, and keeps it fresh.
 
 Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep).
 """
@@ -65,9 +67,20 @@ def install_hooks() -> None:
         # sent by `celery worker` alone, after Django is set up and before the
         # worker builds its blueprint, so the step added then still runs.
         signals.celeryd_init.connect(_install_telemetry, weak=False)
+    if app_settings.REVOCATIONS:
+        from celery import signals
+
+        # Same reason as telemetry's: a worker alone loads the step.
+        signals.celeryd_init.connect(_install_revocations, weak=False)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
     from sqs_broker.telemetry import recorder
 
     recorder.install(instance.app)
+
+
+def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker import revocation_sync
+
+    revocation_sync.install(instance.app)
