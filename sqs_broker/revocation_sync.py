@@ -209,23 +209,34 @@ def on_task_revoked(
     )
 
 
+#: Seconds a fork waits for a read under way. SQLite's reads are short; a read that waits on
+#: an unreachable database server must not hold the pool's forks (and so the tasks) back.
+FORK_WAIT = 1.0
+_held_for_fork = False
+
+
 def _before_fork() -> None:
-    # A prefork child must not inherit a connection in use (see telemetry.recorder).
+    # A prefork child must not inherit a connection in use: SQLite's per-process lock
+    # bookkeeping would be copied with it (see telemetry.recorder).
+    global _held_for_fork
     sync = current()
-    if sync is not None:
-        sync.read_lock.acquire()
+    _held_for_fork = sync is not None and sync.read_lock.acquire(timeout=FORK_WAIT)
 
 
 def _after_fork_in_parent() -> None:
+    global _held_for_fork
     sync = current()
-    if sync is not None:
+    if sync is not None and _held_for_fork:
         sync.read_lock.release()
+    _held_for_fork = False
 
 
 def _after_fork_in_child() -> None:
+    global _held_for_fork
     sync = _sync  # the parent's, which the child does not use
     if sync is not None and sync.read_lock.locked():
         sync.read_lock.release()
+    _held_for_fork = False
 
 
 _connected = False

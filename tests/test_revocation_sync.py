@@ -153,3 +153,34 @@ def test_expired_revocation__no_longer_applies(
     worker = start_worker(env)
     assert wait_for(lambda: [t for t, _ in runs(journal)] == ["ran"], 60), worker.output()
     assert "Discarding revoked task" not in worker.output()
+
+
+def test_install_hooks__revocation_step_only_when_on() -> None:
+    """SQS_BROKER_REVOCATIONS connects the worker hook; False leaves workers as they were."""
+    from types import SimpleNamespace
+
+    from celery import Celery, signals
+    from django.test import override_settings
+
+    from sqs_broker.apps import _install_revocations, install_hooks
+
+    def connected() -> bool:
+        return any(
+            receiver is _install_revocations for _, receiver in signals.celeryd_init.receivers
+        )
+
+    app = Celery("hooks", set_as_current=False)
+    signals.celeryd_init.disconnect(_install_revocations)
+    try:
+        # The process's log scrubbing is left as it is.
+        quiet = {"SQS_BROKER_CELERY_APP": app, "SQS_BROKER_LOG_SCRUBBING": False}
+        with override_settings(**quiet, SQS_BROKER_REVOCATIONS=False):
+            install_hooks()
+        assert not connected()
+        with override_settings(**quiet):
+            install_hooks()
+        assert connected()
+    finally:
+        signals.celeryd_init.connect(_install_revocations, weak=False)
+    _install_revocations(instance=SimpleNamespace(app=app))
+    assert revocation_sync.RevocationStep in app.steps["worker"]
