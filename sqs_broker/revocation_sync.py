@@ -4,8 +4,9 @@
 :mod:`sqs_broker.revocations` when the worker is built (before the consumer
 takes a message) and puts them into ``celery.worker.state.revoked``, the set
 Celery checks before it runs a task. A daemon thread reads them again every
-``SQS_BROKER_REVOCATION_REFRESH`` seconds (one query; expired rows pruned
-every :data:`PRUNE_EVERY` seconds) and hands the changes to the worker's event
+``SQS_BROKER_REVOCATION_REFRESH`` seconds (one query that waits at most
+:data:`~sqs_broker.telemetry.base.LOCK_WAIT` for a locked table; expired rows
+pruned every :data:`PRUNE_EVERY` seconds) and hands the changes to the worker's event
 loop, the thread that reads the set. Celery's own path then does the rest:
 "Discarding revoked task", the message acknowledged (deleted from SQS),
 ``task_revoked`` sent, the result backend told REVOKED.
@@ -27,9 +28,11 @@ import time
 from typing import Any
 
 from celery import bootsteps, signals
-from django.db import connections
+from django.db import connection, connections, transaction
 
 from sqs_broker.conf import app_settings
+from sqs_broker.telemetry.base import LOCK_WAIT
+from sqs_broker.telemetry.store import bounded_lock_wait
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,15 @@ LOGGED_IDS = 10
 def _ids_text(ids: list[str]) -> str:
     shown = ", ".join(ids[:LOGGED_IDS])
     return shown if len(ids) <= LOGGED_IDS else f"{shown} and {len(ids) - LOGGED_IDS} more"
+
+
+def _set_lock_timeout(seconds: float) -> None:
+    # PostgreSQL waits for a table lock without end by default; LOCAL ends with the transaction.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
+            )
 
 
 class Sync:
@@ -71,11 +83,14 @@ class Sync:
         try:
             with self.read_lock:
                 try:
-                    found = revocations.active_ids()
-                    now = time.monotonic()
-                    if now - self._last_prune >= PRUNE_EVERY:
-                        self._last_prune = now
-                        revocations.prune_expired()
+                    # A locked table fails the read fast instead of holding the forks back.
+                    with bounded_lock_wait(LOCK_WAIT), transaction.atomic():
+                        _set_lock_timeout(LOCK_WAIT)
+                        found = revocations.active_ids()
+                        now = time.monotonic()
+                        if now - self._last_prune >= PRUNE_EVERY:
+                            self._last_prune = now
+                            revocations.prune_expired()
                 finally:
                     # No connection may cross a prefork fork (SQLite's locks are per process).
                     connections.close_all()
