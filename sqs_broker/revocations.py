@@ -96,6 +96,11 @@ def default_expiry(app: Celery | None = None) -> tuple[int, str]:
         if not state.error and (seconds := state.int("MessageRetentionPeriod")) is not None
     ]
     if not retentions:
+        errors = [f"{state.ref.name}: {state.error}" for state in states if state.error]
+        if errors:
+            return DEFAULT_RETENTION, (
+                f"SQS's default retention; the app's queues could not be read ({errors[0]})"
+            )
         return DEFAULT_RETENTION, "SQS's default retention; no queue's own retention is known"
     return max(retentions), "the longest message retention of the app's queues"
 

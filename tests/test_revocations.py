@@ -96,13 +96,14 @@ def test_forget__withdraws_and_audits_only_what_was_revoked(caplog) -> None:
 
 @pytest.mark.django_db
 def test_default_expiry__longest_retention_of_the_apps_queues(sqs, unique) -> None:
-    """The longest MessageRetentionPeriod among the app's queues; SQS's 4 days when none answers."""
+    """The longest MessageRetentionPeriod of the app's queues; SQS's 4 days, said why, if none."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-")
     app = make_app(env, task_queues=None)
     with override_settings(SQS_BROKER_CELERY_APP=app):
         assert revocations.default_expiry(app) == (
             4 * 86400,
-            "SQS's default retention; no queue's own retention is known",
+            f"SQS's default retention; the app's queues could not be read ({unique}-celery: "
+            "QueueDoesNotExist on GetQueueUrl: The specified queue does not exist.)",
         )
         sqs.create_queue(
             QueueName=f"{unique}-celery", Attributes={"MessageRetentionPeriod": "864000"}
@@ -111,3 +112,16 @@ def test_default_expiry__longest_retention_of_the_apps_queues(sqs, unique) -> No
             864000,
             "the longest message retention of the app's queues",
         )
+
+
+@pytest.mark.django_db
+def test_default_expiry__unreadable_queues_said(unique) -> None:
+    """SQS unreachable: 4 days, and the reason names a queue and its error."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL="http://127.0.0.1:9")
+    app = make_app(env)
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        seconds, why = revocations.default_expiry(app)
+    assert seconds == 4 * 86400
+    assert why.startswith(
+        f"SQS's default retention; the app's queues could not be read ({unique}-celery: "
+    )
