@@ -106,11 +106,12 @@ def test_worker_started_later__discards_the_revoked_task(
     extra = ("--concurrency=2",) if pool == "prefork" else ()
     worker = start_worker(env, pool=pool, extra=extra)
     assert wait_for(lambda: [t for t, _ in runs(journal)] == ["kept"], 60), worker.output()
+    # The journal line comes before the task returns: wait for its log line too.
+    assert wait_for(lambda: f"[{kept.id}] succeeded" in worker.output(), 30), worker.output()
     log = worker.output()
     assert f"Discarding revoked task: {JOURNAL}[{revoked.id}]" in log
     assert f"Task {JOURNAL}[{revoked.id}] not run: revoked in the database by " in log
     assert "(test); its message was acknowledged." in log
-    assert f"[{kept.id}] succeeded" in log
     # Acknowledged: nothing visible, nothing left in flight to come back.
     assert wait_for(lambda: depth(sqs, queue) == (0, 0), 30), depth(sqs, queue)
     assert wait_for(lambda: _revoked_count(queue) == 1, 30), log
@@ -147,12 +148,17 @@ def test_expired_revocation__no_longer_applies(
     env = _env(unique)
     sqs.create_queue(QueueName=f"{unique}-celery")
     journal = tmp_path / "journal"
-    result = make_app(env).send_task(JOURNAL, args=(str(journal), "ran"))
-    revocations.revoke([result.id], user="alice", expires=1)
+    app = make_app(env)
+    expired = app.send_task(JOURNAL, args=(str(journal), "ran"))
+    revocations.revoke([expired.id], user="alice", expires=1)
+    # Beside it, one still revoked: this worker did read the revocations.
+    live = app.send_task(JOURNAL, args=(str(journal), "refused"))
+    revocations.revoke([live.id], user="alice", expires=300)
     time.sleep(1.5)
     worker = start_worker(env)
+    assert wait_for(lambda: f"Discarding revoked task: {JOURNAL}[{live.id}]" in worker.output(), 60)
     assert wait_for(lambda: [t for t, _ in runs(journal)] == ["ran"], 60), worker.output()
-    assert "Discarding revoked task" not in worker.output()
+    assert f"Discarding revoked task: {JOURNAL}[{expired.id}]" not in worker.output()
 
 
 def test_install_hooks__revocation_step_only_when_on() -> None:
