@@ -7,7 +7,9 @@ the app; docs/architecture.md lists each hook. Defaults on:
 - ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001;
 - ``SQS_BROKER_PUBLISH_GUARD``: the Celery app's ``amqp_cls`` gets the ETA
   guard and native SQS delays;
-- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001.
+- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001;
+- ``SQS_BROKER_REVOCATIONS``: a worker bootstep loads the task ids revoked in
+  the database (``sqs_revoke``) into Celery's own revoked set, and keeps it fresh.
 
 Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
 beat's heartbeat, started on ``beat_init``).
@@ -75,6 +77,9 @@ def install_hooks() -> None:
         signals.beat_init.connect(_install_beat_telemetry, weak=False)
     # Likewise the transport's worker side: web processes never load the transport.
     signals.celeryd_init.connect(_install_transport, weak=False)
+    if app_settings.REVOCATIONS:
+        # Same reason as telemetry's: a worker alone loads the step.
+        signals.celeryd_init.connect(_install_revocations, weak=False)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
@@ -103,3 +108,9 @@ def _count_poison(queue: str) -> None:
     current = recorder.recorder()
     if current is not None:
         current.poisoned(queue)
+
+
+def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker import revocation_sync
+
+    revocation_sync.install(instance.app)

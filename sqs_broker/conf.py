@@ -160,6 +160,16 @@ class Settings:
         return _number("SQS_BROKER_TELEMETRY_INTERVAL", 10, 0.1)
 
     @property
+    def REVOCATIONS(self) -> bool:
+        """Workers load the task ids revoked in the database (``sqs_revoke``) and refuse them."""
+        return _flag("SQS_BROKER_REVOCATIONS", True)
+
+    @property
+    def REVOCATION_REFRESH(self) -> float:
+        """Seconds between two reads of the revoked task ids by a running worker."""
+        return _number("SQS_BROKER_REVOCATION_REFRESH", 5, 0.1)
+
+    @property
     def RETENTION_DAYS(self) -> float:
         """Days of samples, heartbeats and counters kept before pruning."""
         return _number("SQS_BROKER_RETENTION_DAYS", 7, 0)

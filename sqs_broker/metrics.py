@@ -276,7 +276,8 @@ class StatsCollector(Collector):
             PREFIX + "tasks",
             "Task deliveries by outcome (received, succeeded, failed, retried, "
             "redelivered = ApproximateReceiveCount > 1, poisoned = moved out of the way "
-            "undecoded, when any), over the kept telemetry.",
+            "undecoded, revoked = discarded unrun by Celery's revoke path, each when any), "
+            "over the kept telemetry.",
             labels=[*labels, "outcome"],
         )
         runtime = HistogramMetricFamily(
@@ -294,8 +295,9 @@ class StatsCollector(Collector):
             key = [task["name"], task["queue"]]
             for outcome in OUTCOMES:
                 counts.add_metric([*key, outcome], task[outcome])
-            if task.get("poisoned"):
-                counts.add_metric([*key, "poisoned"], task["poisoned"])
+            for outcome in ("poisoned", "revoked"):
+                if task.get(outcome):
+                    counts.add_metric([*key, outcome], task[outcome])
             for family, prefix in ((runtime, "runtime"), (wait, "wait")):
                 buckets = task.get(f"{prefix}_buckets")
                 if buckets:

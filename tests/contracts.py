@@ -83,6 +83,7 @@ INSIDE_FUNCTIONS = {
         # Loaded by the signal that only their own process sends: beat_init, celeryd_init.
         "sqs_broker.telemetry.beat",
         "sqs_broker.transport.worker",
+        "sqs_broker.revocation_sync",
     },
     # The project's Celery module imports guard before Django's settings are loaded.
     "sqs_broker.guard": {"sqs_broker.findings", "sqs_broker.redact"},

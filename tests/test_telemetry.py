@@ -840,6 +840,21 @@ def test_dashboard__poison_count_and_quarantine_queue_listed(viewer, sqs, unique
     assert flags[f"{queue}-quarantine"] is True and flags[queue] is False
 
 
+@pytest.mark.django_db
+def test_revoked__in_stats_json_and_metrics(viewer, sqs, unique) -> None:
+    """Deliveries Celery's revoke path discarded show as revoked in stats.json and the metrics."""
+    queue = _seed(sqs, unique)
+    key = ("project.demo.tasks.add", queue, base.minute_of(timezone.now()))
+    store.write({key: base.Counts(received=2, revoked=2)}, "w@h")
+    tasks = {t["name"]: t for t in viewer.get("/sqs/stats.json").json()["tasks"]}
+    assert tasks["project.demo.tasks.add"]["revoked"] == 2
+    assert tasks["project.demo.tasks.flaky"]["revoked"] == 0
+    text = viewer.get("/sqs/metrics").content.decode()
+    labels = f'queue="{queue}",task="project.demo.tasks.add"'
+    assert f'sqs_broker_tasks_total{{outcome="revoked",{labels}}} 2.0' in text
+    assert 'outcome="revoked",queue="' + queue + '",task="project.demo.tasks.flaky"' not in text
+
+
 # --- real workers -------------------------------------------------------------
 
 

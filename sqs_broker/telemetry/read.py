@@ -155,6 +155,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "retried": c.retried,
                 "redelivered": c.redelivered,
                 "poisoned": c.poisoned,
+                "revoked": c.revoked,
                 "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
                 "runtime_max": round(c.runtime_max, 6) if finished else None,
                 "failure_rate": _rate(c.failed, finished),

@@ -141,6 +141,10 @@ class Recorder:
         """A message of ``queue`` that no task could be made of, moved out of the way."""
         self._add(POISON_TASK, queue, poisoned=1)
 
+    def revoked(self, task: str, queue: str) -> None:
+        """Celery's revoke path discarded a delivery of ``task`` unrun (revoked or expired)."""
+        self._add(task, queue, revoked=1)
+
     def started(self, task_id: str) -> None:
         """The task began running here: its run time starts now."""
         with self._lock:
@@ -413,6 +417,15 @@ def on_task_postrun(
     current.finished(task_id, task.name, queue_label(_routing_key(request)), state)
 
 
+def on_task_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """``task_revoked``, in the worker's main process: count the discarded delivery."""
+    current = recorder()
+    if current is None or request is None:
+        return
+    name = getattr(sender, "name", None) or getattr(request, "task", None) or "?"
+    current.revoked(str(name), queue_label(_routing_key(request)))
+
+
 def on_worker_process_init(sender: Any = None, **kwargs: Any) -> None:
     """A prefork child: count its own tasks and flush them from its own thread."""
     global _recorder
@@ -560,6 +573,7 @@ def install(app: Any) -> None:
     signals.task_received.connect(on_task_received, weak=False)
     signals.task_prerun.connect(on_task_prerun, weak=False)
     signals.task_postrun.connect(on_task_postrun, weak=False)
+    signals.task_revoked.connect(on_task_revoked, weak=False)
     signals.worker_process_init.connect(on_worker_process_init, weak=False)
     signals.worker_process_shutdown.connect(on_worker_process_shutdown, weak=False)
     os.register_at_fork(
