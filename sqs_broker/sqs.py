@@ -52,6 +52,7 @@ ATTRIBUTES = (
     "FifoQueue",
     "ContentBasedDeduplication",
     "QueueArn",
+    "MaximumMessageSize",
 )
 
 
