@@ -48,6 +48,7 @@ from vine import promise
 
 from sqs_broker.limits import MAX_BATCH_ENTRIES
 from sqs_broker.redact import scrub
+from sqs_broker.transport import payloads  # issue 22: offloaded bodies
 from sqs_broker.transport.acks import AckBatcher, PendingDelete
 from sqs_broker.transport.faults import Fault, Faults, answer_of, describe
 from sqs_broker.transport.poison import (
@@ -217,7 +218,13 @@ class Channel(SQS.Channel):
         for message in messages:
             raw = message["Body"]
             try:
-                envelope, text = envelope_of(raw, self._decode_python_message_body)
+                # payloads (issue 22): an S3 pointer's stored body; poison moves `raw`, the pointer.
+                try:
+                    body = payloads.body_of(message)
+                except payloads.Unavailable as exc:
+                    logger.warning("Message left for redelivery: %s", exc)
+                    continue
+                envelope, text = envelope_of(body, self._decode_python_message_body)
                 check_envelope(envelope, self.codecs, self._accepted())
             except Poison as poison:
                 self._quarantine(qname, url, message, raw, str(poison))
@@ -364,7 +371,10 @@ class Channel(SQS.Channel):
             QueueUrl=url,
             Entries=[{"Id": str(n), "ReceiptHandle": e.receipt} for n, e in enumerate(batch)],
         )
-        return [(batch[int(f["Id"])], f.get("Code")) for f in answer.get("Failed") or []]
+        failed = [(batch[int(f["Id"])], f.get("Code")) for f in answer.get("Failed") or []]
+        # payloads (issue 22): stored bodies go once their messages are deleted, not before.
+        payloads.acknowledged({e.receipt for e in batch} - {e.receipt for e, _ in failed})
+        return failed
 
     # --- closing -------------------------------------------------------------------
 
