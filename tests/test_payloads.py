@@ -208,3 +208,81 @@ def test_extended_client__we_read_what_it_offloads(bucket: str, sqs: Any, unique
     assert worker_payloads.body_of(message) == body
     worker_payloads.acknowledged([message["ReceiptHandle"]])
     assert payloads.delete([]) == []
+
+
+# --- the sweep ------------------------------------------------------------------------
+
+
+def test_sweep__keeps_objects_while_a_message_could_point_to_them(
+    bucket: str, s3: Any, sqs: Any, unique: str
+) -> None:
+    """The bound is the queue's retention plus its dead-letter queue's, plus an hour."""
+    import time
+
+    from tests.conftest import queue_with_dlq
+
+    queue_with_dlq(
+        sqs, f"{unique}-a", f"{unique}-a-dlq", MessageRetentionPeriod="60"
+    )  # the dead-letter queue keeps the default 4 days
+    sqs.set_queue_attributes(
+        QueueUrl=sqs.get_queue_url(QueueName=f"{unique}-a-dlq")["QueueUrl"],
+        Attributes={"MessageRetentionPeriod": "120"},
+    )
+    sqs.create_queue(QueueName=f"{unique}-b", Attributes={"MessageRetentionPeriod": "60"})
+    a = payloads.store("a", f"{unique}-a")
+    b = payloads.store("b", f"{unique}-b")
+    gone = payloads.store("c", f"{unique}-gone")  # its queue does not exist (any more)
+    now = time.time()
+
+    early = payloads.sweep(now=now + 3000)
+    assert (early.scanned, early.deleted_total, early.kept) == (3, 0, 3)
+    assert early.bounds == {
+        f"{unique}-a": 60 + 120 + 3600,
+        f"{unique}-b": 60 + 3600,
+        f"{unique}-gone": 2 * 1_209_600 + 3600,
+    }
+    dry = payloads.sweep(now=now + 3700, dry_run=True)
+    assert dry.deleted == {f"{unique}-b": 1}
+    assert sorted(keys(s3, bucket)) == sorted([a.key, b.key, gone.key])
+    swept = payloads.sweep(now=now + 3900)
+    assert swept.deleted == {f"{unique}-a": 1, f"{unique}-b": 1} and swept.errors == []
+    assert keys(s3, bucket) == [gone.key]
+
+
+def test_sweep__without_a_bucket_is_an_error() -> None:
+    """Nothing to sweep without SQS_BROKER_LARGE_PAYLOAD_BUCKET: a clear error."""
+    with pytest.raises(RuntimeError, match="SQS_BROKER_LARGE_PAYLOAD_BUCKET is not set"):
+        payloads.sweep()
+
+
+def test_sqs_payloads_sweep__command_output_and_exit_codes(bucket: str, s3: Any) -> None:
+    """The command says what it deleted; without a bucket it exits 2."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    payloads.store("x", "somequeue")
+    out = StringIO()
+    call_command("sqs_payloads", "sweep", "--older-than", "0", "--dry-run", stdout=out)
+    assert out.getvalue() == "Would delete 1 of 1 stored bodies; kept 0.\n  somequeue: 1\n"
+    assert len(keys(s3, bucket)) == 1
+    out = StringIO()
+    call_command("sqs_payloads", "sweep", "--older-than", "0", stdout=out)
+    assert out.getvalue().startswith("Deleted 1 of 1 stored bodies; kept 0.")
+    assert keys(s3, bucket) == []
+    with (
+        override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET=None),
+        pytest.raises(CommandError) as caught,
+    ):
+        call_command("sqs_payloads", "sweep", stdout=StringIO(), stderr=StringIO())
+    assert caught.value.returncode == 2
+
+
+def test_sweep_payloads__beat_task(bucket: str, s3: Any) -> None:
+    """The beat task sweeps with the queues' bounds, and says when there is no bucket."""
+    from sqs_broker.tasks import sweep_payloads
+
+    payloads.store("x", "somequeue")
+    assert sweep_payloads() == {"scanned": 1, "deleted": 0, "kept": 1, "errors": []}
+    with override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET=None):
+        assert "not set" in sweep_payloads()["skipped"]
