@@ -13,7 +13,8 @@ ask it and only format what it returns.
   (visibility timeout, results, shutdown), :mod:`~sqs_broker.findings.predefined`
   (predefined queues and backoff), :mod:`~sqs_broker.findings.sts` (STS and
   identity), :mod:`~sqs_broker.findings.names` (names and runtime),
-  :mod:`~sqs_broker.findings.live` (live queues);
+  :mod:`~sqs_broker.findings.live` (live queues),
+  :mod:`~sqs_broker.findings.payloads` (message sizes, the large-payload bucket);
 - :mod:`~sqs_broker.findings.failures`: what a failed call means;
 - :mod:`~sqs_broker.findings.run`: :func:`offline`, :func:`online`,
   :func:`online_within`.
@@ -34,6 +35,7 @@ from sqs_broker.findings import sts  # noqa: F401
 from sqs_broker.findings import names  # noqa: F401
 from sqs_broker.findings import servers  # noqa: F401
 from sqs_broker.findings import live  # noqa: F401
+from sqs_broker.findings import payloads  # noqa: F401
 
 # isort: on
 from sqs_broker.findings.base import (
