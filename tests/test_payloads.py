@@ -286,3 +286,13 @@ def test_sweep_payloads__beat_task(bucket: str, s3: Any) -> None:
     assert sweep_payloads() == {"scanned": 1, "deleted": 0, "kept": 1, "errors": []}
     with override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET=None):
         assert "not set" in sweep_payloads()["skipped"]
+
+
+def test_sweep_payloads__scheduled_in_example_project(settings: Any) -> None:
+    """The example project's beat schedule runs the registered sweep hourly."""
+    from project.celery import app as project_app
+
+    project_app.loader.import_default_modules()
+    assert "sqs_broker.sweep_payloads" in project_app.tasks
+    entry = settings.CELERY_BEAT_SCHEDULE["sqs-broker-sweep-payloads"]
+    assert entry == {"task": "sqs_broker.sweep_payloads", "schedule": 3600.0}
