@@ -29,13 +29,8 @@ sender (``app.amqp.send_task_message``, the function that sends
 (:class:`GuardedAMQP`). :func:`install` puts it in place; the Django app
 calls it in ``ready()``.
 
-**Large messages.** The same sender checks the final SQS message (body and
-attributes, as kombu built it) against the target queue's
-``MaximumMessageSize`` (read once per process, with the visibility
-timeout). Over it, with ``SQS_BROKER_LARGE_PAYLOAD_BUCKET`` set, the body goes
-to S3 and a pointer is sent (:mod:`sqs_broker.payloads`); without one,
-:class:`~sqs_broker.payloads.MessageTooLarge` names the task, the size, the
-limit and the setting, where botocore would raise ``MessageTooLong``.
+**Large messages.** The same sender sends through :func:`sqs_broker.payloads.sending.sized`:
+a message over its queue's limit goes to S3, or raises ``MessageTooLarge``.
 
 **FIFO.** :func:`fifo_options` and :func:`publish_fifo` set
 ``MessageGroupId`` and a ``MessageDeduplicationId`` derived from the task id,
@@ -59,21 +54,18 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
 from celery.app.amqp import AMQP
 from django.core.exceptions import ImproperlyConfigured
 
-from sqs_broker import limits, payloads, sqs
+from sqs_broker import limits, sqs
 from sqs_broker.conf import app_settings
-from sqs_broker.payloads import MessageTooLarge
+from sqs_broker.payloads import sending
 
 if TYPE_CHECKING:
     from celery import Celery, Signature
@@ -150,30 +142,7 @@ def sqs_delay_limit(queue: str) -> int:
 
 
 _visibility: dict[tuple[str | None, str], int] = {}
-_max_size: dict[tuple[str | None, str], tuple[int, float]] = {}
 _visibility_lock = threading.Lock()
-#: Seconds an unreadable ``MaximumMessageSize`` is taken as 1 MiB before SQS is asked again.
-UNKNOWN_SIZE_TTL = 60.0
-
-
-def _queue_ref(queue: str, app: Celery | None, url: str | None = None) -> sqs.QueueRef:
-    predefined = sqs.transport_options(app).get("predefined_queues") or {}
-    spec = predefined.get(queue)
-    source: sqs.Source = "predefined" if spec else "declared"
-    return sqs.QueueRef(queue, source, url or (spec and spec.get("url")))
-
-
-def _remember(key: tuple[str | None, str], state: sqs.QueueState) -> None:
-    """Keep what one GetQueueAttributes answered that publishing needs."""
-    if state.error:
-        return
-    with _visibility_lock:
-        size = state.int("MaximumMessageSize")
-        if size is not None:
-            _max_size[key] = (size, math.inf)
-        timeout = state.int("VisibilityTimeout")
-        if timeout is not None:
-            _visibility[key] = timeout
 
 
 def visibility_timeout(queue: str, app: Celery | None = None) -> int:
@@ -193,8 +162,9 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     default = (
         int(float(configured)) if configured not in (None, "") else limits.KOMBU_VISIBILITY_TIMEOUT
     )
-    state = sqs.fetch_one(_queue_ref(queue, app), app)
-    _remember(key, state)
+    spec = predefined.get(queue)
+    ref = sqs.QueueRef(queue, "predefined" if spec else "declared", spec and spec.get("url"))
+    state = sqs.fetch_one(ref, app)
     if state.error_code == "QueueDoesNotExist" and not predefined:
         value = default
     elif state.error or state.int("VisibilityTimeout") is None:
@@ -214,39 +184,11 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     return value
 
 
-def max_message_size(queue: str, app: Celery | None = None, url: str | None = None) -> int:
-    """The ``MaximumMessageSize`` of ``queue`` (its SQS name), read once per process.
-
-    Unreadable (no permission, SQS down), it is taken as 1 MiB, SQS's largest,
-    for :data:`UNKNOWN_SIZE_TTL` seconds: a publish does not pay a request for it.
-    """
-    key = (sqs.endpoint_url(app), queue)
-    with _visibility_lock:
-        known = _max_size.get(key)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
-    state = sqs.fetch_one(_queue_ref(queue, app, url), app)
-    _remember(key, state)
-    with _visibility_lock:
-        known = _max_size.get(key)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
-        logger.warning(
-            "Could not read the MaximumMessageSize of queue %r (%s); messages are checked "
-            "against SQS's largest, %s bytes.",
-            queue,
-            state.error or "not in the answer",
-            limits.MAX_MESSAGE_SIZE,
-        )
-        _max_size[key] = (limits.MAX_MESSAGE_SIZE, time.monotonic() + UNKNOWN_SIZE_TTL)
-        return limits.MAX_MESSAGE_SIZE
-
-
 def forget_visibility() -> None:
-    """Forget the visibility timeouts and message sizes read so far (tests, queue changes)."""
+    """Forget the visibility timeouts and message size limits read so far (tests, queue changes)."""
     with _visibility_lock:
         _visibility.clear()
-        _max_size.clear()
+    sending.forget_sizes()
 
 
 def held_by_worker(delay: float, fifo: bool) -> float:
@@ -338,104 +280,6 @@ def guard(
     logger.warning(explain(name, sqs_name, delay, hold, limit, sqs_delay))
 
 
-# --- large messages ------------------------------------------------------------
-
-#: Pointers offloaded while publish_many builds its messages (None: not collecting).
-_offloaded: ContextVar[list[payloads.Pointer] | None] = ContextVar("_offloaded", default=None)
-
-
-def _too_long(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    message = str(error.get("Message", ""))
-    return error.get("Code") in ("MessageTooLong", "InvalidParameterValue") and (
-        "too long" in message.lower() or "shorter than" in message.lower()
-    )
-
-
-@dataclass
-class _SizedClient:
-    """Stands in for the SQS client kombu sends a task with: offloads or refuses it if too large."""
-
-    client: Any
-    queue: str | None
-    task: str
-    app: Celery
-
-    def send_message(self, **kwargs: Any) -> Any:
-        url = str(kwargs.get("QueueUrl", ""))
-        queue = self.queue or url.rstrip("/").rsplit("/", 1)[-1]
-        kwargs = prepare(kwargs, queue, self.task, self.app)
-        try:
-            return self.client.send_message(**kwargs)
-        except ClientError as exc:
-            if not _too_long(exc):
-                raise
-            # The queue's limit was lowered since it was read, or could not be read.
-            forget_visibility()
-            raise MessageTooLarge(
-                self.task, queue, payloads.message_size(kwargs),
-                max_message_size(queue, self.app, url), app_settings.LARGE_PAYLOAD_BUCKET,
-            ) from None  # fmt: skip
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-
-def prepare(kwargs: dict[str, Any], queue: str, task: str, app: Celery) -> dict[str, Any]:
-    """``SendMessage`` arguments that fit ``queue``: as given, offloaded to S3, or refused.
-
-    Raises :class:`~sqs_broker.payloads.MessageTooLarge` when the message is
-    over the queue's ``MaximumMessageSize`` and no bucket is configured (or the
-    pointer message itself would still be too large).
-    """
-    size = payloads.message_size(kwargs)
-    if size <= payloads.MARGIN and app_settings.LARGE_PAYLOAD_THRESHOLD is None:
-        return kwargs  # smaller than any queue's limit can be: no lookup needed
-    where = payloads.settings()
-    limit = max_message_size(queue, app, kwargs.get("QueueUrl"))
-    if where is not None and size > where.limit_for(limit):
-        kwargs, pointer = payloads.offload(kwargs, queue, app)
-        collecting = _offloaded.get()
-        if collecting is not None:
-            collecting.append(pointer)
-        size = payloads.message_size(kwargs)
-        logger.info(
-            "Task %s: message for queue %s stored in S3 (%s bytes) as %s",
-            task, queue, kwargs["MessageAttributes"][payloads.SIZE_ATTRIBUTE]["StringValue"],
-            pointer.key,
-        )  # fmt: skip
-    if size > limit:
-        raise MessageTooLarge(task, queue, size, limit, where.bucket if where else None)
-    return kwargs
-
-
-@contextmanager
-def _sized(producer: Any, app: Celery, task: str) -> Iterator[None]:
-    """While a task is sent, kombu's SQS client for it checks (and offloads) the message."""
-    from kombu.transport.SQS import Channel
-
-    channel = getattr(producer, "channel", None)
-    if not isinstance(channel, Channel):
-        yield
-        return
-    shadowed = "sqs" in vars(channel)
-    base = channel.sqs
-
-    def sized_client(queue: str | None = None) -> _SizedClient:
-        return _SizedClient(base(queue=queue), queue, task, app)
-
-    # An instance attribute shadows Channel.sqs on this channel only, while this
-    # task is sent; the producer (and so its channel) is ours alone meanwhile.
-    channel.sqs = sized_client  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        if shadowed:
-            channel.sqs = base  # type: ignore[method-assign]
-        else:
-            del channel.sqs
-
-
 def _guarded_sender(app: Celery, send: Any) -> Any:
     def send_task_message(
         producer: Any,
@@ -447,7 +291,7 @@ def _guarded_sender(app: Celery, send: Any) -> Any:
         **kwargs: Any,
     ) -> Any:
         guard(app, name, message, kwargs, queue, exchange, routing_key)
-        with _sized(producer, app, name):
+        with sending.sized(producer, app, name):
             return send(
                 producer, name, message, exchange=exchange, routing_key=routing_key, queue=queue,
                 **kwargs,
@@ -667,14 +511,6 @@ def _send_all(
         return [future.result() for future in futures]
 
 
-def _discard(pointers: list[payloads.Pointer], app: Celery) -> None:
-    """Delete stored bodies whose messages were never sent (the sweep would, much later)."""
-    if not pointers:
-        return
-    for error in payloads.delete(pointers, app):
-        logger.warning("A stored body of an unsent message was not deleted: %s", error)
-
-
 def publish_many(
     signatures: Iterable[Signature],
     *,
@@ -733,22 +569,16 @@ def publish_many(
         # An instance attribute shadows Channel.sqs for this channel only, and
         # only while the messages are built; the producer is ours alone meanwhile.
         channel.sqs = recording_client  # type: ignore[method-assign]
-        offloaded: list[payloads.Pointer] = []
-        collecting = _offloaded.set(offloaded)
         try:
-            for position, signature in enumerate(signatures):
-                index[0] = position
-                extra = dict(options)
-                if group is not None:
-                    task_id = extra.pop("task_id", None) or signature.options.get("task_id")
-                    extra.update(fifo_options(group, task_id))
-                results.append(signature.apply_async(producer=producer, **extra))
-        except BaseException:
-            # Nothing is sent: the bodies already stored in S3 would only be left behind.
-            _discard(offloaded, app)
-            raise
+            with sending.collected(app):  # a refusal here deletes the bodies stored so far
+                for position, signature in enumerate(signatures):
+                    index[0] = position
+                    extra = dict(options)
+                    if group is not None:
+                        task_id = extra.pop("task_id", None) or signature.options.get("task_id")
+                        extra.update(fifo_options(group, task_id))
+                    results.append(signature.apply_async(producer=producer, **extra))
         finally:
-            _offloaded.reset(collecting)
             del channel.sqs
     by_queue: dict[tuple[str | None, str], list[_Entry]] = {}
     for entry in entries:
@@ -757,17 +587,11 @@ def publish_many(
     for (client_queue, url), queue_entries in by_queue.items():
         client = sqs.client(client_queue, app, purpose="publish")
         jobs.extend((client, url, batch) for batch in _batches(queue_entries, max_batch_bytes))
-    failed: dict[str, str] = {}
-    unsent: list[payloads.Pointer] = []
-    for (_client, _url, batch), refused in zip(
-        jobs, _send_all(jobs, attempts, concurrency), strict=True
-    ):
-        for position, reason in refused.items():
-            failed[_task_id(batch[position], results)] = reason
-            pointer = payloads.pointer_of(batch[position].kwargs["MessageBody"])
-            if pointer is not None:
-                unsent.append(pointer)
-    _discard(unsent, app)
+    sent = list(zip(jobs, _send_all(jobs, attempts, concurrency), strict=True))
+    failed = {
+        _task_id(b[n], results): why for (_, _, b), refused in sent for n, why in refused.items()
+    }
+    sending.discard_unsent([b[n].kwargs["MessageBody"] for (_, _, b), no in sent for n in no], app)
     if failed:
         raise PublishError(failed, results)
     return results

@@ -34,10 +34,11 @@ def sample_queues() -> dict[str, Any]:
 def sweep_payloads() -> dict[str, Any]:
     """Delete stored message bodies whose messages are gone (see ``sqs_payloads sweep``)."""
     from sqs_broker import payloads
+    from sqs_broker.payloads.sweep import sweep
 
     if payloads.settings() is None:
         return {"skipped": "SQS_BROKER_LARGE_PAYLOAD_BUCKET is not set"}
-    result = payloads.sweep()
+    result = sweep()
     return {
         "scanned": result.scanned,
         "deleted": result.deleted_total,

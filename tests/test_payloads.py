@@ -23,6 +23,7 @@ from django.test import override_settings
 
 from sqs_broker import payloads, publishing
 from sqs_broker.conf import app_settings
+from sqs_broker.payloads.sweep import sweep
 from sqs_broker.transport import payloads as worker_payloads
 from tests.conftest import ROOT, base_env, drain, make_app
 
@@ -234,17 +235,17 @@ def test_sweep__keeps_objects_while_a_message_could_point_to_them(
     gone = payloads.store("c", f"{unique}-gone")  # its queue does not exist (any more)
     now = time.time()
 
-    early = payloads.sweep(now=now + 3000)
+    early = sweep(now=now + 3000)
     assert (early.scanned, early.deleted_total, early.kept) == (3, 0, 3)
     assert early.bounds == {
         f"{unique}-a": 60 + 120 + 3600,
         f"{unique}-b": 60 + 3600,
         f"{unique}-gone": 2 * 1_209_600 + 3600,
     }
-    dry = payloads.sweep(now=now + 3700, dry_run=True)
+    dry = sweep(now=now + 3700, dry_run=True)
     assert dry.deleted == {f"{unique}-b": 1}
     assert sorted(keys(s3, bucket)) == sorted([a.key, b.key, gone.key])
-    swept = payloads.sweep(now=now + 3900)
+    swept = sweep(now=now + 3900)
     assert swept.deleted == {f"{unique}-a": 1, f"{unique}-b": 1} and swept.errors == []
     assert keys(s3, bucket) == [gone.key]
 
@@ -252,7 +253,7 @@ def test_sweep__keeps_objects_while_a_message_could_point_to_them(
 def test_sweep__without_a_bucket_is_an_error() -> None:
     """Nothing to sweep without SQS_BROKER_LARGE_PAYLOAD_BUCKET: a clear error."""
     with pytest.raises(RuntimeError, match="SQS_BROKER_LARGE_PAYLOAD_BUCKET is not set"):
-        payloads.sweep()
+        sweep()
 
 
 def test_sqs_payloads_sweep__command_output_and_exit_codes(bucket: str, s3: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 from django.test import override_settings
 
-from sqs_broker import publishing, sqs
+from sqs_broker import payloads, publishing, sqs
 from sqs_broker.publishing import EtaGuardError, PublishError, publish_fifo, publish_many
 from tests.conftest import base_env, drain, make_app
 from tests.proxy import Proxy
@@ -500,7 +500,7 @@ PATHS = ["delay", "apply_async", "send_task", "publish_many"]
 def test_large_message__refused_without_a_bucket(unique, sqs, path) -> None:
     """Over 1 MiB without a bucket: our error names task, size, limit and setting; nothing sent."""
     app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
-    with pytest.raises(publishing.MessageTooLarge) as caught:
+    with pytest.raises(payloads.MessageTooLarge) as caught:
         publish_big(app, path)
     text = str(caught.value)
     assert f"Task '{ADD}'" in text and f"queue '{unique}-celery'" in text
@@ -518,7 +518,7 @@ def test_large_message__the_queues_own_limit_counts(unique, sqs) -> None:
     """A queue whose MaximumMessageSize is 2 KiB refuses a 3 KB message with its own limit."""
     sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"MaximumMessageSize": "2048"})
     app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
-    with pytest.raises(publishing.MessageTooLarge, match="MaximumMessageSize of 2,048 bytes"):
+    with pytest.raises(payloads.MessageTooLarge, match="MaximumMessageSize of 2,048 bytes"):
         app.send_task(ADD, args=("z" * 3000, "y"))
 
 
@@ -528,7 +528,7 @@ def test_large_message__a_limit_lowered_later_is_still_our_error(unique, sqs) ->
     app.send_task(ADD, args=("z" * 5000, "y"))  # the 1 MiB limit is now cached
     url = queue_url(sqs, f"{unique}-celery")
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"MaximumMessageSize": "4096"})
-    with pytest.raises(publishing.MessageTooLarge, match="MaximumMessageSize of 4,096 bytes"):
+    with pytest.raises(payloads.MessageTooLarge, match="MaximumMessageSize of 4,096 bytes"):
         app.send_task(ADD, args=("z" * 5000, "y"))
 
 

@@ -2,18 +2,19 @@
 
 W021 judges each queue's ``MaximumMessageSize``; W022 is offline (a bucket
 with a transport that cannot read pointers); the rest judge the bucket as
-:func:`sqs_broker.payloads.bucket_state` found it, once per online pass.
+:func:`sqs_broker.payloads.bucket.bucket_state` found it, once per online pass.
 """
 
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
-from sqs_broker import limits, payloads, sqs
+from sqs_broker import limits, sqs
 from sqs_broker.conf import app_settings
 from sqs_broker.findings.base import Finding, make, register
 from sqs_broker.findings.failures import failure
 from sqs_broker.findings.live import LivePass
+from sqs_broker.payloads.bucket import bucket_state
 from sqs_broker.topology import Topology
 
 #: The transport that resolves pointers (sqs_broker.settings.TRANSPORTS["sqs_broker"]).
@@ -58,10 +59,8 @@ def bucket_without_our_transport(topo: Topology) -> Finding | None:
     """W022: a bucket is set but the workers' transport cannot read pointers."""
     if app_settings.LARGE_PAYLOAD_BUCKET is None:
         return None
-    transport = topo.app.conf.broker_transport
-    if transport == OUR_TRANSPORT or (
-        isinstance(transport, type) and transport.__module__ == "sqs_broker.transport"
-    ):
+    transport = topo.transport
+    if transport == OUR_TRANSPORT:
         return None
     return make(
         "sqs_broker.W022",
@@ -79,7 +78,7 @@ def bucket_without_our_transport(topo: Topology) -> Finding | None:
 def bucket_findings(live: LivePass) -> list[Finding]:
     """E025 (or E017/E018/E019), W023, W024, W025: the large-payload bucket, probed once."""
     try:
-        state = payloads.bucket_state(live.topo)
+        state = bucket_state(live.topo)
     except Exception as exc:  # the settings themselves: reported, not raised
         return [make("sqs_broker.E025", str(exc), _("Fix the setting named above."))]
     if state is None:

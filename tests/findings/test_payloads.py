@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 
 from sqs_broker import findings, payloads
+from sqs_broker.payloads.bucket import bucket_state
 from tests.findings.common import app_for, ids
 
 
@@ -84,5 +85,5 @@ def test_bucket__other_region_and_leftovers(unique: str, s3: Any, sqs_endpoint: 
         app = app_for()
         found = {f.id: f for f in findings.online(app)}
         assert "eu-west-1" in found["sqs_broker.W023"].message
-        state = payloads.bucket_state(app, max_age=-1, probe=False)
+        state = bucket_state(app, max_age=-1, probe=False)
     assert state is not None and state.leftovers == 1 and state.listed == 1

@@ -5,7 +5,7 @@ Task messages too large for SQS are stored in ``SQS_BROKER_LARGE_PAYLOAD_BUCKET`
 message. What is left (a worker killed before the delete, a dead-lettered,
 quarantined or purged message) is deleted here once it is older than any
 message that could still point to it: the queue's retention plus its
-dead-letter or quarantine queue's (:func:`sqs_broker.payloads.keep_for`). The
+dead-letter or quarantine queue's (:func:`sqs_broker.payloads.sweep.keep_for`). The
 Celery beat task ``sqs_broker.sweep_payloads`` does the same from a worker.
 
 Exit status: 0 when the sweep ran and every delete succeeded, 1 when some
@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sqs_broker import payloads
+from sqs_broker.payloads.sweep import sweep
 
 
 class Command(BaseCommand):
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError("--older-than must be a number of seconds >= 0.", returncode=2)
         dry_run = bool(options.get("dry_run"))
         try:
-            result = payloads.sweep(dry_run=dry_run, older_than=older_than)
+            result = sweep(dry_run=dry_run, older_than=older_than)
         except RuntimeError as exc:
             raise CommandError(str(exc), returncode=2) from None
         except Exception as exc:  # the listing failed: nothing was judged
