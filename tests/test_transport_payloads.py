@@ -237,3 +237,27 @@ def test_held__forgets_receipts_never_acknowledged() -> None:
     held._pruned -= 120  # as if the last pruning was two minutes ago
     held.add("new", payloads.Pointer("b", "k2"))
     assert len(held) == 1 and held.pop(["new"]) == [payloads.Pointer("b", "k2")]
+
+
+@with_worker
+def test_extended_clients_message__runs_and_its_object_is_deleted(
+    start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path
+) -> None:
+    """A task message AWS's extended client stored in S3 runs on our worker; then it is gone."""
+    from tests.test_payloads import extended_client
+
+    journal = tmp_path / "journal"
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    # The task message kombu would send, taken off the queue before any worker sees it.
+    app = make_app(worker_env(unique, bucket))
+    app.send_task(MEASURE, args=("e" * 500_000, str(journal)))
+    [message] = drain(sqs, url)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    extended_client("send", url, bucket, stdin=message["Body"])
+    [key] = keys(s3, bucket)
+    assert not key.startswith("sqs-payloads/")  # the extended client's own key: a bare uuid
+
+    worker = start_worker(worker_env(unique, bucket))
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+    assert runs(journal)[0][0] == "500000"
+    assert wait_for(lambda: keys(s3, bucket) == [], 15), worker.output()
