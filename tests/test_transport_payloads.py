@@ -142,13 +142,19 @@ def test_offloaded_task__sigkilled_worker_leaves_the_object_for_the_redelivery(
 def test_pointer_it_cannot_honour__quarantined_with_the_pointer(
     start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path
 ) -> None:
-    """Another bucket's pointer and a missing object are moved with their pointers, not lost."""
+    """Unreadable pointers and an undecodable stored body are moved with their pointers.
+
+    The stored body that is not a task keeps its object: the quarantined
+    message still points to it.
+    """
     s3.create_bucket(Bucket=f"{unique}-other")
     s3.put_object(Bucket=f"{unique}-other", Key="secret", Body=b"not for workers")
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     other = payloads.Pointer(f"{unique}-other", "secret").body()
     missing = payloads.Pointer(bucket, "sqs-payloads/gone").body()
-    for body in (other, missing):
+    s3.put_object(Bucket=bucket, Key="sqs-payloads/garbage", Body=b"not a kombu envelope")
+    garbage = payloads.Pointer(bucket, "sqs-payloads/garbage").body()
+    for body in (other, missing, garbage):
         sqs.send_message(QueueUrl=url, MessageBody=body)
     worker = start_worker(worker_env(unique, bucket))
     quarantine = f"{unique}-celery-quarantine"
@@ -162,13 +168,15 @@ def test_pointer_it_cannot_honour__quarantined_with_the_pointer(
         answer = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=names)
         return int(answer["Attributes"][names[0]])
 
-    assert wait_for(lambda: moved() == 2, 30), worker.output()
+    assert wait_for(lambda: moved() == 3, 30), worker.output()
     target = sqs.get_queue_url(QueueName=quarantine)["QueueUrl"]
     reasons = {
         m["Body"]: m["MessageAttributes"]["sqs_broker.poison.reason"]["StringValue"]
         for m in drain(sqs, target)
     }
-    assert set(reasons) == {other, missing}
+    assert set(reasons) == {other, missing, garbage}
+    assert "not a JSON kombu envelope" in reasons[garbage]
+    assert "sqs-payloads/garbage" in keys(s3, bucket)
     assert f"names bucket '{unique}-other', not the configured '{bucket}'" in reasons[other]
     assert "cannot be read (NoSuchKey)" in reasons[missing]
     assert drain(sqs, url) == []
