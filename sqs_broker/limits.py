@@ -30,6 +30,11 @@ MAX_RETENTION_PERIOD = 1209600
 #: AssumeRole ``DurationSeconds``: 900 to 43,200 s.
 MIN_STS_TOKEN_TIMEOUT = 900
 MAX_STS_TOKEN_TIMEOUT = 43200
+#: ``MaximumMessageSize``: 1,024 to 1,048,576 bytes (1 MiB, also new queues' default).
+MIN_MESSAGE_SIZE = 1024
+MAX_MESSAGE_SIZE = 1_048_576
+#: ``MessageRetentionPeriod`` of a queue that does not say: 4 days.
+DEFAULT_RETENTION_PERIOD = 345_600
 
 # --- kombu's defaults (what applies when a transport option is unset) ------------
 

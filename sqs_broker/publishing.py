@@ -29,6 +29,9 @@ sender (``app.amqp.send_task_message``, the function that sends
 (:class:`GuardedAMQP`). :func:`install` puts it in place; the Django app
 calls it in ``ready()``.
 
+**Large messages.** The same sender sends through :func:`sqs_broker.payloads.sending.sized`:
+a message over its queue's limit goes to S3, or raises ``MessageTooLarge``.
+
 **FIFO.** :func:`fifo_options` and :func:`publish_fifo` set
 ``MessageGroupId`` and a ``MessageDeduplicationId`` derived from the task id,
 so publishing the same task twice within SQS's 5-minute window is dropped.
@@ -62,6 +65,7 @@ from sqs_broker import limits, sqs
 from sqs_broker.cache import Local
 from sqs_broker.celery_types import AMQP, channel_client
 from sqs_broker.conf import app_settings
+from sqs_broker.payloads import sending
 from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
@@ -282,10 +286,11 @@ def _guarded_sender(app: Celery, send: Any) -> Any:
         **kwargs: Any,
     ) -> Any:
         guard(app, name, message, kwargs, queue, exchange, routing_key)
-        return send(
-            producer, name, message, exchange=exchange, routing_key=routing_key, queue=queue,
-            **kwargs,
-        )  # fmt: skip
+        with sending.sized(producer, app, name):
+            return send(
+                producer, name, message, exchange=exchange, routing_key=routing_key, queue=queue,
+                **kwargs,
+            )  # fmt: skip
 
     send_task_message.sqs_broker_guarded = True  # type: ignore[attr-defined]
     return send_task_message
@@ -561,13 +566,14 @@ def publish_many(
         # only while the messages are built; the producer is ours alone meanwhile.
         channel.sqs = recording_client  # type: ignore[method-assign]
         try:
-            for position, signature in enumerate(signatures):
-                index[0] = position
-                extra = dict(options)
-                if group is not None:
-                    task_id = extra.pop("task_id", None) or signature.options.get("task_id")
-                    extra.update(fifo_options(group, task_id))
-                results.append(signature.apply_async(producer=producer, **extra))
+            with sending.collected(app):  # a refusal here deletes the bodies stored so far
+                for position, signature in enumerate(signatures):
+                    index[0] = position
+                    extra = dict(options)
+                    if group is not None:
+                        task_id = extra.pop("task_id", None) or signature.options.get("task_id")
+                        extra.update(fifo_options(group, task_id))
+                    results.append(signature.apply_async(producer=producer, **extra))
         finally:
             del channel.sqs
     by_queue: dict[tuple[str | None, str], list[_Entry]] = {}
@@ -577,12 +583,11 @@ def publish_many(
     for (client_queue, url), queue_entries in by_queue.items():
         client = sqs.client(client_queue, topo, purpose="publish")
         jobs.extend((client, url, batch) for batch in _batches(queue_entries, max_batch_bytes))
-    failed: dict[str, str] = {}
-    for (_client, _url, batch), refused in zip(
-        jobs, _send_all(jobs, attempts, concurrency), strict=True
-    ):
-        for position, reason in refused.items():
-            failed[_task_id(batch[position], results)] = reason
+    sent = list(zip(jobs, _send_all(jobs, attempts, concurrency), strict=True))
+    failed = {
+        _task_id(b[n], results): why for (_, _, b), refused in sent for n, why in refused.items()
+    }
+    sending.discard_unsent([b[n].kwargs["MessageBody"] for (_, _, b), no in sent for n in no], app)
     if failed:
         raise PublishError(failed, results)
     return results

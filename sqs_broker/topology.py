@@ -166,6 +166,14 @@ class Topology:
         return is_sqs_url(self.broker_url)
 
     @property
+    def transport(self) -> str:
+        """``broker_transport`` as a dotted path (``""``: the URL's scheme decides)."""
+        value = self.app.conf.broker_transport
+        if isinstance(value, type):
+            return f"{value.__module__}:{value.__qualname__}"
+        return str(value or "")
+
+    @property
     def prefix(self) -> str:
         """``queue_name_prefix`` as configured (before kombu's rewriting)."""
         return str(self.options.get("queue_name_prefix", "") or "")

@@ -90,7 +90,7 @@ INSIDE_FUNCTIONS = {
     # botocore's region list is read only when a region is checked, not by every settings import.
     "sqs_broker.settings": {"sqs_broker.settings.regions"},
     # A worker that never runs the beat task needs no data code.
-    "sqs_broker.tasks": {"sqs_broker.stats"},
+    "sqs_broker.tasks": {"sqs_broker.stats", "sqs_broker.payloads", "sqs_broker.payloads.sweep"},
     # The telemetry branch rewrites this module now; move the model imports up there.
     "sqs_broker.telemetry.store": {"sqs_broker.models"},
     # The transport runs without Django's settings too (kombu alone).

@@ -62,6 +62,9 @@ VARIABLES = (
     "CELERY_RESULT_BACKEND",
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
     "SQS_TRANSPORT",
+    "SQS_LARGE_PAYLOAD_BUCKET",
+    "SQS_LARGE_PAYLOAD_PREFIX",
+    "SQS_LARGE_PAYLOAD_ENDPOINT_URL",
 )
 
 # The defaults and SQS's limits live in sqs_broker.limits; these names stay importable here.
@@ -338,8 +341,58 @@ def broker_transport(env: Mapping[str, str], url: str) -> str | None:
     return TRANSPORTS[value]
 
 
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def large_payloads(env: Mapping[str, str]) -> dict[str, Any]:
+    """The ``SQS_BROKER_LARGE_PAYLOAD_*`` settings of the ``SQS_LARGE_PAYLOAD_*`` variables.
+
+    Only what the environment sets: an empty result leaves the project's own
+    settings (or the defaults: no offloading) alone.
+    """
+    bucket = raw(env, "SQS_LARGE_PAYLOAD_BUCKET")
+    prefix = env.get("SQS_LARGE_PAYLOAD_PREFIX")
+    where = raw(env, "SQS_LARGE_PAYLOAD_ENDPOINT_URL")
+    if bucket is None:
+        for name, value in (
+            ("SQS_LARGE_PAYLOAD_PREFIX", prefix),
+            ("SQS_LARGE_PAYLOAD_ENDPOINT_URL", where),
+        ):
+            if value is not None:
+                raise ImproperlyConfigured(
+                    f"{name} is set but SQS_LARGE_PAYLOAD_BUCKET is not: set the bucket large "
+                    f"task messages go to, or unset {name}."
+                )
+        return {}
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise ImproperlyConfigured(
+            "SQS_LARGE_PAYLOAD_BUCKET must be an S3 bucket name: 3-63 lowercase letters, "
+            f"digits, '.' and '-', starting and ending with a letter or digit; got {shown(bucket)}."
+        )
+    found: dict[str, Any] = {"SQS_BROKER_LARGE_PAYLOAD_BUCKET": bucket}
+    if prefix is not None:
+        if len(prefix) > 512 or prefix.startswith("/") or prefix != prefix.strip():
+            raise ImproperlyConfigured(
+                "SQS_LARGE_PAYLOAD_PREFIX must be a key prefix of at most 512 characters, without "
+                f"spaces around it or a leading '/', e.g. sqs-payloads/; got {shown(prefix)}."
+            )
+        found["SQS_BROKER_LARGE_PAYLOAD_PREFIX"] = prefix
+    if where is not None:
+        if not _ENDPOINT_RE.match(where):
+            raise ImproperlyConfigured(
+                "SQS_LARGE_PAYLOAD_ENDPOINT_URL must be http(s)://host[:port] with no path or "
+                f"credentials, e.g. http://127.0.0.1:4566; got {shown(where)}."
+            )
+        found["SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL"] = where.rstrip("/")
+    return found
+
+
 def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Django settings in the ``CELERY_`` namespace, built from ``env``."""
+    """Django settings in the ``CELERY_`` namespace, built from ``env``.
+
+    With ``SQS_LARGE_PAYLOAD_BUCKET`` set, the ``SQS_BROKER_LARGE_PAYLOAD_*``
+    settings too (:func:`large_payloads`).
+    """
     env = os.environ if env is None else env
     token = SECRETS.set(secrets_in(env))
     try:
@@ -394,13 +447,16 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
     soft = number(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, 0)
     if raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
         settings["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] = soft
+    settings.update(large_payloads(env))
     return settings
 
 
 def celery_conf(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """:func:`celery_settings` as a Celery app's own lowercase configuration keys."""
     return {
-        name.removeprefix("CELERY_").lower(): value for name, value in celery_settings(env).items()
+        name.removeprefix("CELERY_").lower(): value
+        for name, value in celery_settings(env).items()
+        if name.startswith("CELERY_")
     }
 
 
@@ -410,6 +466,9 @@ EXPLICIT_SOURCES: dict[str, tuple[str, ...]] = {
     "CELERY_BROKER_URL": ("CELERY_BROKER_URL", "SQS_ENDPOINT_URL", "SQS_CREDENTIALS_IN_URL"),
     "CELERY_RESULT_BACKEND": ("CELERY_RESULT_BACKEND",),
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": ("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",),
+    "SQS_BROKER_LARGE_PAYLOAD_BUCKET": ("SQS_LARGE_PAYLOAD_BUCKET",),
+    "SQS_BROKER_LARGE_PAYLOAD_PREFIX": ("SQS_LARGE_PAYLOAD_PREFIX",),
+    "SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL": ("SQS_LARGE_PAYLOAD_ENDPOINT_URL",),
 }
 #: The same for the keys of ``CELERY_BROKER_TRANSPORT_OPTIONS``. AWS_DEFAULT_REGION
 #: is not here: AWS sets it in most of its runtimes, so it stays a default.

@@ -36,6 +36,7 @@ ATTRIBUTES = (
     "FifoQueue",
     "ContentBasedDeduplication",
     "QueueArn",
+    "MaximumMessageSize",
 )
 
 

@@ -53,6 +53,7 @@ from vine import promise
 
 from sqs_broker.limits import MAX_BATCH_ENTRIES
 from sqs_broker.topology import is_quarantine, quarantine_name
+from sqs_broker.transport import payloads
 from sqs_broker.transport.acks import AckBatcher, PendingDelete
 from sqs_broker.transport.faults import Fault, Faults, answer_of
 from sqs_broker.transport.poison import (
@@ -268,6 +269,10 @@ class Channel(SQS.Channel):
         for message in messages:
             try:
                 payload = self._checked(message, url, contract)
+            except payloads.Unavailable as exc:
+                # S3 did not answer for an offloaded body: SQS delivers the message again.
+                logger.warning("Message left for redelivery: %s", exc)
+                continue
             except Poison as poison:
                 self.quarantine.move(qname, url, message, str(poison))
                 continue
@@ -295,7 +300,8 @@ class Channel(SQS.Channel):
         envelope is handed over as text, and an envelope is checked only as
         far as that consumer decodes it, with its own ``accept``.
         """
-        raw = message["Body"]
+        # An offloaded body (an S3 pointer) is read first; poison still moves the pointer.
+        raw = payloads.body_of(message)
         try:
             envelope, text = envelope_of(raw, self._decode_python_message_body)
         except Poison:
@@ -403,7 +409,10 @@ class Channel(SQS.Channel):
             QueueUrl=url,
             Entries=[{"Id": str(n), "ReceiptHandle": e.receipt} for n, e in enumerate(batch)],
         )
-        return [(batch[int(f["Id"])], f.get("Code")) for f in answer.get("Failed") or []]
+        failed = [(batch[int(f["Id"])], f.get("Code")) for f in answer.get("Failed") or []]
+        # Offloaded bodies go once their messages are deleted, not before.
+        payloads.acknowledged({e.receipt for e in batch} - {e.receipt for e, _ in failed})
+        return failed
 
     # --- closing -------------------------------------------------------------------
 
