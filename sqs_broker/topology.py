@@ -3,7 +3,8 @@
 kombu derives a queue's SQS name, the endpoint, the region and the
 credentials from a Celery app's ``broker_url`` and
 ``broker_transport_options`` by fixed rules. This module holds those rules
-(pure functions, no network) and :class:`Topology`, their result for one app,
+and sqs_broker's own naming rule (a queue's quarantine queue), as pure
+functions with no network, and :class:`Topology`, their result for one app,
 which a findings pass, a dashboard pass and the transport read instead of
 asking ``app.conf`` again each time.
 
@@ -61,6 +62,23 @@ def entity_name(name: str) -> str:
     return name.translate(CHARS_REPLACE_TABLE)
 
 
+#: The quarantine queue of ``q`` is ``q-quarantine`` (``q-quarantine.fifo`` for FIFO).
+QUARANTINE_SUFFIX = "-quarantine"
+
+
+def quarantine_name(queue: str) -> str:
+    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO, 80 characters)."""
+    fifo = queue.endswith(".fifo")
+    stem = queue.removesuffix(".fifo") if fifo else queue
+    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
+    return stem[: limits.MAX_QUEUE_NAME - len(tail)] + tail
+
+
+def is_quarantine(queue: str) -> bool:
+    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
+    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
+
+
 def transport_options(app: Celery) -> dict[str, Any]:
     """A copy of the app's ``broker_transport_options``."""
     return dict(app.conf.broker_transport_options or {})
@@ -105,23 +123,6 @@ def is_sqs_url(broker_url: str | None) -> bool:
     """Whether ``broker_url`` names the SQS transport."""
     url = broker_url or ""
     return "://" in url and url.split("://", 1)[0].lower() == "sqs"
-
-
-#: The quarantine queue of ``q`` is ``q-quarantine`` (``q-quarantine.fifo`` for FIFO).
-QUARANTINE_SUFFIX = "-quarantine"
-
-
-def quarantine_name(queue: str) -> str:
-    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO)."""
-    fifo = queue.endswith(".fifo")
-    stem = queue.removesuffix(".fifo") if fifo else queue
-    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
-    return stem[: limits.MAX_QUEUE_NAME - len(tail)] + tail
-
-
-def is_quarantine(queue: str) -> bool:
-    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
-    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
 
 
 # --- one app's configuration -------------------------------------------------------

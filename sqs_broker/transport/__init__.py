@@ -48,10 +48,15 @@ from vine import promise
 
 from sqs_broker.limits import MAX_BATCH_ENTRIES
 from sqs_broker.redact import scrub
-from sqs_broker.topology import is_quarantine, quarantine_name
 from sqs_broker.transport.acks import AckBatcher, PendingDelete
 from sqs_broker.transport.faults import Fault, Faults, answer_of, describe
-from sqs_broker.transport.poison import Poison, check_envelope, envelope_of
+from sqs_broker.transport.poison import (
+    Poison,
+    check_envelope,
+    envelope_of,
+    is_quarantine,
+    quarantine_name,
+)
 
 __all__ = ["Channel", "Transport", "is_quarantine", "quarantine_name"]
 

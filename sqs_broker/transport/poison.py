@@ -14,7 +14,25 @@ from typing import Any
 from kombu import compression, serialization
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
+from sqs_broker.limits import MAX_QUEUE_NAME
+
 logger = logging.getLogger(__name__)
+
+#: The quarantine queue of ``q`` is ``q-quarantine`` (``q-quarantine.fifo`` for FIFO).
+QUARANTINE_SUFFIX = "-quarantine"
+
+
+def quarantine_name(queue: str) -> str:
+    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO)."""
+    fifo = queue.endswith(".fifo")
+    stem = queue.removesuffix(".fifo") if fifo else queue
+    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
+    return stem[: MAX_QUEUE_NAME - len(tail)] + tail
+
+
+def is_quarantine(queue: str) -> bool:
+    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
+    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
 
 
 # --- what is a task message ------------------------------------------------------
