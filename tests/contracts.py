@@ -62,6 +62,7 @@ WEB_ONLY = (
     "sqs_broker.results",
     "sqs_broker.stats",
     "sqs_broker.telemetry.read",
+    "sqs_broker.triage",
 )
 
 #: The imports of sqs_broker allowed inside functions, and why (docs/architecture.md lists them):

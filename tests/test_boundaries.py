@@ -75,10 +75,6 @@ def _sources() -> dict[str, set[str]]:
         ("sqs_broker.findings", "sqs_broker.stats"),
         ("sqs_broker.findings", "sqs_broker.admin"),
         ("sqs_broker.findings", "sqs_broker.views"),
-        # The data and its history know nothing of the dashboard that draws them.
-        ("sqs_broker.stats", "sqs_broker.dashboard"),
-        ("sqs_broker.history", "sqs_broker.dashboard"),
-        ("sqs_broker.telemetry", "sqs_broker.dashboard"),
         ("sqs_broker.sqs", "sqs_broker.findings"),
         ("sqs_broker.sqs", "sqs_broker.stats"),
         ("sqs_broker.sqs", "sqs_broker.actions"),
@@ -86,6 +82,7 @@ def _sources() -> dict[str, set[str]]:
         ("sqs_broker.stats", "sqs_broker.admin"),
         ("sqs_broker.stats", "sqs_broker.views"),
         ("sqs_broker.stats", "sqs_broker.metrics"),
+        # The data and its history know nothing of the dashboard that draws them.
         ("sqs_broker.stats", "sqs_broker.dashboard"),
         ("sqs_broker.history", "sqs_broker.dashboard"),
         ("sqs_broker.telemetry", "sqs_broker.dashboard"),
