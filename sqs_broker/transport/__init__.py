@@ -4,52 +4,48 @@
 (``sqs_broker.transport:Transport``); the broker URL keeps its ``sqs://`` scheme.
 ``SQS_TRANSPORT=kombu`` selects kombu's own instead. Publishing, queue creation,
 rejection, requeue, backoff policies and the blocking ``drain_events`` path are
-kombu's. Four things of ``kombu.transport.SQS.Channel`` are replaced, each in one
-place and each for a bug or a cost of kombu's (see docs/reliability.md for the
-reproductions):
+kombu's. What a worker depends on is replaced, each in one place and each for a
+bug or a cost of kombu's (see docs/reliability.md for the reproductions):
 
-* **Receiving** (:meth:`Channel._schedule_queue`, replacing kombu's
-  ``_schedule_queue`` → ``_get_bulk_async`` → ``_get_async`` → ``_on_messages_ready``
-  → ``_loop1`` chain). kombu hands a failed request to ``_on_messages_ready`` as a
-  list (``AttributeError`` kills the worker) or raises out of the event loop; here
-  every failure is logged once per outage, retried with capped, jittered
-  exponential backoff, and a queue that disappeared is declared again. kombu
-  sleeps ``polling_interval`` while the prefetch buffer is full; here the channel
-  checks for a free slot every :attr:`Channel.capacity_check_interval` (no request
-  is made) and asks for as many messages as slots are free.
+* **Receiving** (:mod:`sqs_broker.transport.receiving`): every request with a
+  deadline, made on a few I/O threads (:mod:`sqs_broker.transport.io`) and
+  completed on the hub; failures logged once per outage and probed with short
+  polls; receives batched and woken by acknowledgements.
 * **Decoding** (:meth:`Channel._deliver`). A message that cannot become a task
   (SQS body, kombu envelope, body encoding, compression, serializer, task shape)
   is moved to the queue's dead-letter queue, or else to ``<queue>-quarantine``,
   never deleted without a copy, and counted in telemetry. kombu raises on most of
   them (the worker dies, again on every restart); Celery deletes the rest.
-* **Acknowledging** (:meth:`Channel.basic_ack`). Deletes are collected and sent
-  with ``DeleteMessageBatch`` (10 per request) after at most
-  :attr:`Channel.ack_window` seconds, by one thread per channel; kombu sends one
-  ``DeleteMessage`` per task from the event loop.
-* **Closing** (:meth:`Channel.close`): the collected deletes are sent first.
+* **Acknowledging** (:meth:`Channel.basic_ack`). Deletes are collected on the hub
+  and sent with ``DeleteMessageBatch`` (10 per request) after at most
+  ``ack_batch_window`` seconds (:mod:`sqs_broker.transport.acks`); kombu sends
+  one ``DeleteMessage`` per task.
+* **The visibility lease** (``visibility_lease``, :mod:`sqs_broker.transport.lease`):
+  held messages are received with a short visibility timeout and extended until
+  they are acknowledged.
+* **Closing** (:meth:`Channel.close`): the collected deletes are sent, what was
+  received and never run is released at once, a receive in flight is waited
+  for (bounded by its deadline) and its messages released.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import time
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
 import kombu
 from django.core.exceptions import ImproperlyConfigured
 from kombu import serialization
-from kombu.asynchronous.aws.sqs.connection import _query_object_encode
 from kombu.transport import SQS, virtual
-from vine import promise
 
-from sqs_broker.limits import MAX_BATCH_ENTRIES
+from sqs_broker.limits import MAX_VISIBILITY_TIMEOUT
 from sqs_broker.redact import scrub
-from sqs_broker.transport.acks import AckBatcher, PendingDelete
+from sqs_broker.transport.acks import AckBatcher
 from sqs_broker.transport.faults import Fault, Faults, answer_of, describe
+from sqs_broker.transport.lease import Lease
 from sqs_broker.transport.poison import (
     Poison,
     check_envelope,
@@ -57,17 +53,27 @@ from sqs_broker.transport.poison import (
     is_quarantine,
     quarantine_name,
 )
+from sqs_broker.transport.receiving import MAX_RECEIVE, NO_QUEUE_CODES, QoS, Receiving
 
-__all__ = ["Channel", "Transport", "is_quarantine", "quarantine_name"]
+__all__ = [
+    "MAX_RECEIVE",
+    "NO_QUEUE_CODES",
+    "Channel",
+    "Fault",
+    "Faults",
+    "Poison",
+    "Transport",
+    "answer_of",
+    "check_envelope",
+    "envelope_of",
+    "is_quarantine",
+    "quarantine_name",
+]
 
 logger = logging.getLogger(__name__)
 
 #: kombu versions this module is tested with: it overrides kombu internals.
 KOMBU_TESTED = ((5, 7), (5, 8))  # >= 5.7, < 5.8
-#: SQS's limit of messages per ReceiveMessage.
-MAX_RECEIVE = MAX_BATCH_ENTRIES
-#: Error codes of a queue that no longer exists (query and JSON protocols).
-NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 #: Bytes of a poison message's body that its log line shows.
 SHOWN_BYTES = 64
 
@@ -84,15 +90,14 @@ def kombu_tested() -> bool:
     return low <= kombu_version() < high
 
 
-class Channel(SQS.Channel):
-    """kombu's SQS channel with fault-tolerant, capacity-driven receiving and batched deletes."""
+class Channel(Receiving, SQS.Channel):
+    """kombu's SQS channel with deadlines, batched receives and deletes, and a visibility lease."""
 
-    #: Seconds between two looks for a free prefetch slot while the buffer is full.
-    capacity_check_interval = 0.01
+    QoS = QoS
     #: Seconds of the first retry after a failed request, and the most between two.
     retry_base = 0.5
     retry_cap = 5.0
-    #: Seconds a delete may wait for others to fill its batch (0: one DeleteMessage each).
+    #: Seconds a delete may wait for others to fill its batch (0: kombu's DeleteMessage).
     ack_window = 0.05
     #: Seconds :meth:`close` waits for the collected deletes to be sent.
     ack_flush_timeout = 10.0
@@ -103,108 +108,74 @@ class Channel(SQS.Channel):
         super().__init__(*args, **kwargs)
         options = self.transport_options
         self.ack_window = float(options.get("ack_batch_window", self.ack_window))
+        self.lease_seconds = int(options.get("visibility_lease") or 0)
+        if not 0 <= self.lease_seconds <= MAX_VISIBILITY_TIMEOUT:
+            raise ImproperlyConfigured(
+                f"visibility_lease must be 0 (off) to {MAX_VISIBILITY_TIMEOUT} seconds, "
+                f"not {self.lease_seconds}."
+            )
+        limit = options.get("task_time_limit")
+        self.task_time_limit = float(limit) if limit else None
         self._faults = Faults(self.retry_base, self.retry_cap)
-        self._busy: set[str] = set()  # queues with a request or a timer pending
         self._targets: dict[str, tuple[str, str, float]] = {}
         self._release_clients: dict[int, Any] = {}
         self._accept: Any = None
         self.acks: AckBatcher | None = None
-        if self.ack_window > 0:
-            self.acks = AckBatcher(self._delete_batch, self._faults, self.ack_window)
-            _open_batchers.add(self.acks)
+        self.lease: Lease | None = None
+        self._receiving_init()
         self.poisoned = 0
 
-    # --- receiving (replaces kombu's _schedule_queue ... _on_messages_ready, _loop1) ---
+    def _io_started(self) -> None:
+        io = self._io()
+        if self.ack_window > 0:
+            self.acks = AckBatcher(
+                io,
+                lambda queue: self._io_client(queue, self.request_timeout),
+                self.hub.call_later,
+                self._faults,
+                self.ack_window,
+                self.request_timeout,
+            )
+        if self.lease_seconds:
+            self.lease = Lease(
+                self.lease_seconds,
+                io,
+                lambda queue: self._io_client(queue, self.request_timeout),
+                self.hub.call_repeatedly,
+                self._faults,
+                self.request_timeout,
+            )
 
-    def _schedule_queue(self, queue: str) -> None:
-        """Receive from ``queue`` now if a prefetch slot is free, else look again shortly.
+    @property
+    def extensions(self) -> int:
+        """Messages whose visibility the lease extended (for liveness and telemetry)."""
+        return self.lease.extensions if self.lease is not None else 0
 
-        Replaces kombu's: that one sleeps ``polling_interval`` when no slot is
-        free and lets any failure of the request escape into the event loop.
-        """
-        if queue not in self._active_queues or queue in self._busy:
-            return
-        if not self.qos.can_consume():
-            self._later(self.capacity_check_interval, queue)
-            return
-        estimate = self.qos.can_consume_max_estimate()
-        count = MAX_RECEIVE if estimate is None else max(1, min(int(estimate), MAX_RECEIVE))
-        qname = self.canonical_queue_name(queue)
-        self._busy.add(queue)
+    def _took(self, queue: str, qname: str, url: str, messages: list[dict[str, Any]]) -> None:
+        """Deliver received messages; under a lease, hold those the consumer kept."""
         try:
-            self._receive(queue, qname, count)
-        except Exception as exc:  # queue lookup, credentials, signing: before any request
-            self._busy.discard(queue)
-            self._failed("ReceiveMessage", queue, qname, exc)
-
-    def _event_loop(self) -> Any:
-        # Polling is scheduled only by the asynchronous consumer, which sets the hub.
-        if self.hub is None:
-            raise RuntimeError("the SQS channel polls only inside a worker's event loop")
-        return self.hub
-
-    def _later(self, delay: float, queue: str) -> None:
-        self._busy.add(queue)
-        self._event_loop().call_later(delay, self._resume, queue)
-
-    def _resume(self, queue: str) -> None:
-        self._busy.discard(queue)
-        self._schedule_queue(queue)
-
-    def _receive(self, queue: str, qname: str, count: int) -> None:
-        url = self._new_queue(queue)
-        connection = self.asynsqs(queue=qname)
-        params: dict[str, Any] = {
-            "MaxNumberOfMessages": count,
-            "WaitTimeSeconds": self.wait_time_seconds,
-        }
-        protocols: dict[str, dict[str, Any]] = {"json": {}, "query": {}}
-        for key, names in (
-            ("MessageSystemAttributeName", connection.message_system_attribute_names),
-            ("MessageAttributeName", connection.message_attribute_names),
-        ):
-            if names:
-                protocols["json"][key + "s"] = list(names)
-                protocols["query"].update(_query_object_encode({key: list(names)}))
-        connection.make_request(
-            "ReceiveMessage",
-            params,
-            url,
-            "POST",
-            callback=promise(self._on_answer, (queue, qname, url, connection.sqs_connection)),
-            protocol_params=protocols,
-        )
-
-    def _on_answer(self, queue: str, qname: str, url: str, client: Any, response: Any) -> None:
-        self._busy.discard(queue)
-        try:
-            messages = answer_of("ReceiveMessage", client, response).get("Messages") or []
-        except Fault as fault:
-            if fault.code in NO_QUEUE_CODES:
-                # Declared again by _new_queue() on the next attempt.
-                self._queue_cache.pop(qname, None)
-            self._failed("ReceiveMessage", queue, qname, fault)
+            self._deliver(queue, qname, url, messages)
+        except Exception:
+            # Not one of the poison faults: say so loudly, but keep consuming.
+            logger.exception("Delivering messages from queue %s failed", qname)
+        if self.lease is None:
             return
-        self._faults.answered("ReceiveMessage", qname)
-        if messages:
-            try:
-                self._deliver(queue, qname, url, messages)
-            except Exception:
-                # Not one of the faults above: say so loudly, but keep consuming.
-                logger.exception("Delivering messages from queue %s failed", qname)
-            # A timer due now, not call_soon: the loop runs it after the callbacks
-            # already queued, among them Celery's acknowledgements of what was
-            # just delivered, so the next receive sees the slots they free.
-            self._later(0, queue)
-        elif self.connection.polling_interval:
-            self._later(self.connection.polling_interval, queue)
-        else:
-            self._event_loop().call_soon(self._schedule_queue, queue)
+        delivered = self.qos._delivered
+        dirty = self.qos._dirty
+        for message in messages:
+            receipt = message["ReceiptHandle"]
+            if receipt in delivered and receipt not in dirty:
+                self.lease.hold(qname, url, message, self._hard_limit(delivered[receipt]))
 
-    def _failed(self, operation: str, queue: str, qname: str, exc: BaseException) -> None:
-        delay = self._faults.failed(operation, qname, exc)
-        if queue in self._active_queues:
-            self._later(delay, queue)
+    def _hard_limit(self, message: Any) -> float | None:
+        """Seconds the task may run: its ``timelimit`` header's hard limit, else the app's."""
+        try:
+            hard = (message.headers or {}).get("timelimit", [None, None])[1]
+            if hard is not None:
+                return float(hard)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            pass
+        return self.task_time_limit
 
     # --- decoding (poison messages) ----------------------------------------------
 
@@ -337,10 +308,13 @@ class Channel(SQS.Channel):
         """Release the prefetch slot now; the delete goes in the next batch.
 
         Replaces kombu's ``basic_ack``, which sends one ``DeleteMessage`` per
-        message from the event loop. Without batching (``ack_batch_window``
-        0), or for a delivery kombu does not know, kombu's runs.
+        message. Callable from any thread (the threads pool acknowledges from
+        its own): the delete is collected on the hub. Without batching
+        (``ack_batch_window`` 0), outside a worker's event loop, or for a
+        delivery kombu does not know, kombu's runs.
         """
-        if self.acks is None:
+        io = self._requests
+        if self.acks is None or io is None or io.closed:
             return super().basic_ack(delivery_tag, multiple)
         try:
             info = self.qos.get(delivery_tag).delivery_info
@@ -349,30 +323,43 @@ class Channel(SQS.Channel):
         except KeyError:
             return super().basic_ack(delivery_tag, multiple)
         queue = self.canonical_queue_name(info["routing_key"]) if "routing_key" in info else None
-        self.acks.add(
-            queue, url, sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?"))
-        )
+        entry = (queue, url, sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?")))
+        acks = self.acks
+        if io.on_hub():
+            acks.add(*entry)
+        else:
+            io.post(lambda: acks.add(*entry))
         virtual.Channel.basic_ack(self, delivery_tag)
         return None
 
-    def _delete_batch(
-        self, queue: str | None, url: str, batch: list[PendingDelete]
-    ) -> list[tuple[PendingDelete, str | None]]:
-        """One ``DeleteMessageBatch``; the entries that failed, with their error codes."""
-        client = self._release_client(queue)
-        answer = client.delete_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(n), "ReceiptHandle": e.receipt} for n, e in enumerate(batch)],
-        )
-        return [(batch[int(f["Id"])], f.get("Code")) for f in answer.get("Failed") or []]
+    def basic_cancel(self, consumer_tag: str) -> Any:
+        """Stop consuming as kombu does; the queue's timers and liveness end with it."""
+        queue = self._tag_to_queue.get(consumer_tag)
+        result = super().basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._stop_consuming(queue)
+        return result
 
     # --- closing -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Send the collected deletes (bounded), then close as kombu does."""
-        if self.acks is not None:
-            self.acks.close(self.ack_flush_timeout)
-            _open_batchers.discard(self.acks)
+        """Send the deletes, release what never ran, wait for a receive in flight; then kombu's.
+
+        Bounded: the deletes by :attr:`ack_flush_timeout`, the receives in flight
+        by their own deadline (a long poll and its margin); what one of them
+        brings is released at once.
+        """
+        if not self.closed and not self._closing:
+            self._closing = True
+            for queue in list(self._consuming):
+                self._stop_consuming(queue)
+            if self.acks is not None:
+                self.acks.close(self.ack_flush_timeout)
+            if self.lease is not None:
+                self.lease.close()
+            self._release_unacked()
+            if self._requests is not None:
+                self._requests.close(self.wait_time_seconds + self.receive_margin + 1.0)
         super().close()
 
 
@@ -392,16 +379,6 @@ class Transport(SQS.Transport):
         super().__init__(client, **kwargs)
 
 
-#: Batchers not closed yet: their deletes are sent when the interpreter exits.
-_open_batchers: weakref.WeakSet[AckBatcher] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for batcher in list(_open_batchers):
-        batcher.close(timeout=5.0)
-
-
 def _count_poison(queue: str) -> None:
     """Count a poison message in this worker's telemetry (when it records any)."""
     try:
@@ -414,8 +391,11 @@ def _count_poison(queue: str) -> None:
 
 
 def relied_upon() -> Iterable[tuple[Any, str]]:
-    """The kombu internals this module calls or replaces, as (owner, attribute)."""
-    from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
+    """The kombu (and botocore) internals this package calls or replaces, as (owner, attribute).
+
+    Attributes set on instances only are in :data:`INSTANCE_ATTRIBUTES`.
+    """
+    from kombu.asynchronous import Hub
 
     for name in (
         "_schedule_queue",
@@ -425,18 +405,45 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "sqs",
         "_release_messages",
         "_new_release_client",
+        "_new_boto_client",
+        "new_sqs_client",
+        "get_message_attributes",
         "_envelope_payload",
         "_decode_python_message_body",
         "_delete_message",
         "_noack_queues",
         "basic_ack",
+        "basic_cancel",
         "close",
         "wait_time_seconds",
         "_queue_cache",
         "transport_options",
+        "QoS",
     ):
         yield SQS.Channel, name
-    yield AsyncSQSConnection, "make_request"
-    for name in ("can_consume", "can_consume_max_estimate", "get"):
+    for name in ("polling_interval", "_callbacks"):
+        yield SQS.Transport, name
+    for name in (
+        "can_consume",
+        "can_consume_max_estimate",
+        "get",
+        "ack",
+        "reject",
+        "prefetch_count",
+        "_delivered",
+        "_dirty",
+        "_flush",
+    ):
         yield virtual.QoS, name
     yield virtual.Channel, "codecs"
+    for name in ("call_later", "call_repeatedly", "call_soon", "add_reader", "remove"):
+        yield Hub, name
+
+
+#: Attributes kombu (and botocore) set on instances that this package reads.
+INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "channel": ("_active_queues", "_tag_to_queue", "_qos", "hub", "connection"),
+    "transport": ("_callbacks", "polling_interval"),
+    "sqs client": ("_request_signer",),
+    "request signer": ("_credentials",),
+}
