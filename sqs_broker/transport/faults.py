@@ -51,9 +51,12 @@ class Faults:
             first = outage is None
             if outage is None:
                 outage = self._outages[(operation, queue)] = _Outage(time.monotonic())
+            silent = not isinstance(exc, Fault | ClientError)
+            if outage.silent and not silent:
+                outage.step = 0  # SQS answers again, if with an error: start low
             outage.failures += 1
             outage.step += 1
-            outage.silent = not isinstance(exc, Fault | ClientError)
+            outage.silent = silent
             step = outage.step
         delay = self.delay(step)
         if first:

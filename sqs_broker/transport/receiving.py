@@ -199,9 +199,9 @@ class Receiving:
             if isinstance(error, ClientError):
                 code = error.response.get("Error", {}).get("Code", "")
             if code in NO_QUEUE_CODES:
-                # Declared again by _new_queue() on the next attempt.
+                # Declared again by _new_queue() on the next attempt, made at once.
                 self._queue_cache.pop(qname, None)
-            self._failed(queue, qname, error)
+            self._failed(queue, qname, error, at_once=code in NO_QUEUE_CODES)
             return
         url, response = answer or ("", {})
         liveness.progressed(queue)
@@ -226,9 +226,11 @@ class Receiving:
         """Hand received messages to the consumer (the channel holds them under its lease)."""
         raise NotImplementedError
 
-    def _failed(self, queue: str, qname: str, exc: BaseException) -> None:
-        delay = self._faults.failed("ReceiveMessage", qname, exc)
-        if not isinstance(exc, ClientError):
+    def _failed(self, queue: str, qname: str, exc: BaseException, at_once: bool = False) -> None:
+        delay = 0.0 if at_once else self._faults.failed("ReceiveMessage", qname, exc)
+        if at_once:
+            self._faults.failed("ReceiveMessage", qname, exc)
+        elif not isinstance(exc, ClientError):
             # No answer at all (refused, reset, timed out): each probe is short and
             # bounded by its own deadline, so the end of the outage is found fast.
             delay = min(delay, self.probe_cap)
