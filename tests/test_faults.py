@@ -538,3 +538,87 @@ def test_fault__restarted_server_queues_gone__task_runs_within_10_seconds(
     print(f"\nrestart {pool}: the task sent 1 s after the restart ran after {took} s")
     assert took is not None and took < 10, (took, output[-3000:])
     assert "Unrecoverable error" not in output
+
+
+# --- the visibility lease and the release of what the worker holds ---------------------
+
+
+@with_worker
+def test_lease__sigkilled_workers_task_runs_again_within_45_seconds(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """A 20 s lease on a queue with an 1800 s visibility timeout: redelivery within 45 s."""
+    env = worker_env(unique, SQS_VISIBILITY_TIMEOUT="1800", SQS_VISIBILITY_LEASE="20")
+    journal = tmp_path / "journal"
+    first = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    make_app(env).send_task(JOURNAL, args=(str(journal), "long", 120.0))
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), first.output()
+    killed = time.monotonic()
+    first.stop(signal.SIGKILL)
+    second = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    assert wait_for(lambda: len(runs(journal)) == 2, 60), second.output()[-3000:]
+    again_after = time.monotonic() - killed
+    print(f"\nran again {again_after:.1f} s after the SIGKILL")
+    assert again_after < 45, again_after
+    assert runs(journal)[0][1] != runs(journal)[1][1]
+    second.stop(signal.SIGQUIT)
+
+
+@with_worker
+def test_lease__task_longer_than_visibility_timeout_runs_once(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """A late-acked 14 s task on a queue with a 6 s visibility timeout: extended, run once."""
+    env = worker_env(unique, SQS_VISIBILITY_TIMEOUT="6")
+    journal = tmp_path / "journal"
+    worker = start_worker(env, pool="prefork", extra=("--concurrency=2",))
+    make_app(env).send_task(JOURNAL, args=(str(journal), "long", 14.0))
+    assert wait_for(lambda: "succeeded" in worker.output(), 60), worker.output()[-3000:]
+    time.sleep(7)  # past another visibility timeout: a redelivery would show now
+    assert [tag for tag, _ in runs(journal)] == ["long"], worker.output()[-3000:]
+    assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (0, 0), 10)
+
+
+@with_worker
+def test_lease__off_keeps_the_queues_visibility_timeout(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """SQS_VISIBILITY_LEASE=0: the message stays hidden for the queue's timeout, as before."""
+    env = worker_env(unique, SQS_VISIBILITY_TIMEOUT="60", SQS_VISIBILITY_LEASE="0")
+    journal = tmp_path / "journal"
+    first = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    make_app(env).send_task(JOURNAL, args=(str(journal), "long", 120.0))
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), first.output()
+    first.stop(signal.SIGKILL)
+    time.sleep(8)
+    assert depth(sqs, f"{unique}-celery") == (0, 1)
+
+
+@with_worker
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_warm_stop__long_poll_in_flight_leaves_nothing_in_flight(
+    pool: str, start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """SIGTERM while a long poll waits; a task sent then is released at once, not stranded."""
+    env = {
+        **worker_env(unique, SQS_VISIBILITY_TIMEOUT="1800", SQS_VISIBILITY_LEASE="0"),
+        # A long poll in flight when the stop begins; no lease to bring the message back.
+        "SQS_WAIT_TIME_SECONDS": "8",
+    }
+    journal = tmp_path / "journal"
+    app = make_app(env)
+    worker = start_worker(env, pool=pool)
+    app.send_task(JOURNAL, args=(str(journal), "before"))
+    assert wait_for(lambda: len(runs(journal)) == 1, 30), worker.output()
+    time.sleep(1)  # the next long poll is in flight
+    worker.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    app.send_task(JOURNAL, args=(str(journal), "stranded?"))
+    assert worker.stop(signal.SIGTERM, timeout=30) == 0, worker.output()[-3000:]
+    assert [tag for tag, _ in runs(journal)] == ["before"]
+    assert "Releasing 1 message(s) of queue" in worker.output(), worker.output()[-3000:]
+    # Received by the poll after the consumer stopped, then released: visible again.
+    assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (1, 0), 5), (
+        depth(sqs, f"{unique}-celery"),
+        worker.output()[-3000:],
+    )

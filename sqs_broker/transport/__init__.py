@@ -108,12 +108,16 @@ class Channel(Receiving, SQS.Channel):
         super().__init__(*args, **kwargs)
         options = self.transport_options
         self.ack_window = float(options.get("ack_batch_window", self.ack_window))
-        self.lease_seconds = int(options.get("visibility_lease") or 0)
-        if not 0 <= self.lease_seconds <= MAX_VISIBILITY_TIMEOUT:
+        lease = int(options.get("visibility_lease") or 0)
+        if not 0 <= lease <= MAX_VISIBILITY_TIMEOUT:
             raise ImproperlyConfigured(
                 f"visibility_lease must be 0 (off) to {MAX_VISIBILITY_TIMEOUT} seconds, "
-                f"not {self.lease_seconds}."
+                f"not {lease}."
             )
+        if options.get("visibility_timeout") not in (None, ""):
+            # Never slower to return a message than the visibility timeout chosen.
+            lease = min(lease, int(float(options["visibility_timeout"])))
+        self.lease_seconds = lease
         limit = options.get("task_time_limit")
         self.task_time_limit = float(limit) if limit else None
         self._faults = Faults(self.retry_base, self.retry_cap)
