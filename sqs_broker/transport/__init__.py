@@ -97,8 +97,11 @@ class Channel(Receiving, SQS.Channel):
     #: Seconds of the first retry after a failed request, and the most between two.
     retry_base = 0.5
     retry_cap = 5.0
-    #: Seconds a delete may wait for others to fill its batch (0: kombu's DeleteMessage).
-    ack_window = 0.05
+    #: Seconds a delete may wait for others to fill its batch (0: kombu's DeleteMessage);
+    #: on a FIFO queue at most :attr:`fifo_ack_window`, since the next message of a
+    #: group waits for the delete.
+    ack_window = 0.5
+    fifo_ack_window = 0.05
     #: Seconds :meth:`close` waits for the collected deletes to be sent.
     ack_flush_timeout = 10.0
     #: Seconds a queue's dead-letter target is reused before it is read again.
@@ -108,6 +111,7 @@ class Channel(Receiving, SQS.Channel):
         super().__init__(*args, **kwargs)
         options = self.transport_options
         self.ack_window = float(options.get("ack_batch_window", self.ack_window))
+        self.batch_wait = float(options.get("receive_batch_wait", self.batch_wait))
         lease = int(options.get("visibility_lease") or 0)
         if not 0 <= lease <= MAX_VISIBILITY_TIMEOUT:
             raise ImproperlyConfigured(
@@ -139,13 +143,12 @@ class Channel(Receiving, SQS.Channel):
                 self._faults,
                 self.ack_window,
                 self.request_timeout,
+                fifo_window=min(self.ack_window, self.fifo_ack_window),
             )
         if self.lease_seconds:
             self.lease = Lease(
                 self.lease_seconds,
-                io,
                 lambda queue: self._io_client(queue, self.request_timeout),
-                self.hub.call_repeatedly,
                 self._faults,
                 self.request_timeout,
             )

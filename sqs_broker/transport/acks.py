@@ -65,12 +65,14 @@ class AckBatcher:
         window: float,
         timeout: float,
         retry_for: float = 60.0,
+        fifo_window: float | None = None,
     ) -> None:
         self._requests = requests
         self._client_for = client_for
         self._call_later = call_later
         self._faults = faults
         self.window = window
+        self.fifo_window = window if fifo_window is None else fifo_window
         self.timeout = timeout
         self.retry_for = retry_for
         self._pending: dict[Key, list[PendingDelete]] = {}
@@ -90,7 +92,10 @@ class AckBatcher:
         if len(entries) >= MAX_BATCH:
             self._flush(key)
         elif key not in self._timers:
-            self._timers[key] = self._call_later(self.window, lambda: self._due(key))
+            self._timers[key] = self._call_later(self._window(key), lambda: self._due(key))
+
+    def _window(self, key: Key) -> float:
+        return self.fifo_window if key[1].endswith(".fifo") else self.window
 
     def pending(self) -> int:
         """Deletes collected and not yet answered."""
@@ -119,7 +124,7 @@ class AckBatcher:
             if timer is not None:
                 timer.cancel()
         elif key not in self._timers:
-            self._timers[key] = self._call_later(self.window, lambda: self._due(key))
+            self._timers[key] = self._call_later(self._window(key), lambda: self._due(key))
 
     def _send(self, key: Key, batch: list[PendingDelete]) -> None:
         queue, url = key

@@ -8,9 +8,10 @@ thread; the requests run on the I/O threads of :mod:`sqs_broker.transport.io`.
 * **Batches.** A queue is received from when the free prefetch slots reach
   ``min(10, prefetch limit)``, when the first free slot has waited
   :attr:`Receiving.batch_wait` seconds, or at once when the worker holds
-  nothing. An acknowledgement or rejection wakes the loop (:class:`QoS`), with
-  a timer as a safety net only, so a busy worker asks for close to 10 messages
-  per request and an idle one picks a task up at once.
+  nothing (an idle worker's pickup latency does not change). An
+  acknowledgement or rejection wakes the loop (:class:`QoS`), with a timer as
+  a safety net only, so a busy worker asks for close to 10 messages per
+  request and an idle one picks a task up at once.
 * **Deadlines.** A receive fails at its deadline (the long poll plus
   :attr:`Receiving.receive_margin`) or at once when its connection dies. While
   a queue fails, it is probed with short polls and short timeouts, so the end
@@ -80,8 +81,11 @@ class Receiving:
     _new_boto_client: Any
     new_sqs_client: Any
 
-    #: Seconds the first free prefetch slot waits for others before a smaller receive.
-    batch_wait = 0.02
+    #: Seconds the first free prefetch slot waits for others before a smaller receive
+    #: (transport option ``receive_batch_wait``). Measured in docs/reliability.md: at
+    #: the example project's defaults a task takes tens of milliseconds, and 20 ms
+    #: gathered 3-4 slots a receive.
+    batch_wait = 0.25
     #: Seconds between two looks for a free slot while the buffer is full (a safety
     #: net: acknowledgements wake the loop).
     capacity_check_interval = 0.25
