@@ -678,3 +678,24 @@ def test_worker__receives_and_deletes_batched_with_a_backlog(
     print(f"\n{per_task:.3f} requests per task: {dict(counts)}")
     # The floor is 0.2 (10 per receive, 10 per delete); one receive per free slot costs ~1.
     assert per_task <= 0.3, counts
+
+
+def test_lease__held_message_extended_until_dropped(sqs: Any, unique: str) -> None:
+    """A held message stays invisible past its 3 s lease; dropped, it returns; counted."""
+    from sqs_broker.transport import lease as lease_module
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="held")
+    message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=3)["Messages"][0]
+    before = lease_module.extensions()
+    faults = transport.Faults(base=0.5, cap=5.0)
+    lease = lease_module.Lease(3, lambda _: sqs, faults, 5.0)
+    try:
+        lease.hold(f"{unique}-celery", url, message, None)
+        time.sleep(7)  # two leases: it would have been visible twice without extensions
+        assert depth(sqs, f"{unique}-celery") == (0, 1)
+        assert lease.extensions >= 2 and lease_module.extensions() - before == lease.extensions
+        lease.drop(message["ReceiptHandle"])
+    finally:
+        lease.close()
+    assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (1, 0), 5)

@@ -28,6 +28,20 @@ logger = logging.getLogger(__name__)
 #: Seconds kept free below SQS's 12 hours from a receipt, for the request's own time.
 CEILING_MARGIN = 60.0
 
+_total_lock = threading.Lock()
+_total = 0
+
+
+def extensions() -> int:
+    """Messages whose visibility this process's leases extended, in all: for telemetry."""
+    return _total
+
+
+def _count(extended: int) -> None:
+    global _total
+    with _total_lock:
+        _total += extended
+
 
 @dataclass
 class Held:
@@ -152,6 +166,7 @@ class Lease:
             self._faults.failed("ChangeMessageVisibilityBatch", queue, exc)
             return
         self._faults.answered("ChangeMessageVisibilityBatch", queue)
+        extended = 0
         with self._lock:
             for index, held in enumerate(batch):
                 if index in failed:
@@ -161,7 +176,9 @@ class Lease:
                     continue
                 if held.receipt in self._held:
                     held.expires = now + self.seconds
-                    self.extensions += 1
+                    extended += 1
+            self.extensions += extended
+        _count(extended)
 
     def close(self) -> list[Held]:
         """Stop extending; the messages still held (for the channel to release)."""
