@@ -133,8 +133,16 @@ def restart(transport: str) -> dict[str, Any]:
         server = LocalSQS(port=port).start()
         time.sleep(1)
         sent = time.monotonic()
-        # The publisher declares the queue again if the worker has not yet.
-        make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
+        # The publisher declares the queue again if the worker has not yet; it may
+        # find the URL the worker declared a moment before the server serves it.
+        for attempt in range(3):
+            try:
+                make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
         ran = _wait(lambda: "after" in _runs(journal), 60)
         ran_after = time.monotonic() - sent
         output = worker.output()
@@ -183,6 +191,14 @@ def crash(endpoint: str, transport: str, tasks: int = 300) -> dict[str, Any]:
     }
 
 
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """``row``, printed at once to stderr: a long run's figures survive a later failure."""
+    import sys
+
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
 def main() -> int:
     import os
 
@@ -190,16 +206,16 @@ def main() -> int:
     out: dict[str, Any] = {"command": "python -m benchmarks.faults", "load": os.getloadavg()}
     with local_sqs() as server:
         out["faults"] = [
-            fault(server.endpoint_url, kind, seconds, transport)
+            _shown(fault(server.endpoint_url, kind, seconds, transport))
             for kind, seconds in (("cut", 3.0), ("cut", 30.0), ("black_hole", 30.0),
                                   ("refused", 5.0))
             for transport in ("sqs_broker", "kombu")
         ]  # fmt: skip
         out["crash"] = [
-            crash(server.endpoint_url, transport)
+            _shown(crash(server.endpoint_url, transport))
             for transport in ("kombu", "sqs_broker", "kombu", "sqs_broker")
         ]
-    out["restart"] = [restart(transport) for transport in ("sqs_broker", "kombu")]
+    out["restart"] = [_shown(restart(transport)) for transport in ("sqs_broker", "kombu")]
     print(json.dumps(out, indent=1))
     print(f"\n{'fault':12} {'s':>4} {'transport':11} {'task after ran after':>21} {'lost':>5}")
     for row in out["faults"] + [{**r, "fault": "restart", "seconds": 5} for r in out["restart"]]:

@@ -104,6 +104,9 @@ class Channel(Receiving, SQS.Channel):
     fifo_ack_window = 0.05
     #: Seconds :meth:`close` waits for the collected deletes to be sent.
     ack_flush_timeout = 10.0
+    #: Seconds :meth:`close` waits for a receive in flight under a lease (without one:
+    #: up to the long poll's deadline).
+    lease_close_wait = 1.0
     #: Seconds a queue's dead-letter target is reused before it is read again.
     poison_target_ttl = 300.0
 
@@ -352,9 +355,10 @@ class Channel(Receiving, SQS.Channel):
     def close(self) -> None:
         """Send the deletes, release what never ran, wait for a receive in flight; then kombu's.
 
-        Bounded: the deletes by :attr:`ack_flush_timeout`, the receives in flight
-        by their own deadline (a long poll and its margin); what one of them
-        brings is released at once.
+        Bounded: the deletes by :attr:`ack_flush_timeout`, a receive in flight by
+        its own deadline (a long poll and its margin) without a lease, by
+        :attr:`lease_close_wait` under one; what it brings in that time is
+        released at once, what it brings later returns within the lease.
         """
         if not self.closed and not self._closing:
             self._closing = True
@@ -366,7 +370,14 @@ class Channel(Receiving, SQS.Channel):
                 self.lease.close()
             self._release_unacked()
             if self._requests is not None:
-                self._requests.close(self.wait_time_seconds + self.receive_margin + 1.0)
+                # Without a lease nothing else returns what a long poll in flight
+                # brings: wait for it (up to a long poll). With one, it returns within
+                # the lease, and an idle worker's stop is not a long poll longer.
+                poll = self.wait_time_seconds + self.receive_margin + 1.0
+                self._requests.close(
+                    self.ack_flush_timeout,
+                    receives=self.lease_close_wait if self.lease_seconds else poll,
+                )
         super().close()
 
 

@@ -87,6 +87,10 @@ class AckBatcher:
     def add(self, queue: str | None, url: str, receipt: str, message_id: str) -> None:
         """Collect one delete; it leaves within ``window`` seconds (or when SQS answers again)."""
         key = (queue, url)
+        if self.closed:
+            # A task that ended while the channel closed: no batch will leave any more.
+            self._delete_now(key, PendingDelete(receipt, message_id))
+            return
         entries = self._pending.setdefault(key, [])
         entries.append(PendingDelete(receipt, message_id))
         if len(entries) >= MAX_BATCH:
@@ -96,6 +100,23 @@ class AckBatcher:
 
     def _window(self, key: Key) -> float:
         return self.fifo_window if key[1].endswith(".fifo") else self.window
+
+    def _delete_now(self, key: Key, entry: PendingDelete) -> None:
+        try:
+            failed = delete_batch(self._client_for(key[0]), key[1], [entry])
+        except Exception as exc:
+            failed = [(0, type(exc).__name__)]
+        self.requests += 1
+        if failed:
+            logger.warning(
+                "SQS DeleteMessageBatch on queue %s: message %s not deleted after closing "
+                "(%s); SQS delivers it again after its visibility timeout.",
+                _name(key),
+                entry.message_id,
+                failed[0][1],
+            )
+        else:
+            self.deleted += 1
 
     def pending(self) -> int:
         """Deletes collected and not yet answered."""

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +47,40 @@ class Request:
     future: Future[None] | None = field(default=None, repr=False)
 
 
+class Threads:
+    """A few daemon threads running calls: unlike ThreadPoolExecutor's, the interpreter's
+    exit does not wait for them, so a long poll in flight cannot hold up a worker's exit
+    beyond what :meth:`Requests.close` chooses to wait."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._calls = queue.SimpleQueue()
+        for n in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True).start()
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._calls.put((future, function, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, function, args = self._calls.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
 class Requests:
     """SQS calls on ``workers`` threads; completions run on the hub thread in arrival order."""
 
     def __init__(self, workers: int, grace: float = 2.0, watch_every: float = 0.5) -> None:
         self.grace = grace
         self.watch_every = watch_every
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="sqs_broker-io")
+        self.executor = Threads(workers, "sqs_broker-io")
         self._done: deque[tuple[Request | None, Any, BaseException | None]] = deque()
         self._pending: set[Request] = set()
         self._lock = threading.Lock()
@@ -175,8 +203,11 @@ class Requests:
                 waited = now - request.started
                 self._call(request.on_done, None, NoAnswer(f"no answer within {waited:.0f} s"))
 
-    def close(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s for the requests running; what answers later goes to on_late."""
+    def close(self, timeout: float, receives: float | None = None) -> None:
+        """Wait up to ``timeout`` s for the requests running (``receives`` s for receives).
+
+        What answers later goes to ``on_late`` on its thread, while the process lives.
+        """
         with self._lock:
             self.closed = True
             leftover = list(self._done)
@@ -190,10 +221,16 @@ class Requests:
         for request, answer, error in leftover:
             if request is not None and request.on_late is not None and error is None:
                 self._call(request.on_late, answer)
-        futures = [r.future for r in self._pending if r.future is not None]
-        if futures:
-            wait(futures, timeout)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        started = time.monotonic()
+        others = [r.future for r in self._pending if r.future and r.operation != "ReceiveMessage"]
+        receiving = [
+            r.future for r in self._pending if r.future and r.operation == "ReceiveMessage"
+        ]
+        if others:
+            wait(others, timeout)
+        if receiving:
+            bound = timeout if receives is None else receives
+            wait(receiving, max(0.0, bound - (time.monotonic() - started)))
         for fd in (self._read, self._write):
             with contextlib.suppress(OSError):
                 os.close(fd)
