@@ -65,3 +65,7 @@ DEFAULT_VISIBILITY_TIMEOUT = KOMBU_VISIBILITY_TIMEOUT
 DEFAULT_POLLING_INTERVAL = 0.1
 DEFAULT_WAIT_TIME_SECONDS = MAX_WAIT_TIME_SECONDS
 DEFAULT_STS_TOKEN_TIMEOUT = MIN_STS_TOKEN_TIMEOUT
+# docs/reliability.md, "The visibility lease": a killed worker's messages return
+# within 30 s, for one ChangeMessageVisibilityBatch per 10 held messages every
+# 10 s (SQS_VISIBILITY_LEASE=0: the queue's visibility timeout, no extension).
+DEFAULT_VISIBILITY_LEASE = 30

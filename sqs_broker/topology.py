@@ -188,6 +188,16 @@ class Topology:
         return self.declared.get(celery_queue) or entity_name(self.prefix + celery_queue)
 
     @cached_property
+    def visibility_lease(self) -> int:
+        """Seconds of the visibility lease the workers keep (0: none, or kombu's transport)."""
+        if self.app.conf.get("broker_transport") != "sqs_broker.transport:Transport":
+            return 0
+        try:
+            return max(0, int(self.options.get("visibility_lease") or 0))
+        except (TypeError, ValueError):
+            return 0  # the transport refuses it when the worker starts
+
+    @cached_property
     def endpoint(self) -> str | None:
         """The endpoint URL, or ``None`` for AWS's own."""
         return endpoint_url(self.broker_url, self.options)

@@ -297,7 +297,6 @@ def test_worker__probe_answers_for_a_real_worker(start_worker, unique, sqs_endpo
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(strict=True, reason="needs the transport's progress reports")
 def test_worker__heartbeat_shows_consumer_progress(start_worker, unique, sqs_endpoint) -> None:
     """A real idle worker in its long poll: its heartbeat carries progress; the probe says so."""
     start_worker(_worker_env(unique, sqs_endpoint))
@@ -311,7 +310,6 @@ def test_worker__heartbeat_shows_consumer_progress(start_worker, unique, sqs_end
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(strict=True, reason="needs the transport's progress reports")
 def test_worker__black_hole_stalls_then_recovers(start_worker, unique, sqs_endpoint) -> None:
     """40 s into a black hole the worker is stalled and sqs_probe exits 1; within 20 s after, 0."""
     with Proxy.to(sqs_endpoint) as proxy:

@@ -2,7 +2,8 @@
 
 Django's template engine costs some microseconds per tag, and the queue table
 repeats its tags for every queue: with 300 queues, ~20 ``{% translate %}``,
-three ``{% url %}`` and two ``{% include %}`` per row made 0.4 s of rendering. So what is the same on every row is worked out here once per
+three ``{% url %}`` and two ``{% include %}`` per row made 0.4 s of rendering.
+So what is the same on every row is worked out here once per
 request (the words of the table, translated in the request's language; each
 link's pattern, reversed once) and what differs is worked out once per row
 (the links, the sparklines, the sentences around a figure). The template only

@@ -113,7 +113,9 @@ def queue_findings(live: LivePass, state: sqs.QueueState) -> list[Finding]:
                 )
             )
         if ref.source == "predefined" or actual != configured:
-            found += timeout_too_short(topo.app, actual, queue=ref.name)
+            found += timeout_too_short(
+                topo.app, actual, queue=ref.name, lease=topo.visibility_lease
+            )
     wait = options.get("wait_time_seconds", limits.KOMBU_WAIT_TIME_SECONDS)
     if isinstance(wait, int) and wait > 0 and state.int("ReceiveMessageWaitTimeSeconds") == 0:
         found.append(

@@ -51,6 +51,7 @@ VARIABLES = (
     "SQS_REGION",
     "SQS_ENDPOINT_URL",
     "SQS_VISIBILITY_TIMEOUT",
+    "SQS_VISIBILITY_LEASE",
     "SQS_POLLING_INTERVAL",
     "SQS_WAIT_TIME_SECONDS",
     "SQS_QUEUE_NAME_PREFIX",
@@ -72,6 +73,7 @@ from sqs_broker.limits import (  # noqa: E402
     DEFAULT_POLLING_INTERVAL,
     DEFAULT_REGION,
     DEFAULT_STS_TOKEN_TIMEOUT,
+    DEFAULT_VISIBILITY_LEASE,
     DEFAULT_VISIBILITY_TIMEOUT,
     DEFAULT_WAIT_TIME_SECONDS,
     MAX_STS_TOKEN_TIMEOUT,
@@ -262,6 +264,11 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
         "region": region(env),
         "visibility_timeout": integer(
             env, "SQS_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, 0, MAX_VISIBILITY_TIMEOUT
+        ),
+        # The project's transport receives with this visibility and extends it
+        # while the worker holds the message (0: the queue's timeout, no extension).
+        "visibility_lease": integer(
+            env, "SQS_VISIBILITY_LEASE", DEFAULT_VISIBILITY_LEASE, 0, MAX_VISIBILITY_TIMEOUT
         ),
         "polling_interval": number(env, "SQS_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL, 0),
         "wait_time_seconds": wait,
@@ -475,6 +482,7 @@ EXPLICIT_SOURCES: dict[str, tuple[str, ...]] = {
 EXPLICIT_OPTION_SOURCES: dict[str, tuple[str, ...]] = {
     "region": ("SQS_REGION",),
     "visibility_timeout": ("SQS_VISIBILITY_TIMEOUT",),
+    "visibility_lease": ("SQS_VISIBILITY_LEASE",),
     "polling_interval": ("SQS_POLLING_INTERVAL",),
     "wait_time_seconds": ("SQS_WAIT_TIME_SECONDS",),
     "queue_name_prefix": ("SQS_QUEUE_NAME_PREFIX",),
@@ -577,6 +585,12 @@ def include(namespace: MutableMapping[str, Any], env: Mapping[str, str] | None =
     """
     env = os.environ if env is None else env
     namespace.update(merge(namespace, celery_settings(env), env))
+    limit = namespace.get("CELERY_TASK_TIME_LIMIT")
+    options = namespace.get(_OPTIONS)
+    if limit and isinstance(options, MutableMapping):
+        # The visibility lease extends a message no longer than its task may run;
+        # the transport is given the limit rather than reading Celery's current app.
+        options.setdefault("task_time_limit", limit)
     namespace.setdefault(
         "DEFAULT_EXCEPTION_REPORTER_FILTER", "sqs_broker.redact.SafeExceptionReporterFilter"
     )
