@@ -419,7 +419,7 @@ class Channel(Receiving, SQS.Channel):
         try:
             super()._put(queue, message, **kwargs)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
             if code not in NO_QUEUE_CODES or self.predefined_queues:
                 raise
             qname = self.canonical_queue_name(queue)
