@@ -46,13 +46,19 @@ import kombu
 from django.core.exceptions import ImproperlyConfigured
 from kombu import messaging
 from kombu.transport import SQS, virtual
-from kombu.utils.encoding import bytes_to_str
 
 from sqs_broker.limits import MAX_VISIBILITY_TIMEOUT
 from sqs_broker.topology import is_quarantine, quarantine_name
 from sqs_broker.transport import payloads
 from sqs_broker.transport.acks import AckBatcher
 from sqs_broker.transport.faults import Fault, Faults, answer_of
+from sqs_broker.transport.kombu_types import (
+    SQSChannel,
+    SQSTransport,
+    VirtualChannel,
+    VirtualQoS,
+    bytes_to_str,
+)
 from sqs_broker.transport.lease import Lease
 from sqs_broker.transport.poison import (
     KOMBU_CONTRACT,
@@ -100,7 +106,7 @@ def kombu_tested() -> bool:
     return low <= kombu_version() < high
 
 
-class Channel(Receiving, SQS.Channel):
+class Channel(Receiving, SQSChannel):
     """kombu's SQS channel with deadlines, batched receives and deletes, and a visibility lease."""
 
     QoS = QoS
@@ -305,7 +311,7 @@ class Channel(Receiving, SQS.Channel):
             self.qos.get(receipt)
         except KeyError:
             return
-        virtual.Channel.basic_ack(self, receipt)
+        VirtualChannel.basic_ack(self, receipt)
 
     # --- rejecting (replaces kombu's delete of a message rejected without requeue) ----
 
@@ -334,7 +340,7 @@ class Channel(Receiving, SQS.Channel):
             qname = url.rstrip("/").rsplit("/", 1)[-1]
         # Frees the prefetch slot (and the lease's hold); nothing is deleted (the
         # backoff policy does not apply).
-        virtual.QoS.reject(self.qos, delivery_tag, requeue=False)
+        VirtualQoS.reject(self.qos, delivery_tag, requeue=False)
         self._slot_freed(delivery_tag)
         reason = "its consumer rejected it without requeue"
         self._rejected[delivery_tag] = [qname, url, sqs_message, reason]
@@ -390,7 +396,7 @@ class Channel(Receiving, SQS.Channel):
             acks.add(*entry)
         else:
             io.post(lambda: acks.add(*entry))
-        virtual.Channel.basic_ack(self, delivery_tag)
+        VirtualChannel.basic_ack(self, delivery_tag)
         return None
 
     def basic_cancel(self, consumer_tag: str) -> Any:
@@ -458,7 +464,7 @@ class Channel(Receiving, SQS.Channel):
         super().close()
 
 
-class Transport(SQS.Transport):
+class Transport(SQSTransport):
     """kombu's SQS transport with :class:`Channel`; the ``sqs://`` URL is unchanged."""
 
     Channel = Channel

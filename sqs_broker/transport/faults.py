@@ -77,7 +77,7 @@ class Faults:
     def delay(self, failures: int) -> float:
         """Capped exponential backoff with jitter (half to all of the step)."""
         step = min(self.cap, self.base * 2 ** min(failures - 1, 30))
-        return step * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrecy
+        return float(step * (0.5 + random.random() / 2))  # noqa: S311 - jitter, not secrecy
 
     def answered(self, operation: str, queue: str) -> None:
         """SQS answered: end the outage of (operation, queue), if any, with one log line."""

@@ -18,10 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.utils.time import maybe_iso8601
-from kombu import compression, serialization
-from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
 from sqs_broker.topology import QUARANTINE_SUFFIX, is_quarantine, quarantine_name
+from sqs_broker.transport.kombu_types import bytes_to_str, decompress, loads, str_to_bytes
 
 __all__ = [
     "CELERY_TASK_HANDLER",
@@ -139,13 +138,13 @@ def check_envelope(
     method = headers.get("compression")
     if method is not None:
         try:
-            raw = compression.decompress(raw, method)
+            raw = decompress(raw, method)
         except Exception as exc:
             raise Poison(
                 f"body does not decompress with {_text(method)} ({type(exc).__name__})"
             ) from None
     try:
-        decoded = serialization.loads(raw, content_type, content_encoding or "utf-8", accept=accept)
+        decoded = loads(raw, content_type, content_encoding or "utf-8", accept=accept)
     except Exception as exc:
         raise Poison(
             f"body does not deserialize as {_text(content_type)} ({type(exc).__name__}: {exc})"

@@ -36,6 +36,7 @@ from sqs_broker.limits import MAX_BATCH_ENTRIES
 from sqs_broker.transport import liveness
 from sqs_broker.transport.faults import Faults, describe
 from sqs_broker.transport.io import Requests
+from sqs_broker.transport.kombu_types import SQSQoS
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ MAX_RECEIVE = MAX_BATCH_ENTRIES
 NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
-class QoS(SQS.QoS):
+class QoS(SQSQoS):
     """kombu's SQS QoS that tells the channel each time a prefetch slot frees."""
 
     def ack(self, delivery_tag: str) -> None:

@@ -20,14 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery import bootsteps, signals
+from celery import signals
+
+from sqs_broker.celery_types import StartStopStep
 
 #: The poison counter :func:`install` was given (called with a queue's SQS name).
 _on_poison: Callable[[str], None] | None = None
 _connected = False
 
 
-class PoisonStep(bootsteps.StartStopStep):
+class PoisonStep(StartStopStep):
     """Consumer bootstep: the task consumer and the poison counter, told to the channel."""
 
     label = "sqs_broker poison"
