@@ -440,6 +440,9 @@ def test_worker__deletes_batched_and_flushed_on_warm_shutdown(
         for n in range(tasks):
             app.send_task(JOURNAL, args=(str(journal), f"t{n}"))
         assert wait_for(lambda: len(runs(journal)) == tasks, 60), worker.output()
+        # Every task acknowledged (the journal is written when a task starts): the deletes
+        # may still wait in a batch, which the warm shutdown must send.
+        assert wait_for(lambda: worker.output().count(" succeeded in ") == tasks, 30)
         assert worker.stop(signal.SIGTERM) == 0
         counts = proxy.reset_counts()
     assert counts["DeleteMessage"] == 0, counts
