@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks.common import ADD, env_for, make_app, publish, sqs_client, start_worker, unique
 from sqs_broker import sqs
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 #: Each configuration's variables on top of the project's defaults.
 CASES: dict[str, dict[str, Any]] = {

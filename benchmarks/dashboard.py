@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.common import env_for, make_app, sqs_client, unique
 from sqs_broker import sqs
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def _one_pass(app: Any) -> int:

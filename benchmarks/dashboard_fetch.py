@@ -33,7 +33,7 @@ from django.test import override_settings  # noqa: E402
 from sqs_broker import sqs, stats  # noqa: E402
 from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
-from tests.proxy import Proxy  # noqa: E402
+from tests.support.proxy import Proxy  # noqa: E402
 
 
 def make_app(endpoint: str, prefix: str) -> Celery:

@@ -24,7 +24,7 @@ from benchmarks.common import (
     wait_empty,
 )
 from sqs_broker import sqs
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def worker_run(

@@ -37,7 +37,7 @@ from typing import Any
 import boto3
 
 from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, free_port
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
 

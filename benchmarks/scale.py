@@ -47,7 +47,7 @@ from typing import Any
 from unittest import mock
 
 from benchmarks.common import ADD, ROOT, ProxyProcess, local_sqs, sqs_client, unique
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 TASKS, TASK_QUEUES, DAYS = 20, 5, 7
 QUEUES = 300

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 #: ``<!-- adopt: append mysite/settings.py -->`` then a fenced block, both maybe indented.
 BLOCK = re.compile(

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from sqs_broker import charts
 from sqs_broker.stats import HistoryWindow
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
 
 
 def test_points__scaled_to_the_box():

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sqs_broker.localsqs import free_port
-from tests.conftest import fresh_copy
+from tests.support.files import fresh_copy
 
 pytestmark = pytest.mark.worker
 

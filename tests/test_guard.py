@@ -10,7 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from sqs_broker import guard
-from tests.conftest import ROOT, base_env, make_app, run_python
+from tests.support import ROOT
+from tests.support.env import base_env, make_app, run_python
 
 UNSAFE = {
     "DJANGO_DEBUG": "true",

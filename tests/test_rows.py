@@ -11,9 +11,6 @@ from django.utils import translation
 
 from sqs_broker import rows
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 
 def _queue(name: str, **fields: Any) -> dict[str, Any]:
     row = {

@@ -27,7 +27,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from kombu.utils.url import safequote
 
-from tests.conftest import base_env, make_app, queue_with_dlq, run_python
+from tests.support.env import base_env, make_app, run_python
+from tests.support.queues import queue_with_dlq
 
 pytestmark = pytest.mark.django_db
 

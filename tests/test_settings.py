@@ -11,9 +11,6 @@ from kombu import Connection
 
 from sqs_broker.settings import celery_settings, include
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 SECRET = "wJalr/XUtnFEMI+K7MDENG=bPx@RfiCY:%ZZ"
 
 
@@ -466,7 +463,7 @@ def test_secret_file__other_mappings_leave_the_environment_alone(monkeypatch, se
 
 
 def _file_env(secret_file, unique: str) -> dict[str, str]:
-    from tests.conftest import base_env
+    from tests.support.env import base_env
 
     env = base_env(
         AWS_ACCESS_KEY_ID="AKIAFILETEST",
@@ -484,7 +481,7 @@ def test_secret_file__worker_consumes_with_it(start_worker, secret_file, unique,
     """A worker with only AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY_FILE runs a task."""
     import time
 
-    from tests.conftest import make_app
+    from tests.support.env import make_app
 
     env = _file_env(secret_file, unique)
     worker = start_worker(env, wait=False)
@@ -501,7 +498,7 @@ def test_secret_file__worker_consumes_with_it(start_worker, secret_file, unique,
 
 def test_secret_file__sqs_check_finds_the_credentials(sqs_endpoint, secret_file, unique) -> None:
     """sqs_check with the secret in a file reports no E018 and does not print it."""
-    from tests.conftest import run_python
+    from tests.support.env import run_python
 
     env = _file_env(secret_file, unique)
     result = run_python("manage.py", "sqs_check", "--json", env={**env, "DJANGO_SECRET_KEY": "x"})

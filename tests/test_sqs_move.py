@@ -8,8 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from tests.conftest import base_env, make_app, queue_with_dlq
-from tests.movesqs import MoveEndpoint
+from tests.support.env import base_env, make_app
+from tests.support.movesqs import MoveEndpoint
+from tests.support.queues import queue_with_dlq
 
 
 def _depth(sqs, url: str) -> int:

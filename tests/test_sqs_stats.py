@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from tests.conftest import ROOT, base_env, make_app
+from tests.support import ROOT
+from tests.support.env import base_env, make_app
 
 
 @pytest.mark.django_db
@@ -49,6 +50,7 @@ def _every(seconds: float, unique: str, tmp_path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
     """--interval prints one JSON line per pass and stops cleanly on Ctrl-C (SIGINT)."""
     proc = _every(0.5, unique, tmp_path)
@@ -66,6 +68,7 @@ def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
     assert proc.returncode == 0, err
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_sqs_stats__interval_ends_quietly_when_the_reader_is_gone(unique, tmp_path):
     """``| head -1``: the pipe closes, the command ends with status 0 and no traceback."""
     proc = _every(0.2, unique, tmp_path)

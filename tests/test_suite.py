@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from sqs_broker import actions, cache, stats
-from tests.conftest import base_env, run_python
+from tests.support.env import base_env, run_python
 
 
-@pytest.mark.pure
 def test_settings__importing_them_starts_no_server() -> None:
-    """tests.settings fixes the moto address but starts nothing (mypy and pure runs import it)."""
+    """tests.settings fixes the moto address but starts nothing (mypy imports it too)."""
     env = {k: v for k, v in base_env().items() if k != "SQS_BROKER_TEST_ENDPOINT"}
     code = (
         "import os, django; django.setup()\n"
-        "from tests import localserver\n"
+        "from tests.support import localserver\n"
         "print(localserver._answers(os.environ['SQS_ENDPOINT_URL']))\n"
     )
     result = run_python("-c", code, env=env, settings="tests.settings")

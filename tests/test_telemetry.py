@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from sqs_broker.models import HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 from sqs_broker.telemetry import base, read, recorder, store
-from tests.conftest import base_env, make_app, user_with
+from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 INTERVAL = 0.5
 

@@ -7,7 +7,8 @@ from django.test import override_settings
 from django.utils import translation
 
 from sqs_broker.templatetags.sqs_broker_tags import age
-from tests.conftest import base_env, make_app, user_with
+from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 
 def test_age__seconds_minutes_hours() -> None:
