@@ -1,9 +1,10 @@
 .PHONY: run check test test-leg lint
 
 # Local SQS (moto), a Celery worker and beat, and the admin at http://127.0.0.1:8000/admin/
+# (another address: make run ADDR=127.0.0.1:8010)
 run:
 	scripts/bootstrap .venv 3.11
-	scripts/run
+	scripts/run $(if $(ADDR),--addr $(ADDR))
 
 # Before every commit: ruff, mypy, the migrations check and the fast tests (CONTRIBUTING.md)
 check:

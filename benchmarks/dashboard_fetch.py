@@ -1,6 +1,6 @@
 """How long the dashboard's SQS pass takes, and how many SQS calls a reload storm costs.
 
-Run:  .venv/bin/python -m benchmarks.dashboard_fetch [--rtt 0.05] [--queues 1 10 100]
+Run:  .venv/bin/python -m benchmarks.dashboard_fetch [--rtt 0.05] [--queues 1 10 100] [--write-docs]
 
 A local SQS (moto) behind a loopback proxy that adds ``--rtt`` seconds per
 request, so one SQS round-trip costs about that much. For each queue count it
@@ -30,9 +30,11 @@ django.setup()
 from celery import Celery  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
+from benchmarks import report  # noqa: E402
 from sqs_broker import sqs, stats  # noqa: E402
 from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
+from tests.support import localserver  # noqa: E402
 from tests.support.proxy import Proxy  # noqa: E402
 
 
@@ -63,14 +65,20 @@ def timed_pass(app: Celery, workers: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtt", type=float, default=0.05, help="seconds added per request")
-    parser.add_argument("--queues", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--queues", type=int, nargs="+", default=[1, 10, 100],
+                        help="queue counts (default 1 10 100)")  # fmt: skip
+    report.add_flag(parser)
     args = parser.parse_args()
+    load_before = report.load_now()
+    rows: list[list[object]] = []
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
-    endpoint = os.environ["SQS_ENDPOINT_URL"]
+    # tests.settings only picks the address; the server starts here (and stops at exit).
+    endpoint = localserver.ensure()
     client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     print(f"round-trip added by the proxy: {args.rtt * 1000:.0f} ms")
-    print("| queues | one pass, 16 threads | one pass, default pool (100 threads) | "
-          "50 concurrent loads: SQS calls |")  # fmt: skip
+    headers = ["queues", "one pass, 16 threads", "one pass, default pool (100 threads)",
+               "50 concurrent loads: SQS calls"]  # fmt: skip
+    print("| " + " | ".join(headers) + " |")
     print("|---:|---:|---:|---:|")
     with Proxy.to(endpoint, delay=args.rtt) as proxy:
         for count in args.queues:
@@ -89,7 +97,12 @@ def main() -> None:
             ):
                 list(pool.map(stats.sqs_pass, [app] * 50))
             calls = sum(proxy.reset_counts().values())
-            print(f"| {count} | {pooled:.2f} s | {wide:.2f} s | {calls} |")
+            rows.append([count, f"{pooled:.2f} s", f"{wide:.2f} s", calls])
+            print("| " + " | ".join(map(str, rows[-1])) + " |")
+    if args.write_docs:
+        title = f"{args.rtt * 1000:.0f} ms added to every SQS request by the proxy."
+        table = report.Table(headers, rows, title=title)
+        report.write("dashboard_fetch", [table], report.Machine.since(load_before))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ requests arrive.
 Run::
 
     .venv/bin/python -m benchmarks.load_stats --clients 50 --seconds 30
+    .venv/bin/python -m benchmarks.load_stats --write-docs   # and into docs/benchmarks.md
 
 Prints a table and one JSON line.
 """
@@ -36,6 +37,7 @@ from typing import Any
 
 import boto3
 
+from benchmarks import report
 from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, free_port
 from tests.support.proxy import Proxy
 
@@ -227,9 +229,11 @@ def main() -> None:
     parser.add_argument(
         "--cache-ttl", type=float, default=5, help="SQS_BROKER_CACHE_TTL. Default: 5 (the app's)."
     )
+    report.add_flag(parser)
     args = parser.parse_args()
     if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 300:
         parser.error("keep it bounded: 1-200 clients, 1-300 seconds")
+    load_before = report.load_now()
     result = run(args.clients, args.seconds, args.queues, args.cache_ttl)
     rows = [
         ("clients", result["clients"]),
@@ -250,6 +254,9 @@ def main() -> None:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(json.dumps(result, sort_keys=True))
+    if args.write_docs:
+        table = report.Table(["`stats.json` under load", "measured"], rows)
+        report.write("load_stats", [table], report.Machine.since(load_before))
     if result["wrong_answers"] or not result["within_bound"]:
         sys.exit(1)
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.run            # about 10 minutes
     .venv/bin/python -m benchmarks.run --quick    # fewer tasks, shorter windows
+    .venv/bin/python -m benchmarks.run --write-docs   # and the figures into docs/benchmarks.md
 
 Not part of the test suite. Figures from moto on loopback show the shape
 (requests per task, idle requests, latency from the poll cycle, concurrency),
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import backlog, dashboard, end_to_end, latency, publish
+from benchmarks import backlog, dashboard, end_to_end, latency, publish, report
 from benchmarks.common import STOCK, django_setup, local_sqs
 from benchmarks.fastsqs import fast_sqs
 from sqs_broker import settings as broker_settings
@@ -43,6 +44,7 @@ def _f(value: float, digits: int = 2) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer tasks and shorter windows")
+    report.add_flag(parser)
     args = parser.parse_args(argv)
     quick = args.quick
     django_setup()
@@ -90,11 +92,87 @@ def main(argv: list[str] | None = None) -> int:
     }
     print_table(out)
     print(json.dumps(out, sort_keys=True, default=str))
+    if args.write_docs:
+        report.write("run", doc_tables(out), report.Machine.since(load_before[0]))
     return 0
 
 
 def _opts(config: dict[str, Any]) -> dict[str, Any]:
     return {k: config[k] for k in ("polling_interval", "wait_time_seconds", "prefetch_multiplier")}
+
+
+E2E_LABELS = {
+    "stock_delay": "kombu stock options, .delay()",
+    "project_delay": "project defaults, .delay()",
+    "kombu_batch": "kombu's transport, project defaults, publish_many",
+    "project_batch": "project defaults, publish_many",
+    "project_batch_prefetch10": "project defaults + prefetch 10, publish_many",
+    "boto3_ceiling": "raw boto3: batch send/receive 10/batch delete",
+}
+BACKLOG_LABELS = {
+    "kombu_defaults": "kombu's transport, project defaults",
+    "kombu_polling_0": "kombu's transport, polling_interval 0",
+    "project_transport": "project's transport, project defaults",
+}
+
+
+def doc_tables(out: dict[str, Any]) -> list[report.Table]:
+    """The run's figures as docs/benchmarks.md shows them."""
+    pub, slow = out["publish"], out["publish_50ms"]
+    publish_rows = [
+        [label, _f(pub[key]["tasks_per_s"], 0), _f(slow[key]["tasks_per_s"], 0),
+         _f(pub[key]["requests_per_task"], 3)]
+        for key, label in (("delay", "`.delay()` one by one"),
+                           ("batch", "`publish_many` (batches of 10)"))
+    ]  # fmt: skip
+    e2e = out["end_to_end"]
+    lat = out["latency_idle"]
+    both = ("stock", "project")
+    idle_rows = [
+        ["pickup latency, mean",
+         *(f"{lat[c]['latency']['mean_s'] * 1000:,.0f} ms" for c in both)],
+        ["pickups above 100 ms",
+         *(f"{lat[c]['latency']['share_over_100ms'] * 100:.1f} %" for c in both)],
+        ["latency samples", *(lat[c]["latency"]["samples"] for c in both)],
+        ["idle `ReceiveMessage` per queue per hour",
+         *(_f(lat[c]["idle_receives_per_queue_hour"], 0) for c in both)],
+        ["idle USD per queue per month ($0.40/M)",
+         *(f"${lat[c]['idle_usd_per_queue_month']:.3f}" for c in both)],
+    ]  # fmt: skip
+    tasks = out["backlog"]["project_transport"]["tasks"]
+    return [
+        report.Table(["publish", "tasks/s", "+50 ms: tasks/s", "requests/task"], publish_rows),
+        report.Table(
+            ["end to end (one solo worker, trivial task)", "tasks/s", "requests/task"],
+            [
+                [label, _f(e2e[key]["tasks_per_s"], 0), _f(e2e[key]["requests_per_task"], 3)]
+                for key, label in E2E_LABELS.items()
+            ],
+        ),  # fmt: skip
+        report.Table(["idle worker", "stock", "project"], idle_rows),
+        report.Table(
+            [f"backlog ({tasks:,} tasks, prefork -c 2, local-aws-sqs)", "tasks/s", "requests/task"],
+            [
+                [
+                    label,
+                    _f(out["backlog"][key]["tasks_per_s"], 0),
+                    _f(out["backlog"][key]["requests_per_task"], 3),
+                ]
+                for key, label in BACKLOG_LABELS.items()
+            ],
+        ),  # fmt: skip
+        report.Table(
+            ["dashboard (one pass over SQS)", "wall", "requests"],
+            [
+                [
+                    f"{row['queues']} queue(s), +{row['added_latency_ms']:.0f} ms per request",
+                    f"{row['wall_s'] * 1000:,.0f} ms",
+                    row["requests"],
+                ]
+                for row in out["dashboard"].values()
+            ],
+        ),  # fmt: skip
+    ]
 
 
 def print_table(out: dict[str, Any]) -> None:
@@ -107,15 +185,7 @@ def print_table(out: dict[str, Any]) -> None:
                           _f(pub[key]["requests_per_task"], 3)))  # fmt: skip
     lines.append("")
     lines.append(_row("END TO END (one solo worker, trivial task)", "tasks/s", "requests/task"))
-    labels = {
-        "stock_delay": "kombu stock options, .delay()",
-        "project_delay": "project defaults, .delay()",
-        "kombu_batch": "kombu's transport, project defaults, publish_many",
-        "project_batch": "project defaults, publish_many",
-        "project_batch_prefetch10": "project defaults + prefetch 10, publish_many",
-        "boto3_ceiling": "raw boto3: batch send/receive 10/batch delete",
-    }
-    for key, label in labels.items():
+    for key, label in E2E_LABELS.items():
         row = out["end_to_end"][key]
         lines.append(_row(label, _f(row["tasks_per_s"], 0), _f(row["requests_per_task"], 3)))
     lines.append("")
@@ -134,12 +204,7 @@ def print_table(out: dict[str, Any]) -> None:
     lines.append("")
     lines.append(_row("BACKLOG (2,000 tasks, prefork -c 2, local-aws-sqs)", "tasks/s",
                       "requests/task"))  # fmt: skip
-    labels = {
-        "kombu_defaults": "kombu's transport, project defaults",
-        "kombu_polling_0": "kombu's transport, polling_interval 0",
-        "project_transport": "project's transport, project defaults",
-    }
-    for key, label in labels.items():
+    for key, label in BACKLOG_LABELS.items():
         row = out["backlog"][key]
         lines.append(_row(label, _f(row["tasks_per_s"], 0), _f(row["requests_per_task"], 3)))
     lines.append("")

@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.scale            # about 4 minutes (the data set once more)
     .venv/bin/python -m benchmarks.scale --quick    # 30 s of viewers instead of 60
     .venv/bin/python -m benchmarks.scale --latency 0.02   # every SQS request 20 ms slower
+    .venv/bin/python -m benchmarks.scale --write-docs     # and the figures into docs/benchmarks.md
 
 Cases (docs/benchmarks.md reports them):
 
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from benchmarks import report
 from benchmarks.common import ADD, ROOT, ProxyProcess, local_sqs, sqs_client, unique
 from tests.support.proxy import Proxy
 
@@ -439,62 +441,76 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
 
 
-def print_table(out: dict[str, Any]) -> None:
+def doc_tables(out: dict[str, Any]) -> list[report.Table]:
+    """The run's cases as tables: printed, and written into docs/benchmarks.md."""
     data = out["data"]
-    lines = [
-        f"server: {out['server']}",
-        f"data set: {data['task_counters']:,} counter rows, {data['queue_samples']:,} samples "
-        f"({data['seconds']} s to write; {out['database']})",
-    ]
+    tables = [
+        report.Table(
+            ["data set", "rows"],
+            [["per-minute task counters", f"{data['task_counters']:,}"],
+             ["per-minute queue samples", f"{data['queue_samples']:,}"],
+             ["seconds to write (0: kept from an earlier run)", data["seconds"]]],
+            title=f"Server `{out['server']}`, database {out['database']}.",
+        ),
+    ]  # fmt: skip
     page = out.get("pages")
     if page:
         cold = sum(page["cold_sqs_requests"].values())
-        title = f"DASHBOARD, {page['queues']} queues (+{out['latency'] * 1000:.0f} ms a request)"
-        lines += [
-            "",
-            _row(title, "measured", "goal"),
-            _row("one GetQueueAttributes round trip", _ms(page["rtt_get_queue_attributes_s"]), ""),
-            _row("page, cold (every queue asked)", _ms(page["cold_s"]), _ms(page["cold_goal_s"])),
-            _row("page, cached", _ms(page["cached_s"]), "250 ms"),
-            _row("page, attributes expired (the rest shared)", _ms(page["expired_s"]), ""),
-            _row("  SQS requests then", f"{page['expired_sqs_requests']:.0f}", ""),
-            _row("  history query, uncached (300 queues x 6 h)", _ms(page["history_query_s"]), ""),
-            _row(f"  oldest-age estimate, uncached ({page['history_ages_queues']} busy queues)",
-                 _ms(page["history_ages_s"]), ""),
-            _row("  SQL queries cold / cached",
-                 f"{page['cold_sql_queries']} / {page['cached_sql_queries']}", ""),
-            _row("  SQS requests cold / cached", f"{cold} / {page['cached_sqs_requests']}", ""),
-            _row("stats.json?window=86400", _ms(page["stats_json_day_s"]), "150 ms"),
-            _row("  day's task sums from hours", _ms(page["tasks_day_hours_s"]), ""),
-            _row("  day's task sums from minutes only", _ms(page["tasks_day_minutes_s"]), ""),
-            _row("/sqs/metrics (attributes cached)", _ms(page["metrics_s"]), ""),
-            _row("  all-time task totals, baseline + hours", _ms(page["totals_s"]), ""),
-            _row("  all-time task totals from every minute", _ms(page["totals_minutes_s"]), ""),
-        ]  # fmt: skip
+        title = f"dashboard, {page['queues']} queues (+{out['latency'] * 1000:.0f} ms a request)"
+        tables.append(report.Table([title, "measured", "goal"], [
+            ["one `GetQueueAttributes` round trip", _ms(page["rtt_get_queue_attributes_s"]), ""],
+            ["page, cold (every queue asked)", _ms(page["cold_s"]), _ms(page["cold_goal_s"])],
+            ["page, cached", _ms(page["cached_s"]), "250 ms"],
+            ["page, attributes expired (the rest shared)", _ms(page["expired_s"]), ""],
+            ["SQS requests then", f"{page['expired_sqs_requests']:.0f}", ""],
+            ["history query, uncached (300 queues × 6 h)", _ms(page["history_query_s"]), ""],
+            [f"oldest-age estimate, uncached ({page['history_ages_queues']} busy queues)",
+             _ms(page["history_ages_s"]), ""],
+            ["SQL queries cold / cached",
+             f"{page['cold_sql_queries']} / {page['cached_sql_queries']}", ""],
+            ["SQS requests cold / cached", f"{cold} / {page['cached_sqs_requests']}", ""],
+            ["`stats.json?window=86400`", _ms(page["stats_json_day_s"]), "150 ms"],
+            ["a day's task sums from hours", _ms(page["tasks_day_hours_s"]), ""],
+            ["a day's task sums from minutes only", _ms(page["tasks_day_minutes_s"]), ""],
+            ["`/sqs/metrics` (attributes cached)", _ms(page["metrics_s"]), ""],
+            ["all-time task totals, baseline + hours", _ms(page["totals_s"]), ""],
+            ["all-time task totals from every minute", _ms(page["totals_minutes_s"]), ""],
+        ]))  # fmt: skip
     many = out.get("viewers")
     if many:
-        lines += ["", _row(f"VIEWERS: {many['processes']} processes x "
-                           f"{many['viewers_per_process']} viewers, reload every "
-                           f"{many['refresh_s']:g} s", "passes/min", "requests/min")]  # fmt: skip
-        for key, label in (("shared", "shared cache (file)"), ("per_process", "local memory each")):
-            row = many[key]
-            lines.append(_row(f"{label}, {row['loads']} loads", f"{row['passes_per_min']:.1f}",
-                              f"{row['requests_per_min']:,.0f}"))  # fmt: skip
-        lines.append(_row(f"goal: one pass per TTL ({many['ttl_s']:g} s)",
-                          f"{many['one_pass_per_ttl_per_min']:.1f}", ""))  # fmt: skip
+        title = (f"viewers: {many['processes']} processes × {many['viewers_per_process']}, "
+                 f"reload every {many['refresh_s']:g} s")  # fmt: skip
+        rows: list[list[object]] = [
+            [f"{label}, {many[key]['loads']} loads", f"{many[key]['passes_per_min']:.1f}",
+             f"{many[key]['requests_per_min']:,.0f}"]
+            for key, label in (("shared", "shared cache (file)"),
+                               ("per_process", "local memory each"))
+        ]  # fmt: skip
+        rows.append([f"goal: one pass per TTL ({many['ttl_s']:g} s)",
+                     f"{many['one_pass_per_ttl_per_min']:.1f}", ""])  # fmt: skip
+        tables.append(report.Table([title, "passes/min", "requests/min"], rows))
     pub = out.get("publish")
     if pub:
         fifo = pub["fifo"]
-        lines += [
-            "",
-            _row(f"PUBLISH_MANY, {pub['tasks']} tasks, +{pub['added_latency_ms']:.0f} ms a request",
-                 "seconds", ""),
-            _row("one batch at a time", f"{pub['one_at_a_time']['seconds']:.2f}", ""),
-            _row(f"{pub['concurrent']['concurrency']} batches at a time",
-                 f"{pub['concurrent']['seconds']:.2f}", f"x{pub['speedup']:.1f}"),
-            _row(f"FIFO, {fifo['groups']} groups, each in order: {fifo['each_group_in_order']}",
-                 f"{fifo['seconds']:.2f}", ""),
-        ]  # fmt: skip
+        title = f"`publish_many`, {pub['tasks']} tasks, +{pub['added_latency_ms']:.0f} ms a request"
+        tables.append(report.Table([title, "seconds", "speed-up"], [
+            ["one batch at a time", f"{pub['one_at_a_time']['seconds']:.2f}", ""],
+            [f"{pub['concurrent']['concurrency']} batches at a time",
+             f"{pub['concurrent']['seconds']:.2f}", f"×{pub['speedup']:.1f}"],
+            [f"FIFO, {fifo['groups']} groups, each in order: {fifo['each_group_in_order']}",
+             f"{fifo['seconds']:.2f}", ""],
+        ]))  # fmt: skip
+    return tables
+
+
+def print_table(out: dict[str, Any]) -> None:
+    lines = []
+    for table in doc_tables(out):
+        if table.title:
+            lines.append(table.title)
+        lines.append(_row(*table.headers))
+        lines += [_row(*row) for row in table.rows]
+        lines.append("")
     print("\n".join(lines))
 
 
@@ -516,11 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=10)
     parser.add_argument("--refresh", type=float, default=10.0)
+    report.add_flag(parser)
     args = parser.parse_args(argv)
     if args.mode == "viewer":
         viewer(args.seconds, args.threads, args.refresh)
         return 0
     cases = set(args.cases.split(","))
+    load_before = report.load_now()
 
     from sqs_broker.localsqs import LOCAL_ENV
 
@@ -582,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
             out["publish"] = publishing(endpoint, args.latency or 0.02)
     print_table(out)
     print(json.dumps(out, sort_keys=True, default=str))
+    if args.write_docs:
+        report.write("scale", doc_tables(out), report.Machine.since(load_before))
     return 0
 
 

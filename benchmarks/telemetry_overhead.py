@@ -10,6 +10,7 @@ line. A script, not a test::
 
     .venv/bin/python benchmarks/telemetry_overhead.py            # 2,000 tasks, 3 runs each
     .venv/bin/python benchmarks/telemetry_overhead.py --tasks 500 --runs 1   # a quick look
+    .venv/bin/python benchmarks/telemetry_overhead.py --write-docs   # and into docs/benchmarks.md
 
 The database is a fresh SQLite file in a temporary directory (WAL, as the
 example project configures it). After every telemetry-on run the script
@@ -46,6 +47,9 @@ def parse() -> argparse.Namespace:
         default=10.0,
         help="SQS_BROKER_TELEMETRY_INTERVAL of the workers, seconds (default 10)",
     )
+    from benchmarks import report
+
+    report.add_flag(parser)
     return parser.parse_args()
 
 
@@ -199,6 +203,30 @@ def main() -> None:
     print(f"overhead {100 * (1 - ratio):+.1f} % (goal <= 3 %)")
     print(f"recorder cost per task, in memory: {cost:.1f} µs")
     print(f"load average (1 min): {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    if args.write_docs:
+        from benchmarks import report
+
+        runs = [
+            [run + 1, f"{off_run:.1f}", f"{on_run:.1f}"]
+            for run, (off_run, on_run) in enumerate(zip(results[False], results[True], strict=True))
+        ]
+        summary = [
+            ["median tasks/s, telemetry off / on", f"{off:.1f} / {on:.1f}"],
+            ["overhead (goal: at most 3 %)", f"{100 * (1 - ratio):+.1f} %"],
+            ["recorder cost per task, in memory", f"{cost:.1f} µs"],
+        ]
+        title = (
+            f"{args.tasks:,} no-op tasks per run, {args.pool} pool, concurrency "
+            f"{args.concurrency}, telemetry interval {args.interval:g} s."
+        )
+        report.write(
+            "telemetry_overhead",
+            [
+                report.Table(["run", "tasks/s, telemetry off", "tasks/s, on"], runs, title=title),
+                report.Table(["telemetry overhead", "measured"], summary),
+            ],
+            report.Machine(load_before=load_before[0], load_after=load_after[0]),
+        )
     print(
         json.dumps(
             {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django
 import environ
 
+from project.csp import POLICY
 from sqs_broker.settings import include
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +52,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# A strict Content-Security-Policy on every response (project/csp.py): Django's own
+# from 6.0, the example's stand-in on 5.2.
+if django.VERSION >= (6, 0):
+    SECURE_CSP = POLICY
+    MIDDLEWARE.insert(1, "django.middleware.csp.ContentSecurityPolicyMiddleware")
+else:
+    MIDDLEWARE.insert(1, "project.csp.StrictCSPMiddleware")
 
 ROOT_URLCONF = "project.urls"
 

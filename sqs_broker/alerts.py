@@ -28,6 +28,10 @@ SEVERITY = "warning"
 
 #: The longest --for and --window: a month (Prometheus refuses durations far longer).
 MAX_SECONDS = 30 * 86400
+#: The largest --target: a backlog per worker beyond it never scales anything up.
+MAX_TARGET = 1_000_000
+#: The largest replica count Kubernetes accepts (an int32).
+MAX_REPLICAS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,29 @@ def evaluate(
 # --- scaling recipes -------------------------------------------------------------
 
 
+def check_target(target: float) -> None:
+    """A ``ValueError`` naming ``--target`` unless the recipes can use it as a backlog."""
+    if not (math.isfinite(target) and 0 < target <= MAX_TARGET):
+        raise ValueError(
+            f"--target must be a number above 0 and at most {MAX_TARGET}; got {target}."
+        )
+
+
+def check_replicas(min_replicas: int, max_replicas: int) -> None:
+    """A ``ValueError`` naming the option unless ``0 <= min <= max`` and ``max >= 1``."""
+    problems = []
+    if not 0 <= min_replicas <= MAX_REPLICAS:
+        problems.append(f"--min-replicas must be from 0 to {MAX_REPLICAS}; got {min_replicas}")
+    if not 1 <= max_replicas <= MAX_REPLICAS:
+        problems.append(f"--max-replicas must be from 1 to {MAX_REPLICAS}; got {max_replicas}")
+    if not problems and min_replicas > max_replicas:
+        problems.append(
+            f"--min-replicas ({min_replicas}) must not be above --max-replicas ({max_replicas})"
+        )
+    if problems:
+        raise ValueError("; ".join(problems) + ".")
+
+
 def work_queues(data: Mapping[str, Any], only: Sequence[str] = ()) -> list[Mapping[str, Any]]:
     """The queues workers consume (not dead-letter queues), or those named in ``only``.
 
@@ -350,7 +377,10 @@ def keda(
 
     One ``aws-sqs-queue`` trigger per queue, each with ``queueLength`` = the
     target backlog per worker; KEDA scales to the largest of their answers.
+    A target or replica bounds KEDA would refuse are a ``ValueError`` naming the option.
     """
+    check_target(target)
+    check_replicas(min_replicas, max_replicas)
     triggers = []
     for queue in work_queues(data, only):
         triggers.append(
@@ -396,7 +426,9 @@ def ecs(
     tasks (Container Insights' ``RunningTaskCount``); for
     ``aws application-autoscaling put-scaling-policy
     --target-tracking-scaling-policy-configuration file://...``.
+    A target out of range is a ``ValueError`` naming ``--target``.
     """
+    check_target(target)
     rows = work_queues(data, only)
     if not rows:
         raise ValueError("The deployment has no queue to scale on.")

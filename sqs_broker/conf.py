@@ -44,7 +44,7 @@ def _flag(name: str, default: bool) -> bool:
 
 
 class Settings:
-    """The app's settings with their defaults; see the README's table."""
+    """The app's settings with their defaults; see docs/configuration.md."""
 
     @property
     def API_TOKEN(self) -> str | None:

@@ -14,15 +14,19 @@ A bad setting is one message, not a traceback of 50 to 120 lines through
 Django, Celery and click: :func:`exit_on_configuration_error` (``manage.py``,
 WSGI, ASGI) and :func:`install_excepthook` (the ``celery`` command, whose
 entry point the project does not own) print ``ImproperlyConfigured: <message>``
-on stderr and exit with status 1 (4 for the WSGI/ASGI application, which
-gunicorn reads as "App failed to load" and stops on).
+on stderr and exit with status 2 (:data:`EXIT_STATUS`) from every command:
+``manage.py`` (``runserver`` included), the worker, beat, ``celery events``;
+4 for the WSGI/ASGI application, which gunicorn reads as "App failed to
+load" and stops on.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +83,7 @@ def exit_on_configuration_error(status: int = EXIT_STATUS) -> Iterator[None]:
 
 
 def install_excepthook() -> None:
-    """Show an uncaught ``ImproperlyConfigured`` as one line; safe to call twice.
+    """Show an uncaught ``ImproperlyConfigured`` as one line, exit 2; safe to call twice.
 
     For the ``celery`` command: its entry point belongs to Celery, so the
     project's Celery module (which every ``celery -A`` run imports first)
@@ -90,13 +94,69 @@ def install_excepthook() -> None:
         return
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        if isinstance(exc, ImproperlyConfigured):
-            _say(configuration_message(exc))
+        if not isinstance(exc, ImproperlyConfigured):
+            previous(kind, exc, tb)
             return
-        previous(kind, exc, tb)
+        _say(configuration_message(exc))
+        if hasattr(sys, "ps1") or sys.flags.interactive:
+            return  # an interactive shell (celery shell, python -i) goes on
+        # Python ends a process whose exception reached this hook with status 1,
+        # and no hook can change that; manage.py's status for the same error is 2.
+        # A configuration error stops a process before it serves: flushing the
+        # logs and the standard streams is all that its exit handlers would do.
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                with suppress(OSError, ValueError):
+                    stream.flush()
+        os._exit(EXIT_STATUS)
 
     hook.sqs_broker = True  # type: ignore[attr-defined]
     sys.excepthook = hook
+
+
+#: SQS's error codes for a queue that does not exist (query and JSON protocols).
+NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+def _missing_queue(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code in NO_QUEUE_CODES:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+class MissingQueueLine(logging.Filter):
+    """Beat's "Message Error" for a queue SQS does not have: one line, no traceback or stack.
+
+    Celery logs it with the stack and the traceback of a ``SchedulingError``,
+    every tick: 40 lines whose only news is the first. The transport declares a
+    vanished queue again on the next publish, so what is left here is a queue
+    it may not create: a predefined one (``SQS_PREDEFINED_QUEUES``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _missing_queue(record.exc_info[1]):
+            from sqs_broker.redact import scrub
+
+            text = " ".join(str(record.exc_info[1]).split())
+            record.msg = (
+                "%s (the queue does not exist on SQS: a predefined queue is never created; "
+                "create it or correct SQS_PREDEFINED_QUEUES)"
+            )
+            record.args = (scrub(text),)
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def install_missing_queue_line() -> None:
+    """Put :class:`MissingQueueLine` on Celery's beat logger; safe to call twice."""
+    beat_logger = logging.getLogger("celery.beat")
+    if not any(isinstance(f, MissingQueueLine) for f in beat_logger.filters):
+        beat_logger.addFilter(MissingQueueLine())
 
 
 def refuse_unsafe_start(app: Celery | None = None) -> None:
@@ -209,6 +269,7 @@ def install(app: Celery) -> None:
     if settings.configured:
         check_broker_url(app.conf.broker_url or "")
     app.steps["worker"].add(StartGuard)
+    install_missing_queue_line()
     # `celery report` prints the configuration; Celery masks only `broker_url`.
     install_report_masking(app)
     if not getattr(app, "sqs_broker_guarded", False):

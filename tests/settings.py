@@ -23,9 +23,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SQS_BROKER_TELEMETRY = False
 
-# Every page the tests serve carries a strict Content-Security-Policy
-# (default-src 'self'), so the browser tests prove no page needs inline code.
-MIDDLEWARE = [*MIDDLEWARE, "tests.csp.StrictCSPMiddleware"]  # noqa: F405
+# Every page the tests serve carries the example's strict Content-Security-Policy
+# (project/csp.py), so the browser tests prove no page needs inline code.
 
 # Django 6.1 configures e-mail through MAILERS and warns that its implicit default
 # mailer goes away; the test runner swaps in its outbox either way.

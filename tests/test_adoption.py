@@ -1,8 +1,9 @@
-"""The README's "Use it in your project", applied to a new ``startproject`` exactly as written.
+"""docs/adoption.md, applied to a new ``startproject`` exactly as written.
 
-The README marks each block an adopter copies with ``<!-- adopt: ACTION PATH -->``; this test
-reads those blocks, applies them to a throwaway project and checks what the README promises,
-so the two cannot drift apart.
+The page marks each block an adopter copies with ``<!-- adopt: ACTION PATH -->``; this test
+reads those blocks, applies them to a throwaway project and checks what the page promises
+(a real worker runs the page's task from the local SQS and its result is stored), so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT
+from tests.support.workers import Worker
 
 #: ``<!-- adopt: append mysite/settings.py -->`` then a fenced block, both maybe indented.
 BLOCK = re.compile(
@@ -26,7 +28,7 @@ BLOCK = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 
-#: What a fresh shell has of ours: nothing (the README's env block adds the local SQS).
+#: What a fresh shell has of ours: nothing (the page's env block adds the local SQS).
 PROJECT_PREFIXES = ("DJANGO_", "SQS_", "AWS_", "CELERY_", "DATABASE_")
 
 CLIENT_SCRIPT = """
@@ -47,10 +49,24 @@ for name, url in [
 print("ANSWERS" + json.dumps(answers))
 """
 
+TASK_SCRIPT = """
+from django_celery_results.models import TaskResult
+from mysite.tasks import mul
 
-def readme_blocks() -> list[tuple[str, str | None, str]]:
-    """``(action, path, body)`` for every marked block of the README, in order."""
-    text = (ROOT / "README.md").read_text()
+r = mul.delay(6, 7)
+value = r.get(timeout=60)
+row = TaskResult.objects.get(task_id=r.id)
+print("RESULT" + json.dumps([value, row.status, row.result]))
+"""
+
+
+#: The page whose marked blocks are applied.
+ADOPTION = ROOT / "docs" / "adoption.md"
+
+
+def adoption_blocks() -> list[tuple[str, str | None, str]]:
+    """``(action, path, body)`` for every marked block of docs/adoption.md, in order."""
+    text = ADOPTION.read_text()
     found = []
     for match in BLOCK.finditer(text):
         body = textwrap.dedent(match["body"]).strip()
@@ -70,13 +86,14 @@ def exported(body: str) -> dict[str, str]:
     return env
 
 
-def test_readme__marks_the_adoption_blocks() -> None:
-    """The README still carries every block this test applies."""
-    actions = [(action, path) for action, path, _ in readme_blocks()]
+def test_adoption__marks_the_blocks() -> None:
+    """docs/adoption.md still carries every block this test applies."""
+    actions = [(action, path) for action, path, _ in adoption_blocks()]
     assert actions == [
         ("append", "mysite/settings.py"),
         ("write", "mysite/celery.py"),
         ("write", "mysite/__init__.py"),
+        ("write", "mysite/tasks.py"),
         ("append", "mysite/urls.py"),
         ("write", "mysite/wsgi.py"),
         ("write", "mysite/asgi.py"),
@@ -86,8 +103,10 @@ def test_readme__marks_the_adoption_blocks() -> None:
 
 
 @pytest.mark.django_db
-def test_readme__steps_adopt_the_app_into_a_new_project(tmp_path: Path, sqs_endpoint: str) -> None:
-    """check, sqs_check --offline, the dashboard, stats.json and metrics work as the README says."""
+def test_adoption__steps_adopt_the_app_into_a_new_project(
+    tmp_path: Path, sqs_endpoint: str, unique: str
+) -> None:
+    """check, sqs_check --offline, the pages, and a task run by a worker with its result stored."""
     site = tmp_path / "site"
     site.mkdir()
     subprocess.run(
@@ -96,7 +115,7 @@ def test_readme__steps_adopt_the_app_into_a_new_project(tmp_path: Path, sqs_endp
         capture_output=True,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_PREFIXES)}
-    for action, path, body in readme_blocks():
+    for action, path, body in adoption_blocks():
         if action == "env":
             env.update(exported(body))
             continue
@@ -106,10 +125,12 @@ def test_readme__steps_adopt_the_app_into_a_new_project(tmp_path: Path, sqs_endp
             target.write_text(target.read_text() + "\n" + body)
         else:
             target.write_text(body)
-    # The README's placeholder port: this run's local SQS.
+    # The page's placeholder port: this run's local SQS.
     assert env["SQS_ENDPOINT_URL"] == "http://127.0.0.1:PORT"
     env["SQS_ENDPOINT_URL"] = sqs_endpoint
     env["DJANGO_SETTINGS_MODULE"] = "mysite.settings"
+    # Queues of this test's own on the shared local SQS (not part of the page's steps).
+    env["SQS_QUEUE_NAME_PREFIX"] = f"{unique}-"
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -148,3 +169,24 @@ def test_readme__steps_adopt_the_app_into_a_new_project(tmp_path: Path, sqs_endp
     assert status == 200 and stats.startswith("{")
     status, metrics = answers["metrics"]
     assert status == 200 and "# TYPE" in metrics
+
+    # The page's task, sent from the site's shell, run by a real worker of the site from the
+    # local SQS, its result read back through the page's result backend.
+    log = tmp_path / "worker.log"
+    argv = [
+        sys.executable, "-m", "celery", "-A", "mysite", "worker", "--pool=solo",
+        "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, cwd=site, env=env, stdout=out, stderr=subprocess.STDOUT)
+    worker = Worker(process, log, env)
+    try:
+        worker.wait_ready()
+        assert "mysite.tasks.mul" in worker.output()  # registered through CELERY_IMPORTS
+        ran = manage("shell", "-c", "import json\n" + TASK_SCRIPT)
+    finally:
+        worker.stop()
+    assert ran.returncode == 0, ran.stderr + worker.output()[-4000:]
+    value, status, stored = json.loads(ran.stdout.split("RESULT", 1)[1])
+    assert value == 42
+    assert (status, stored) == ("SUCCESS", "42")

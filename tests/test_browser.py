@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from project.csp import HEADER
 from tests.support.env import base_env, make_app
 from tests.support.queues import queue_with_dlq
 
@@ -102,7 +103,7 @@ def test_dashboard__refresh_in_place_purge_and_chinese(page, live_server, sqs, u
     ):
         _login(page, live_server)
         response = page.goto(f"{live_server.url}/admin/sqs_broker/dashboard/")
-        assert response.headers["content-security-policy"] == "default-src 'self'"
+        assert response.headers["content-security-policy"] == HEADER
         row = page.locator(f'tr[data-queue="{unique}-celery"]')
         expect(row.locator("td.visible")).to_have_text("0")
         page.evaluate("window.__notReloaded = true")

@@ -143,3 +143,144 @@ def test_devstack__fresh_copy_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         time.sleep(0.2)
     assert processes_in(folder) == []
     assert port_is_free(web) and port_is_free(sqs_port)
+
+
+# --- ports checked before anything starts ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("addr", "expected"),
+    [
+        ("8010", ("127.0.0.1", 8010)),
+        ("127.0.0.1:8010", ("127.0.0.1", 8010)),
+        ("0.0.0.0:8000", ("0.0.0.0", 8000)),  # noqa: S104 - parsed, not bound
+        ("[::1]:8000", ("::1", 8000)),
+        ("localhost:8000", ("localhost", 8000)),
+    ],
+)
+def test_web_address__as_runserver_reads_it(addr: str, expected: tuple[str, int]) -> None:
+    """--addr takes what runserver takes: a port, host:port, [IPv6]:port."""
+    from project.demo.management.commands.devstack import web_address
+
+    assert web_address(addr) == expected
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1", "http://x:1"])
+def test_web_address__not_an_address_is_a_usage_error(addr: str) -> None:
+    """A port out of 1 to 65535 or no port at all: exit 64 naming --addr, with an example."""
+    from django.core.management.base import CommandError
+
+    from project.demo.management.commands.devstack import web_address
+
+    with pytest.raises(CommandError) as refused:
+        web_address(addr)
+    assert str(refused.value) == (
+        f"--addr {addr!r} is not host:port or a port from 1 to 65535 (for example 127.0.0.1:8010)."
+    )
+    assert refused.value.returncode == 64
+
+
+def test_port_in_use__a_listening_port_is_taken_a_closed_one_free() -> None:
+    """Another program listening is named; a port nobody holds is free."""
+    from project.demo.management.commands.devstack import port_in_use
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert port_in_use("127.0.0.1", port) == "another program listens on it"
+    assert port_in_use("127.0.0.1", port) is None
+
+
+@pytest.mark.parametrize("which", ["web", "sqs"])
+def test_devstack__taken_port_stops_it_before_anything_is_printed(which: str) -> None:
+    """Port taken: nothing printed, started or migrated; exit 2 saying how to choose another."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        web = taken if which == "web" else free_port()
+        args = ["--addr", f"127.0.0.1:{web}"]
+        if which == "sqs":
+            args += ["--sqs-port", str(taken)]
+        out = StringIO()
+        with pytest.raises(CommandError) as refused:
+            call_command("devstack", *args, stdout=out, stderr=StringIO())
+    assert out.getvalue() == ""
+    assert refused.value.returncode == 2
+    if which == "web":
+        other_addr = f"127.0.0.1:{taken + 10}"
+        assert str(refused.value) == (
+            f"The web address 127.0.0.1:{taken} cannot be used: another program listens on it. "
+            f"Nothing was started. Choose another: make run ADDR={other_addr} "
+            f"(or scripts/run --addr {other_addr})."
+        )
+    else:
+        assert str(refused.value) == (
+            f"The local SQS port 127.0.0.1:{taken} cannot be used: another program listens on "
+            "it. Nothing was started. Choose another with --sqs-port N, or leave it out (any "
+            "free port)."
+        )
+
+
+def test_make_run__addr_reaches_the_stack() -> None:
+    """make run ADDR=... passes --addr to scripts/run; without ADDR, none is passed."""
+    from tests.support import ROOT
+
+    def recipe(*args: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+
+    assert "scripts/run --addr 127.0.0.1:8010\n" in recipe("ADDR=127.0.0.1:8010")
+    assert "scripts/run \n" in recipe() or "scripts/run\n" in recipe()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_devstack__port_taken_from_a_shell(tmp_path: Path) -> None:
+    """scripts/run with the web port taken: one line, exit 2, nothing started, no login printed."""
+    folder = fresh_copy(tmp_path / "clone")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_PREFIXES)}
+    env["PYTHON"] = sys.executable
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        result = subprocess.run(
+            ["bash", "scripts/run", "--addr", f"127.0.0.1:{taken}"],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"CommandError: The web address 127.0.0.1:{taken} cannot be")
+    assert "Traceback" not in result.stderr and "password" not in result.stderr
+    assert processes_in(folder) == []
+
+
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_devstack__sqs_port_out_of_range_is_a_usage_error(port: str) -> None:
+    """--sqs-port no socket can have: exit 64 naming it, nothing printed or started."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "devstack", "--addr", f"127.0.0.1:{free_port()}", "--sqs-port", port, stdout=out
+        )
+    assert (str(refused.value), refused.value.returncode) == (
+        f"--sqs-port must be from 0 to 65535; got {port}.",
+        64,
+    )
+    assert out.getvalue() == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -143,6 +144,7 @@ CONFIG_CANARY = "CanaryConfig/Secret+Zz9"
 ENTRY_POINTS = {
     "manage-check": ["manage.py", "check"],
     "manage-sqs_check": ["manage.py", "sqs_check"],
+    "manage-runserver": ["manage.py", "runserver", "--noreload", "127.0.0.1:0"],
     "wsgi": ["-c", "import project.wsgi"],
     "asgi": ["-c", "import project.asgi"],
     "worker": ["-m", "celery", "-A", "project", "worker", "--pool=solo"],
@@ -160,16 +162,13 @@ def meaningful_lines(text: str) -> list[str]:
     return [line for line in lines if not any(n in line for n in noise)]
 
 
-def exit_status(name: str, refusal: bool = False) -> int:
-    """2 for manage.py ("could not check"), gunicorn's "App failed to load" (4) for the WSGI/ASGI
-    app. A celery command stopped by a settings error keeps Python's 1 (its entry point is
-    Celery's: the hook only shortens the output); beat and events refusing E001 exit with 2
-    like manage.py, and the worker with Celery's 1."""
+def exit_status(name: str) -> int:
+    """One status for one configuration error: 2 for every command (manage.py, runserver, the
+    worker, beat, events, report), whether a bad variable or the E001 refusal;
+    gunicorn's "App failed to load" (4) for the WSGI/ASGI application."""
     if name in ("wsgi", "asgi"):
         return guard.SERVER_EXIT_STATUS
-    if name.startswith("manage") or (refusal and name in ("beat", "events")):
-        return guard.EXIT_STATUS
-    return 1
+    return guard.EXIT_STATUS
 
 
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
@@ -202,14 +201,67 @@ def test_entry_points__secret_in_a_bad_value_not_shown() -> None:
     ]
 
 
-SERVING = ("wsgi", "asgi", "worker", "beat", "events")
+SERVING = ("wsgi", "asgi", "worker", "beat", "events", "manage-runserver")
 
 
 @pytest.mark.parametrize("name", SERVING)
 def test_entry_points__unsafe_start_is_one_line(name: str) -> None:
     """The E001 refusal of each serving entry point is one line too, without a traceback."""
     result = run_python(*ENTRY_POINTS[name], env=base_env(**UNSAFE), timeout=30)
-    assert result.returncode == exit_status(name, refusal=True)
+    assert result.returncode == exit_status(name)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
     lines = meaningful_lines(result.stderr)
-    assert len(lines) == 1 and lines[0].startswith("ImproperlyConfigured: sqs_broker.E001: ")
+    # runserver reports it as the command's error, as Django reports a failed system check.
+    kind = "CommandError" if name == "manage-runserver" else "ImproperlyConfigured"
+    assert len(lines) == 1 and lines[0].startswith(f"{kind}: sqs_broker.E001: "), lines
+
+
+def test_missing_queue_line__beat_error_for_a_missing_queue_is_one_line(
+    sqs_endpoint, unique, caplog
+) -> None:
+    """A scheduled task sent to a predefined queue SQS does not have: one line, no traceback."""
+    import json
+
+    from celery.beat import ScheduleEntry, Scheduler
+
+    gone = f"{sqs_endpoint}/123456789012/{unique}-gone"
+    app = make_app(base_env(SQS_PREDEFINED_QUEUES=json.dumps({"celery": {"url": gone}})))
+    guard.install(app)
+    guard.install(app)  # twice, as ready() and the project's Celery module both do
+    assert (
+        sum(isinstance(f, guard.MissingQueueLine) for f in logging.getLogger("celery.beat").filters)
+        == 1
+    )
+    scheduler = Scheduler(app=app, schedule={}, lazy=True)
+    entry = ScheduleEntry(name="tick", task="t.a", schedule=60.0, app=app)
+    with caplog.at_level("INFO", logger="celery.beat"), app.producer_or_acquire() as producer:
+        scheduler.apply_entry(entry, producer=producer)
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.exc_info is None and error.stack_info is None
+    text = error.getMessage()
+    assert "\n" not in text
+    assert text.startswith("Couldn't apply scheduled task tick: An error occurred ")
+    assert "NonExistentQueue" in text
+    assert text.endswith(
+        "(the queue does not exist on SQS: a predefined queue is never created; create it or "
+        "correct SQS_PREDEFINED_QUEUES)"
+    )
+
+
+def test_missing_queue_line__other_errors_keep_their_traceback() -> None:
+    """Only a missing queue is shortened: any other error of beat is left as Celery logs it."""
+    filter_ = guard.MissingQueueLine()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "celery.beat",
+            logging.ERROR,
+            __file__,
+            1,
+            "Message Error: %s",
+            ("boom",),
+            sys.exc_info(),
+        )
+    assert filter_.filter(record) is True
+    assert record.exc_info is not None and record.getMessage() == "Message Error: boom"

@@ -88,6 +88,50 @@ def test_region__falls_back_to_aws_default_region() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"SQS_REGION": "eu-westt-1"},
+            "SQS_REGION must be an AWS region name such as eu-west-1; got 'eu-westt-1': "
+            "botocore {version} knows no such region; did you mean eu-west-1?",
+        ),
+        (
+            {"AWS_DEFAULT_REGION": "useast1"},
+            "AWS_DEFAULT_REGION must be an AWS region name such as eu-west-1; got 'useast1': "
+            "botocore {version} knows no such region; did you mean us-east-1?",
+        ),
+        (
+            # boto3 reads AWS_DEFAULT_REGION for its other clients (STS, S3): checked too.
+            {"SQS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-3"},
+            "AWS_DEFAULT_REGION must be an AWS region name such as eu-west-1; got 'us-east-3': "
+            "botocore {version} knows no such region; did you mean us-east-2?",
+        ),
+        (
+            {"SQS_REGION": "mars-north-1"},
+            "SQS_REGION must be an AWS region name such as eu-west-1; got 'mars-north-1': "
+            "botocore {version} knows no such region (a region newer than botocore needs "
+            "pip install -U botocore).",
+        ),
+    ],
+)
+def test_region__unknown_to_botocore_names_the_variable_and_the_closest(env, message) -> None:
+    """A well-shaped typo (eu-westt-1) is refused, naming the variable and the nearest region."""
+    import botocore
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        opts(env)
+    assert str(refused.value) == message.format(version=botocore.__version__)
+
+
+@pytest.mark.parametrize(
+    "name", ["eu-west-1", "us-gov-west-1", "cn-north-1", "eusc-de-east-1", "il-central-1"]
+)
+def test_region__every_partition_of_botocore_accepted(name) -> None:
+    """Regions of the China, GovCloud and sovereign partitions are regions too."""
+    assert opts({"SQS_REGION": name})["region"] == name
+
+
 def test_predefined__backoff_keys_become_ints(tmp_path) -> None:
     """JSON keys are strings; kombu looks the policy up by an int receive count."""
     spec = {
@@ -477,7 +521,9 @@ def _file_env(secret_file, unique: str) -> dict[str, str]:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_secret_file__worker_consumes_with_it(start_worker, secret_file, unique, tmp_path):
+def test_secret_file__worker_consumes_with_it(
+    sqs_endpoint, start_worker, secret_file, unique, tmp_path
+):
     """A worker with only AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY_FILE runs a task."""
     import time
 

@@ -114,10 +114,22 @@ def test_timeout__a_slow_endpoint_gives_up_with_exit_2(sqs_endpoint: str) -> Non
     assert any(r["id"] == "sqs_broker.E017" and "1.5 s" in r["message"] for r in results)
 
 
-def test_timeout__must_be_positive() -> None:
-    """--timeout 0 is refused with a message naming the option."""
-    with pytest.raises(CommandError, match="--timeout must be a positive"):
-        call_command("sqs_check", "--timeout", "0", stdout=StringIO())
+@pytest.mark.parametrize("timeout", ["0", "1e-300", "inf", "3601"])
+def test_timeout__from_a_tenth_of_a_second_to_an_hour(timeout: str) -> None:
+    """--timeout out of 0.1 to 3600 s: a usage error (64) naming the option, not exit 2."""
+    with pytest.raises(CommandError) as refused:
+        call_command("sqs_check", "--timeout", timeout, stdout=StringIO())
+    assert str(refused.value) == (
+        f"Error: argument --timeout: must be a number of seconds from 0.1 to 3600; got {timeout}"
+    )
+    assert refused.value.returncode == 64
+
+
+def test_fail_level__unknown_is_a_usage_error() -> None:
+    """A --fail-level argparse does not know: 64, which a cron job cannot read as exit 2."""
+    with pytest.raises(CommandError, match="--fail-level: invalid choice") as refused:
+        call_command("sqs_check", "--fail-level", "info", stdout=StringIO())
+    assert refused.value.returncode == 64
 
 
 def test_text__levels_hints_and_summary() -> None:

@@ -83,3 +83,19 @@ def test_sqs_local__prints_its_address_at_once_and_stops_on_two_quick_sigterms()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_sqs_local__port_out_of_range_is_a_usage_error(port: str) -> None:
+    """A --port no socket can have: exit 64 naming --port, before moto is started."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as refused:
+        call_command("sqs_local", "--port", port, stdout=StringIO())
+    assert str(refused.value) == (
+        f"Error: argument --port: must be a whole number from 0 to 65535; got {port}"
+    )
+    assert refused.value.returncode == 64

@@ -96,10 +96,16 @@ def test_sqs_sample__queue_not_created_yet(sqs, unique):
 
 
 @pytest.mark.django_db
-def test_sqs_sample__bad_interval(app):
-    """--interval must be positive."""
-    with pytest.raises(CommandError, match="--interval must be"):
-        _run("--interval", "0")
+@pytest.mark.parametrize("interval", ["0", "1e-300", "nan", "1e9"])
+def test_sqs_sample__bad_interval(app, interval):
+    """--interval must be from 0.1 s to a day: a usage error (64) naming it, nothing sampled."""
+    with pytest.raises(CommandError) as refused:
+        _run("--interval", interval)
+    assert str(refused.value) == (
+        f"Error: argument --interval: must be a number of seconds from 0.1 to 86400; got {interval}"
+    )
+    assert refused.value.returncode == 64
+    assert not QueueSample.objects.exists()
 
 
 @pytest.mark.django_db

@@ -79,9 +79,84 @@ def test_sqs_stats__interval_ends_quietly_when_the_reader_is_gone(unique, tmp_pa
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-@pytest.mark.parametrize("interval", ["0", "-1", "inf", "nan"])
-def test_sqs_stats__interval_must_be_a_finite_positive_number(interval):
-    """An interval that is not a finite number of seconds above 0: exit 2, naming --interval."""
-    with pytest.raises(CommandError, match="--interval") as refused:
+@pytest.mark.parametrize("interval", ["0", "-1", "inf", "nan", "1e-300", "0.09", "86401", "x"])
+def test_sqs_stats__interval_from_a_tenth_of_a_second_to_a_day(interval):
+    """An interval out of 0.1 to 86400 s (1e-300 is a busy loop): a usage error, exit 64."""
+    with pytest.raises(CommandError) as refused:
         call_command("sqs_stats", "--offline", "--interval", interval, stdout=io.StringIO())
-    assert refused.value.returncode == 2
+    assert str(refused.value) == (
+        "Error: argument --interval: must be a number of seconds from 0.1 to 86400; got "
+        + (repr(interval) if interval == "x" else interval)
+    )
+    assert refused.value.returncode == 64
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"interval": 1e-300}, "argument --interval: must be a number of seconds from 0.1"),
+        ({"indent": 99999999}, "argument --indent: must be a whole number from 0 to 8"),
+        ({"indent": -1}, "argument --indent: must be a whole number from 0 to 8"),
+    ],
+)
+def test_sqs_stats__keyword_options_range_checked_too(options, message):
+    """call_command(interval=1e-300) skips argparse's type=: the range is checked all the same."""
+    with pytest.raises(CommandError, match=message) as refused:
+        call_command("sqs_stats", offline=True, stdout=io.StringIO(), **options)
+    assert refused.value.returncode == 64
+
+
+@pytest.mark.parametrize("indent", ["99999999", "9", "-1"])
+def test_sqs_stats__indent_at_most_8(indent):
+    """--indent 99999999 would write gigabytes of spaces: a usage error naming --indent."""
+    with pytest.raises(CommandError) as refused:
+        call_command("sqs_stats", "--offline", "--indent", indent, stdout=io.StringIO())
+    assert str(refused.value) == (
+        f"Error: argument --indent: must be a whole number from 0 to 8; got {indent}"
+    )
+    assert refused.value.returncode == 64
+
+
+def test_sqs_stats__indent_with_interval_refused():
+    """--interval prints one document per line: an --indent with it is a usage error."""
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "sqs_stats", "--offline", "--interval", "1", "--indent", "2", stdout=io.StringIO()
+        )
+    assert str(refused.value) == (
+        "--indent is for one shot: --interval prints one JSON document per line."
+    )
+    assert refused.value.returncode == 64
+
+
+def test_sqs_stats__usage_error_from_the_shell_exits_64():
+    """From a shell, a bad value prints the usage and the error on stderr, exit 64 (not 2)."""
+    env = base_env(DJANGO_SETTINGS_MODULE="project.settings", DJANGO_SECRET_KEY="k" * 50)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sqs_stats", "--interval", "1e-300"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 64
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: manage.py sqs_stats ")
+    assert result.stderr.endswith(
+        "manage.py sqs_stats: error: argument --interval: must be a number of seconds from "
+        "0.1 to 86400; got 1e-300\n"
+    )
+
+
+def test_sqs_stats__ctrl_c_in_one_shot_is_one_line(monkeypatch):
+    """Ctrl-C while the one-shot gathers: "Interrupted.", exit 130, no traceback."""
+    from sqs_broker import stats
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats, "gather", interrupted)
+    with pytest.raises(CommandError) as stopped:
+        call_command("sqs_stats", "--offline", stdout=io.StringIO())
+    assert (str(stopped.value), stopped.value.returncode) == ("Interrupted.", 130)

@@ -19,7 +19,7 @@ ask it and only format what it returns.
   :func:`online_within`.
 
 A new pitfall is one catalogue row and one registered function in its topic
-module (plus its row in ``docs/findings.md``).
+module; :mod:`~sqs_broker.findings.docs` writes its row in ``docs/findings.md``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """The catalogue of findings: every id with the caveat it guards.
 
 Ids are stable and never reused: ``E`` errors, ``W`` warnings, ``I``
-information; the letter gives the level. ``docs/findings.md`` holds the same
-table and a test keeps them equal. A new pitfall adds one row here and one
-check in the topic module it belongs to.
+information; the letter gives the level. ``docs/findings.md``'s table is
+written from it (``scripts/findings_docs.py``). A new pitfall adds one row here
+and one check in the topic module it belongs to.
 """
 
 from __future__ import annotations
 
-#: id -> the caveat it guards. The docs table mirrors this.
+#: id -> the caveat it guards. docs/findings.md's table is written from it.
 CATALOGUE: dict[str, str] = {
     # --- offline: the broker URL and its credentials
     "sqs_broker.E001": "DEBUG is on while the broker URL carries AWS credentials: "

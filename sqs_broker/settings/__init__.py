@@ -29,6 +29,7 @@ from sqs_broker.settings.parse import (
     SECRETS,
     TRUE,
     boolean,
+    holds_secret,
     integer,
     number,
     raw,
@@ -38,7 +39,7 @@ from sqs_broker.settings.parse import (
 )
 from sqs_broker.settings.predefined import predefined_queues
 
-#: Variables this module reads; the README's table documents each one.
+#: Variables this module reads; docs/configuration.md documents each one.
 VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -196,15 +197,42 @@ def broker_url(env: Mapping[str, str]) -> str:
 
 
 def region(env: Mapping[str, str]) -> str:
-    """``SQS_REGION``, else ``AWS_DEFAULT_REGION``, else us-east-1; checked for shape."""
-    # Name the variable the value came from, so the user fixes the right one.
-    source = "SQS_REGION" if raw(env, "SQS_REGION") else "AWS_DEFAULT_REGION"
-    value = raw(env, source) or DEFAULT_REGION
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", value):
-        raise ImproperlyConfigured(
-            f"{source} must be an AWS region name such as eu-west-1; got {shown(value)}."
+    """``SQS_REGION``, else ``AWS_DEFAULT_REGION``, else us-east-1; each one set must be known.
+
+    AWS_DEFAULT_REGION is checked even beside SQS_REGION: boto3 reads it for
+    every other client (STS in ``sqs_check``, S3 for payloads).
+    """
+    for source in ("SQS_REGION", "AWS_DEFAULT_REGION"):
+        value = raw(env, source)
+        if value is not None:
+            check_region(source, value)
+    return raw(env, "SQS_REGION") or raw(env, "AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def check_region(source: str, value: str) -> None:
+    """``ImproperlyConfigured`` naming ``source`` unless botocore knows ``value`` as a region.
+
+    botocore's own list, read offline: a mistyped region (``eu-westt-1``) is
+    otherwise accepted by every check and fails only when a client resolves
+    an endpoint that does not exist, as a DNS error far from its cause.
+    """
+    from sqs_broker.settings.regions import botocore_version, closest_region, known_regions
+
+    if value in known_regions():
+        return
+    message = f"{source} must be an AWS region name such as eu-west-1; got {shown(value)}."
+    if not holds_secret(value):  # say what is known and what is close
+        match = closest_region(value)
+        message = (
+            message[:-1]
+            + f": botocore {botocore_version()} knows no such region"
+            + (
+                f"; did you mean {match}?"
+                if match
+                else " (a region newer than botocore needs pip install -U botocore)."
+            )
         )
-    return value
+    raise ImproperlyConfigured(message)
 
 
 def result_backend(env: Mapping[str, str]) -> str | None:

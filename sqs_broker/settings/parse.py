@@ -82,9 +82,14 @@ def secrets_in(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset(s.strip() for s in found if len(s.strip()) >= 6)
 
 
+def holds_secret(value: str) -> bool:
+    """Whether ``value`` has a URL's user info or a secret read from the environment in it."""
+    return bool(URL_USERINFO.search(value)) or any(s in value for s in SECRETS.get())
+
+
 def shown(value: str, limit: int = 40) -> str:
     """A non-secret value for an error message: quoted and cut short."""
-    if URL_USERINFO.search(value) or any(s in value for s in SECRETS.get()):
+    if holds_secret(value):
         return "(a value holding a secret, not shown)"
     text = value if len(value) <= limit else value[:limit] + "..."
     return repr(text)

@@ -368,6 +368,32 @@ class Channel(SQS.Channel):
 
     # --- closing -------------------------------------------------------------------
 
+    # --- publishing ---------------------------------------------------------------------
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        """kombu's publish, declaring the queue again once if SQS says it no longer exists.
+
+        kombu keeps a queue's URL for the channel's life, so a long-lived publisher
+        (beat, a web process) failed on every publish after the queue was deleted or
+        a local SQS restarted, where a fresh process declares it on first use (as
+        :meth:`_on_answer` has receives do). A predefined queue is never created:
+        its error stands.
+        """
+        # kombu's _put pops the message attributes out of the properties it is given.
+        again = dict(message)
+        if isinstance(message.get("properties"), dict):
+            again["properties"] = dict(message["properties"])
+        try:
+            super()._put(queue, message, **kwargs)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code not in NO_QUEUE_CODES or self.predefined_queues:
+                raise
+            qname = self.canonical_queue_name(queue)
+            self._queue_cache.pop(qname, None)
+            logger.warning("Queue %s no longer existed when publishing: declared it again.", qname)
+            super()._put(queue, again, **kwargs)
+
     def close(self) -> None:
         """Send the collected deletes (bounded), then close as kombu does."""
         if self.acks is not None:
@@ -434,6 +460,8 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "wait_time_seconds",
         "_queue_cache",
         "transport_options",
+        "_put",
+        "predefined_queues",
     ):
         yield SQS.Channel, name
     yield AsyncSQSConnection, "make_request"

@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from sqs_broker.conf import app_settings
-from sqs_broker.guard import refuse_unsafe_start
+from sqs_broker.guard import EXIT_STATUS, refuse_unsafe_start
 
 
 def next_runserver() -> type[BaseCommand]:
@@ -52,5 +52,6 @@ class Command(next_runserver()):  # type: ignore[misc]
             try:
                 refuse_unsafe_start()
             except ImproperlyConfigured as exc:
-                raise CommandError(str(exc)) from None
+                # The status every other process stops with on a configuration error.
+                raise CommandError(str(exc), returncode=EXIT_STATUS) from None
         super().handle(*args, **options)

@@ -4,7 +4,10 @@
 ``check`` judges the live state by the same thresholds (exit 0 ok, 1 firing,
 2 could not check; ``--json`` for machines); ``keda`` and ``ecs`` write a
 KEDA ScaledObject and an ECS target-tracking configuration that scale
-workers on backlog per worker. See docs/alerts.md.
+workers on backlog per worker. See docs/alerts.md. Every action exits 64 on
+a usage error (an unknown option, a value out of range), before it reads
+anything, and 130 when interrupted; Django's options (``-v 2``,
+``--settings``) go before or after it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import json
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from sqs_broker import alerts
+from sqs_broker.management.commands._base import EXIT_USAGE, SqsCommand
 
 
 def _threshold_options(parser: CommandParser) -> None:
@@ -75,7 +79,8 @@ def _recipe_options(parser: CommandParser) -> None:
         default=10,
         metavar="N",
         help="Target backlog per worker: visible messages one worker may have waiting "
-        "(default 10; about its concurrency times the tasks it runs in your latency budget).",
+        f"(above 0, at most {alerts.MAX_TARGET}; default 10; about its concurrency times the "
+        "tasks it runs in your latency budget).",
     )
     parser.add_argument(
         "--queue",
@@ -87,11 +92,12 @@ def _recipe_options(parser: CommandParser) -> None:
     )
 
 
-class Command(BaseCommand):
+class Command(SqsCommand):
     help = (
         "Prometheus alerting rules for this deployment's queues (rules), the same alerts "
         "judged now (check: exit 0 ok, 1 firing, 2 could not check), and autoscaling "
-        "recipes on backlog per worker (keda, ecs)."
+        "recipes on backlog per worker (keda, ecs). Exit status 64: a usage error; "
+        "130: interrupted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -104,9 +110,25 @@ class Command(BaseCommand):
         check.add_argument("--json", action="store_true", help="Print the verdict as JSON.")
         keda = actions.add_parser("keda", help="A KEDA ScaledObject (YAML).")
         _recipe_options(keda)
-        keda.add_argument("--deployment", default="celery-worker", help="Deployment to scale.")
-        keda.add_argument("--min-replicas", type=int, default=1)
-        keda.add_argument("--max-replicas", type=int, default=10)
+        keda.add_argument(
+            "--deployment",
+            default="celery-worker",
+            help="Deployment to scale (default celery-worker).",
+        )
+        keda.add_argument(
+            "--min-replicas",
+            type=int,
+            default=1,
+            metavar="N",
+            help="Fewest workers, 0 or more, not above --max-replicas (default 1).",
+        )
+        keda.add_argument(
+            "--max-replicas",
+            type=int,
+            default=10,
+            metavar="N",
+            help="Most workers, 1 or more (default 10).",
+        )
         ecs = actions.add_parser("ecs", help="An ECS target-tracking configuration (JSON).")
         _recipe_options(ecs)
         ecs.add_argument("--cluster", required=True, help="ECS cluster name.")
@@ -114,6 +136,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
+        try:
+            if action in ("keda", "ecs"):
+                alerts.check_target(options["target"])
+            if action == "keda":
+                alerts.check_replicas(options["min_replicas"], options["max_replicas"])
+        except ValueError as exc:
+            raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         if action in ("rules", "check"):
             try:
                 thresholds = alerts.Thresholds(
@@ -125,15 +154,13 @@ class Command(BaseCommand):
                     window=options["window"],
                 )
             except ValueError as exc:
-                raise CommandError(str(exc), returncode=2) from None
+                raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         if action == "rules":
             text = alerts.to_yaml(alerts.rules(self._data(), thresholds))
             self._write(text, options.get("output"))
         elif action == "check":
             self._check(thresholds, options["json"])
         else:
-            if not options["target"] > 0:
-                raise CommandError(_("--target must be above 0."), returncode=2)
             data = self._data()
             try:
                 if action == "keda":
@@ -156,8 +183,8 @@ class Command(BaseCommand):
                         options["queue"],
                     )  # fmt: skip
                     text = json.dumps(config, indent=2) + "\n"
-            except ValueError as exc:
-                raise CommandError(str(exc), returncode=2) from None
+            except ValueError as exc:  # a --queue that is not the deployment's
+                raise CommandError(str(exc), returncode=EXIT_USAGE) from None
             self.stdout.write(text, ending="")
 
     def _data(self, window: int | None = None) -> dict[str, Any]:
@@ -169,8 +196,14 @@ class Command(BaseCommand):
         if not output:
             self.stdout.write(text, ending="")
             return
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise CommandError(
+                f"--output {output}: {exc.strerror or exc}; nothing was written.",
+                returncode=EXIT_USAGE,
+            ) from None
         self.stderr.write(_("Wrote %(path)s.") % {"path": output})
 
     def _check(self, thresholds: alerts.Thresholds, as_json: bool) -> None:

@@ -2,8 +2,9 @@
 
 Exit status: 0 when nothing is at or above ``--fail-level``, 1 when
 something is, 2 when SQS could not be checked (endpoint unreachable,
-credentials missing or rejected). The findings themselves come from
-:mod:`sqs_broker.findings`; this command only prints them.
+credentials missing or rejected), 64 a usage error, 130 interrupted. The
+findings themselves come from :mod:`sqs_broker.findings`; this command only
+prints them.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from sqs_broker import findings
+from sqs_broker.management.commands._base import SqsCommand, number
 from sqs_broker.redact import scrub_data
 
 LABELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO"}
 
 
-class Command(BaseCommand):
+class Command(SqsCommand):
     help = (
         "Check the Celery-on-SQS configuration for known pitfalls: offline (settings) and "
         "online (credentials, queues, attributes). Exit 0: nothing at or above --fail-level; "
-        "1: something is; 2: SQS could not be checked."
+        "1: something is; 2: SQS could not be checked; 64: usage error; 130: interrupted."
     )
     # It must report E001 itself, so the system checks must not stop it first.
     requires_system_checks: list[str] = []
@@ -46,10 +48,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--timeout",
-            type=float,
+            type=number(float, 0.1, 3600, "seconds"),
             default=30.0,
             help="Seconds the online checks may take in all before the command gives up "
-            "with exit 2. Default: 30.",
+            "with exit 2, from 0.1 to 3600. Default: 30.",
         )
         parser.add_argument(
             "--fail-level",
@@ -67,8 +69,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not options["timeout"] > 0:
-            raise CommandError(_("--timeout must be a positive number of seconds."), returncode=2)
         app = options.get("app")
         found = findings.offline(app)
         if not options["offline"]:

@@ -7,14 +7,25 @@ process group, stops the children in order (worker, beat, web, local SQS last) a
 exits 0. The children run in sessions of their own so that a signal meant for the
 stack reaches them only through it, in that order; the kernel stops them should
 this process be killed outright.
+
+Before anything starts or prints, the web address (``--addr``, ``make run
+ADDR=127.0.0.1:8010``) and a fixed local SQS port (``--sqs-port``) are tried:
+taken, the stack does not start and says how to choose another. The admin's
+address and login are printed once the web server answers on its port.
+
+Exit status: 0 stopped, 1 a process of the stack exited on its own, 2 a port
+is taken (nothing was started), 64 an address or port that is not one.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +38,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.commands.runserver import naiveip_re
 
+from sqs_broker.guard import EXIT_STATUS
 from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, StopFlag, die_with_parent, stop_process
+from sqs_broker.management.commands._base import EXIT_USAGE
 from sqs_broker.settings import celery_conf
 
 #: Any of these means the user chose an SQS of their own: no local one is started.
@@ -47,6 +61,55 @@ AWS_MARKERS = (
 STOP_GRACE_SECONDS = 15.0
 
 
+#: How long the web server may take to listen before the stack gives up on it.
+WEB_START_SECONDS = 60.0
+
+
+def web_address(addr: str) -> tuple[str, int]:
+    """``--addr`` as runserver reads it (``8000``, ``0.0.0.0:8000``, ``[::1]:8000``)."""
+    match = re.match(naiveip_re, addr)
+    port = int(match["port"]) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise CommandError(
+            f"--addr {addr!r} is not host:port or a port from 1 to 65535 "
+            "(for example 127.0.0.1:8010).",
+            returncode=EXIT_USAGE,
+        )
+    host = match["addr"] or "127.0.0.1"
+    return (host[1:-1] if match["ipv6"] else host), port
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host:port`` now, or None when it could.
+
+    Binds as Django's and moto's servers do (``SO_REUSEADDR``): a port left in
+    TIME_WAIT by the last run is free; one another process listens on is not.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        return f"{host} is not a known address ({exc.strerror})"
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "another program listens on it"
+            return exc.strerror or str(exc)
+    return None
+
+
+def listening(host: str, port: int) -> bool:
+    """Whether something accepts connections on ``host:port`` (0.0.0.0: on this machine)."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - compared
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def _child_setup() -> None:
     """In each child: SIGINT at its default even if ``&`` started the stack ignoring it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -62,16 +125,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--addr", default="127.0.0.1:8000", help="Web server address (default 127.0.0.1:8000)."
+            "--addr",
+            default="127.0.0.1:8000",
+            help="Web server address, host:port or a port (default 127.0.0.1:8000; "
+            "make run ADDR=127.0.0.1:8010 passes it).",
         )
         parser.add_argument(
-            "--sqs-port", type=int, default=0, help="Local SQS port (default 0: any free port)."
+            "--sqs-port",
+            type=int,
+            default=0,
+            help="Local SQS port, 0 to 65535 (default 0: any free port).",
         )
         parser.add_argument(
             "--no-demo", action="store_true", help="Send no demo task (default: send one)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        host, port = self._check_ports(options["addr"], options["sqs_port"])
         self.stopping = StopFlag()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self.stopping.set)
@@ -97,16 +167,21 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             password = self._reset_admin("admin")
             processes = self._start_children(options["addr"])
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"\nAdmin: http://{options['addr']}/admin/sqs_broker/dashboard/\n"
-                    f"Log in as 'admin' with password {password!r} (new on every start).\n"
-                    "Ctrl-C stops everything.\n"
+            if self._web_listening(host, port, processes["web"]):
+                shown = f"[{host}]" if ":" in host else host
+                shown = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(shown, shown)  # noqa: S104
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"\nAdmin: http://{shown}:{port}/admin/sqs_broker/dashboard/\n"
+                        f"Log in as 'admin' with password {password!r} (new on every start).\n"
+                        "Ctrl-C stops everything.\n"
+                    )
                 )
-            )
-            if not options["no_demo"]:
-                self._demo(processes)
-            failed = self._wait(processes)
+                if not options["no_demo"]:
+                    self._demo(processes)
+                failed = self._wait(processes)
+            else:  # the web server exited (its error is above), or a stop was asked for
+                failed = self._wait(processes, at_once=True)
         finally:
             # A second Ctrl-C must not cut the orderly stop short.
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,6 +190,43 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(failed, returncode=1)
         self.stdout.write("Stopped.")
+
+    def _check_ports(self, addr: str, sqs_port: int) -> tuple[str, int]:
+        """The web address, once it and a fixed local SQS port are free; else a CommandError."""
+        host, port = web_address(addr)
+        if not 0 <= sqs_port <= 65535:
+            raise CommandError(
+                f"--sqs-port must be from 0 to 65535; got {sqs_port}.", returncode=EXIT_USAGE
+            )
+        why = port_in_use(host, port)
+        if why is not None:
+            other = f"{host}:{port + 10 if port < 65526 else 8010}"
+            raise CommandError(
+                f"The web address {host}:{port} cannot be used: {why}. Nothing was started. "
+                f"Choose another: make run ADDR={other} (or scripts/run --addr {other}).",
+                returncode=EXIT_STATUS,
+            )
+        if sqs_port:
+            why = port_in_use("127.0.0.1", sqs_port)
+            if why is not None:
+                raise CommandError(
+                    f"The local SQS port 127.0.0.1:{sqs_port} cannot be used: {why}. Nothing "
+                    "was started. Choose another with --sqs-port N, or leave it out (any "
+                    "free port).",
+                    returncode=EXIT_STATUS,
+                )
+        return host, port
+
+    def _web_listening(self, host: str, port: int, web: subprocess.Popen[bytes]) -> bool:
+        """Wait until the web server listens: the admin's address is printed only then."""
+        deadline = time.monotonic() + WEB_START_SECONDS
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if web.poll() is not None:
+                return False
+            if listening(host, port):
+                return True
+            self.stopping.wait(0.2)
+        return not self.stopping.is_set() and web.poll() is None
 
     def _reset_admin(self, username: str) -> str:
         """The example's local login: a fresh random password, so none is ever fixed."""
@@ -184,15 +296,22 @@ class Command(BaseCommand):
                 self.style.WARNING("The demo task has no result after 120 s: see the worker's log.")
             )
 
-    def _wait(self, processes: dict[str, subprocess.Popen[bytes]]) -> str | None:
-        """Until a stop is asked for (None) or a child exits on its own (what to report)."""
-        while not self.stopping.wait(0.5):
+    def _wait(
+        self, processes: dict[str, subprocess.Popen[bytes]], at_once: bool = False
+    ) -> str | None:
+        """Until a stop is asked for (None) or a child exits on its own (what to report).
+
+        ``at_once``: look once, without waiting (a stop asked for is then None too).
+        """
+        while at_once or not self.stopping.wait(0.5):
             for name, process in processes.items():
                 if process.poll() is not None:
                     return (
                         f"The {name} process exited with status {process.returncode}; "
                         "the others were stopped."
                     )
+            if at_once:
+                return None
         return None
 
     def _stop(self, processes: dict[str, subprocess.Popen[bytes]], local: LocalSQS | None) -> None:
