@@ -3,14 +3,17 @@ helpers from tests/support, and SQS and workers only for the tests that ask for 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sqs_broker import actions, cache, stats
-from tests.support import ROOT
+from tests.support import ROOT, localserver
 from tests.support.env import base_env, run_python
 
 
@@ -126,3 +129,22 @@ def test_tripwire__a_test_calling_sqs_undeclared_fails(tmp_path: Path) -> None:
     for name in ("test_calls_the_settings_endpoint", "test_calls_from_a_subprocess"):
         assert f"{name} called SQS" in result.stdout, result.stdout[-4000:]
     assert "without declaring it: ask for the sqs_endpoint fixture" in result.stdout
+
+
+def test_address__one_server_per_xdist_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An address inherited from the xdist controller is replaced; a subprocess's own is kept."""
+    address, owner = localserver.ADDRESS_VARIABLE, localserver.OWNER_VARIABLE
+    for name in (address, owner, "PYTEST_XDIST_WORKER", "SQS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # each restored after the test
+    inherited = "http://127.0.0.1:1"
+    monkeypatch.setenv(address, inherited)
+    monkeypatch.setenv(owner, "")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    own = localserver.address()
+    assert own != inherited
+    assert (os.environ["SQS_ENDPOINT_URL"], os.environ[owner]) == (own, "gw1")
+    assert localserver.address() == own
+    # A test's subprocess (base_env drops SQS_* variables) keeps the address it is given.
+    monkeypatch.delenv(owner)
+    monkeypatch.setenv(address, inherited)
+    assert localserver.address() == inherited
