@@ -13,18 +13,21 @@ import statistics
 import time
 from typing import Any
 
+import sqs_broker.cache
 from benchmarks.common import env_for, make_app, sqs_client, unique
 from sqs_broker import sqs
+from sqs_broker.topology import Topology
 from tests.support.proxy import Proxy
 
 
 def _one_pass(app: Any) -> int:
+    topo = Topology.of(app)
     try:
         from sqs_broker import stats
 
-        states = stats.sqs_pass(app, with_online=False).states
+        states = stats.sqs_pass(topo, with_online=False).states
     except ImportError:  # an older tree: gather's SQS part is exactly this
-        states = sqs.fetch(sqs.inventory(app), app, max_age=0)
+        states = sqs.fetch(sqs.inventory(topo), topo, max_age=0)
     errors = [s.error for s in states if s.error]
     if errors:
         raise RuntimeError(f"gather failed: {errors[:3]}")
@@ -44,13 +47,13 @@ def run(endpoint: str, sizes: tuple[int, ...] = (1, 100), delays: tuple[float, .
         with Proxy.to(endpoint, delay=delay) as proxy:
             for size in sizes:
                 app = make_app(env_for(proxy.endpoint_url, prefixes[size]))
-                sqs.clear_caches()
+                sqs_broker.cache.reset()
                 _one_pass(app)  # warm: boto3 clients are built once per process
-                names = [ref.name for ref in sqs.inventory(app)]
+                names = [ref.name for ref in sqs.inventory(Topology.of(app))]
                 times = []
                 for _ in range(repeats):
                     for name in names:  # fetch every queue again, keep the clients
-                        sqs.forget(name, app)
+                        sqs.forget(name, Topology.of(app))
                     proxy.reset_counts()
                     started = time.perf_counter()
                     found = _one_pass(app)

@@ -30,10 +30,12 @@ django.setup()
 from celery import Celery  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
+import sqs_broker.cache  # noqa: E402
 from benchmarks import report  # noqa: E402
-from sqs_broker import sqs, stats  # noqa: E402
+from sqs_broker import stats  # noqa: E402
 from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
+from sqs_broker.topology import Topology  # noqa: E402
 from tests.support import localserver  # noqa: E402
 from tests.support.proxy import Proxy  # noqa: E402
 
@@ -52,10 +54,10 @@ def make_app(endpoint: str, prefix: str) -> Celery:
 
 
 def timed_pass(app: Celery, workers: int) -> float:
-    sqs.clear_caches()
+    sqs_broker.cache.reset()
     with override_settings(SQS_BROKER_MAX_WORKERS=workers, SQS_BROKER_GATHER_TIMEOUT=120):
         started = time.perf_counter()
-        found = stats.sqs_pass(app)
+        found = stats.sqs_pass(Topology.of(app))
         elapsed = time.perf_counter() - started
     errors = [s.error for s in found.states if s.error]
     assert not errors, errors[:3]
@@ -89,13 +91,13 @@ def main() -> None:
             app = make_app(proxy.endpoint_url, prefix)
             pooled = timed_pass(app, 16)
             wide = timed_pass(app, app_settings.MAX_WORKERS)
-            sqs.clear_caches()
+            sqs_broker.cache.reset()
             proxy.reset_counts()
             with (
                 override_settings(SQS_BROKER_CACHE_TTL=30),
                 ThreadPoolExecutor(max_workers=50) as pool,
             ):
-                list(pool.map(stats.sqs_pass, [app] * 50))
+                list(pool.map(stats.sqs_pass, [Topology.of(app)] * 50))
             calls = sum(proxy.reset_counts().values())
             rows.append([count, f"{pooled:.2f} s", f"{wide:.2f} s", calls])
             print("| " + " | ".join(map(str, rows[-1])) + " |")

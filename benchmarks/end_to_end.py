@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sqs_broker.cache
 from benchmarks.common import (
     ADD,
     env_for,
@@ -23,7 +24,6 @@ from benchmarks.common import (
     unique,
     wait_empty,
 )
-from sqs_broker import sqs
 from tests.support.proxy import Proxy
 
 
@@ -52,7 +52,7 @@ def worker_run(
             app = make_app(env)
             url = direct.get_queue_url(QueueName=f"{prefix}celery")["QueueUrl"]
             signatures = [app.signature(ADD, args=(n, n)) for n in range(tasks)]
-            sqs.clear_caches()
+            sqs_broker.cache.reset()
             proxy.reset_counts()
             started = time.perf_counter()
             publish(signatures, publisher, app)

@@ -12,8 +12,8 @@ import statistics
 import time
 from typing import Any
 
+import sqs_broker.cache
 from benchmarks.common import ADD, env_for, make_app, publish, sqs_client, unique
-from sqs_broker import sqs
 from tests.support.proxy import Proxy
 
 
@@ -40,7 +40,7 @@ def run(
             for method in ("delay", "batch"):
                 prefix = unique("pub") + "-"
                 app = make_app(env_for(proxy.endpoint_url, prefix))
-                sqs.clear_caches()
+                sqs_broker.cache.reset()
                 elapsed = _round(app, client, prefix, method, sizes[method])
                 counts = proxy.reset_counts()
                 # Count the publishes only: the warm-up and the queue's creation are not.

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import sqs_broker.cache
 from benchmarks import report
 from benchmarks.common import ADD, ROOT, ProxyProcess, local_sqs, sqs_client, unique
 from tests.support.proxy import Proxy
@@ -139,7 +140,9 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from sqs_broker import sqs, stats
+    from sqs_broker import history as samples
+    from sqs_broker import sqs
+    from sqs_broker.topology import Topology
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
@@ -154,13 +157,14 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
         return response
 
     page()  # warm: clients, templates, translations
-    client = sqs.client(app=None)
+    client = sqs.client(None, Topology.of())
     url = client.get_queue_url(QueueName=names[0])["QueueUrl"]
     rtt, _ = _timed(lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]), 21)
 
     colds, requests, queries = [], {}, 0
     for _ in range(repeats):
-        stats.reset()  # the shared cache starts a new generation: every queue is asked again
+        # The shared cache starts a new generation: every queue is asked again.
+        sqs_broker.cache.reset()
         proxy.reset_counts()
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
@@ -198,10 +202,10 @@ def pages(proxy: ProxyProcess, names: list[str], repeats: int) -> dict[str, Any]
         expired, _ = _timed(page, repeats)
         expired_requests = sum(proxy.reset_counts().values()) / repeats
     # With ``now`` given the read skips the cache: the query itself is timed.
-    history, _ = _timed(lambda: stats.history(names, now=datetime.now(UTC)), repeats)
+    history, _ = _timed(lambda: samples.history(names, now=datetime.now(UTC)), repeats)
     # The oldest-message estimate of queues that hold messages, from every kept sample
     # (the benchmark's SQS queues are empty, so the page itself never asks for it).
-    ages, estimated = _timed(lambda: stats.history_ages(names, now=datetime.now(UTC)), repeats)
+    ages, estimated = _timed(lambda: samples.history_ages(names, now=datetime.now(UTC)), repeats)
 
     def day() -> Any:
         response = browser.get("/sqs/stats.json?window=86400")
@@ -355,7 +359,6 @@ def publishing(endpoint: str, latency: float, tasks: int = 1000) -> dict[str, An
     """publish_many of ``tasks`` one batch at a time and concurrently; FIFO order checked."""
     from benchmarks.common import env_for, make_app
     from sqs_broker import publishing as pub
-    from sqs_broker import sqs
 
     raw = sqs_client(endpoint)
     out: dict[str, Any] = {"tasks": tasks, "added_latency_ms": latency * 1000}
@@ -365,7 +368,7 @@ def publishing(endpoint: str, latency: float, tasks: int = 1000) -> dict[str, An
             for _ in range(3):
                 prefix = unique("pub") + "-"
                 app = make_app(env_for(proxy.endpoint_url, prefix))
-                sqs.clear_caches()
+                sqs_broker.cache.reset()
                 app.send_task(ADD, args=(0, 0))  # the queue exists, the connection is open
                 signatures = [app.signature(ADD, args=(n, n)) for n in range(tasks)]
                 started = time.perf_counter()

@@ -108,6 +108,7 @@ def one_run(base: dict[str, str], telemetry: bool, args: argparse.Namespace, tmp
     """Seconds to drain ``args.tasks`` no-op tasks through one worker."""
     from sqs_broker import sqs
     from sqs_broker.publishing import publish_many
+    from sqs_broker.topology import Topology
 
     prefix = f"b{uuid.uuid4().hex[:8]}-"
     env = {
@@ -119,7 +120,7 @@ def one_run(base: dict[str, str], telemetry: bool, args: argparse.Namespace, tmp
     app = celery_app(env)
     signature = app.signature("project.demo.tasks.add", args=(0, 0))
     publish_many([signature.clone() for _ in range(args.tasks)], app=app, ignore_result=True)
-    client = sqs.client(app=app)
+    client = sqs.client(None, Topology.of(app))
     url = client.get_queue_url(QueueName=f"{prefix}celery")["QueueUrl"]
     assert depth(client, url) == (args.tasks, 0), depth(client, url)
 

@@ -128,10 +128,13 @@ CELERY_TASK_ROUTES = {"project.demo.tasks.ordered": {"queue": "demo-ordered.fifo
 # The dashboard's history: one sample of every queue's depth a minute (see sqs_sample).
 CELERY_BEAT_SCHEDULE = {
     "sqs-broker-sample": {"task": "sqs_broker.sample_queues", "schedule": 60.0},
+    # Stored bodies of large messages no message points to any more (with SQS_LARGE_PAYLOAD_BUCKET).
+    "sqs-broker-sweep-payloads": {"task": "sqs_broker.sweep_payloads", "schedule": 3600.0},
 }
 
 SQS_BROKER_TELEMETRY = env.bool("SQS_BROKER_TELEMETRY", default=True)
 SQS_BROKER_TELEMETRY_INTERVAL = env.float("SQS_BROKER_TELEMETRY_INTERVAL", default=10.0)
+SQS_BROKER_REVOCATION_REFRESH = env.float("SQS_BROKER_REVOCATION_REFRESH", default=5.0)
 SQS_BROKER_API_TOKEN = env.str("SQS_BROKER_API_TOKEN", default="") or None
 
 LOGGING = {

@@ -16,70 +16,68 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from sqs_broker import limits
+from sqs_broker import limits, stats
+from sqs_broker.cache import Local
 from sqs_broker.redact import scrub
-from sqs_broker.sqs import QueueState, client, endpoint_url, error_text, forget
+from sqs_broker.sqs import (
+    QueueState,
+    client,
+    dead_letter_ref,
+    error_text,
+    fetch_one,
+    forget,
+    inventory,
+    redrive_policy,
+)
 
 if TYPE_CHECKING:
-    from celery import Celery
-
     from sqs_broker.topology import Topology
 
 #: Error codes (and HTTP statuses) meaning "this endpoint has no StartMessageMoveTask".
 _MOVE_UNSUPPORTED = frozenset(
     {"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperationException"}
 )
-_move_unsupported: set[str | None] = set()
-
-
-def forget_unsupported() -> None:
-    """Forget which endpoints lacked StartMessageMoveTask (tests, endpoint upgrades)."""
-    _move_unsupported.clear()
+#: Endpoints that answered StartMessageMoveTask as a call they do not have.
+_move_unsupported: Local[str | None, bool] = Local("endpoints without message moves")
 
 
 #: SQS's batch limit for SendMessageBatch and DeleteMessageBatch.
 BATCH = limits.MAX_BATCH_ENTRIES
 
 
-def _action_client(state: QueueState, app: Celery | Topology | None) -> Any:
-    return client(state.ref.name if state.ref.source == "predefined" else None, app)
+def _action_client(state: QueueState, topo: Topology) -> Any:
+    return client(state.ref.name if state.ref.source == "predefined" else None, topo)
 
 
-def purge(state: QueueState, app: Celery | Topology | None = None) -> None:
+def purge(state: QueueState, topo: Topology) -> None:
     """PurgeQueue. SQS allows one per queue every 60 s (``PurgeQueueInProgress``)."""
-    _action_client(state, app).purge_queue(QueueUrl=state.url)
-    forget(state.ref.name, app)
+    _action_client(state, topo).purge_queue(QueueUrl=state.url)
+    forget(state.ref.name, topo)
 
 
-def owned_state(name: str, app: Celery | Topology | None = None) -> QueueState | None:
+def owned_state(name: str, topo: Topology) -> QueueState | None:
     """A fresh state of ``name`` if the app owns it (declared, predefined, or their DLQ).
 
     ``None`` for any other name: a queue found only by listing the prefix may
     be another service's, and no action touches it.
     """
-    from sqs_broker import sqs, stats
-
-    for ref in sqs.inventory(app, discover=False):
+    for ref in inventory(topo, discover=False):
         if ref.name == name:
-            return sqs.fetch_one(ref, app)
+            return fetch_one(ref, topo)
     # Dead-letter queues of the app's queues are in the (cached) pass.
-    found = stats.sqs_pass(app)
+    found = stats.sqs_pass(topo)
     state = found.dead_letters.get(name)
     if state is not None and name in found.owned:
-        return sqs.fetch_one(state.ref, app)
+        return fetch_one(state.ref, topo)
     return None
 
 
-def dead_letter_state(
-    source: QueueState, app: Celery | Topology | None = None
-) -> QueueState | None:
+def dead_letter_state(source: QueueState, topo: Topology) -> QueueState | None:
     """A fresh state of ``source``'s dead-letter queue, or ``None`` without a RedrivePolicy."""
-    from sqs_broker import sqs, stats
-
-    policy = stats.redrive_policy(source)
+    policy = redrive_policy(source)
     if policy is None:
         return None
-    return sqs.fetch_one(stats._dead_letter_ref(policy["name"], stats.celery_app(app)), app)
+    return fetch_one(dead_letter_ref(policy["name"], topo), topo)
 
 
 #: StartMessageMoveTask's bounds for MaxNumberOfMessagesPerSecond.
@@ -89,7 +87,7 @@ NATIVE_RATE = (1, 500)
 def start_message_move(
     source: QueueState,
     destination: QueueState,
-    app: Celery | Topology | None = None,
+    topo: Topology,
     rate: float | None = None,
 ) -> str | None:
     """StartMessageMoveTask from a dead-letter queue; ``None`` if the endpoint lacks it.
@@ -97,8 +95,8 @@ def start_message_move(
     ``rate`` (messages per second) becomes ``MaxNumberOfMessagesPerSecond``,
     clamped to SQS's 1-500.
     """
-    where = endpoint_url(app)
-    if where in _move_unsupported:
+    where = topo.endpoint
+    if _move_unsupported.get(where):
         return None
     options: dict[str, Any] = {}
     if rate:
@@ -106,7 +104,7 @@ def start_message_move(
             min(max(rate, NATIVE_RATE[0]), NATIVE_RATE[1])
         )
     try:
-        answer = _action_client(source, app).start_message_move_task(
+        answer = _action_client(source, topo).start_message_move_task(
             SourceArn=source.attributes["QueueArn"],
             DestinationArn=destination.attributes["QueueArn"],
             **options,
@@ -115,36 +113,32 @@ def start_message_move(
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _MOVE_UNSUPPORTED or status in (404, 501) or status >= 500:
-            _move_unsupported.add(where)
+            _move_unsupported.put(where, True)
             return None
         raise
-    forget(source.ref.name, app)
-    forget(destination.ref.name, app)
+    forget(source.ref.name, topo)
+    forget(destination.ref.name, topo)
     return str(answer.get("TaskHandle", ""))
 
 
-def list_message_moves(
-    source: QueueState, app: Celery | Topology | None = None
-) -> list[dict[str, Any]]:
+def list_message_moves(source: QueueState, topo: Topology) -> list[dict[str, Any]]:
     """ListMessageMoveTasks of a dead-letter queue: SQS's own progress of native moves."""
-    answer = _action_client(source, app).list_message_move_tasks(
+    answer = _action_client(source, topo).list_message_move_tasks(
         SourceArn=source.attributes["QueueArn"], MaxResults=10
     )
     return list(answer.get("Results", []))
 
 
-def cancel_message_move(
-    source: QueueState, handle: str, app: Celery | Topology | None = None
-) -> int:
+def cancel_message_move(source: QueueState, handle: str, topo: Topology) -> int:
     """CancelMessageMoveTask; the messages SQS says it had moved by then."""
-    answer = _action_client(source, app).cancel_message_move_task(TaskHandle=handle)
-    forget(source.ref.name, app)
+    answer = _action_client(source, topo).cancel_message_move_task(TaskHandle=handle)
+    forget(source.ref.name, topo)
     return int(answer.get("ApproximateNumberOfMessagesMoved", 0))
 
 
-def release(source: QueueState, handles: list[str], app: Celery | Topology | None = None) -> int:
+def release(source: QueueState, handles: list[str], topo: Topology) -> int:
     """Make received messages visible again at once (those a selective move passed over)."""
-    src = _action_client(source, app)
+    src = _action_client(source, topo)
     released = 0
     for start in range(0, len(handles), BATCH):
         chunk = handles[start : start + BATCH]
@@ -205,7 +199,7 @@ Selector = Callable[[list[dict[str, Any]]], list[bool]]
 def move_messages(
     source: QueueState,
     destination: QueueState,
-    app: Celery | Topology | None = None,
+    topo: Topology,
     limit: int = 1000,
     hold: int = 60,
     *,
@@ -231,7 +225,7 @@ def move_messages(
     """
     result = MoveResult()
     seen = seen if seen is not None else {}
-    src, dst = _action_client(source, app), _action_client(destination, app)
+    src, dst = _action_client(source, topo), _action_client(destination, topo)
     fifo = destination.ref.fifo or destination.attributes.get("FifoQueue") == "true"
     began, handled = time.monotonic(), 0
     # Below 10 a second, smaller batches keep the pace even.
@@ -309,14 +303,12 @@ def move_messages(
             result.not_deleted += len(deleted.get("Failed", []))
     except Exception as exc:  # report what was done before the error, and the error
         result.errors.append(error_text(exc)[0])
-    forget(source.ref.name, app)
-    forget(destination.ref.name, app)
+    forget(source.ref.name, topo)
+    forget(destination.ref.name, topo)
     return result
 
 
-def peek(
-    state: QueueState, app: Celery | Topology | None = None, count: int = 10
-) -> list[dict[str, Any]]:
+def peek(state: QueueState, topo: Topology, count: int = 10) -> list[dict[str, Any]]:
     """Up to ``count`` (<= 10) messages, made visible again at once.
 
     SQS has no read-only peek: this is a receive with a zero visibility
@@ -324,7 +316,7 @@ def peek(
     (which counts towards ``maxReceiveCount`` and the backoff policy). The
     dashboard offers it behind a POST and the redrive permission.
     """
-    answer = _action_client(state, app).receive_message(
+    answer = _action_client(state, topo).receive_message(
         QueueUrl=state.url,
         MaxNumberOfMessages=max(1, min(count, BATCH)),
         VisibilityTimeout=0,
@@ -333,3 +325,90 @@ def peek(
         MessageAttributeNames=["All"],
     )
     return list(answer.get("Messages", []))
+
+
+@dataclass
+class Sample:
+    """What :func:`sample_messages` received, and the requests it cost."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    #: The receive stopped because the queue gave nothing new (not because of ``limit``).
+    complete: bool = False
+    receives: int = 0
+    releases: int = 0
+
+
+def sample_messages(
+    state: QueueState,
+    topo: Topology,
+    limit: int = 100,
+    hold: int = 10,
+    keep: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> Sample:
+    """Up to ``limit`` distinct messages, each received once, then made visible again.
+
+    Each message is hidden for at most ``hold`` seconds (so the next receive
+    moves on through the queue) and released at once at the end. It costs
+    one receive per 10 messages (plus the empty one that ends it) and one
+    ChangeMessageVisibilityBatch per 10, and raises each message's
+    ``ApproximateReceiveCount`` by one, as a peek does. ``keep`` is handed
+    the messages before they are released, to act on some first (a delete).
+    """
+    found: dict[str, dict[str, Any]] = {}
+    sample = Sample()
+    src = _action_client(state, topo)
+    try:
+        while len(found) < limit:
+            answer = src.receive_message(
+                QueueUrl=state.url,
+                MaxNumberOfMessages=max(1, min(BATCH, limit - len(found))),
+                VisibilityTimeout=hold,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            sample.receives += 1
+            got = [m for m in answer.get("Messages", []) if m.get("MessageId") not in found]
+            if not got:
+                sample.complete = True
+                break
+            for message in got:
+                found[message["MessageId"]] = message
+        sample.messages = list(found.values())
+        if keep is not None:
+            keep(sample.messages)
+    finally:
+        handles = [m["ReceiptHandle"] for m in found.values() if not m.get("_deleted")]
+        if handles:
+            release(state, handles, topo)
+            sample.releases = -(-len(handles) // BATCH)
+    return sample
+
+
+def delete_messages(
+    state: QueueState, messages: list[dict[str, Any]], topo: Topology
+) -> tuple[int, list[str]]:
+    """DeleteMessageBatch of received ``messages``; how many went, and SQS's refusals.
+
+    Each message deleted is marked (``_deleted``) so a sample does not release it.
+    """
+    src = _action_client(state, topo)
+    deleted, errors = 0, []
+    for start in range(0, len(messages), BATCH):
+        chunk = messages[start : start + BATCH]
+        answer = src.delete_message_batch(
+            QueueUrl=state.url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+            ],
+        )
+        ok = {item["Id"] for item in answer.get("Successful", [])}
+        for i, message in enumerate(chunk):
+            if str(i) in ok:
+                message["_deleted"] = True
+                deleted += 1
+        errors += [
+            scrub(f"{f.get('Code')}: {f.get('Message', '')}") for f in answer.get("Failed", [])
+        ]
+    forget(state.ref.name, topo)
+    return deleted, errors

@@ -21,6 +21,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from sqs_broker.metrics import dead_letter_names
+from sqs_broker.schema import QueueRow, Stats
 
 #: Severity label of every rule (Alertmanager routes on it).
 SEVERITY = "warning"
@@ -83,7 +84,7 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def rules(data: Mapping[str, Any], thresholds: Thresholds | None = None) -> dict[str, Any]:
+def rules(data: Stats, thresholds: Thresholds | None = None) -> dict[str, Any]:
     """Prometheus alerting rules for the queues in ``data`` (a ``gather()`` result)."""
     t = thresholds or Thresholds()
     queues = list(data.get("queues", []))
@@ -95,7 +96,7 @@ def rules(data: Mapping[str, Any], thresholds: Thresholds | None = None) -> dict
     window = _duration(t.window)
     finished = 'outcome=~"succeeded|failed|retried"'
 
-    def rule(name: str, expr: str, hold_for: str, summary: str, description: str) -> dict:
+    def rule(name: str, expr: str, hold_for: str, summary: str, description: str) -> dict[str, Any]:
         return {
             "alert": name,
             "expr": expr,
@@ -139,6 +140,16 @@ def rules(data: Mapping[str, Any], thresholds: Thresholds | None = None) -> dict
             "Worker {{ $labels.hostname }} stopped sending heartbeats",
             "The worker's heartbeat is older than three of its intervals and it did not "
             "say it stopped: killed, out of memory, or its host is gone.",
+        ),
+        rule(
+            "SqsBrokerWorkerStalled",
+            "sqs_broker_worker_stalled == 1",
+            "0s",
+            "Worker {{ $labels.hostname }} is not consuming",
+            "The worker's heartbeats arrive but its consumer has made no progress on some queue "
+            "for longer than a long poll and its margin (a request that never answers, a stuck "
+            "event loop; for beat, no tick): restart it (manage.py sqs_probe is the liveness "
+            "probe that does so).",
         ),
         rule(
             "SqsBrokerTaskFailureRate",
@@ -213,9 +224,7 @@ class Verdict:
         }
 
 
-def evaluate(
-    data: Mapping[str, Any], thresholds: Thresholds | None = None, telemetry: bool = True
-) -> Verdict:
+def evaluate(data: Stats, thresholds: Thresholds | None = None, telemetry: bool = True) -> Verdict:
     """The alerts of :func:`rules` judged on one ``gather()`` result, now.
 
     ``telemetry=False`` (``SQS_BROKER_TELEMETRY`` off) skips the checks that
@@ -296,6 +305,25 @@ def evaluate(
                     % {"host": worker["hostname"], "seconds": worker.get("seconds_since_seen")},
                 )
             )
+    for worker in data.get("workers", []):
+        if worker.get("state") == "stalled":
+            verdict.firing.append(
+                Alert(
+                    "SqsBrokerWorkerStalled",
+                    worker["hostname"],
+                    worker.get("seconds_since_progress") or 0,
+                    worker.get("stall_after") or 0,
+                    _(
+                        "Worker %(host)s sends heartbeats but made no progress on %(queues)s "
+                        "for %(seconds)s s."
+                    )
+                    % {
+                        "host": worker["hostname"],
+                        "queues": ", ".join(worker.get("stalled_queues") or ()),
+                        "seconds": worker.get("seconds_since_progress"),
+                    },
+                )
+            )
     for task in data.get("tasks", []):
         done = task["succeeded"] + task["failed"] + task["retried"]
         rate = task["failed"] / done if done else 0.0
@@ -344,7 +372,7 @@ def check_replicas(min_replicas: int, max_replicas: int) -> None:
         raise ValueError("; ".join(problems) + ".")
 
 
-def work_queues(data: Mapping[str, Any], only: Sequence[str] = ()) -> list[Mapping[str, Any]]:
+def work_queues(data: Stats, only: Sequence[str] = ()) -> list[QueueRow]:
     """The queues workers consume (not dead-letter queues), or those named in ``only``.
 
     A name in ``only`` that is not among the deployment's queues is a ``ValueError``.
@@ -365,7 +393,7 @@ def work_queues(data: Mapping[str, Any], only: Sequence[str] = ()) -> list[Mappi
 
 
 def keda(
-    data: Mapping[str, Any],
+    data: Stats,
     deployment: str,
     region: str,
     target: float,
@@ -414,7 +442,7 @@ def keda(
 
 
 def ecs(
-    data: Mapping[str, Any],
+    data: Stats,
     cluster: str,
     service: str,
     target: float,

@@ -7,9 +7,16 @@ the app; docs/architecture.md lists each hook. Defaults on:
 - ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001;
 - ``SQS_BROKER_PUBLISH_GUARD``: the Celery app's ``amqp_cls`` gets the ETA
   guard and native SQS delays;
-- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001.
+- ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001;
+- ``SQS_BROKER_REVOCATIONS``: a worker bootstep loads the task ids revoked in
+  the database (``sqs_revoke``) into Celery's own revoked set, and keeps it fresh.
 
-Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep).
+Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
+beat's heartbeat, started on ``beat_init``).
+
+In workers only, the transport's consumer bootstep and its handlers of
+Celery's rejection signals (:mod:`sqs_broker.transport.worker`): they act on
+sqs_broker's transport alone, so ``SQS_TRANSPORT=kombu`` switches them off.
 """
 
 from __future__ import annotations
@@ -58,16 +65,52 @@ def install_hooks() -> None:
 
         # The ETA guard and native SQS delays, for every task this app publishes.
         publishing.install(app)
-    if app_settings.TELEMETRY:
-        from celery import signals
+    from celery import signals
 
+    if app_settings.TELEMETRY:
         # Only a worker loads the recorder and its bootstep: celeryd_init is
         # sent by `celery worker` alone, after Django is set up and before the
         # worker builds its blueprint, so the step added then still runs.
         signals.celeryd_init.connect(_install_telemetry, weak=False)
+        # Beat's own heartbeat, whose progress is its ticks: beat_init is sent by
+        # the beat service alone, just before its first tick.
+        signals.beat_init.connect(_install_beat_telemetry, weak=False)
+    # Likewise the transport's worker side: web processes never load the transport.
+    signals.celeryd_init.connect(_install_transport, weak=False)
+    if app_settings.REVOCATIONS:
+        # Same reason as telemetry's: a worker alone loads the step.
+        signals.celeryd_init.connect(_install_revocations, weak=False)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
     from sqs_broker.telemetry import recorder
 
     recorder.install(instance.app)
+
+
+def _install_beat_telemetry(sender: Any = None, **kwargs: Any) -> None:
+    from sqs_broker.telemetry import beat
+
+    beat.on_beat_init(sender, **kwargs)
+
+
+def _install_transport(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker.conf import app_settings
+    from sqs_broker.transport import worker
+
+    # The transport counts poison through this, and imports no telemetry itself.
+    worker.install(instance.app, on_poison=_count_poison if app_settings.TELEMETRY else None)
+
+
+def _count_poison(queue: str) -> None:
+    from sqs_broker.telemetry import recorder
+
+    current = recorder.recorder()
+    if current is not None:
+        current.poisoned(queue)
+
+
+def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker import revocation_sync
+
+    revocation_sync.install(instance.app)

@@ -1,4 +1,5 @@
-"""The caches the dashboard shares across processes, through Django's cache framework.
+"""Every cache of sqs_broker: the shared ones through Django's cache framework, and this
+process's own, with one :func:`reset`.
 
 Queue attributes, queue listings and the online findings are kept in the
 ``CACHES`` alias named by ``SQS_BROKER_CACHE`` (default ``"default"``). With
@@ -9,7 +10,13 @@ reuses one SQS pass per TTL.
 Keys are hashes of what identifies an entry (the broker configuration may
 hold keys: they never reach the cache server as text). :func:`lease` keeps
 several processes that miss at the same moment from asking SQS together:
-one takes the lease and asks, the others wait for its answer.
+one takes the lease and asks, the others wait for its answer. Dead-letter
+moves keep their records there too (:mod:`sqs_broker.moves`).
+
+What cannot leave the process (boto3 clients, STS credentials, futures of
+passes in flight, CloudWatch answers, what an endpoint lacks) is kept in a
+:class:`Local`, each with its own lock; :func:`reset` forgets all of them and
+every shared entry at once (tests, configuration changes).
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from django.core.cache import BaseCache, caches
 
@@ -121,3 +128,66 @@ def clear() -> None:
     global _generation
     with _generation_lock:
         _generation += 1
+
+
+# --- this process's own caches -------------------------------------------------------
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Local(Generic[K, V]):
+    """A process-wide dict with its lock, emptied by :func:`reset`.
+
+    ``entries`` may be read and changed under ``lock`` for compound steps (a
+    lookup and a fill that must not race); :meth:`get` and :meth:`put` take
+    the lock themselves. ``on_reset`` receives what :meth:`clear` dropped (a
+    pool to shut down, say), outside the lock.
+    """
+
+    def __init__(self, name: str, on_reset: Callable[[dict[K, V]], None] | None = None) -> None:
+        self.name = name
+        self.lock = threading.Lock()
+        self.entries: dict[K, V] = {}
+        self._on_reset = on_reset
+        _locals.append(self)
+
+    def get(self, key: K) -> V | None:
+        """The entry under ``key``, or ``None``."""
+        with self.lock:
+            return self.entries.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` under ``key``."""
+        with self.lock:
+            self.entries[key] = value
+
+    def clear(self) -> None:
+        """Drop every entry (then hand them to ``on_reset``)."""
+        with self.lock:
+            dropped, self.entries = self.entries, {}
+        if self._on_reset is not None and dropped:
+            self._on_reset(dropped)
+
+    def __repr__(self) -> str:
+        return f"<Local {self.name}: {len(self.entries)} entries>"
+
+
+#: Every :class:`Local` made, in the order the modules were imported.
+_locals: list[Local[Any, Any]] = []
+
+
+def locals_() -> list[Local[Any, Any]]:
+    """The registered process caches (for tests and the architecture doc)."""
+    return list(_locals)
+
+
+def reset() -> None:
+    """Forget everything sqs_broker cached: every :class:`Local`, and the shared entries.
+
+    Shared entries stay on the cache server until they expire; this process
+    stops reading them (:func:`clear`).
+    """
+    for local in list(_locals):
+        local.clear()
+    clear()

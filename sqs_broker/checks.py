@@ -14,6 +14,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Info, Warning
 
 from sqs_broker import findings
+from sqs_broker.topology import Topology
 
 _KIND = {"error": Error, "warning": Warning, "info": Info}
 
@@ -26,7 +27,7 @@ def to_message(finding: findings.Finding) -> CheckMessage:
 
 def check_debug_credentials(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """E001 alone, under the security tag."""
-    finding = findings.unsafe_debug()
+    finding = findings.unsafe_debug(Topology.of())
     return [to_message(finding)] if finding is not None else []
 
 
@@ -38,11 +39,11 @@ def check_configuration(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """Every other offline finding. Information findings stay in ``sqs_check``."""
     return [
         to_message(f)
-        for f in findings.offline()
+        for f in findings.offline(Topology.of())
         if f.id != "sqs_broker.E001" and f.level != "info" and f.id not in DEPLOY
     ]
 
 
 def check_deploy(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """The deployment findings (W020), for ``manage.py check --deploy``."""
-    return [to_message(f) for f in findings.offline() if f.id in DEPLOY]
+    return [to_message(f) for f in findings.offline(Topology.of()) if f.id in DEPLOY]

@@ -9,6 +9,7 @@ these are the app's own knobs.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
@@ -160,6 +161,16 @@ class Settings:
         return _number("SQS_BROKER_TELEMETRY_INTERVAL", 10, 0.1)
 
     @property
+    def REVOCATIONS(self) -> bool:
+        """Workers load the task ids revoked in the database (``sqs_revoke``) and refuse them."""
+        return _flag("SQS_BROKER_REVOCATIONS", True)
+
+    @property
+    def REVOCATION_REFRESH(self) -> float:
+        """Seconds between two reads of the revoked task ids by a running worker."""
+        return _number("SQS_BROKER_REVOCATION_REFRESH", 5, 0.1)
+
+    @property
     def RETENTION_DAYS(self) -> float:
         """Days of samples, heartbeats and counters kept before pruning."""
         return _number("SQS_BROKER_RETENTION_DAYS", 7, 0)
@@ -239,5 +250,73 @@ class Settings:
         """Most messages one dead-letter move copies back when done message by message."""
         return int(_number("SQS_BROKER_REDRIVE_LIMIT", 1000, 1))
 
+    # --- large messages offloaded to S3 (sqs_broker.payloads) ---
+
+    @property
+    def LARGE_PAYLOAD_BUCKET(self) -> str | None:
+        """The S3 bucket large task messages are stored in; ``None`` (default): none.
+
+        Without it, a message over its queue's ``MaximumMessageSize`` is refused
+        at publish with :class:`sqs_broker.payloads.MessageTooLarge`.
+        """
+        value = getattr(settings, "SQS_BROKER_LARGE_PAYLOAD_BUCKET", None)
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or not _BUCKET_RE.fullmatch(value):
+            raise ImproperlyConfigured(
+                "SQS_BROKER_LARGE_PAYLOAD_BUCKET must be an S3 bucket name (3-63 lowercase "
+                f"letters, digits, '.' and '-'), or None; got {value!r}."
+            )
+        return value
+
+    @property
+    def LARGE_PAYLOAD_PREFIX(self) -> str:
+        """The key prefix of stored messages in the bucket; default ``"sqs-payloads/"``."""
+        value = getattr(settings, "SQS_BROKER_LARGE_PAYLOAD_PREFIX", "sqs-payloads/")
+        if not isinstance(value, str) or len(value) > 512 or value.startswith("/"):
+            raise ImproperlyConfigured(
+                "SQS_BROKER_LARGE_PAYLOAD_PREFIX must be a string of at most 512 characters "
+                f"not starting with '/' (e.g. 'sqs-payloads/'); got {value!r}."
+            )
+        return value
+
+    @property
+    def LARGE_PAYLOAD_ENDPOINT_URL(self) -> str | None:
+        """The S3 endpoint (a local S3 such as moto's); ``None`` (default): AWS's."""
+        value = getattr(settings, "SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL", None)
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise ImproperlyConfigured(
+                "SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL must be an http(s):// URL such as "
+                f"http://127.0.0.1:4566, or None; got {value!r}."
+            )
+        return value.rstrip("/")
+
+    @property
+    def LARGE_PAYLOAD_THRESHOLD(self) -> int | None:
+        """Bytes of an SQS message above which it goes to S3; ``None`` (default): the limit.
+
+        ``None`` offloads what would not fit the queue's ``MaximumMessageSize``
+        less a margin for attributes; a number lowers that (never raises it).
+        """
+        value = getattr(settings, "SQS_BROKER_LARGE_PAYLOAD_THRESHOLD", None)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_048_576:
+            raise ImproperlyConfigured(
+                "SQS_BROKER_LARGE_PAYLOAD_THRESHOLD must be a whole number of bytes from 0 to "
+                f"1048576, or None; got {value!r}."
+            )
+        return value
+
+    @property
+    def LARGE_PAYLOAD_TIMEOUT(self) -> float:
+        """Seconds one S3 request of a stored message may take (connect and read); default 10."""
+        return _number("SQS_BROKER_LARGE_PAYLOAD_TIMEOUT", 10, 0.1)
+
+
+#: S3's rules for a bucket name (dots allowed, no uppercase or underscore).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 app_settings = Settings()

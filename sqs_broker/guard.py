@@ -30,11 +30,13 @@ from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from celery import bootsteps, signals
+from celery import signals
 from django.core.exceptions import ImproperlyConfigured
 
-from sqs_broker.redact import install_report_masking
+from sqs_broker.celery_types import Step
+from sqs_broker.redact import install_report_masking, scrub
 from sqs_broker.settings import check_broker_url
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -53,8 +55,6 @@ SERVER_EXIT_STATUS = 4
 
 def configuration_message(exc: ImproperlyConfigured) -> str:
     """The one line a configuration error is shown as, scrubbed of any known secret."""
-    from sqs_broker.redact import scrub
-
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"ImproperlyConfigured: {scrub(text)}"
 
@@ -166,6 +166,8 @@ def refuse_unsafe_start(app: Celery | None = None) -> None:
     :mod:`sqs_broker.settings` makes on the environment's: a secret left
     unquoted there would be read as the host and shown in every error.
     """
+    # Here, not at the top: the project's Celery module imports this module before
+    # Django's settings are loaded, and the findings' messages need them.
     from sqs_broker import findings
 
     if app is None:
@@ -173,7 +175,7 @@ def refuse_unsafe_start(app: Celery | None = None) -> None:
 
         app = current_app._get_current_object()
     check_broker_url(app.conf.broker_url or "")
-    finding = findings.unsafe_debug(app)
+    finding = findings.unsafe_debug(Topology.of(app))
     if finding is not None:
         raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
 
@@ -196,7 +198,7 @@ def get_asgi_application() -> ASGIHandler:
     return application
 
 
-class StartGuard(bootsteps.Step):
+class StartGuard(Step):
     """A worker bootstep that stops ``celery worker`` before it consumes.
 
     Celery swallows exceptions raised in signal handlers, so the refusal

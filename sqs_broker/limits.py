@@ -21,11 +21,20 @@ MAX_DELAY_SECONDS = 900
 MAX_BATCH_ENTRIES = 10
 #: Characters of a queue name (including ``.fifo``).
 MAX_QUEUE_NAME = 80
+#: Message attributes per message.
+MAX_MESSAGE_ATTRIBUTES = 10
+#: A queue's ``MaximumMessageSize`` when it is not read: SQS's default before 2025 (256 KiB).
+DEFAULT_MAX_MESSAGE_SIZE = 262144
+#: ``MessageRetentionPeriod``: at most 14 days.
+MAX_RETENTION_PERIOD = 1209600
 #: AssumeRole ``DurationSeconds``: 900 to 43,200 s.
 MIN_STS_TOKEN_TIMEOUT = 900
 MAX_STS_TOKEN_TIMEOUT = 43200
-#: PurgeQueue: one per queue every 60 s.
-PURGE_INTERVAL = 60
+#: ``MaximumMessageSize``: 1,024 to 1,048,576 bytes (1 MiB, also new queues' default).
+MIN_MESSAGE_SIZE = 1024
+MAX_MESSAGE_SIZE = 1_048_576
+#: ``MessageRetentionPeriod`` of a queue that does not say: 4 days.
+DEFAULT_RETENTION_PERIOD = 345_600
 
 # --- kombu's defaults (what applies when a transport option is unset) ------------
 
@@ -56,3 +65,7 @@ DEFAULT_VISIBILITY_TIMEOUT = KOMBU_VISIBILITY_TIMEOUT
 DEFAULT_POLLING_INTERVAL = 0.1
 DEFAULT_WAIT_TIME_SECONDS = MAX_WAIT_TIME_SECONDS
 DEFAULT_STS_TOKEN_TIMEOUT = MIN_STS_TOKEN_TIMEOUT
+# docs/reliability.md, "The visibility lease": a killed worker's messages return
+# within 30 s, for one ChangeMessageVisibilityBatch per 10 held messages every
+# 10 s (SQS_VISIBILITY_LEASE=0: the queue's visibility timeout, no extension).
+DEFAULT_VISIBILITY_LEASE = 30

@@ -15,9 +15,8 @@ the names they replace.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -30,7 +29,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from sqs_broker.schema import Stats
+from sqs_broker import __version__
+from sqs_broker.schema import QueueRow, Stats
+from sqs_broker.telemetry.base import versions
 
 #: Keys of a queue row that are message counts; each is also its ``state`` label.
 STATES = ("visible", "in_flight", "delayed")
@@ -44,16 +45,16 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-def dead_letter_names(queues: Sequence[Mapping[str, Any]]) -> set[str]:
+def dead_letter_names(queues: Sequence[QueueRow]) -> set[str]:
     """Names of the queues that some queue's RedrivePolicy names as its dead-letter queue."""
-    return {q["dlq"]["name"] for q in queues if q.get("dlq")}
+    return {dlq["name"] for q in queues if (dlq := q.get("dlq"))}
 
 
 class StatsCollector(Collector):
     """Yields the metric families of one ``gather()`` result."""
 
-    def __init__(self, data: Stats | Mapping[str, Any]) -> None:
-        self.data: Mapping[str, Any] = data
+    def __init__(self, data: Stats) -> None:
+        self.data = data
 
     def collect(self) -> Iterator[Metric]:
         yield self.info()
@@ -64,9 +65,6 @@ class StatsCollector(Collector):
 
     def info(self) -> Metric:
         """``sqs_broker_build_info``: the versions of the process that serves the metrics."""
-        from sqs_broker import __version__
-        from sqs_broker.telemetry.base import versions
-
         family = InfoMetricFamily(
             PREFIX + "build", "Versions of sqs_broker and the software of the serving process."
         )
@@ -134,20 +132,20 @@ class StatsCollector(Collector):
             name = queue["name"]
             seen.add(name)
             key = [name, _flag(name in dead)]
-            for state in STATES:
-                depth = queue.get(state)
+            depths = (queue.get("visible"), queue.get("in_flight"), queue.get("delayed"))
+            for state, depth in zip(STATES, depths, strict=True):
                 if depth is not None:
                     messages.add_metric([*key, state], depth)
             age = queue.get("oldest_age")
             if age is not None:
                 oldest.add_metric(key, age)
                 oldest_source.add_metric([name, queue.get("oldest_age_source") or ""], 1)
-            if queue.get("visibility_timeout") is not None:
-                visibility.add_metric(key, queue["visibility_timeout"])
-            if queue.get("consumers") is not None:
-                consumers.add_metric(key, queue["consumers"])
-            if queue.get("backlog_per_worker") is not None:
-                backlog.add_metric(key, queue["backlog_per_worker"])
+            if (timeout := queue.get("visibility_timeout")) is not None:
+                visibility.add_metric(key, timeout)
+            if (count := queue.get("consumers")) is not None:
+                consumers.add_metric(key, count)
+            if (backlog_now := queue.get("backlog_per_worker")) is not None:
+                backlog.add_metric(key, backlog_now)
             unconsumed.add_metric(key, 1 if name in flagged else 0)
             errors.add_metric(key, 1 if queue.get("error") else 0)
             dlq = queue.get("dlq")
@@ -160,8 +158,8 @@ class StatsCollector(Collector):
                 continue
             seen.add(dlq["name"])
             key = [dlq["name"], "true"]
-            if dlq.get("visible") is not None:
-                messages.add_metric([*key, "visible"], dlq["visible"])
+            if (visible := dlq.get("visible")) is not None:
+                messages.add_metric([*key, "visible"], visible)
             errors.add_metric(key, 1 if dlq.get("error") else 0)
         yield from (messages, oldest, oldest_source, visibility, redrive)
         yield from (consumers, backlog, unconsumed, errors)
@@ -197,7 +195,25 @@ class StatsCollector(Collector):
         )
         alive = GaugeMetricFamily(
             PREFIX + "worker_alive",
-            "1 while the worker's heartbeat is fresh; 0 once it is lost or stopped.",
+            "1 while the worker's heartbeat is fresh and its consumer progresses; 0 once it "
+            "is stalled, lost or stopped.",
+            labels=labels,
+        )
+        stalled = GaugeMetricFamily(
+            PREFIX + "worker_stalled",
+            "1 when the worker's heartbeats arrive but its consumer made no progress on some "
+            "queue for longer than its stall_after.",
+            labels=labels,
+        )
+        progressed = GaugeMetricFamily(
+            PREFIX + "worker_last_progress_timestamp_seconds",
+            "Unix time of the consumer's oldest last progress among its queues, at its last "
+            "heartbeat (absent when the transport reports none).",
+            labels=labels,
+        )
+        stall_after = GaugeMetricFamily(
+            PREFIX + "worker_stall_after_seconds",
+            "Seconds of silence after which the worker's consumer counts as stalled.",
             labels=labels,
         )
         lost = GaugeMetricFamily(
@@ -235,6 +251,12 @@ class StatsCollector(Collector):
             info.add_metric(host, {"pool": str(worker.get("pool", "")), **versions})
             alive.add_metric(host, 1 if worker["alive"] else 0)
             lost.add_metric(host, 1 if worker.get("state") == "lost" else 0)
+            stalled.add_metric(host, 1 if worker.get("state") == "stalled" else 0)
+            if worker.get("last_progress"):
+                when = datetime.fromisoformat(worker["last_progress"]).timestamp()
+                progressed.add_metric(host, when)
+            if worker.get("stall_after") is not None:
+                stall_after.add_metric(host, worker["stall_after"])
             if worker.get("last_seen"):
                 seen.add_metric(host, datetime.fromisoformat(worker["last_seen"]).timestamp())
             active.add_metric(host, worker["active"])
@@ -244,7 +266,8 @@ class StatsCollector(Collector):
             created = datetime.fromisoformat(started).timestamp() if started else None
             processed.add_metric(host, worker["processed"], created=created)
             failed.add_metric(host, worker["failed"], created=created)
-        yield from (info, alive, lost, seen, active, concurrency, processed, failed)
+        yield from (info, alive, lost, stalled, progressed, stall_after, seen, active)
+        yield from (concurrency, processed, failed)
 
     def tasks(self) -> Iterator[Metric]:
         """Per task and queue: outcome counters and run-time and queue-wait histograms."""
@@ -253,7 +276,8 @@ class StatsCollector(Collector):
             PREFIX + "tasks",
             "Task deliveries by outcome (received, succeeded, failed, retried, "
             "redelivered = ApproximateReceiveCount > 1, poisoned = moved out of the way "
-            "undecoded, when any), over the kept telemetry.",
+            "undecoded, revoked = discarded unrun by Celery's revoke path, each when any), "
+            "over the kept telemetry.",
             labels=[*labels, "outcome"],
         )
         runtime = HistogramMetricFamily(
@@ -271,8 +295,9 @@ class StatsCollector(Collector):
             key = [task["name"], task["queue"]]
             for outcome in OUTCOMES:
                 counts.add_metric([*key, outcome], task[outcome])
-            if task.get("poisoned"):
-                counts.add_metric([*key, "poisoned"], task["poisoned"])
+            for outcome in ("poisoned", "revoked"):
+                if task.get(outcome):
+                    counts.add_metric([*key, outcome], task[outcome])
             for family, prefix in ((runtime, "runtime"), (wait, "wait")):
                 buckets = task.get(f"{prefix}_buckets")
                 if buckets:
@@ -289,14 +314,14 @@ def _le(bound: float | None) -> str:
     return "+Inf" if bound is None else repr(float(bound))
 
 
-def registry_for(data: Stats | Mapping[str, Any]) -> CollectorRegistry:
+def registry_for(data: Stats) -> CollectorRegistry:
     """A fresh registry holding only this scrape's collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatsCollector(data))
     return registry
 
 
-def render(data: Stats | Mapping[str, Any], accept: str | None = None) -> tuple[bytes, str]:
+def render(data: Stats, accept: str | None = None) -> tuple[bytes, str]:
     """The exposition text and its content type, by the scraper's ``Accept`` header.
 
     ``application/openmetrics-text`` in ``accept`` gives OpenMetrics (with

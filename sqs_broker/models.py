@@ -1,4 +1,4 @@
-"""Models: the dashboard's permissions, queue samples and worker telemetry."""
+"""Models: the dashboard's permissions, queue samples, worker telemetry and task revocations."""
 
 from __future__ import annotations
 
@@ -140,6 +140,10 @@ class WorkerHeartbeat(models.Model):
     versions = models.JSONField(_("software versions"), default=dict)
     # The worker's own flush period: "lost" is judged by it, not by the reader's setting.
     interval = models.FloatField(_("heartbeat interval (s)"), default=10.0)
+    # The consumer's progress at this heartbeat: {"queues": {name: unix seconds of its last
+    # progress}, "stall_after": seconds}; {} when the transport reports none (see
+    # sqs_broker.transport.liveness). Beat's row holds its last tick under "(beat)".
+    progress = models.JSONField(_("consumer progress"), default=dict, blank=True)
 
     class Meta:
         ordering = ["hostname"]
@@ -160,6 +164,8 @@ class CountColumns(models.Model):
     redelivered = models.PositiveIntegerField(_("redelivered"), default=0)
     # Messages no task could be read from, moved to a dead-letter or quarantine queue.
     poisoned = models.PositiveIntegerField(_("poison messages"), default=0)
+    # Discarded by Celery's revoke path (a revoked id, or the task's own expiry passed).
+    revoked = models.PositiveIntegerField(_("revoked"), default=0)
     runtime_sum = models.FloatField(_("runtime sum (s)"), default=0.0)
     runtime_max = models.FloatField(_("runtime max (s)"), default=0.0)
     # Run-time and queue-wait histograms: observations at or below each bound (cumulative
@@ -242,3 +248,25 @@ class HourlyTaskCounter(CountColumns):
 
     def __str__(self) -> str:
         return f"{self.task} [{self.queue}] {self.hour:%Y-%m-%d %H}:00"
+
+
+class Revocation(models.Model):
+    """A task id no worker may run until ``expires_at``: see :mod:`sqs_broker.revocations`.
+
+    Kept in the database, not in a worker's memory, so that a worker started
+    after the revocation (a new pod after a scale-out) knows it too.
+    """
+
+    task_id = models.CharField(_("task id"), max_length=255, unique=True)
+    revoked_at = models.DateTimeField(_("revoked at"))
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    revoked_by = models.CharField(_("revoked by"), max_length=150)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-revoked_at", "task_id"]
+        verbose_name = _("task revocation")
+        verbose_name_plural = _("task revocations")
+
+    def __str__(self) -> str:
+        return self.task_id

@@ -29,6 +29,9 @@ sender (``app.amqp.send_task_message``, the function that sends
 (:class:`GuardedAMQP`). :func:`install` puts it in place; the Django app
 calls it in ``ready()``.
 
+**Large messages.** The same sender sends through :func:`sqs_broker.payloads.sending.sized`:
+a message over its queue's limit goes to S3, or raises ``MessageTooLarge``.
+
 **FIFO.** :func:`fifo_options` and :func:`publish_fifo` set
 ``MessageGroupId`` and a ``MessageDeduplicationId`` derived from the task id,
 so publishing the same task twice within SQS's 5-minute window is dropped.
@@ -48,7 +51,6 @@ import binascii
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -57,11 +59,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from celery.app.amqp import AMQP
 from django.core.exceptions import ImproperlyConfigured
 
 from sqs_broker import limits, sqs
+from sqs_broker.cache import Local
+from sqs_broker.celery_types import AMQP, channel_client
 from sqs_broker.conf import app_settings
+from sqs_broker.payloads import sending
+from sqs_broker.topology import Topology
 
 if TYPE_CHECKING:
     from celery import Celery, Signature
@@ -137,22 +142,22 @@ def sqs_delay_limit(queue: str) -> int:
     return MAX_DELAY_SECONDS
 
 
-_visibility: dict[tuple[str | None, str], int] = {}
-_visibility_lock = threading.Lock()
+#: Visibility timeouts read, by endpoint and queue name.
+_visibility: Local[tuple[str | None, str], int] = Local("visibility timeouts")
 
 
-def visibility_timeout(queue: str, app: Celery | None = None) -> int:
+def visibility_timeout(queue: str, topo: Topology) -> int:
     """The visibility timeout that applies to ``queue`` (its SQS name), read once.
 
     kombu receives without a ``VisibilityTimeout`` argument, so the queue's own
     attribute decides, whatever the transport option says. A queue that does
     not exist yet will be created by kombu with the transport option.
     """
-    key = (sqs.endpoint_url(app), queue)
-    with _visibility_lock:
-        if key in _visibility:
-            return _visibility[key]
-    options = sqs.transport_options(app)
+    key = (topo.endpoint, queue)
+    known = _visibility.get(key)
+    if known is not None:
+        return known
+    options = topo.options
     predefined = options.get("predefined_queues") or {}
     configured = options.get("visibility_timeout")
     default = (
@@ -160,7 +165,7 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
     )
     spec = predefined.get(queue)
     ref = sqs.QueueRef(queue, "predefined" if spec else "declared", spec and spec.get("url"))
-    state = sqs.fetch_one(ref, app)
+    state = sqs.fetch_one(ref, topo)
     if state.error_code == "QueueDoesNotExist" and not predefined:
         value = default
     elif state.error or state.int("VisibilityTimeout") is None:
@@ -175,15 +180,8 @@ def visibility_timeout(queue: str, app: Celery | None = None) -> int:
         return default
     else:
         value = state.int("VisibilityTimeout") or 0
-    with _visibility_lock:
-        _visibility[key] = value
+    _visibility.put(key, value)
     return value
-
-
-def forget_visibility() -> None:
-    """Forget the visibility timeouts read so far (tests, queue changes)."""
-    with _visibility_lock:
-        _visibility.clear()
 
 
 def held_by_worker(delay: float, fifo: bool) -> float:
@@ -218,7 +216,7 @@ def _eta(message: Any, app: Celery) -> datetime | None:
 def _target_queue(app: Celery, queue: Any, exchange: Any, routing_key: Any) -> str:
     """The Celery queue a message goes to, resolved as Celery's task sender does."""
     if queue is None and exchange is None:
-        return app.amqp.default_queue.name
+        return str(app.amqp.default_queue.name)
     if queue is not None:
         return queue if isinstance(queue, str) else queue.name
     return str(routing_key or app.conf.task_default_queue)
@@ -255,7 +253,9 @@ def guard(
     delay = (eta - datetime.now(UTC)).total_seconds()
     if delay <= 0:
         return
-    sqs_name = sqs.canonical_name(_target_queue(app, queue, exchange, routing_key), app)
+    # Resolved here, past the early returns: most publishes carry no ETA.
+    topo = Topology.of(app)
+    sqs_name = topo.canonical_name(_target_queue(app, queue, exchange, routing_key))
     fifo = sqs_name.endswith(".fifo")
     properties = {**(getattr(message, "properties", None) or {}), **options}
     requested = _requested_delay(properties)
@@ -267,7 +267,7 @@ def guard(
     mode = app_settings.ETA_GUARD
     if mode == "off" or hold <= 0:
         return
-    limit = visibility_timeout(sqs_name, app)
+    limit = visibility_timeout(sqs_name, topo)
     if hold < limit:
         return
     if mode == "error":
@@ -286,10 +286,11 @@ def _guarded_sender(app: Celery, send: Any) -> Any:
         **kwargs: Any,
     ) -> Any:
         guard(app, name, message, kwargs, queue, exchange, routing_key)
-        return send(
-            producer, name, message, exchange=exchange, routing_key=routing_key, queue=queue,
-            **kwargs,
-        )  # fmt: skip
+        with sending.sized(producer, app, name):
+            return send(
+                producer, name, message, exchange=exchange, routing_key=routing_key, queue=queue,
+                **kwargs,
+            )  # fmt: skip
 
     send_task_message.sqs_broker_guarded = True  # type: ignore[attr-defined]
     return send_task_message
@@ -418,7 +419,7 @@ def _task_id(entry: _Entry, results: list[AsyncResult]) -> str:
             return str(envelope["headers"]["id"])
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
             continue
-    return results[entry.result_index].id
+    return str(results[entry.result_index].id)
 
 
 def _batches(entries: list[_Entry], max_bytes: int) -> Iterable[list[_Entry]]:
@@ -545,7 +546,8 @@ def publish_many(
     concurrency = app_settings.PUBLISH_CONCURRENCY if concurrency is None else concurrency
     if not 1 <= concurrency <= 100:
         raise ValueError(f"concurrency must be from 1 to 100; got {concurrency!r}.")
-    app = sqs.celery_app(app)
+    topo = Topology.of(app)
+    app = topo.app
     entries: list[_Entry] = []
     results: list[AsyncResult] = []
     with app.producer_or_acquire() as producer:
@@ -558,19 +560,20 @@ def publish_many(
         index = [0]
 
         def recording_client(queue: str | None = None) -> _Recorder:
-            return _Recorder(Channel.sqs(channel, queue=queue), queue, entries, index)
+            return _Recorder(channel_client(channel, queue), queue, entries, index)
 
         # An instance attribute shadows Channel.sqs for this channel only, and
         # only while the messages are built; the producer is ours alone meanwhile.
         channel.sqs = recording_client  # type: ignore[method-assign]
         try:
-            for position, signature in enumerate(signatures):
-                index[0] = position
-                extra = dict(options)
-                if group is not None:
-                    task_id = extra.pop("task_id", None) or signature.options.get("task_id")
-                    extra.update(fifo_options(group, task_id))
-                results.append(signature.apply_async(producer=producer, **extra))
+            with sending.collected(app):  # a refusal here deletes the bodies stored so far
+                for position, signature in enumerate(signatures):
+                    index[0] = position
+                    extra = dict(options)
+                    if group is not None:
+                        task_id = extra.pop("task_id", None) or signature.options.get("task_id")
+                        extra.update(fifo_options(group, task_id))
+                    results.append(signature.apply_async(producer=producer, **extra))
         finally:
             del channel.sqs
     by_queue: dict[tuple[str | None, str], list[_Entry]] = {}
@@ -578,14 +581,13 @@ def publish_many(
         by_queue.setdefault((entry.client_queue, entry.kwargs["QueueUrl"]), []).append(entry)
     jobs: list[tuple[Any, str, list[_Entry]]] = []
     for (client_queue, url), queue_entries in by_queue.items():
-        client = sqs.client(client_queue, app, purpose="publish")
+        client = sqs.client(client_queue, topo, purpose="publish")
         jobs.extend((client, url, batch) for batch in _batches(queue_entries, max_batch_bytes))
-    failed: dict[str, str] = {}
-    for (_client, _url, batch), refused in zip(
-        jobs, _send_all(jobs, attempts, concurrency), strict=True
-    ):
-        for position, reason in refused.items():
-            failed[_task_id(batch[position], results)] = reason
+    sent = list(zip(jobs, _send_all(jobs, attempts, concurrency), strict=True))
+    failed = {
+        _task_id(b[n], results): why for (_, _, b), refused in sent for n, why in refused.items()
+    }
+    sending.discard_unsent([b[n].kwargs["MessageBody"] for (_, _, b), no in sent for n in no], app)
     if failed:
         raise PublishError(failed, results)
     return results

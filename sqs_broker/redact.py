@@ -31,7 +31,9 @@ from django.dispatch import receiver
 from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter
 from django.views.debug import SafeExceptionReporterFilter as DjangoFilter
-from kombu.utils.url import safequote
+from kombu.utils.url import safequote, url_to_parts
+
+from sqs_broker.settings import check_broker_url
 
 MASK = "********"
 
@@ -358,10 +360,6 @@ def displayable_config(app: Any = None, env: Mapping[str, str] | None = None) ->
     option never shows up on a page by accident. Credentials appear only as
     where they come from, never as a key, secret or token.
     """
-    from kombu.utils.url import url_to_parts
-
-    from sqs_broker.settings import check_broker_url
-
     if app is None:
         from celery import current_app
 

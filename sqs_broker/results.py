@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from django.apps import apps
 from django.urls import NoReverseMatch, reverse
 
+from sqs_broker import topology
 from sqs_broker.redact import scrub
 
 if TYPE_CHECKING:
@@ -142,6 +143,4 @@ def lookup(task_ids: Iterable[str], app: Celery | None = None) -> dict[str, Task
         return {}
     if apps.is_installed("django_celery_results"):
         return _from_django_celery_results(ids)
-    from sqs_broker import topology
-
     return _from_backend(ids, topology.celery_app(app))

@@ -78,6 +78,21 @@ class HealthRow(TypedDict):
     """What needs a person now; ``level`` is ``error``, ``warning`` or ``ok``."""
 
     level: str
+    #: Nothing below needs anyone (``level`` is ``ok``).
+    all_clear: bool
+    #: Workers (and beat) whose heartbeats arrive but whose consumer made no progress;
+    #: then the stalled and lost ones (hostname, state, last_seen, queues, held: tasks
+    #: running when last seen).
+    stalled_workers: int
+    unhealthy_workers: list[dict[str, Any]]
+    #: Work queues whose oldest message is older than sqs_alerts' threshold (seconds).
+    waiting_queues: list[dict[str, Any]]
+    oldest_age_threshold: float
+    #: Tasks failing above sqs_alerts' rate, and tasks redelivered often (task, queue, rate).
+    failing_tasks: list[dict[str, Any]]
+    failure_rate_threshold: float
+    redelivered_tasks: list[dict[str, Any]]
+    redelivery_rate_threshold: float
     #: Messages in dead-letter queues, and the dead-letter queues holding any.
     dead_letters: int
     dead_letter_queues: list[str]
@@ -118,3 +133,5 @@ class QueueDetail(TypedDict):
 
     queue: QueueRow
     findings: list[FindingRow]
+    #: The app's queues whose RedrivePolicy names this queue as their dead-letter queue.
+    dead_letter_of: list[str]

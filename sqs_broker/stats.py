@@ -16,20 +16,20 @@ for the same app share one pass, so a reload storm does not multiply calls.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, cache, findings, health, sqs, topology
+from sqs_broker import backoff, cache, findings, health, history, sqs
+from sqs_broker.cache import Local
 from sqs_broker.conf import app_settings
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
@@ -40,16 +40,11 @@ from sqs_broker.schema import (
     QueueRow,
     Stats,
 )
-from sqs_broker.topology import Topology
-from sqs_broker.transport import is_quarantine, quarantine_name
+from sqs_broker.telemetry import read as telemetry_read
+from sqs_broker.topology import Topology, is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
     from celery import Celery
-
-
-def celery_app(app: Celery | None = None) -> Celery:
-    """``app``, else ``SQS_BROKER_CELERY_APP``, else the current Celery app."""
-    return topology.celery_app(app)
 
 
 # --- one pass over SQS ---------------------------------------------------------
@@ -77,48 +72,37 @@ class Pass:
         mine = [s for s in self.states if s.ref.source in ("declared", "predefined")]
         names = {s.ref.name for s in mine}
         for state in mine:
-            policy = redrive_policy(state)
+            policy = sqs.redrive_policy(state)
             if policy is not None:
                 names.add(policy["name"])
         return names
 
 
-#: The queue's RedrivePolicy as ``{"name", "account", "arn", "max_receive_count"}``, if any.
-redrive_policy = sqs.redrive_policy
-
-
-def _dead_letter_ref(name: str, app: Celery | Topology) -> sqs.QueueRef:
-    spec = Topology.of(app).predefined.get(name)
-    if spec is not None:
-        return sqs.QueueRef(name, "predefined", spec.get("url"), name)
-    return sqs.QueueRef(name, "declared", None, None)
-
-
-def _sqs_pass(app: Topology, with_online: bool, language: str | None = None) -> Pass:
+def _sqs_pass(topo: Topology, with_online: bool, language: str | None = None) -> Pass:
     # The pass runs in a pool thread: findings are worded in the caller's language.
     with translation.override(language):
-        return _sqs_pass_in_language(app, with_online)
+        return _sqs_pass_in_language(topo, with_online)
 
 
-def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
+def _sqs_pass_in_language(topo: Topology, with_online: bool) -> Pass:
     errors: list[str] = []
     try:
-        refs = sqs.inventory(app)
+        refs = sqs.inventory(topo)
     except Exception as exc:  # discovery failed: still show declared and predefined queues
         text, _code = sqs.error_text(exc)
         errors.append(_("Listing queues failed: %(error)s") % {"error": text})
-        refs = sqs.inventory(app, discover=False)
-    states = sqs.fetch(refs, app)
+        refs = sqs.inventory(topo, discover=False)
+    states = sqs.fetch(refs, topo)
     known = {state.ref.name: state for state in states}
     wanted: dict[str, sqs.QueueRef] = {}
     for state in states:
-        policy = redrive_policy(state)
+        policy = sqs.redrive_policy(state)
         if policy and policy["name"] not in known:
-            wanted.setdefault(policy["name"], _dead_letter_ref(policy["name"], app))
-    # Quarantine queues (sqs_broker.transport) are listed with the app's queues
+            wanted.setdefault(policy["name"], sqs.dead_letter_ref(policy["name"], topo))
+    # Quarantine queues (where the transport moves poison) are listed with the app's queues
     # when they exist: a listing by prefix finds them (their names extend the
     # queues'); otherwise they are asked in the same batch as the dead-letter queues.
-    options = sqs.transport_options(app)
+    options = topo.options
     listed = not options.get("predefined_queues") and bool(
         options.get("queue_name_prefix") or app_settings.DISCOVER_BY_PREFIX
     )
@@ -130,25 +114,20 @@ def _sqs_pass_in_language(app: Topology, with_online: bool) -> Pass:
     dead_letters = dict(known)
     found_quarantines = []
     # The dead-letter queues in one more concurrent batch (a second, short round-trip).
-    for state in sqs.fetch([*wanted.values(), *quarantines.values()], app):
+    for state in sqs.fetch([*wanted.values(), *quarantines.values()], topo):
         if state.ref.name not in quarantines:
             dead_letters[state.ref.name] = state
         elif state.url is not None and state.error is None:
             found_quarantines.append(state)
     online = None
     if with_online:
-        online = _online_findings(app, states, errors, dead_letters.values())
+        online = _online_findings(topo, states, errors, dead_letters.values())
     ages = None
-    if sqs.cloudwatch_wanted(app):
+    if sqs.cloudwatch_wanted(topo):
         names = {s.ref.name for s in found_quarantines if s.exists}
         names.update(n for n, s in dead_letters.items() if s.exists)
-        ages = sqs.oldest_ages(names, app)
+        ages = sqs.oldest_ages(names, topo)
     return Pass([*states, *found_quarantines], dead_letters, online, errors, ages)
-
-
-def _app_key(app: Celery | Topology) -> tuple[Any, ...]:
-    """Identifies an app's broker configuration, for caches shared across requests."""
-    return Topology.of(app).key
 
 
 #: How long a failed online pass may fall back on the last findings, past their TTL.
@@ -156,20 +135,20 @@ ONLINE_STALE_GRACE = 600
 
 
 def _online_findings(
-    app: Topology,
+    topo: Topology,
     states: list[sqs.QueueState],
     errors: list[str],
     dead_letters: Iterable[sqs.QueueState] = (),
 ) -> list[findings.Finding] | None:
     """The online findings, from the shared cache when younger than their TTL."""
     ttl = app_settings.ONLINE_FINDINGS_TTL
-    key = cache.key("online", *_app_key(app), translation.get_language())
+    key = cache.key("online", *topo.key, translation.get_language())
     cached = cache.get(key)
     if cached is not None and time.time() - cached[0] < ttl:
         return cast(list[findings.Finding], cached[1])
     try:
         # The pass read the dead-letter queues already: E022 need not ask again.
-        found = list(findings.online(app, states=states, known=dead_letters))
+        found = list(findings.online(topo, states=states, known=dead_letters))
     except Exception as exc:  # the page still shows the queues and offline findings
         text, _code = sqs.error_text(exc)
         errors.append(_("Online checks failed: %(error)s") % {"error": text})
@@ -179,80 +158,76 @@ def _online_findings(
     return found
 
 
-_executor: ThreadPoolExecutor | None = None
-_inflight: dict[tuple[Any, ...], Future[Pass]] = {}
-_inflight_lock = threading.Lock()
+def _shut_down(pools: dict[str, ThreadPoolExecutor]) -> None:
+    for pool in pools.values():
+        # A pass past its deadline may still run: let it finish on its own thread.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _submit(app: Topology, with_online: bool) -> Future[Pass]:
-    global _executor
+#: The pool the passes run on, made on first use; shut down by :func:`sqs_broker.cache.reset`.
+_pool: Local[str, ThreadPoolExecutor] = Local("gather pool", on_reset=_shut_down)
+#: Passes running, by configuration, online or not, and language: requests share them.
+_inflight: Local[tuple[Any, ...], Future[Pass]] = Local("passes in flight")
+
+
+def _submit(topo: Topology, with_online: bool) -> Future[Pass]:
     language = translation.get_language()
-    key = (*_app_key(app), with_online, language)
-    with _inflight_lock:
-        running = _inflight.get(key)
+    key = (*topo.key, with_online, language)
+    with _inflight.lock:
+        running = _inflight.entries.get(key)
         if running is not None and not running.done():
             return running
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
-        future = _executor.submit(_sqs_pass, app, with_online, language)
-        _inflight[key] = future
+        with _pool.lock:
+            pool = _pool.entries.get("pool")
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqs-gather")
+                _pool.entries["pool"] = pool
+        future = pool.submit(_sqs_pass, topo, with_online, language)
+        _inflight.entries[key] = future
         return future
 
 
-def reset() -> None:
-    """Forget cached findings and attributes, and passes in flight; stop the pool (tests)."""
-    global _executor
-    with _inflight_lock:
-        _inflight.clear()
-        executor, _executor = _executor, None
-    if executor is not None:
-        # A pass past its deadline may still run: let it finish on its own thread.
-        executor.shutdown(wait=False, cancel_futures=True)
-    cache.clear()
-
-
-def sqs_pass(app: Celery | Topology | None = None, with_online: bool = False) -> Pass:
+def sqs_pass(topo: Topology, with_online: bool = False) -> Pass:
     """One pass over SQS, waiting at most ``SQS_BROKER_GATHER_TIMEOUT`` seconds.
 
     Past the deadline the pass keeps running in the background (and fills the
     attribute cache for the next load); this call returns the declared and
     predefined queues, each with an error that says SQS did not answer in time.
     """
-    app = Topology.of(app)
     budget = app_settings.GATHER_TIMEOUT
-    future = _submit(app, with_online)
+    future = _submit(topo, with_online)
     try:
         return future.result(timeout=budget)
     except FutureTimeout:
         message = _("SQS did not answer within %(seconds)s s; the page will retry on reload.") % {
             "seconds": f"{budget:g}"
         }
-        return _unanswered(app, message, "Timeout")
+        return _unanswered(topo, message, "Timeout")
     except Exception as exc:  # a bug in a pass must not turn into a 500 with a traceback
-        return _unanswered(app, sqs.error_text(exc)[0], "Error")
+        return _unanswered(topo, sqs.error_text(exc)[0], "Error")
 
 
-def _unanswered(app: Topology, message: str, code: str) -> Pass:
+def _unanswered(topo: Topology, message: str, code: str) -> Pass:
     """The declared and predefined queues, each failed with ``message``."""
     states = [
         sqs.QueueState(ref, ref.url, error=message, error_code=code, fetched_at=time.time())
-        for ref in sqs.inventory(app, discover=False)
+        for ref in sqs.inventory(topo, discover=False)
     ]
     return Pass(states, {}, None, [message])
 
 
-# --- rows ------------------------------------------------------------------------
+# --- rows, gather(), queue_detail(), sample() ------------------------------------
 
 
 def queue_row(
     state: sqs.QueueState,
     dead_letters: dict[str, sqs.QueueState],
-    app: Celery | Topology,
+    topo: Topology,
     owned: Collection[str] | None = None,
 ) -> QueueRow:
     """One queue as the JSON shows it; ``read_only`` when it is not in ``owned``."""
-    spec = Topology.of(app).predefined.get(state.ref.name) or {}
-    policy = redrive_policy(state)
+    spec = topo.predefined.get(state.ref.name) or {}
+    policy = sqs.redrive_policy(state)
     dlq: DeadLetterRow | None = None
     if policy is not None:
         dlq_state = dead_letters.get(policy["name"])
@@ -297,7 +272,7 @@ def finding_row(finding: findings.Finding) -> FindingRow:
 
 
 def gather(
-    app: Celery | None = None,
+    app: Celery | Topology | None = None,
     *,
     window: int | None = None,
     online: bool = True,
@@ -319,9 +294,10 @@ def gather(
     fill_ages(queues, found.ages)
     fill_consumers(queues, telemetry["workers"])
     task_totals = task_totals_data(errors) if totals else []
+    causes = findings.measured(topo, queues, telemetry["tasks"], dead_letter_samples(queues))
     finding_rows = [
         finding_row(f)
-        for f in findings.unsilenced([*findings.offline(topo), *(found.online or [])])
+        for f in findings.unsilenced([*findings.offline(topo), *(found.online or []), *causes])
     ]
     data: Stats = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -336,10 +312,25 @@ def gather(
         "cloudwatch_error": found.ages.error if found.ages else None,
         "task_totals": task_totals,
         "health": health.summary(
-            queues, finding_rows, telemetry["workers"], telemetry["unconsumed_queues"]
+            queues,
+            finding_rows,
+            telemetry["workers"],
+            telemetry["unconsumed_queues"],
+            telemetry["tasks"],
         ),
     }
     return cast(Stats, scrub_data(data))
+
+
+def dead_letter_samples(queues: Sequence[QueueRow]) -> dict[str, Any]:
+    """The last breakdown of each dead-letter queue, where one was sampled (no SQS call).
+
+    Read from the cache under :func:`sqs_broker.triage.last`'s key: importing
+    triage here would close a loop (triage -> actions -> stats).
+    """
+    names = sorted({q["dlq"]["name"] for q in queues if q["dlq"]})
+    keys = {cache.key("triage", name): name for name in names}
+    return {keys[k]: v for k, v in cache.get_many(keys).items() if isinstance(v, dict)}
 
 
 def fill_ages(
@@ -348,7 +339,7 @@ def fill_ages(
     """Set each row's ``oldest_age`` and ``oldest_age_source``.
 
     CloudWatch's figure where it gave one; else 0 for a queue the pass saw
-    empty; else the estimate of :func:`history_ages`. No figure at all
+    empty; else the estimate of :func:`sqs_broker.history.history_ages`. No figure at all
     (no samples yet, or the queue failed) stays ``None``.
     """
     watched = ages.seconds if ages else {}
@@ -356,7 +347,7 @@ def fill_ages(
     busy = [q["name"] for q in queues if q["name"] not in watched and _holds_messages(q)]
     if busy:
         try:
-            estimate = history_ages(busy, now)
+            estimate = history.history_ages(busy, now)
         except Exception:  # no sample table yet: the figure stays unknown, the page stays up
             estimate = {}
     for queue in queues:
@@ -369,7 +360,7 @@ def fill_ages(
             queue["oldest_age"], queue["oldest_age_source"] = estimate[name], "history"
 
 
-def _holds_messages(queue: Mapping[str, Any]) -> bool:
+def _holds_messages(queue: QueueRow) -> bool:
     return bool((queue.get("visible") or 0) + (queue.get("in_flight") or 0))
 
 
@@ -392,7 +383,7 @@ def fill_consumers(queues: Sequence[QueueRow], workers: Sequence[Mapping[str, An
             queue["backlog_per_worker"] = round(visible / max(1, consumers), 3)
 
 
-def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
+def queue_detail(name: str, app: Celery | Topology | None = None) -> QueueDetail | None:
     """``{"queue": row, "findings": [...]}`` for one queue's page, from one pass; secrets masked.
 
     ``name`` is one of the app's queues or one of their dead-letter queues;
@@ -414,6 +405,11 @@ def queue_detail(name: str, app: Celery | None = None) -> QueueDetail | None:
         "findings": [
             finding_row(f) for f in findings.unsilenced(findings.offline(topo)) if f.queue == name
         ],
+        "dead_letter_of": sorted(
+            s.ref.name
+            for s in found.states
+            if (policy := sqs.redrive_policy(s)) is not None and policy["name"] == name
+        ),
     }
     return cast(QueueDetail, scrub_data(detail))
 
@@ -438,18 +434,14 @@ def parse_window(value: str | None) -> int:
     return window
 
 
-def telemetry_data(
-    queues: Sequence[Mapping[str, Any]], window: int, errors: list[str]
-) -> dict[str, Any]:
+def telemetry_data(queues: Sequence[QueueRow], window: int, errors: list[str]) -> dict[str, Any]:
     """``workers``, ``tasks`` (:func:`sqs_broker.telemetry.read.snapshot`), ``unconsumed_queues``.
 
     A database error (tables not migrated, say) becomes an entry of ``errors``,
     not a failed page.
     """
-    from sqs_broker.telemetry import read as telemetry
-
     try:
-        found = telemetry.snapshot(window)
+        found = telemetry_read.snapshot(window)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})
@@ -457,236 +449,27 @@ def telemetry_data(
     return {
         "telemetry_window": window,
         **found,
-        "unconsumed_queues": telemetry.unconsumed(queues, found["workers"]),
+        "unconsumed_queues": telemetry_read.unconsumed(queues, found["workers"]),
     }
 
 
 def task_totals_data(errors: list[str]) -> list[dict[str, Any]]:
     """:func:`sqs_broker.telemetry.read.totals`, or ``[]`` with the error in ``errors``."""
-    from sqs_broker.telemetry import read as telemetry
-
     try:
-        return telemetry.totals()
+        return telemetry_read.totals()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         errors.append(_("Telemetry could not be read: %(error)s") % {"error": error})
         return []
 
 
-# --- history ---------------------------------------------------------------------
+def sample(
+    app: Celery | Topology | None = None, now: datetime | None = None
+) -> history.SampleResult:
+    """One pass over SQS, stored as samples by :func:`sqs_broker.history.record`; prune.
 
-
-@dataclass
-class SampleResult:
-    """What one sampling pass wrote, pruned, and which queues failed (name -> error)."""
-
-    written: int
-    pruned: int
-    failed: dict[str, str]
-    #: Declared queues that do not exist yet (Celery creates them on first use).
-    missing: list[str] = field(default_factory=list)
-
-
-def sample(app: Celery | None = None, now: datetime | None = None) -> SampleResult:
-    """Store one :class:`~sqs_broker.models.QueueSample` per queue that answers; prune.
-
-    Dead-letter queues are sampled too. Queues that fail are skipped (a gap
-    in the chart, not a false zero) and reported in ``failed``.
+    Dead-letter queues are sampled too.
     """
-    from sqs_broker.models import QueueSample
-
-    found = sqs_pass(app, with_online=False)
-    when = now or datetime.now(UTC)
+    found = sqs_pass(Topology.of(app), with_online=False)
     states = {**found.dead_letters, **{s.ref.name: s for s in found.states}}
-    rows = [
-        QueueSample(
-            queue=name,
-            sampled_at=when,
-            visible=state.int("ApproximateNumberOfMessages") or 0,
-            in_flight=state.int("ApproximateNumberOfMessagesNotVisible") or 0,
-            delayed=state.int("ApproximateNumberOfMessagesDelayed") or 0,
-        )
-        for name, state in states.items()
-        if state.error is None
-    ]
-    QueueSample.objects.bulk_create(rows)
-    missing = sorted(name for name, state in states.items() if not state.exists)
-    failed = {
-        name: state.error
-        for name, state in states.items()
-        if state.error is not None and state.exists
-    }
-    return SampleResult(len(rows), prune(when), failed, missing)
-
-
-def prune(now: datetime | None = None, limit: int | None = None) -> int:
-    """Delete samples older than ``SQS_BROKER_RETENTION_DAYS`` (0 keeps them all).
-
-    At most ``limit`` rows a run (default :data:`sqs_broker.models.PRUNE_LIMIT`),
-    in chunks: the next runs take the rest (see :func:`~sqs_broker.models.delete_bounded`).
-    """
-    from sqs_broker.models import PRUNE_LIMIT, QueueSample, delete_bounded
-
-    days = app_settings.RETENTION_DAYS
-    if not days:
-        return 0
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    old = QueueSample.objects.filter(sampled_at__lt=cutoff)
-    return delete_bounded(old, "sampled_at", PRUNE_LIMIT if limit is None else limit)
-
-
-#: Seconds a live history read is shared (its key also changes every 10 s of the clock).
-HISTORY_CACHE_SECONDS = 10
-
-#: Points a history series holds at most: the SQL groups samples into this many time buckets.
-HISTORY_POINTS = 120
-
-
-@dataclass(frozen=True)
-class HistoryWindow:
-    """The time axis of a history chart: ``start`` to ``end``, in buckets of ``step`` seconds."""
-
-    start: datetime
-    end: datetime
-    step: int
-
-
-def history_window(
-    hours: float | None = None, now: datetime | None = None, points: int = HISTORY_POINTS
-) -> HistoryWindow:
-    """The last ``hours`` (default ``SQS_BROKER_HISTORY_HOURS``) up to ``now``, in buckets.
-
-    Buckets are whole multiples of ``step`` seconds since the epoch (at least a
-    minute, the sampling period), so two loads a few seconds apart group the
-    same samples the same way.
-    """
-    hours = app_settings.HISTORY_HOURS if hours is None else hours
-    end = now or datetime.now(UTC)
-    span = max(60.0, hours * 3600)
-    step = max(60, -(-int(span) // max(1, points)))
-    return HistoryWindow(end - timedelta(seconds=span), end, step)
-
-
-def history_ages(names: Sequence[str], now: datetime | None = None) -> dict[str, float]:
-    """Seconds each queue has held messages without the samples seeing it empty.
-
-    Every message in a queue arrived after the last moment the queue was
-    empty, so the time since the last empty sample (visible and in flight
-    both 0) bounds the oldest message's age from above, to the sampling
-    interval. A queue never seen empty in the kept samples gets the time
-    since its first sample. Queues without samples are left out. This is
-    the estimate off AWS (or without ``cloudwatch:GetMetricData``); it needs
-    ``sqs_sample`` or the beat task running. Peeking a message for its
-    SentTimestamp is not used: a receive raises the message's receive count
-    and can push it to the dead-letter queue.
-    """
-    moment = now or datetime.now(UTC)
-    found: dict[str, float] = {}
-    for name, since in _busy_since(sorted(set(names)), live=now is None).items():
-        found[name] = round(max(0.0, (moment - since).total_seconds()), 3)
-    return found
-
-
-def _busy_since(names: list[str], live: bool) -> dict[str, datetime]:
-    """Per queue with samples: its last empty sample, else its first sample.
-
-    One grouped query over the covering sample index, whatever the queues.
-    Live reads are shared for :data:`HISTORY_CACHE_SECONDS` like the history:
-    the marks are moments, so a cached one still gives the age at the time of
-    the read.
-    """
-    from django.db.models import Case, DateTimeField, Max, Min, Q, When
-
-    from sqs_broker.models import QueueSample
-
-    if not names:
-        return {}
-    key = None
-    if live and HISTORY_CACHE_SECONDS > 0:
-        key = cache.key("busy-since", tuple(names))
-        hit = cache.get(key)
-        if hit is not None:
-            return cast(dict[str, datetime], hit)
-    empty = Q(visible=0, in_flight=0)
-    rows = (
-        QueueSample.objects.filter(queue__in=names)
-        .order_by()
-        .values("queue")
-        .annotate(
-            first=Min("sampled_at"),
-            last_empty=Max(Case(When(empty, then="sampled_at"), output_field=DateTimeField())),
-        )
-    )
-    marks = {row["queue"]: row["last_empty"] or row["first"] for row in rows}
-    if key is not None:
-        cache.set_many({key: marks}, HISTORY_CACHE_SECONDS)
-    return marks
-
-
-def history(
-    names: list[str],
-    hours: float | None = None,
-    now: datetime | None = None,
-    points: int = HISTORY_POINTS,
-) -> dict[str, list[dict[str, Any]]]:
-    """Samples per queue over the last ``hours``, grouped by time in the database.
-
-    One query for every queue: each point is one time bucket of
-    :func:`history_window` (``t`` its start) with the bucket's highest
-    ``visible``, ``in_flight`` and ``delayed`` (a short spike stays visible)
-    and ``samples``, how many samples it holds. Buckets without samples are
-    absent: the charts show them as gaps, not zeros.
-    """
-    from django.db import connections
-    from django.db.models import Count, Max
-
-    from sqs_broker.models import QueueSample, TimeBucket
-
-    window = history_window(hours, now, points)
-    series: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    if not names:
-        return series
-    # Live reads (no ``now``) are shared for HISTORY_CACHE_SECONDS by every viewer and process:
-    # samples come once a minute, and the buckets are aligned, so a reload reads the same points.
-    key = None
-    if now is None and HISTORY_CACHE_SECONDS > 0:
-        key = cache.key("history", tuple(names), window.step, int(window.end.timestamp()) // 10)
-        hit = cache.get(key)
-        if hit is not None:
-            return cast(dict[str, list[dict[str, Any]]], hit)
-    rows = (
-        QueueSample.objects.filter(
-            queue__in=names, sampled_at__gte=window.start, sampled_at__lte=window.end
-        )
-        .annotate(bucket=TimeBucket("sampled_at", window.step))
-        .values("queue", "bucket")
-        .annotate(
-            top_visible=Max("visible"),
-            top_in_flight=Max("in_flight"),
-            top_delayed=Max("delayed"),
-            samples=Count("pk"),
-        )
-        .order_by("queue", "bucket")
-        .values_list("queue", "bucket", "top_visible", "top_in_flight", "top_delayed", "samples")
-    )
-    # Run as compiled, without Django's per-value converters: every column is a
-    # name or an integer already, and 300 queues over 6 hours are about 36,000
-    # rows, for which the converters cost about a third of the read.
-    sql, params = rows.query.sql_with_params()
-    with connections[rows.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    step = window.step
-    for queue, bucket, visible, in_flight, delayed, samples in fetched:
-        series[queue].append(
-            {
-                "t": datetime.fromtimestamp(int(bucket) * step, UTC),
-                "visible": visible,
-                "in_flight": in_flight,
-                "delayed": delayed,
-                "samples": samples,
-            }
-        )
-    if key is not None:
-        cache.set_many({key: series}, HISTORY_CACHE_SECONDS)
-    return series
+    return history.record(states, now or datetime.now(UTC))

@@ -1,9 +1,10 @@
-"""Celery tasks of the app: queue sampling for the dashboard's history, run by beat.
+"""Celery tasks of the app, run by beat: queue sampling, and the large-payload sweep.
 
-Schedule it in the project's settings::
+Schedule them in the project's settings::
 
     CELERY_BEAT_SCHEDULE = {
         "sqs-broker-sample": {"task": "sqs_broker.sample_queues", "schedule": 60.0},
+        "sqs-broker-sweep-payloads": {"task": "sqs_broker.sweep_payloads", "schedule": 3600.0},
     }
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from sqs_broker.celery_types import shared_task
 
 
 @shared_task(name="sqs_broker.sample_queues", ignore_result=True)
@@ -26,4 +27,21 @@ def sample_queues() -> dict[str, Any]:
         "pruned": result.pruned,
         "failed": sorted(result.failed),
         "missing": result.missing,
+    }
+
+
+@shared_task(name="sqs_broker.sweep_payloads", ignore_result=True)
+def sweep_payloads() -> dict[str, Any]:
+    """Delete stored message bodies whose messages are gone (see ``sqs_payloads sweep``)."""
+    from sqs_broker import payloads
+    from sqs_broker.payloads.sweep import sweep
+
+    if payloads.settings() is None:
+        return {"skipped": "SQS_BROKER_LARGE_PAYLOAD_BUCKET is not set"}
+    result = sweep()
+    return {
+        "scanned": result.scanned,
+        "deleted": result.deleted_total,
+        "kept": result.kept,
+        "errors": result.errors,
     }

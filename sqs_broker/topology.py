@@ -3,7 +3,8 @@
 kombu derives a queue's SQS name, the endpoint, the region and the
 credentials from a Celery app's ``broker_url`` and
 ``broker_transport_options`` by fixed rules. This module holds those rules
-(pure functions, no network) and :class:`Topology`, their result for one app,
+and sqs_broker's own naming rule (a queue's quarantine queue), as pure
+functions with no network, and :class:`Topology`, their result for one app,
 which a findings pass, a dashboard pass and the transport read instead of
 asking ``app.conf`` again each time.
 
@@ -24,6 +25,7 @@ from kombu.transport.SQS import CHARS_REPLACE_TABLE
 from kombu.utils.url import url_to_parts
 
 from sqs_broker import limits
+from sqs_broker.conf import app_settings
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -42,8 +44,6 @@ def celery_app(app: Celery | Topology | None = None) -> Celery:
         return app.app
     if app is not None:
         return app
-    from sqs_broker.conf import app_settings
-
     configured = app_settings.CELERY_APP
     if configured is not None:
         return configured
@@ -60,6 +60,23 @@ def entity_name(name: str) -> str:
     if name.endswith(".fifo"):
         return name[: -len(".fifo")].translate(CHARS_REPLACE_TABLE) + ".fifo"
     return name.translate(CHARS_REPLACE_TABLE)
+
+
+#: The quarantine queue of ``q`` is ``q-quarantine`` (``q-quarantine.fifo`` for FIFO).
+QUARANTINE_SUFFIX = "-quarantine"
+
+
+def quarantine_name(queue: str) -> str:
+    """The quarantine queue of the SQS queue named ``queue`` (FIFO stays FIFO, 80 characters)."""
+    fifo = queue.endswith(".fifo")
+    stem = queue.removesuffix(".fifo") if fifo else queue
+    tail = QUARANTINE_SUFFIX + (".fifo" if fifo else "")
+    return stem[: limits.MAX_QUEUE_NAME - len(tail)] + tail
+
+
+def is_quarantine(queue: str) -> bool:
+    """Whether ``queue`` is named as :func:`quarantine_name` names a quarantine queue."""
+    return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
 
 
 def transport_options(app: Celery) -> dict[str, Any]:
@@ -149,6 +166,14 @@ class Topology:
         return is_sqs_url(self.broker_url)
 
     @property
+    def transport(self) -> str:
+        """``broker_transport`` as a dotted path (``""``: the URL's scheme decides)."""
+        value = self.app.conf.broker_transport
+        if isinstance(value, type):
+            return f"{value.__module__}:{value.__qualname__}"
+        return str(value or "")
+
+    @property
     def prefix(self) -> str:
         """``queue_name_prefix`` as configured (before kombu's rewriting)."""
         return str(self.options.get("queue_name_prefix", "") or "")
@@ -161,6 +186,16 @@ class Topology:
     def canonical_name(self, celery_queue: str) -> str:
         """The SQS name kombu uses for Celery queue ``celery_queue``."""
         return self.declared.get(celery_queue) or entity_name(self.prefix + celery_queue)
+
+    @cached_property
+    def visibility_lease(self) -> int:
+        """Seconds of the visibility lease the workers keep (0: none, or kombu's transport)."""
+        if self.app.conf.get("broker_transport") != "sqs_broker.transport:Transport":
+            return 0
+        try:
+            return max(0, int(self.options.get("visibility_lease") or 0))
+        except (TypeError, ValueError):
+            return 0  # the transport refuses it when the worker starts
 
     @cached_property
     def endpoint(self) -> str | None:

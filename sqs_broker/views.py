@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from sqs_broker.conf import app_settings
+from sqs_broker.topology import Topology
 
 PERMISSION = "sqs_broker.view_dashboard"
 
@@ -80,7 +81,8 @@ def stats_json(request: HttpRequest) -> HttpResponse:
         window = stats.parse_window(request.GET.get("window"))
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    return JsonResponse(stats.gather(window=window), json_dumps_params={"ensure_ascii": False})
+    data = stats.gather(Topology.of(), window=window)
+    return JsonResponse(data, json_dumps_params={"ensure_ascii": False})
 
 
 @data_view
@@ -89,7 +91,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     from sqs_broker import metrics, stats
 
     accept = request.headers.get("Accept")
-    body, content_type = metrics.render(stats.gather(online=False, totals=True), accept)
+    data = stats.gather(Topology.of(), online=False, totals=True)
+    body, content_type = metrics.render(data, accept)
     response = HttpResponse(body, content_type=content_type)
     patch_vary_headers(response, ["Accept"])
     return response

@@ -91,17 +91,11 @@ def _sqs_only_when_declared(
 @pytest.fixture(autouse=True)
 def _fresh_module_state() -> Iterator[None]:
     """Pools and caches kept at module level start empty in every test and end so."""
-    from sqs_broker import actions, publishing, sqs, stats
+    from sqs_broker import cache
 
-    def reset() -> None:
-        sqs.clear_caches()
-        publishing.forget_visibility()
-        stats.reset()
-        actions.forget_unsupported()
-
-    reset()
+    cache.reset()
     yield
-    reset()
+    cache.reset()
 
 
 @pytest.fixture

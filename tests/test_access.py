@@ -82,6 +82,7 @@ def pages(name: str) -> dict[str, str]:
         "purge": f"{DASHBOARD}queue/{name}/purge/",
         "redrive": f"{DASHBOARD}queue/{name}/redrive/",
         "peek": f"{DASHBOARD}queue/{name}/peek/",
+        "delete_succeeded": f"{DASHBOARD}queue/{name}/delete-succeeded/",
         "move": f"{DASHBOARD}queue/{name}/move/no-such-move/",
         "move_step": f"{DASHBOARD}queue/{name}/move/no-such-move/step/",
         "move_cancel": f"{DASHBOARD}queue/{name}/move/no-such-move/cancel/",
@@ -99,16 +100,19 @@ EXPECTED_GET = {
         ["dashboard", "queue", "purge", "redrive", "peek", "move", "move_step", "move_cancel"],
         302,
     )
+    | {"delete_succeeded": 302}
     | {"task": 302, "stats": 401, "metrics": 401},
     "staff": dict.fromkeys(
         ["dashboard", "queue", "purge", "redrive", "move", "task", "stats", "metrics"], 403
     )
+    | {"delete_succeeded": 403}
     | POST_ONLY,
     "view": {
         "dashboard": 200,
         "queue": 200,
         "purge": 403,
         "redrive": 403,
+        "delete_succeeded": 403,
         "move": 403,
         "task": 200,
         "stats": 200,
@@ -120,6 +124,7 @@ EXPECTED_GET = {
         "queue": 200,
         "purge": 200,
         "redrive": 403,
+        "delete_succeeded": 200,
         "move": 403,
         "task": 200,
         "stats": 200,
@@ -131,6 +136,7 @@ EXPECTED_GET = {
         "queue": 200,
         "purge": 403,
         "redrive": 200,
+        "delete_succeeded": 403,
         "move": 404,
         "task": 200,
         "stats": 200,
@@ -140,6 +146,7 @@ EXPECTED_GET = {
     "purge_without_view": dict.fromkeys(
         ["dashboard", "queue", "purge", "redrive", "move", "task", "stats", "metrics"], 403
     )
+    | {"delete_succeeded": 403}
     | POST_ONLY,
 }
 
@@ -333,6 +340,7 @@ COVERED = {
     "sqs_broker_dashboard_purge": "purge",
     "sqs_broker_dashboard_redrive": "redrive",
     "sqs_broker_dashboard_peek": "peek",
+    "sqs_broker_dashboard_delete_succeeded": "delete_succeeded",
     "sqs_broker_dashboard_move": "move",
     "sqs_broker_dashboard_move_step": "move_step",
     "sqs_broker_dashboard_move_cancel": "move_cancel",
@@ -354,3 +362,17 @@ def test_every_url_of_the_app__is_in_the_matrix() -> None:
     assert names == set(COVERED)
     assert set(COVERED.values()) == set(pages("q"))
     assert set(EXPECTED_GET["view"]) == set(pages("q"))
+
+
+@pytest.mark.parametrize("identity", list(IDENTITIES))
+def test_post__delete_succeeded_only_with_purge_permission(
+    identity: str, queues: dict[str, str], sqs: Any
+) -> None:
+    """Deleting succeeded dead letters is a deletion: the purge permission, and view, or nothing."""
+    url = pages(queues["name"])["delete_succeeded"]
+    status = _csrf_post(client_for(identity), url, confirm=f"{queues['name']}-dlq")
+    expected = {"anonymous": 302, "purge": 302}.get(identity, 403)
+    assert status == expected
+    logged = LogEntry.objects.filter(object_id=f"{queues['name']}-dlq").count()
+    assert logged == (1 if identity == "purge" else 0)
+    assert depths(sqs, queues) == (2, 3)  # none of these dead letters has a stored SUCCESS

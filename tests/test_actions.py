@@ -7,8 +7,10 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+import sqs_broker.cache
 from sqs_broker import actions
 from sqs_broker import sqs as sqs_module
+from sqs_broker.topology import Topology
 from tests.support.env import base_env, make_app, prefixed_app
 from tests.support.proxy import Proxy
 from tests.support.queues import drain, queue_state
@@ -18,7 +20,7 @@ def test_purge__once_per_60_seconds(sqs, unique):
     """purge empties the queue; a second purge within 60 s raises PurgeQueueInProgress."""
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     state = queue_state(f"{unique}-celery", app)
     actions.purge(state, app)
     assert drain(sqs, url) == []
@@ -29,7 +31,7 @@ def test_purge__once_per_60_seconds(sqs, unique):
 
 def test_start_message_move__unsupported_on_moto(sqs, unique):
     """moto has no StartMessageMoveTask: the caller gets None and falls back."""
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     sqs.create_queue(QueueName=f"{unique}-a")
     sqs.create_queue(QueueName=f"{unique}-b")
     assert (
@@ -50,7 +52,7 @@ def test_move_messages__all_once(sqs, unique):
             MessageBody=f"m{i}",
             MessageAttributes={"n": {"DataType": "Number", "StringValue": str(i)}},
         )
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     result = actions.move_messages(
         queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app), app
     )
@@ -66,7 +68,7 @@ def test_move_messages__limit(sqs, unique):
     target = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
     for i in range(12):
         sqs.send_message(QueueUrl=source, MessageBody=f"m{i}")
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     result = actions.move_messages(
         queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app), app, limit=5
     )
@@ -91,7 +93,7 @@ def test_move_messages__failed_send_stays(sqs, unique):
     )["QueueUrl"]
     sqs.send_message(QueueUrl=source, MessageBody="small")
     sqs.send_message(QueueUrl=source, MessageBody="x" * 2000)
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     result = actions.move_messages(
         queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app), app, hold=1
     )
@@ -108,14 +110,16 @@ def test_move_messages__refused_delete_is_counted(sqs, sqs_endpoint, unique):
     sqs.create_queue(QueueName=f"{unique}-celery")
     for i in range(3):
         sqs.send_message(QueueUrl=source, MessageBody=f"m{i}")
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     states = queue_state(f"{unique}-dlq", app), queue_state(f"{unique}-celery", app)
     with Proxy.to(sqs_endpoint) as proxy:
         proxy.deny_matching = b"AmazonSQS.DeleteMessageBatch"
-        app = make_app(
-            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+        app = Topology.of(
+            make_app(
+                base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+            )
         )
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         result = actions.move_messages(*states, app, hold=1)
     assert (result.moved, result.failed, result.not_deleted) == (3, 0, 3)
     assert result.errors and "AccessDenied" in result.errors[0]
@@ -133,7 +137,7 @@ def test_move_messages__fifo_keeps_groups(sqs, unique):
     )["QueueUrl"]
     for i in range(4):
         sqs.send_message(QueueUrl=source, MessageBody=f"m{i}", MessageGroupId=f"g{i % 2}")
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     result = actions.move_messages(
         queue_state(f"{unique}-dlq.fifo", app), queue_state(f"{unique}-celery.fifo", app), app
     )
@@ -165,7 +169,7 @@ def test_move_messages__fifo_sends_fresh_deduplication_ids(sqs, unique):
             MessageDeduplicationId=dedup,
         )
         originals[f"m{i}"] = dedup
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     sent: list[dict] = []
 
     def record(params, **_kwargs):

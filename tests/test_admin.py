@@ -12,7 +12,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import override_settings
 
-from sqs_broker import stats
+import sqs_broker.cache
+from sqs_broker import history, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
 from tests.support.env import base_env, make_app
@@ -413,7 +414,6 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from sqs_broker import sqs as sqs_module
     from sqs_broker.models import TaskCounter, WorkerHeartbeat
     from sqs_broker.telemetry.base import minute_of
 
@@ -432,7 +432,7 @@ def test_dashboard__queries_do_not_grow_with_queues(client, sqs, unique, app):
         )  # fmt: skip
 
     def queries(shown: int) -> int:
-        sqs_module.clear_caches()  # list the queues again
+        sqs_broker.cache.reset()  # list the queues again
         with CaptureQueriesContext(connection) as captured:
             page = client.get(DASHBOARD)
         assert len(page.context["rows"]) == shown
@@ -625,9 +625,15 @@ class _RowLabels(HTMLParser):
 @pytest.mark.django_db
 def test_dashboard__rows_labelled_in_simplified_chinese(client, sqs, unique, app, with_dlq):
     """Every cell's data-label (the phone layout's labels) and each row's sentences are Chinese."""
-    QueueSample.objects.create(
-        queue=f"{unique}-celery", sampled_at=datetime.now(UTC), visible=2, in_flight=0, delayed=0
-    )
+    # Two time buckets: a line, not the "collecting" note of a young history.
+    for age, visible in ((600, 1), (0, 2)):
+        QueueSample.objects.create(
+            queue=f"{unique}-celery",
+            sampled_at=datetime.now(UTC) - timedelta(seconds=age),
+            visible=visible,
+            in_flight=0,
+            delayed=0,
+        )
     client.force_login(user_with("view_dashboard", "purge_queue", "redrive_queue"))
     html = client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     cells = _RowLabels()
@@ -636,7 +642,7 @@ def test_dashboard__rows_labelled_in_simplified_chinese(client, sqs, unique, app
     heads += ["趋势", "操作"]
     assert cells.labels[:10] == heads
     assert set(cells.labels) == set(heads), "every row's cells carry the translated labels"
-    assert cells.sparks == ["可见消息，1 个样本，峰值 2"]
+    assert cells.sparks == ["可见消息，2 个样本，峰值 2"]
     for text in ("接收 5 次后", "从死信队列移回", "清空", "无历史"):
         assert text in html
     english = ('data-label="Visible"', "after 5 receives", "Move back from DLQ", "no history")
@@ -654,17 +660,22 @@ def test_dashboard__cached_load_reads_no_queue_samples(client, sqs, unique, app,
     from django.test.utils import CaptureQueriesContext
 
     sqs.create_queue(QueueName=f"{unique}-celery")
-    QueueSample.objects.create(
-        queue=f"{unique}-celery", sampled_at=datetime.now(UTC), visible=2, in_flight=0, delayed=0
-    )
+    for age in (600, 0):  # two time buckets: a line is drawn
+        QueueSample.objects.create(
+            queue=f"{unique}-celery",
+            sampled_at=datetime.now(UTC) - timedelta(seconds=age),
+            visible=2,
+            in_flight=0,
+            delayed=0,
+        )
     # The history's cache key follows the clock in 10 s steps: hold the clock still for it.
     now = datetime.now(UTC)
-    window = stats.history_window
+    window = history.history_window
 
     def still(hours: float | None = None, _now: object = None, points: int = 120) -> object:
         return window(hours, now, points)
 
-    monkeypatch.setattr(stats, "history_window", still)
+    monkeypatch.setattr(history, "history_window", still)
     client.force_login(user_with("view_dashboard"))
     with override_settings(SQS_BROKER_CACHE_TTL=300):
         assert client.get(DASHBOARD).status_code == 200
@@ -673,3 +684,171 @@ def test_dashboard__cached_load_reads_no_queue_samples(client, sqs, unique, app,
     assert page.status_code == 200 and 'class="sqs-spark"' in page.content.decode()
     read = [q["sql"] for q in captured.captured_queries if "sqs_broker_queuesample" in q["sql"]]
     assert read == []
+
+
+@pytest.fixture
+def incident(sqs, unique, app):
+    """A DLQ with 2 tasks whose stored result is SUCCESS and 3 stored as FAILURE."""
+    from django_celery_results.models import TaskResult
+
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    failure = json.dumps({"exc_type": "ValueError", "exc_message": ["boom"]})
+    for i in range(5):
+        name, status = ("t.slow", "SUCCESS") if i < 2 else ("t.fail", "FAILURE")
+        task_id = app.send_task(name, queue="celery-dlq", task_id=f"{unique}-{i}").id
+        result = "1" if status == "SUCCESS" else failure
+        TaskResult.objects.create(task_id=task_id, status=status, result=result, task_name=name)
+    return source, dlq
+
+
+def _move_form(client, unique):
+    page = client.get(f"{DASHBOARD}queue/{unique}-celery/redrive/")
+    assert page.status_code == 200
+    return page
+
+
+@pytest.mark.django_db
+def test_redrive__form_shows_the_breakdown_before_anything_moves(client, sqs, unique, incident):
+    """The move form groups the dead letters by task and stored state and previews each move."""
+    source, dlq = incident
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    page = _move_form(client, unique)
+    found = page.context["breakdown"]
+    assert [(g["task"], g["state"], g["count"]) for g in found["groups"]] == [
+        ("t.fail", "FAILURE", 3),
+        ("t.slow", "SUCCESS", 2),
+    ]
+    html = page.content.decode()
+    assert 'id="sqs-breakdown-groups"' in html
+    assert "A move takes <strong>3</strong> of the 5 sampled" in html
+    assert "<strong>5</strong>" in html  # with the succeeded ones
+    assert 'name="include_succeeded"' in html and " checked" not in html
+    assert _depth(sqs, dlq) == 5 and _depth(sqs, source) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("form", "moved"), [({}, 3), ({"include_succeeded": "on"}, 5)])
+def test_redrive__default_leaves_succeeded_checkbox_includes_them(
+    client, sqs, unique, incident, form, moved
+):
+    """The default move brings back only the failed tasks; the checkbox moves all."""
+    source, dlq = incident
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    response = client.post(f"{DASHBOARD}queue/{unique}-celery/redrive/", form, follow=True)
+    assert response.status_code == 200
+    assert _depth(sqs, source) == moved and _depth(sqs, dlq) == 5 - moved
+    entry = LogEntry.objects.filter(object_id=f"{unique}-celery").latest("pk")
+    assert f"Moved {moved} messages" in entry.change_message
+    assert ("2 left with a stored SUCCESS result" in entry.change_message) is (moved == 3)
+    html = response.content.decode()
+    assert f'data-field="succeeded">{5 - moved}</td>' in html  # the move page counts them apart
+    assert f"{5 - moved} left because their task succeeded" in html
+
+
+@pytest.mark.django_db
+def test_delete_succeeded__confirmed_logged_and_only_succeeded(
+    client, sqs, unique, incident, caplog
+):
+    """Deleting the succeeded dead letters needs purge rights and the name typed; it is logged."""
+    _source, dlq = incident
+    url = f"{DASHBOARD}queue/{unique}-celery/delete-succeeded/"
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    assert client.post(url, {"confirm": f"{unique}-celery-dlq"}).status_code == 403
+    client.force_login(user_with("view_dashboard", "redrive_queue", "purge_queue"))
+    page = _move_form(client, unique)
+    assert url in page.content.decode()  # offered beside the move, apart and destructive
+    assert 'class="button sqs-destructive"' in page.content.decode()
+    assert client.post(url, {"confirm": "wrong"}).status_code == 400
+    assert _depth(sqs, dlq) == 5
+    with caplog.at_level("INFO", logger="sqs_broker.audit"):
+        response = client.post(url, {"confirm": f"{unique}-celery-dlq"})
+    assert response.status_code == 302
+    assert _depth(sqs, dlq) == 3
+    entry = LogEntry.objects.get(object_id=f"{unique}-celery-dlq")
+    assert entry.action_flag == 3  # DELETION
+    assert entry.change_message.startswith("Deleted 2 dead letters with a stored SUCCESS result")
+    (record,) = [r for r in caplog.records if r.name == "sqs_broker.audit"]
+    assert "Deleted 2 dead letters" in record.getMessage()
+
+
+@pytest.mark.django_db
+def test_queue_page__dead_letter_queue_offers_the_move_back(client, sqs, unique, incident):
+    """The DLQ's page names its source queue and offers the move back; purge sits apart."""
+    client.force_login(user_with("view_dashboard", "redrive_queue", "purge_queue"))
+    html = client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/").content.decode()
+    assert "Dead-letter queue of" in html
+    assert f'href="{DASHBOARD}queue/{unique}-celery/redrive/"' in html
+    assert f"Triage and move back to {unique}-celery" in html
+    actions, destructive = html.split('id="sqs-queue-actions"')[1].split(
+        'id="sqs-queue-destructive"'
+    )
+    assert "purge" not in actions.split("</p>")[0]
+    assert 'class="button sqs-destructive"' in destructive.split("</p>")[0]
+    assert 'class="sqs-secondary"' in html  # peek
+    assert 'id="sqs-breakdown"' not in html  # nothing sampled yet: nothing received
+    _move_form(client, unique)
+    html = client.get(f"{DASHBOARD}queue/{unique}-celery-dlq/").content.decode()
+    assert 'id="sqs-breakdown"' in html and "A move takes <strong>3</strong>" in html
+
+
+@pytest.mark.django_db
+def test_dashboard__health_strip_in_paging_order_with_an_all_clear(client, sqs, unique, app):
+    """Consumers first, then waiting messages, rates, dead letters, findings; all clear shown."""
+    import re
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    client.force_login(user_with("view_dashboard"))
+    html = client.get(DASHBOARD).content.decode()
+    strip = html[html.index('id="sqs-health"') : html.index("</ul>", html.index('id="sqs-health"'))]
+    assert re.findall(r'data-health="(\w+)"', strip) == [
+        "stalled_workers",
+        "lost_workers",
+        "unconsumed_queues",
+        "waiting_queues",
+        "failing_tasks",
+        "redelivered_tasks",
+        "dead_letters",
+        "error_findings",
+        "warning_findings",
+        "unheld_in_flight",
+    ]
+    assert "queues with a message older than 10" in strip
+    assert "tasks failing over 10 %" in strip
+    clear = html[html.index('id="sqs-all-clear"') - 40 : html.index('id="sqs-all-clear"') + 60]
+    assert ("hidden" in clear) is not client.get("/sqs/stats.json").json()["health"]["all_clear"]
+    assert '<time id="sqs-generated" datetime="' in html and 'data-now="just now"' in html
+
+
+@pytest.mark.django_db
+def test_task_page__says_where_the_message_is_and_offers_the_move(client, sqs, unique, incident):
+    """After the DLQ was sampled, a failed task's page names the DLQ, receive count and move."""
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    page = client.get(f"{DASHBOARD}task/", {"id": f"{unique}-3"})
+    assert 'id="sqs-task-not-seen"' in page.content.decode()
+    _move_form(client, unique)  # samples the DLQ
+    html = client.get(f"{DASHBOARD}task/", {"id": f"{unique}-3"}).content.decode()
+    location = html[html.index('id="sqs-task-location"') :]
+    assert f"In the dead-letter queue <strong>{unique}-celery-dlq</strong>, received 1 time," in (
+        location
+    )
+    assert f"it dead-letters for {unique}-celery" in location
+    assert f'href="{DASHBOARD}queue/{unique}-celery/redrive/"' in location
+    assert '<td class="state">FAILURE</td>' in html
+
+
+@pytest.mark.django_db
+def test_redrive__a_failed_sample_is_said_and_the_move_still_offered(
+    client, sqs, unique, incident, monkeypatch
+):
+    """When the dead-letter queue cannot be sampled, the form says why and still offers the move."""
+    from sqs_broker import actions
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("endpoint went away")
+
+    monkeypatch.setattr(actions, "sample_messages", refused)
+    client.force_login(user_with("view_dashboard", "redrive_queue"))
+    html = _move_form(client, unique).content.decode()
+    assert "The dead-letter queue could not be sampled: ConnectionError" in html
+    assert "endpoint went away" in html
+    assert 'id="sqs-confirm-submit"' in html and 'id="sqs-breakdown"' not in html

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+import sqs_broker.cache
 from sqs_broker import alerts
 from sqs_broker.localsqs import free_port
 from tests.support import promtool
@@ -55,7 +56,37 @@ def test_rules__promtool_accepts(tmp_path):
     path.write_text(alerts.to_yaml(alerts.rules(_data())))
     result = promtool.run("check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
+
+
+def test_rules__worker_stalled_fires_in_promtool(tmp_path):
+    """promtool test rules: a stalled worker fires SqsBrokerWorkerStalled at once; others not."""
+    found = alerts.rules(_data())
+    (rule,) = [r for r in found["groups"][0]["rules"] if r["alert"] == "SqsBrokerWorkerStalled"]
+    (tmp_path / "sqs_broker.rules.yml").write_text(alerts.to_yaml(found))
+    series = 'sqs_broker_worker_stalled{hostname="%s"}'
+    expected = {
+        "exp_labels": {"severity": "warning", "hostname": "w1@h"},
+        "exp_annotations": {
+            "summary": "Worker w1@h is not consuming",
+            "description": rule["annotations"]["description"],
+        },
+    }
+    case = {
+        "interval": "1m",
+        "input_series": [
+            {"series": series % "w1@h", "values": "0 1 1"},
+            {"series": series % "w2@h", "values": "0 0 0"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "0m", "alertname": "SqsBrokerWorkerStalled", "exp_alerts": []},
+            {"eval_time": "1m", "alertname": "SqsBrokerWorkerStalled", "exp_alerts": [expected]},
+        ],
+    }
+    tests = {"rule_files": ["sqs_broker.rules.yml"], "evaluation_interval": "1m", "tests": [case]}
+    (tmp_path / "test.yml").write_text(alerts.to_yaml(tests))
+    result = promtool.run("test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_rules__yaml_round_trip_and_queues():
@@ -122,7 +153,18 @@ def test_evaluate__unknown_is_2_and_firing_wins():
 def test_evaluate__telemetry_checks():
     """Lost workers, unconsumed queues and failure rates fire with telemetry; skipped without."""
     data = _data(
-        workers=[{"hostname": "w1@h", "state": "lost", "seconds_since_seen": 95.0}],
+        workers=[
+            {"hostname": "w1@h", "state": "lost", "seconds_since_seen": 95.0},
+            {"hostname": "w2@h", "state": "alive", "seconds_since_seen": 1.0},
+            {
+                "hostname": "w3@h",
+                "state": "stalled",
+                "seconds_since_seen": 2.0,
+                "seconds_since_progress": 41.5,
+                "stall_after": 25.0,
+                "stalled_queues": ["app-celery"],
+            },
+        ],
         unconsumed_queues=["app-celery"],
         tasks=[
             {"name": "t.flaky", "queue": "app-celery", "succeeded": 15, "failed": 5, "retried": 0},
@@ -133,9 +175,15 @@ def test_evaluate__telemetry_checks():
     fired = {(a.alert, a.subject) for a in verdict.firing}
     assert fired == {
         ("SqsBrokerWorkerLost", "w1@h"),
+        ("SqsBrokerWorkerStalled", "w3@h"),
         ("SqsBrokerQueueUnconsumed", "app-celery"),
         ("SqsBrokerTaskFailureRate", "t.flaky [app-celery]"),
     }
+    stalled = next(a for a in verdict.firing if a.alert == "SqsBrokerWorkerStalled")
+    assert (stalled.value, stalled.threshold) == (41.5, 25.0)
+    assert stalled.message == (
+        "Worker w3@h sends heartbeats but made no progress on app-celery for 41.5 s."
+    )
     off = alerts.evaluate(data, telemetry=False)
     assert off.firing == [] and off.skipped and off.exit_code == 0
 
@@ -186,9 +234,8 @@ def test_sqs_alerts_check__exit_codes(sqs, unique):
         assert code == 0, out
         assert json.loads(out)["status"] == "ok"
         sqs.send_message(QueueUrl=dlq, MessageBody="dead")
-        from sqs_broker import sqs as sqs_module
 
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         code, out = _run("check", "--json", "--dead-letter-messages", "0")
         verdict = json.loads(out)
         assert code == 1 and verdict["status"] == "firing"
@@ -217,6 +264,8 @@ def test_sqs_alerts_rules__live_queues(sqs, unique, tmp_path):
     found = yaml.safe_load(target.read_text())
     exprs = " ".join(r["expr"] for r in found["groups"][0]["rules"])
     assert f"{unique}-celery" in exprs and f"{unique}-dead" in exprs
+    stalled = next(r for r in found["groups"][0]["rules"] if r["alert"] == "SqsBrokerWorkerStalled")
+    assert (stalled["expr"], stalled["for"]) == ("sqs_broker_worker_stalled == 1", "0s")
 
 
 @pytest.mark.django_db

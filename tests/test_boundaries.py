@@ -19,13 +19,19 @@ PACKAGE = ROOT / "sqs_broker"
 #: checks Celery's Django fixup runs import them.)
 WEB_ONLY = (
     "sqs_broker.actions",
-    "sqs_broker.charts",
+    "sqs_broker.dashboard",
+    "sqs_broker.dashboard.charts",
+    "sqs_broker.dashboard.panels",
+    "sqs_broker.dashboard.rows",
+    "sqs_broker.dashboard.views",
     "sqs_broker.envelopes",
     "sqs_broker.health",
+    "sqs_broker.history",
     "sqs_broker.metrics",
     "sqs_broker.moves",
     "sqs_broker.results",
     "sqs_broker.stats",
+    "sqs_broker.triage",
     "sqs_broker.telemetry.read",
     "prometheus_client",
 )
@@ -76,7 +82,15 @@ def _sources() -> dict[str, set[str]]:
         ("sqs_broker.stats", "sqs_broker.admin"),
         ("sqs_broker.stats", "sqs_broker.views"),
         ("sqs_broker.stats", "sqs_broker.metrics"),
-        ("sqs_broker.stats", "sqs_broker.charts"),
+        # The data and its history know nothing of the dashboard that draws them.
+        ("sqs_broker.stats", "sqs_broker.dashboard"),
+        ("sqs_broker.history", "sqs_broker.dashboard"),
+        ("sqs_broker.telemetry", "sqs_broker.dashboard"),
+        # A web process never loads the worker's transport (quarantine names are topology's).
+        ("sqs_broker.stats", "sqs_broker.transport"),
+        ("sqs_broker.topology", "sqs_broker.transport"),
+        # The transport is handed its counter; it imports no telemetry.
+        ("sqs_broker.transport", "sqs_broker.telemetry"),
     ],
 )
 def test_imports__run_down_the_layers(lower: str, upper: str) -> None:

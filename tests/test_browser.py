@@ -322,3 +322,109 @@ def test_dashboard__task_box_and_selective_move_with_progress(page, live_server,
     moved = sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert len(moved.get("Messages", [])) == 2
     assert console == []
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)])
+def test_incident__strip_order_destructive_styling_breakdown_and_task_location(
+    browser, live_server, sqs, unique, width, height
+):
+    """A DLQ of succeeded and failed tasks, at 1280 and 390 px, under a strict CSP.
+
+    The strip reads in paging order; Purge is red and after Move back; the move form shows
+    the breakdown before anything moves and the default move brings back only the failed
+    tasks; the task page says where a task's message was and offers the move back.
+    """
+    import json
+
+    from django_celery_results.models import TaskResult
+    from playwright.sync_api import expect
+
+    source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    failure = json.dumps({"exc_type": "ValueError", "exc_message": ["boom"]})
+    for i in range(5):
+        name, status = ("t.slow", "SUCCESS") if i < 2 else ("t.fail", "FAILURE")
+        app.send_task(name, queue="celery-dlq", task_id=f"{unique}-{i}")
+        result = "1" if status == "SUCCESS" else failure
+        TaskResult.objects.create(
+            task_id=f"{unique}-{i}", status=status, result=result, task_name=name
+        )
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    console = _watch_csp(page)
+    try:
+        with override_settings(
+            SQS_BROKER_CELERY_APP=app, SQS_BROKER_CACHE_TTL=0, SQS_BROKER_REFRESH_SECONDS=0
+        ):
+            _login(page, live_server)
+            items = page.locator("#sqs-health > li")
+            order = [items.nth(i).get_attribute("data-health") for i in range(items.count())]
+            assert order[:7] == [
+                "stalled_workers",
+                "lost_workers",
+                "unconsumed_queues",
+                "waiting_queues",
+                "failing_tasks",
+                "redelivered_tasks",
+                "dead_letters",
+            ]
+            # Reading order on screen is the same (left to right, then down).
+            boxes = [items.nth(i).bounding_box() for i in range(items.count())]
+            spots = [(round(b["y"]), b["x"]) for b in boxes]
+            assert spots == sorted(spots), spots
+            expect(page.locator('#sqs-health li[data-health="dead_letters"]')).to_have_class(
+                "sqs-sev-error"
+            )
+            row = page.locator(f'tr[data-queue="{unique}-celery"]')
+            move = row.get_by_role("link", name="Move back from DLQ")
+            purge = row.get_by_role("link", name="Purge")
+            red = purge.evaluate("e => getComputedStyle(e).backgroundColor")
+            calm = move.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert red != calm and red.startswith("rgb("), (red, calm)
+            red_parts = [int(p) for p in red[4:-1].split(",")]
+            assert red_parts[0] > 150 and red_parts[1] < 80, red  # red, as the admin's delete
+            m, p = move.bounding_box(), purge.bounding_box()
+            # After it, and set apart: to its right on the same line, or on a line below.
+            assert p["x"] >= m["x"] + m["width"] + 8 or p["y"] >= m["y"] + m["height"] / 2, (m, p)
+            assert page.evaluate("window.__csp") == []
+
+            page.goto(f"{live_server.url}/admin/sqs_broker/dashboard/queue/{unique}-celery-dlq/")
+            expect(page.locator("#sqs-dead-letter-of")).to_contain_text(f"{unique}-celery")
+            peek = page.get_by_role("button", name="Peek at up to 10 messages")
+            destructive = page.locator("#sqs-queue-destructive a.sqs-destructive")
+            assert peek.evaluate("e => getComputedStyle(e).backgroundColor") != (
+                destructive.evaluate("e => getComputedStyle(e).backgroundColor")
+            )
+            page.get_by_role("link", name=f"Triage and move back to {unique}-celery").click()
+
+            groups = page.locator("#sqs-breakdown-groups tbody tr")
+            expect(groups).to_have_count(2)
+            expect(groups.nth(0)).to_contain_text("t.fail")
+            expect(groups.nth(0).locator("td.count")).to_have_text("3")
+            expect(page.locator('#sqs-move-preview li[data-choice="default"]')).to_contain_text(
+                "A move takes 3 of the 5 sampled"
+            )
+            assert _depth(sqs, dlq) == 5 and _depth(sqs, source) == 0  # nothing moved yet
+            submit = page.get_by_role("button", name="Yes, move them back")
+            assert submit.evaluate("e => getComputedStyle(e).backgroundColor") != red
+            delete = page.locator("#sqs-delete-succeeded a.sqs-destructive")
+            assert delete.evaluate("e => getComputedStyle(e).backgroundColor") == red
+            submit.click()
+            expect(page.locator("#sqs-move")).to_have_attribute(
+                "data-state", "done", timeout=30_000
+            )
+            expect(page.locator('#sqs-move [data-field="moved"]')).to_have_text("3")
+
+            page.goto(f"{live_server.url}/admin/sqs_broker/dashboard/task/?id={unique}-0")
+            location = page.locator("#sqs-task-location")
+            expect(location).to_contain_text(f"In the dead-letter queue {unique}-celery-dlq")
+            expect(
+                location.get_by_role("link", name=f"Triage and move back to {unique}-celery")
+            ).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= width + 10
+            assert page.evaluate("window.__csp") == []
+    finally:
+        context.close()
+    assert _depth(sqs, source) == 3 and _depth(sqs, dlq) == 2
+    assert console == []

@@ -57,6 +57,14 @@ def test_summary__warnings_without_errors():
     assert found["warning_findings"] == 1 and found["error_findings"] == 0
 
 
+def test_summary__stalled_workers_are_a_warning():
+    """A stalled worker (heartbeats, no progress) is counted apart from lost ones: warning."""
+    workers = [_worker(["celery"], state="stalled"), _worker(["celery"])]
+    found = health.summary([_queue("celery")], [], workers, [])
+    assert (found["level"], found["stalled_workers"], found["lost_workers"]) == ("warning", 1, 0)
+    assert health.summary([_queue("celery")], [], [_worker(["celery"])], [])["level"] == "ok"
+
+
 def test_unheld_in_flight__idle_workers_mean_hidden_failures():
     """In flight while every live consumer is idle: listed; a busy consumer or none: not."""
     queues = [_queue("celery", in_flight=25), _queue("busy", in_flight=3), _queue("lone", 4)]
@@ -69,3 +77,68 @@ def test_unheld_in_flight__idle_workers_mean_hidden_failures():
     assert health.unheld_in_flight(queues, workers) == [{"queue": "celery", "in_flight": 25}]
     found = health.summary(queues, [], workers, [])
     assert found["level"] == "warning"
+
+
+def _task(name: str = "t.slow", **figures):
+    row = {"name": name, "queue": "celery", "received": 20, "redelivered": 0}
+    row.update(succeeded=20, failed=0, retried=0)
+    row.update(figures)
+    return row
+
+
+def test_summary__all_clear_says_so():
+    """Nothing needs anyone: all_clear is true, every list empty."""
+    found = health.summary([_queue("celery", dlq_visible=0)], [], [_worker(["celery"])], [])
+    assert found["all_clear"] is True
+    assert found["waiting_queues"] == found["failing_tasks"] == found["redelivered_tasks"] == []
+    assert found["stalled_workers"] == 0 and found["unhealthy_workers"] == []
+
+
+def test_summary__oldest_message_against_the_alerts_threshold():
+    """A work queue whose oldest message passed sqs_alerts' 600 s waits; a DLQ never does."""
+    from sqs_broker.alerts import Thresholds
+
+    old = {**_queue("celery", visible=40, dlq_visible=0), "oldest_age": 900.0}
+    young = {**_queue("mail", visible=1), "oldest_age": 30.0}
+    dead = {**_queue("celery-dlq", visible=3), "oldest_age": 9000.0}
+    found = health.summary([old, young, dead], [], [], [])
+    assert [q["queue"] for q in found["waiting_queues"]] == ["celery"]
+    assert (found["level"], found["all_clear"], found["oldest_age_threshold"]) == (
+        "warning",
+        False,
+        600.0,
+    )
+    stricter = health.summary([old, young], [], [], [], thresholds=Thresholds(oldest_age=10))
+    assert [q["queue"] for q in stricter["waiting_queues"]] == ["celery", "mail"]
+
+
+def test_summary__failure_and_redelivery_rates():
+    """Over 10 % failed in 20+ runs is failing; 20 % redelivered in 10+ receives is redelivered."""
+    tasks = [
+        _task("t.fail", succeeded=15, failed=5),
+        _task("t.slow", redelivered=9),
+        _task("t.few", succeeded=3, failed=3, received=6, redelivered=6),
+    ]
+    found = health.summary([_queue("celery")], [], [], [], tasks)
+    assert found["failing_tasks"] == [
+        {"task": "t.fail", "queue": "celery", "rate": 0.25, "count": 20}
+    ]
+    assert found["redelivered_tasks"] == [
+        {"task": "t.slow", "queue": "celery", "rate": 0.45, "count": 20}
+    ]
+    assert found["level"] == "warning"
+
+
+def test_summary__stalled_then_lost_workers_with_what_they_held():
+    """Stalled workers come first; each lost one says how many tasks it held when last seen."""
+    workers = [
+        {**_worker(["celery"], active=1, state="lost"), "hostname": "b", "last_seen": "x"},
+        {**_worker(["celery"], state="stalled"), "hostname": "a", "last_seen": "y"},
+        {**_worker(["celery"], state="alive"), "hostname": "c"},
+    ]
+    found = health.summary([_queue("celery")], [], workers, [])
+    assert (found["stalled_workers"], found["lost_workers"]) == (1, 1)
+    assert [(w["hostname"], w["state"], w["held"]) for w in found["unhealthy_workers"]] == [
+        ("a", "stalled", 0),
+        ("b", "lost", 1),
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import override_settings
 from prometheus_client import REGISTRY
@@ -157,7 +159,9 @@ def test_metrics_view__promtool_check_metrics(client, sqs, unique):
         f"w-{unique}@h", 1, "prefork", 2, [f"{unique}-celery"], timezone.now(), 10.0,
         base.versions(),
     )  # fmt: skip
-    store.start_worker_heartbeat(info.hostname, info)
+    # A stalled consumer: the liveness series are linted too.
+    silent = {"queues": {f"{unique}-celery": time.time() - 60}, "stall_after": 25.0}
+    store.start_worker_heartbeat(info.hostname, info, progress=silent)
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
     headers = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
     with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_API_TOKEN=TOKEN):
@@ -168,6 +172,9 @@ def test_metrics_view__promtool_check_metrics(client, sqs, unique):
     body = text.content.decode()
     assert "sqs_broker_task_queue_wait_seconds_bucket{" in body
     assert "sqs_broker_worker_tasks_processed_total{" in body
+    assert f'sqs_broker_worker_stalled{{hostname="w-{unique}@h"}} 1.0' in body
+    assert f'sqs_broker_worker_stall_after_seconds{{hostname="w-{unique}@h"}} 25.0' in body
+    assert "sqs_broker_worker_last_progress_timestamp_seconds{" in body
     result = promtool.run("check", "metrics", stdin=text.content)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout + result.stderr == ""

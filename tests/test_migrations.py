@@ -56,3 +56,26 @@ def test_0006__sums_the_minutes_written_before_into_hours() -> None:
     finally:
         # Back to the newest state for the tests that follow (the flush empties the tables).
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0008__revocations_table_and_revoked_counters() -> None:
+    """0008 over 0007 data: counters get revoked = 0, revocations can be stored; it reverses."""
+    before = [("sqs_broker", "0007_heartbeat_progress")]
+    try:
+        old = _migrate(before)
+        at = datetime(2026, 12, 6, 9, tzinfo=UTC)
+        old.get_model("sqs_broker", "TaskCounter").objects.create(
+            task="app.a", queue="q1", minute=at, received=3
+        )
+        new = _migrate([("sqs_broker", "0008_revocations")])
+        row = new.get_model("sqs_broker", "TaskCounter").objects.get()
+        assert (row.received, row.revoked) == (3, 0)
+        revocation = new.get_model("sqs_broker", "Revocation").objects.create(
+            task_id="t-1", revoked_at=at, expires_at=at, revoked_by="alice"
+        )
+        assert revocation.reason == ""
+        back = _migrate(before)
+        assert "revocation" not in {m._meta.model_name for m in back.get_models()}
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from sqs_broker import actions, moves
+from sqs_broker.topology import Topology
 from tests.support.env import base_env, make_app
 from tests.support.movesqs import MoveEndpoint
 from tests.support.queues import drain, queue_with_dlq
@@ -28,12 +29,12 @@ def _task_names(messages: list[dict]) -> list[str]:
 def dead(sqs, unique):
     """The app, its queue and a dead-letter queue holding 3 ``t.a`` and 2 ``t.b`` tasks."""
     source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
-    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    celery = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
     ids = {}
     for i in range(5):
         name = "t.a" if i < 3 else "t.b"
-        ids[f"{name}-{i}"] = app.send_task(name, queue="celery-dlq", task_id=f"{unique}-{i}").id
-    return app, source, dlq, ids
+        ids[f"{name}-{i}"] = celery.send_task(name, queue="celery-dlq", task_id=f"{unique}-{i}").id
+    return Topology.of(celery), source, dlq, ids
 
 
 def _states(app, unique):
@@ -118,14 +119,17 @@ def test_start__bad_rate_is_refused(sqs, unique, dead):
 
 @pytest.mark.django_db
 def test_native__start_progress_and_cancel_are_sqs_calls(sqs, sqs_endpoint, unique):
-    """No filter: StartMessageMoveTask with the rate, then ListMessageMoveTasks and Cancel."""
+    """No filter, succeeded included: StartMessageMoveTask, ListMessageMoveTasks and Cancel."""
     queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     with MoveEndpoint(sqs_endpoint) as fake:
-        app = make_app(
-            base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=fake.endpoint_url)
+        app = Topology.of(
+            make_app(
+                base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=fake.endpoint_url)
+            )
         )
         source, dlq = _states(app, unique)
-        record = moves.start(dlq, source, app, rate=50.7)
+        assert moves.start(dlq, source, app)["mode"] == "copy"  # it would leave succeeded ones
+        record = moves.start(dlq, source, app, rate=50.7, include_succeeded=True)
         assert record["mode"] == "native" and record["handle"] == "handle-1"
         action, body = fake.calls[0]
         assert action == "StartMessageMoveTask"
@@ -146,7 +150,7 @@ def test_native__start_progress_and_cancel_are_sqs_calls(sqs, sqs_endpoint, uniq
         assert record["state"] == "cancelled"
         assert "(StartMessageMoveTask handle-1)" in moves.describe(record)
         fake.status, fake.moved = "COMPLETED", 10
-        done = moves.step(moves.start(dlq, source, app)["id"], app)
+        done = moves.step(moves.start(dlq, source, app, include_succeeded=True)["id"], app)
         assert (done["state"], done["moved"]) == ("done", 10)
         # No rate: SQS's own default, nothing sent for it.
         assert "MaxNumberOfMessagesPerSecond" not in fake.calls[-2][1]
@@ -167,3 +171,28 @@ def test_cancel__during_a_step_stands(sqs, unique, dead):
     stepping.join()
     assert moves.get(record["id"])["state"] == "cancelled"
     assert moves.step(record["id"], app)["state"] == "cancelled"
+
+
+@pytest.mark.django_db
+def test_move_record__kept_in_the_shared_cache(sqs, unique, dead, settings):
+    """With SQS_BROKER_CACHE shared and a per-process default, every process sees a move.
+
+    Another web process has its own default cache: dropping this one's (as a
+    restart would) must not lose the move, which lives in SQS_BROKER_CACHE.
+    """
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "own"},
+        "shared": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"shared-{unique}",
+        },
+    }
+    settings.SQS_BROKER_CACHE = "shared"
+    app, *_ = dead
+    source, dlq = _states(app, unique)
+    record = moves.start(dlq, source, app, task="t.a")
+    caches["default"].clear()
+    assert moves.get(record["id"]) == record
+    assert moves.step(record["id"], app)["id"] == record["id"]

@@ -14,21 +14,21 @@ import pytest
 from celery import Celery
 from django.test import override_settings
 
-from sqs_broker import publishing, sqs
+import sqs_broker.cache
+from sqs_broker import payloads, publishing
 from sqs_broker.publishing import EtaGuardError, PublishError, publish_fifo, publish_many
 from tests.support.env import base_env, make_app
 from tests.support.proxy import Proxy
+from tests.support.queues import drain
 
 ADD = "project.demo.tasks.add"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    sqs.clear_caches()
-    publishing.forget_visibility()
+    sqs_broker.cache.reset()
     yield
-    sqs.clear_caches()
-    publishing.forget_visibility()
+    sqs_broker.cache.reset()
 
 
 def sqs_module_client(proxy: Proxy) -> Any:
@@ -443,3 +443,166 @@ def test_held_by_worker__only_the_part_beyond_sqs_delay_counts() -> None:
     assert publishing.held_by_worker(600, fifo=True) == 600
     with override_settings(SQS_BROKER_NATIVE_DELAY=False):
         assert publishing.held_by_worker(600, fifo=False) == 600
+
+
+# --- large messages: refused without a bucket, offloaded to S3 with one -----------------
+
+#: A task argument over SQS's 1 MiB: three million characters.
+BIG = "x" * 3_000_000
+
+
+@pytest.fixture
+def bucket(unique: str, sqs_endpoint: str) -> Iterator[str]:
+    """An S3 bucket on the moto server, and settings that offload to it."""
+    import boto3
+
+    from sqs_broker import payloads
+
+    s3 = boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=unique)
+    payloads.forget_clients()
+    with override_settings(
+        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
+        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
+    ):
+        yield unique
+    payloads.forget_clients()
+
+
+def s3_objects(endpoint: str, bucket: str) -> dict[str, bytes]:
+    """Every object of ``bucket``: key -> content."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def publish_big(app: Celery, path: str, args: tuple[Any, ...] = (BIG, "y"), **options: Any) -> Any:
+    """Publish ``ADD`` with ``args`` by ``path``: delay, apply_async, send_task, publish_many."""
+    if path == "send_task":
+        return app.send_task(ADD, args=args, **options)
+    if path == "publish_many":
+        return publish_many([app.signature(ADD, args=args, **options)], app=app)[0]
+    task = app.tasks[ADD] if ADD in app.tasks else app.task(name=ADD)(_add)
+    if path == "delay":
+        return task.delay(*args)
+    return task.apply_async(args=args, **options)
+
+
+def _add(x: Any, y: Any) -> Any:
+    return x + y
+
+
+PATHS = ["delay", "apply_async", "send_task", "publish_many"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_large_message__refused_without_a_bucket(unique, sqs, path) -> None:
+    """Over 1 MiB without a bucket: our error names task, size, limit and setting; nothing sent."""
+    app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with pytest.raises(payloads.MessageTooLarge) as caught:
+        publish_big(app, path)
+    text = str(caught.value)
+    assert f"Task '{ADD}'" in text and f"queue '{unique}-celery'" in text
+    assert "MaximumMessageSize of 1,048,576 bytes" in text
+    assert caught.value.size > 4_000_000  # base64 of the JSON envelope
+    assert f"{caught.value.size:,} bytes" in text
+    assert "SQS_BROKER_LARGE_PAYLOAD_BUCKET" in text and "SQS_LARGE_PAYLOAD_BUCKET" in text
+    url = queue_url(sqs, f"{unique}-celery")
+    assert counts(sqs, url)["ApproximateNumberOfMessages"] == 0
+    publish_big(app, path, args=(1, 2))  # a small one still goes out
+    assert counts(sqs, url)["ApproximateNumberOfMessages"] == 1
+
+
+def test_large_message__the_queues_own_limit_counts(unique, sqs) -> None:
+    """A queue whose MaximumMessageSize is 2 KiB refuses a 3 KB message with its own limit."""
+    sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"MaximumMessageSize": "2048"})
+    app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with pytest.raises(payloads.MessageTooLarge, match="MaximumMessageSize of 2,048 bytes"):
+        app.send_task(ADD, args=("z" * 3000, "y"))
+
+
+def test_large_message__a_limit_lowered_later_is_still_our_error(unique, sqs) -> None:
+    """SQS refusing a message the cached limit let through raises ours, not botocore's."""
+    app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    app.send_task(ADD, args=("z" * 5000, "y"))  # the 1 MiB limit is now cached
+    url = queue_url(sqs, f"{unique}-celery")
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"MaximumMessageSize": "4096"})
+    with pytest.raises(payloads.MessageTooLarge, match="MaximumMessageSize of 4,096 bytes"):
+        app.send_task(ADD, args=("z" * 5000, "y"))
+
+
+def test_large_message__limit_read_once_per_queue(unique, sqs, proxy) -> None:
+    """Publishing large-ish messages costs one GetQueueAttributes per queue, not per message."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_ENDPOINT_URL=proxy.endpoint_url)
+    app = guarded_app(env)
+    app.send_task(ADD, args=(1, 2))  # warm: queue created, connection pooled; no size lookup
+    proxy.reset_counts()
+    for _ in range(5):
+        app.send_task(ADD, args=("z" * 10_000, "y"))
+    calls = proxy.reset_counts()
+    assert calls.get("GetQueueAttributes") == 1 and calls["SendMessage"] == 5, calls
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_large_message__offloaded_to_s3_with_a_bucket(unique, sqs, sqs_endpoint, bucket, path):
+    """With a bucket the body goes to S3; SQS carries the extended clients' pointer."""
+    from sqs_broker import payloads
+
+    app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    result = publish_big(app, path)
+    [message] = drain(sqs, queue_url(sqs, f"{unique}-celery"))
+    kind, where = json.loads(message["Body"])
+    assert kind == "software.amazon.payloadoffloading.PayloadS3Pointer"
+    assert where["s3BucketName"] == bucket
+    assert re.fullmatch(rf"sqs-payloads/{unique}-celery/[0-9a-f]{{32}}", where["s3Key"])
+    stored = s3_objects(sqs_endpoint, bucket)
+    assert list(stored) == [where["s3Key"]]
+    size = message["MessageAttributes"][payloads.SIZE_ATTRIBUTE]
+    assert size == {"DataType": "Number", "StringValue": str(len(stored[where["s3Key"]]))}
+    body = {"Body": stored[where["s3Key"]].decode()}
+    assert task_args(body) == [BIG, "y"]
+    assert envelope(body)["headers"]["id"] == result.id
+
+
+def test_large_message__threshold_lowers_the_limit(unique, sqs, sqs_endpoint, bucket) -> None:
+    """SQS_BROKER_LARGE_PAYLOAD_THRESHOLD offloads smaller messages; smaller still stay."""
+    app = guarded_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_LARGE_PAYLOAD_THRESHOLD=20_000):
+        app.send_task(ADD, args=("z" * 30_000, "y"))
+        app.send_task(ADD, args=("z" * 100, "y"))
+    bodies = sorted(m["Body"][:2] for m in drain(sqs, queue_url(sqs, f"{unique}-celery")))
+    assert bodies[0] == '["' and bodies[1] != '["'
+    assert len(s3_objects(sqs_endpoint, bucket)) == 1
+
+
+def test_large_message__offloaded_with_eta_and_fifo(unique, sqs, sqs_endpoint, bucket) -> None:
+    """A countdown keeps its SQS delay; a FIFO message keeps its group and deduplication id."""
+    app = guarded_app(
+        base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"), task_routes={ADD: {"queue": "big.fifo"}}
+    )
+    app.send_task(ADD, args=(BIG, "y"), queue="celery", countdown=60)
+    url = queue_url(sqs, f"{unique}-celery")
+    assert counts(sqs, url)["ApproximateNumberOfMessagesDelayed"] == 1
+    publish_fifo(app.signature(ADD, args=(BIG, "y")), "g1", task_id="fixed-id")
+    publish_fifo(app.signature(ADD, args=(BIG, "y")), "g1", task_id="fixed-id")  # dropped
+    [message] = drain(sqs, queue_url(sqs, f"{unique}-big.fifo"))
+    assert message["Attributes"]["MessageGroupId"] == "g1"
+    assert message["Attributes"]["MessageDeduplicationId"] == "fixed-id"
+    assert json.loads(message["Body"])[1]["s3BucketName"] == bucket
+    # Three bodies stored: the delayed one and both FIFO sends (the second was dropped by SQS
+    # and is left to the sweep).
+    assert len(s3_objects(sqs_endpoint, bucket)) == 3
+
+
+def test_publish_many__refusal_deletes_what_it_stored(unique, sqs, sqs_endpoint, bucket) -> None:
+    """A batch stopped by the guard sends nothing and leaves nothing in the bucket."""
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")
+    app = guarded_app(env)
+    signatures = [app.signature(ADD, args=(BIG, n)) for n in range(2)]
+    signatures.append(app.signature(ADD, args=(9, 9), countdown=1000))
+    with pytest.raises(EtaGuardError):
+        publish_many(signatures, app=app)
+    assert s3_objects(sqs_endpoint, bucket) == {}
+    assert counts(sqs, queue_url(sqs, f"{unique}-celery"))["ApproximateNumberOfMessages"] == 0

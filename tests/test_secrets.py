@@ -27,6 +27,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from kombu.utils.url import safequote
 
+import sqs_broker.cache
 from tests.support.env import base_env, make_app, run_python
 from tests.support.queues import queue_with_dlq
 
@@ -200,13 +201,12 @@ def test_sqs_check_command_line__shows_no_secret(sqs: Any, unique: str) -> None:
 @pytest.mark.parametrize("endpoint", ["up", "down"])
 def test_sqs_sample__shows_no_secret(secret_env: tuple[dict[str, str], Any], endpoint: str) -> None:
     """sqs_sample's report, and its per-queue errors with the endpoint down, hold no canary."""
-    from sqs_broker import sqs as sqs_module
     from sqs_broker.localsqs import free_port
 
     env, app = secret_env
     if endpoint == "down":
         app = make_app({**env, "SQS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
     out, err = StringIO(), StringIO()
     with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_CONNECT_TIMEOUT=1):
         try:

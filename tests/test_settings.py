@@ -551,3 +551,60 @@ def test_secret_file__sqs_check_finds_the_credentials(sqs_endpoint, secret_file,
     assert "sqs_broker.E018" not in result.stdout, result.stdout[-2000:]
     assert result.returncode in (0, 1), result.stderr[-2000:]
     assert FILE_SECRET not in result.stdout + result.stderr
+
+
+# --- large messages offloaded to S3 ---------------------------------------------------
+
+
+def test_large_payloads__variables_become_app_settings() -> None:
+    """SQS_LARGE_PAYLOAD_* set the SQS_BROKER_LARGE_PAYLOAD_* settings; none without a bucket."""
+    from sqs_broker.settings import celery_conf
+
+    assert not any(k.startswith("SQS_BROKER_") for k in celery_settings({}))
+    env = {
+        "SQS_LARGE_PAYLOAD_BUCKET": "my-bucket.payloads",
+        "SQS_LARGE_PAYLOAD_PREFIX": "celery/",
+        "SQS_LARGE_PAYLOAD_ENDPOINT_URL": "http://127.0.0.1:4566/",
+    }
+    namespace: dict[str, object] = {}
+    include(namespace, env)
+    assert namespace["SQS_BROKER_LARGE_PAYLOAD_BUCKET"] == "my-bucket.payloads"
+    assert namespace["SQS_BROKER_LARGE_PAYLOAD_PREFIX"] == "celery/"
+    assert namespace["SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    # A Celery app's configuration gets only Celery's keys.
+    assert not any(key.startswith("sqs_broker") for key in celery_conf(env))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SQS_LARGE_PAYLOAD_BUCKET": "My_Bucket"}, "SQS_LARGE_PAYLOAD_BUCKET must be an S3"),
+        ({"SQS_LARGE_PAYLOAD_BUCKET": "ab"}, "SQS_LARGE_PAYLOAD_BUCKET must be an S3"),
+        ({"SQS_LARGE_PAYLOAD_PREFIX": "x/"}, "SQS_LARGE_PAYLOAD_PREFIX is set but"),
+        (
+            {"SQS_LARGE_PAYLOAD_ENDPOINT_URL": "http://127.0.0.1:4566"},
+            "SQS_LARGE_PAYLOAD_ENDPOINT_URL is set but SQS_LARGE_PAYLOAD_BUCKET is not",
+        ),
+        (
+            {"SQS_LARGE_PAYLOAD_BUCKET": "b-1", "SQS_LARGE_PAYLOAD_PREFIX": "/abs"},
+            "SQS_LARGE_PAYLOAD_PREFIX must be a key prefix",
+        ),
+        (
+            {"SQS_LARGE_PAYLOAD_BUCKET": "b-1", "SQS_LARGE_PAYLOAD_ENDPOINT_URL": "s3.local"},
+            "SQS_LARGE_PAYLOAD_ENDPOINT_URL must be http(s)://host[:port]",
+        ),
+    ],
+)
+def test_large_payloads__bad_values_are_refused(env: dict[str, str], message: str) -> None:
+    """Each bad value names its variable and what would be valid."""
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        celery_settings(env)
+
+
+def test_large_payloads__project_setting_and_variable_disagree() -> None:
+    """A bucket set in the settings module and another in the environment is refused."""
+    namespace: dict[str, object] = {"SQS_BROKER_LARGE_PAYLOAD_BUCKET": "mine"}
+    with pytest.raises(ImproperlyConfigured, match="SQS_LARGE_PAYLOAD_BUCKET"):
+        include(namespace, {"SQS_LARGE_PAYLOAD_BUCKET": "theirs"})
+    include(namespace, {"SQS_LARGE_PAYLOAD_BUCKET": "mine"})
+    assert namespace["SQS_BROKER_LARGE_PAYLOAD_BUCKET"] == "mine"

@@ -6,7 +6,9 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import sqs_broker.cache
 from sqs_broker import sqs as sqs_module
+from sqs_broker.topology import Topology
 from tests.support.env import base_env, make_app, prefixed_app, run_python
 from tests.support.proxy import Proxy
 from tests.support.queues import queue_state
@@ -15,14 +17,16 @@ from tests.support.queues import queue_state
 def test_inventory__prefix_and_declared(sqs, unique):
     """With a prefix, declared queues and queues found under it are both listed."""
     sqs.create_queue(QueueName=f"{unique}-extra")
-    names = {ref.name: ref.source for ref in sqs_module.inventory(prefixed_app(unique))}
+    names = {
+        ref.name: ref.source for ref in sqs_module.inventory(Topology.of(prefixed_app(unique)))
+    }
     assert names == {f"{unique}-celery": "declared", f"{unique}-extra": "prefix"}
 
 
 def test_inventory__prefix_named_as_kombu_names_it(sqs, unique):
     """A prefix with a dot lists queues under the name kombu gives them ("app." -> "app-")."""
     sqs.create_queue(QueueName=f"{unique}-extra")
-    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}."))
+    app = Topology.of(make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}.")))
     names = {ref.name: ref.source for ref in sqs_module.inventory(app)}
     assert names == {f"{unique}-celery": "declared", f"{unique}-extra": "prefix"}
 
@@ -32,14 +36,16 @@ def test_fetch__one_assume_role_for_every_predefined_queue(sqs, sqs_endpoint, un
     names = [f"{unique}-{n}" for n in range(10)]
     queues = {name: {"url": sqs.create_queue(QueueName=name)["QueueUrl"]} for name in names}
     with Proxy.to(sqs_endpoint) as proxy:
-        app = make_app(
-            base_env(
-                SQS_ENDPOINT_URL=proxy.endpoint_url,
-                SQS_PREDEFINED_QUEUES=json.dumps(queues),
-                SQS_STS_ROLE_ARN="arn:aws:iam::123456789012:role/celery",
+        app = Topology.of(
+            make_app(
+                base_env(
+                    SQS_ENDPOINT_URL=proxy.endpoint_url,
+                    SQS_PREDEFINED_QUEUES=json.dumps(queues),
+                    SQS_STS_ROLE_ARN="arn:aws:iam::123456789012:role/celery",
+                )
             )
         )
-        sqs_module.clear_caches()
+        sqs_broker.cache.reset()
         states = sqs_module.fetch(sqs_module.inventory(app), app)
         calls = proxy.reset_counts()
     assert [s.error for s in states] == [None] * 10
@@ -51,7 +57,7 @@ def test_fetch__cached_for_ttl(sqs, unique, settings):
     """A second fetch within the TTL returns the same answer without asking SQS."""
     settings.SQS_BROKER_CACHE_TTL = 60
     url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
-    app = prefixed_app(unique)
+    app = Topology.of(prefixed_app(unique))
     refs = sqs_module.inventory(app, discover=False)
     (first,) = sqs_module.fetch(refs, app)
     sqs.send_message(QueueUrl=url, MessageBody="x")
@@ -74,7 +80,7 @@ def test_fetch__redrive_policy_attribute(sqs, unique):
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 2})
         },
     )
-    state = queue_state(f"{unique}-celery", prefixed_app(unique))
+    state = queue_state(f"{unique}-celery", Topology.of(prefixed_app(unique)))
     assert json.loads(state.attributes["RedrivePolicy"])["deadLetterTargetArn"] == arn
 
 
@@ -84,7 +90,7 @@ def test_fetch__concurrent_misses_share_one_call_per_queue(sqs, sqs_endpoint, un
     for n in range(3):
         sqs.create_queue(QueueName=f"{unique}-q{n}")
     with Proxy.to(sqs_endpoint, delay=0.3) as proxy:
-        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        app = Topology.of(make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url)))
         refs = [sqs_module.QueueRef(f"{unique}-q{n}", "declared") for n in range(3)]
         with ThreadPoolExecutor(max_workers=2) as pool:
             answers = list(pool.map(lambda _: sqs_module.fetch(refs, app), range(2)))
@@ -100,7 +106,7 @@ def test_fetch__one_pass_answers_expire_together(sqs, sqs_endpoint, unique, sett
     for n in range(3):
         sqs.create_queue(QueueName=f"{unique}-q{n}")
     with Proxy.to(sqs_endpoint, delay=0.1) as proxy:
-        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        app = Topology.of(make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url)))
         refs = [sqs_module.QueueRef(f"{unique}-q{n}", "declared") for n in range(3)]
         before = time.time()
         states = sqs_module.fetch(refs, app)
@@ -182,9 +188,9 @@ def test_read_ages__latest_point_and_missing_data():
 
 def test_on_aws__endpoints():
     """No endpoint or an amazonaws.com host is AWS; a local endpoint is not."""
-    aws = make_app(base_env(SQS_ENDPOINT_URL="https://sqs.eu-west-1.amazonaws.com"))
+    aws = Topology.of(make_app(base_env(SQS_ENDPOINT_URL="https://sqs.eu-west-1.amazonaws.com")))
     assert sqs_module.on_aws(aws)
-    assert not sqs_module.on_aws(make_app(base_env()))
+    assert not sqs_module.on_aws(Topology.of(make_app(base_env())))
 
 
 def test_oldest_ages__one_batched_call_cached(sqs_endpoint, unique, settings):
@@ -192,7 +198,7 @@ def test_oldest_ages__one_batched_call_cached(sqs_endpoint, unique, settings):
     _put_age(sqs_endpoint, f"{unique}-a", 321.0)
     settings.SQS_BROKER_CLOUDWATCH = True
     with Proxy.to(sqs_endpoint) as proxy:
-        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        app = Topology.of(make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url)))
         names = [f"{unique}-a", f"{unique}-b", f"{unique}-c"]
         found = sqs_module.oldest_ages(names, app)
         again = sqs_module.oldest_ages(names, app)
@@ -208,7 +214,7 @@ def test_oldest_ages__denied_reported(sqs_endpoint, unique, settings):
     settings.SQS_BROKER_CLOUDWATCH = True
     with Proxy.to(sqs_endpoint) as proxy:
         proxy.deny_matching = b"GetMetricData"
-        app = make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url))
+        app = Topology.of(make_app(base_env(SQS_ENDPOINT_URL=proxy.endpoint_url)))
         found = sqs_module.oldest_ages([f"{unique}-a"], app)
     assert found.seconds == {}
     assert found.error is not None

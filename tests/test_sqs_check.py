@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from sqs_broker import sqs
+import sqs_broker.cache
 from sqs_broker.localsqs import free_port
 from sqs_broker.management.commands.sqs_check import Command
 from tests.support.env import base_env, make_app, run_python
@@ -32,9 +32,9 @@ QUIET = {"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": "30", "SQS_POLLING_INTERVAL": "0
 
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Any:
-    sqs.clear_caches()
+    sqs_broker.cache.reset()
     yield
-    sqs.clear_caches()
+    sqs_broker.cache.reset()
 
 
 def run(*args: str, app: Any) -> tuple[str, int]:
@@ -72,7 +72,7 @@ def test_exit__1_on_an_error_and_ok_false() -> None:
 
 def test_fail_level__warning_fails_only_when_asked() -> None:
     """A warning exits 0 by default and 1 with --fail-level warning."""
-    app = make_app(base_env(SQS_POLLING_INTERVAL="0"))  # W005 remains
+    app = make_app(base_env(SQS_POLLING_INTERVAL="0", SQS_VISIBILITY_LEASE="0"))  # W005 remains
     assert run("--offline", app=app)[1] == 0
     out, status = run("--offline", "--fail-level", "warning", app=app)
     assert status == 1 and "sqs_broker.W005" in out
@@ -159,7 +159,7 @@ def test_colour__only_when_forced_or_on_a_terminal() -> None:
 )
 def test_fail_level__django_spellings(spelling: str, error: str) -> None:
     """--fail-level takes Django check's upper-case spellings too, in any case."""
-    app = make_app(base_env(SQS_POLLING_INTERVAL="0"))  # W005 remains
+    app = make_app(base_env(SQS_POLLING_INTERVAL="0", SQS_VISIBILITY_LEASE="0"))  # W005 remains
     out, status = run("--offline", "--fail-level", spelling, app=app)
     assert status == 1 and "sqs_broker.W005" in out
     assert run("--offline", "--fail-level", error, app=app)[1] == 0

@@ -32,15 +32,15 @@ def test_settings__importing_them_starts_no_server() -> None:
 def test_module_state__empty_at_the_start_of_each_test_part_one() -> None:
     """A test leaves pools and caches behind..."""
     cache.set_many({cache.key("online", "left", "behind"): (time.time(), [])}, 60)
-    actions._move_unsupported.add("http://left.behind")
-    stats._submit.__globals__["_executor"] = stats.ThreadPoolExecutor(max_workers=1)
+    actions._move_unsupported.put("http://left.behind", True)
+    stats._pool.put("pool", stats.ThreadPoolExecutor(max_workers=1))
 
 
 def test_module_state__empty_at_the_start_of_each_test_part_two() -> None:
     """...and the next one starts without them."""
     assert cache.get(cache.key("online", "left", "behind")) is None
-    assert not actions._move_unsupported
-    assert stats._executor is None
+    assert not actions._move_unsupported.entries
+    assert not stats._pool.entries
 
 
 def test_helpers__imported_from_tests_support() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import signal
 import sqlite3
 import threading
@@ -12,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from sqs_broker.dashboard.panels import panels as dashboard_panels
 from sqs_broker.models import HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 from sqs_broker.telemetry import base, read, recorder, store
 from tests.support.env import base_env, make_app
@@ -265,6 +267,51 @@ def test_telemetry_step__only_a_warm_shutdown_marks_stopped(
     assert spy.calls == [marked]
 
 
+def test_recorder__a_task_holding_the_loop_is_not_a_stall() -> None:
+    """While a task runs inside the event loop (solo pool), every queue counts as progressing."""
+    from sqs_broker.transport.liveness import Tracker
+
+    clock = [100.0]
+    tracker = Tracker(lambda: clock[0])
+    tracker.expect("app-celery", 5.0)
+    rec = recorder.Recorder("w@solo", 10.0, worker=_info(), liveness=tracker)
+    clock[0] += 6
+    assert rec._reading(tracker).stalled == ("app-celery",)
+    rec.holding_loop = lambda: True
+    assert rec._reading(tracker).stalled == ()
+    rec.holding_loop = lambda: False
+    clock[0] += 6
+    assert rec._reading(tracker).stalled == ("app-celery",)
+
+
+@pytest.mark.parametrize(
+    ("pool", "holds"), [("solo", True), ("prefork", False), ("threads", False)]
+)
+def test_telemetry_step__the_solo_pool_holds_the_loop(monkeypatch, pool, holds) -> None:
+    """The bootstep gives the recorder the worker's tracker; a solo worker's task holds the loop."""
+    from types import SimpleNamespace
+
+    from celery.concurrency import get_implementation
+    from celery.worker import state
+
+    from sqs_broker.transport import liveness
+
+    monkeypatch.setattr(recorder, "_recorder", None)
+    parent = SimpleNamespace(
+        hostname="w@step",
+        pool_cls=get_implementation(pool),
+        concurrency=2,
+        app=make_app(base_env()),
+    )
+    recorder.TelemetryStep(parent)
+    current = recorder._recorder
+    assert current is not None and current.liveness is liveness.tracker
+    monkeypatch.setattr(state, "active_requests", set())
+    assert current.holding_loop() is False
+    monkeypatch.setattr(state, "active_requests", {"a running task"})
+    assert current.holding_loop() is holds
+
+
 @pytest.mark.django_db(transaction=True)
 def test_prune_old__drops_rows_past_retention(settings) -> None:
     """Counters (minutes and hours) and heartbeats older than SQS_BROKER_RETENTION_DAYS go."""
@@ -394,6 +441,117 @@ def test_snapshot__worker_states() -> None:
     }
     assert workers["alive@h"]["alive"] is True and workers["lost@h"]["alive"] is False
     assert {"last_seen", "queues", "processed", "failed", "active"} <= set(workers["alive@h"])
+
+
+def _progress(seen: datetime, *ages: float, stall_after: float = 25.0) -> dict:
+    """A heartbeat's progress: queue q<i> last progressed ``ages[i]`` seconds before ``seen``."""
+    at = seen.timestamp()
+    return {"queues": {f"q{i}": at - age for i, age in enumerate(ages)}, "stall_after": stall_after}
+
+
+def test_worker_state__stalled_judged_at_the_heartbeat() -> None:
+    """Stalled when a queue was silent past stall_after at the heartbeat; lost and stopped win."""
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    seen = now - timedelta(seconds=2)
+    state = read.worker_state
+    assert state(seen, None, 10.0, now, _progress(seen, 3.0, 30.0)) == "stalled"
+    assert read.stalled_queues(_progress(seen, 3.0, 30.0), seen) == ["q1"]
+    assert state(seen, None, 10.0, now, _progress(seen, 3.0, 20.0)) == "alive"
+    # Judged at the heartbeat, not now: the reader's clock and the time since do not matter.
+    later = now + timedelta(seconds=25)
+    assert state(seen, None, 10.0, later, _progress(seen, 3.0)) == "alive"
+    assert state(seen, None, 1.0, later, _progress(seen, 60.0)) == "lost"
+    assert state(seen, seen, 10.0, now, _progress(seen, 60.0)) == "stopped"
+
+
+@pytest.mark.parametrize(
+    "progress",
+    [None, {}, {"queues": {}}, {"queues": {"q": 1.0}}, {"queues": {"q": "x"}, "stall_after": 5},
+     {"queues": ["q"], "stall_after": 5}, {"queues": {"q": 1.0}, "stall_after": 0},
+     {"queues": {"q": 1.0}, "stall_after": "5"}, "garbage"],
+)  # fmt: skip
+def test_worker_state__no_usable_progress_is_not_judged(progress) -> None:
+    """Without (usable) progress reports, a fresh heartbeat is alive: the consumer is not judged."""
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert read.worker_state(now, None, 10.0, now, progress) == "alive"
+    assert read.stalled_queues(progress, now) == []
+
+
+@pytest.mark.django_db
+def test_snapshot__stalled_worker_shows_its_consumer() -> None:
+    """A stalled worker: state, not alive, its stalled queues, last progress and allowance."""
+    seen = timezone.now() - timedelta(seconds=1)
+    stalled = _beat("stalled@h", seen_ago=1, progress=_progress(seen, 2.0, 40.0))
+    _beat("consuming@h", seen_ago=1, progress=_progress(seen, 0.5))
+    _beat("unjudged@h", seen_ago=1)
+    workers = {w["hostname"]: w for w in read.snapshot(300)["workers"]}
+    row = workers["stalled@h"]
+    assert (row["state"], row["alive"], row["stalled_queues"], row["stall_after"]) == (
+        "stalled",
+        False,
+        ["q1"],
+        25.0,
+    )
+    oldest = stalled.last_seen.timestamp() - 40.0
+    assert datetime.fromisoformat(row["last_progress"]).timestamp() == pytest.approx(oldest)
+    assert row["seconds_since_progress"] == pytest.approx(41.0, abs=1.0)
+    assert (workers["consuming@h"]["state"], workers["consuming@h"]["stalled_queues"]) == (
+        "alive",
+        [],
+    )
+    unjudged = workers["unjudged@h"]
+    assert (unjudged["state"], unjudged["last_progress"], unjudged["stall_after"]) == (
+        "alive",
+        None,
+        None,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush__heartbeat_carries_the_consumer_progress() -> None:
+    """The main recorder writes its tracker's reading with each heartbeat."""
+    from sqs_broker.transport.liveness import Tracker
+
+    tracker = Tracker()
+    info = _info()
+    rec = recorder.Recorder(info.hostname, 10.0, worker=info, liveness=tracker)
+    store.start_worker_heartbeat(info.hostname, info)
+    assert rec.flush()
+    assert WorkerHeartbeat.objects.get().progress == {}
+    tracker.expect("app-celery", 25.0)
+    tracker.progressed("app-celery")
+    assert rec.flush()
+    progress = WorkerHeartbeat.objects.get().progress
+    assert set(progress) == {"queues", "stall_after"} and progress["stall_after"] == 25.0
+    assert progress["queues"]["app-celery"] == pytest.approx(time.time(), abs=5)
+    assert read.snapshot(300)["workers"][0]["state"] == "alive"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recorder__stall_and_recovery_written_at_once() -> None:
+    """With a 60 s interval, a stall and then the recovery reach the database within seconds."""
+    from sqs_broker.transport.liveness import Tracker
+
+    tracker = Tracker()
+    tracker.expect("app-celery", 2.0)  # long enough for the poll below to see "alive" between
+    info = _info(interval=60.0)
+    rec = recorder.Recorder(info.hostname, 60.0, worker=info, liveness=tracker)
+
+    def state() -> str | None:
+        workers = read.snapshot(300)["workers"]
+        return workers[0]["state"] if workers else None
+
+    rec.start()
+    try:
+        _wait_for(lambda: state() == "stalled", timeout=20, what="the stall written")
+        assert read.snapshot(300)["workers"][0]["stalled_queues"] == ["app-celery"]
+        tracker.progressed("app-celery")
+        _wait_for(lambda: state() == "alive", timeout=20, what="the recovery written")
+        # The tracker keeps watching: silent again, stalled again.
+        _wait_for(lambda: state() == "stalled", timeout=20, what="the second stall written")
+    finally:
+        rec.stop(stopped=True)
+    assert state() == "stopped"
 
 
 @pytest.mark.django_db
@@ -613,6 +771,37 @@ def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
     assert 'class="sqs-spark"' in page
 
 
+@pytest.mark.django_db
+def test_faces__stalled_worker_everywhere(viewer, sqs, unique) -> None:
+    """A stalled worker in stats.json, its health strip, the metrics and the dashboard."""
+    _seed(sqs, unique)
+    host = f"stalled-{unique}@h"
+    seen = timezone.now() - timedelta(seconds=1)
+    _beat(host, seen_ago=1, queues=[f"{unique}-celery"], progress=_progress(seen, 40.0))
+
+    data = viewer.get("/sqs/stats.json?window=300").json()
+    row = next(w for w in data["workers"] if w["hostname"] == host)
+    assert (row["state"], row["alive"], row["stalled_queues"]) == ("stalled", False, ["q0"])
+    assert data["health"]["stalled_workers"] == 1 and data["health"]["level"] == "warning"
+    # A stalled worker consumes nothing: its queue counts as unconsumed.
+    assert data["unconsumed_queues"] == [f"{unique}-celery"]
+
+    text = viewer.get("/sqs/metrics").content.decode()
+    assert f'sqs_broker_worker_stalled{{hostname="{host}"}} 1.0' in text
+    assert f'sqs_broker_worker_alive{{hostname="{host}"}} 0.0' in text
+    assert f'sqs_broker_worker_stalled{{hostname="alive-{unique}@h"}} 0.0' in text
+
+    page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
+    assert f'data-hostname="{host}" data-state="stalled"' in page
+    assert "1 alive, 1 lost, 0 stopped." in page and "1 stalled: heartbeats arrive" in page
+    cell = page[page.index(f'data-hostname="{host}"') :][:1200]
+    # 40 s before a heartbeat written 1 s before the seed; the page comes a moment later.
+    assert re.search(r"no progress for 4\d s \(allowed 25 s\):", cell), cell
+    assert "<code>q0</code>" in cell
+    strip = page[page.index('data-health="stalled_workers"') :][:300]
+    assert "sqs-sev-warning" in strip and '<span class="figure">1</span>' in strip
+
+
 @pytest.mark.django_db(transaction=True)
 def test_recorder__poisoned_counted_under_its_own_name() -> None:
     """A poison message is counted for its queue under (undecodable), not as a task."""
@@ -627,7 +816,7 @@ def test_recorder__poisoned_counted_under_its_own_name() -> None:
         2,
         0,
     )
-    panels = read.panels({"tasks": [task]})
+    panels = dashboard_panels({"tasks": [task]})
     assert panels["tasks"] == [] and panels["poison"] == [{"queue": "app-celery", "count": 2}]
 
 
@@ -646,6 +835,21 @@ def test_dashboard__poison_count_and_quarantine_queue_listed(viewer, sqs, unique
     data = viewer.get("/sqs/stats.json").json()
     flags = {q["name"]: q["quarantine"] for q in data["queues"]}
     assert flags[f"{queue}-quarantine"] is True and flags[queue] is False
+
+
+@pytest.mark.django_db
+def test_revoked__in_stats_json_and_metrics(viewer, sqs, unique) -> None:
+    """Deliveries Celery's revoke path discarded show as revoked in stats.json and the metrics."""
+    queue = _seed(sqs, unique)
+    key = ("project.demo.tasks.add", queue, base.minute_of(timezone.now()))
+    store.write({key: base.Counts(received=2, revoked=2)}, "w@h")
+    tasks = {t["name"]: t for t in viewer.get("/sqs/stats.json").json()["tasks"]}
+    assert tasks["project.demo.tasks.add"]["revoked"] == 2
+    assert tasks["project.demo.tasks.flaky"]["revoked"] == 0
+    text = viewer.get("/sqs/metrics").content.decode()
+    labels = f'queue="{queue}",task="project.demo.tasks.add"'
+    assert f'sqs_broker_tasks_total{{outcome="revoked",{labels}}} 2.0' in text
+    assert 'outcome="revoked",queue="' + queue + '",task="project.demo.tasks.flaky"' not in text
 
 
 # --- real workers -------------------------------------------------------------
@@ -880,5 +1084,12 @@ def test_dashboard__task_window_said_in_words(viewer, sqs, unique) -> None:
     _seed(sqs, unique)
     day = viewer.get("/admin/sqs_broker/dashboard/?window=86400").content.decode()
     assert "Over the last 1\xa0day, per task and queue" in day
-    hour = viewer.get("/admin/sqs_broker/dashboard/?window=3600", HTTP_ACCEPT_LANGUAGE="zh-hans")
-    assert "最近 1\xa0小时内" in hour.content.decode()
+    try:
+        hour = viewer.get(
+            "/admin/sqs_broker/dashboard/?window=3600", HTTP_ACCEPT_LANGUAGE="zh-hans"
+        )
+        assert "最近 1\xa0小时内" in hour.content.decode()
+    finally:
+        # LocaleMiddleware leaves the request's language active in this thread: the
+        # next test (sqs_alerts check's English output, say) must not inherit it.
+        translation.deactivate()

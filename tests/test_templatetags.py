@@ -35,3 +35,29 @@ def test_dashboard__oldest_message_column(client, sqs, unique) -> None:
         page = client.get("/admin/sqs_broker/dashboard/").content.decode()
     assert "Oldest message" in page
     assert 'class="num oldest" data-label="Oldest message" title="Source: attributes">0 s' in page
+
+
+def test_relative_time__how_long_ago_with_the_local_time_on_hover():
+    """An ISO text, a datetime or epoch seconds: "N ago" in a <time>, local time in its title."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from sqs_broker.templatetags.sqs_broker_tags import relative_time
+
+    then = (timezone.now() - timedelta(minutes=5, seconds=3)).replace(microsecond=0)
+    with (
+        override_settings(TIME_ZONE="Europe/Paris"),
+        timezone.override("Europe/Paris"),
+        translation.override("en"),
+    ):
+        for value in (then, then.isoformat(), then.timestamp()):
+            html = relative_time(value)
+            assert html.startswith(f'<time datetime="{then.astimezone(UTC).isoformat()}"')
+            local = timezone.localtime(then)
+            assert f'title="{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"' in html
+            assert html.endswith(">5\xa0minutes ago</time>"), html
+        assert ">just now<" in relative_time(timezone.now())
+    assert 'id="stamp"' in relative_time(datetime.now(UTC), "stamp")
+    assert relative_time(None) == relative_time("not a time") == "—"

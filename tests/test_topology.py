@@ -7,8 +7,7 @@ from celery import Celery
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from sqs_broker import sqs
-from sqs_broker.topology import Topology, celery_app, entity_name
+from sqs_broker.topology import Topology, celery_app, endpoint_url, entity_name
 from tests.support.env import base_env, make_app
 
 
@@ -22,7 +21,8 @@ def test_of__names_endpoint_and_region_as_kombu_derives_them() -> None:
     assert topo.declared == {"celery": "app-celery", "jobs.high": "app-jobs-high"}
     assert topo.is_sqs and topo.prefix == "app."
     assert topo.region == "eu-west-1"
-    assert topo.endpoint == sqs.endpoint_url(app) and topo.endpoint.startswith("http://")
+    rule = endpoint_url(app.conf.broker_url, app.conf.broker_transport_options)
+    assert topo.endpoint == rule and topo.endpoint.startswith("http://")
     assert topo.canonical_name("other.fifo") == "app-other.fifo"
 
 
@@ -57,7 +57,7 @@ def test_celery_app__setting_then_current() -> None:
     other = Celery("other", set_as_current=False)
     assert celery_app(mine) is mine
     with override_settings(SQS_BROKER_CELERY_APP=other):
-        assert celery_app() is other and sqs.celery_app() is other
+        assert celery_app() is other and Topology.of().app is other
     with override_settings(SQS_BROKER_CELERY_APP="project.celery.app"):
         from project.celery import app as project_app
 

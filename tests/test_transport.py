@@ -52,23 +52,43 @@ def test_kombu__relied_upon_internal_exists(owner: Any, name: str) -> None:
 
 def test_kombu__signatures_the_transport_calls() -> None:
     """The parameters the transport passes still exist under the same names."""
-    from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
-
     expected = {
-        AsyncSQSConnection.make_request: [
-            "operation_name", "params", "queue_url", "verb", "callback", "protocol_params",
-        ],
         SQS.Channel._release_messages: ["queue", "qname", "messages"],
         SQS.Channel._envelope_payload: ["payload", "raw_text", "message", "q_url"],
         SQS.Channel._new_release_client: ["client"],
-        SQS.Channel.asynsqs: ["queue"],
+        SQS.Channel._new_boto_client: [
+            "service", "region", "access_key_id", "secret_access_key", "session_token", "config",
+        ],
+        SQS.Channel.sqs: ["queue"],
     }  # fmt: skip
     for function, names in expected.items():
         found = list(inspect.signature(function).parameters)[1:]
         assert found == names, (function.__qualname__, found)
-    # The asynchronous connection exposes the attribute names the receive asks for.
-    init = inspect.signature(AsyncSQSConnection.__init__).parameters
-    assert {"message_system_attribute_names", "message_attribute_names"} <= set(init)
+
+
+def test_kombu__instance_attributes_the_transport_reads(sqs_endpoint: str, unique: str) -> None:
+    """The attributes kombu and botocore set on instances, which the transport reads, exist."""
+    from kombu import Connection
+
+    env = worker_env(unique)
+    app = make_app(env)
+    with Connection(
+        app.conf.broker_url,
+        transport=transport.Transport,
+        transport_options=app.conf.broker_transport_options,
+    ) as connection:
+        channel = connection.default_channel
+        client = channel.sqs()
+        owners = {
+            "channel": channel,
+            "transport": connection.transport,
+            "sqs client": client,
+            "request signer": client._request_signer,
+        }
+        for owner, names in transport.INSTANCE_ATTRIBUTES.items():
+            for name in names:
+                assert hasattr(owners[owner], name), f"{owner}.{name} is gone"
+        assert isinstance(channel.qos, transport.QoS)
 
 
 def test_kombu__async_failure_reaches_on_messages_ready_as_a_list() -> None:
@@ -523,3 +543,158 @@ def test_answer_of__failures_become_faults_with_their_code(
         transport.answer_of("ReceiveMessage", client, answer)
     assert caught.value.code == code
     assert text in str(caught.value)
+
+
+# --- deletes back off; the I/O threads answer on the hub ---------------------------------
+
+
+class FailingDeletes:
+    """A local HTTP server answering every DeleteMessageBatch with its first entry failed."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests += 1
+                ids = [entry["Id"] for entry in body["Entries"]]
+                answer = json.dumps({
+                    "Successful": [{"Id": i} for i in ids[1:]],
+                    "Failed": [{"Id": ids[0], "Code": "InternalError", "SenderFault": False,
+                                "Message": "try again"}],
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def run_hub(hub: Any, seconds: float) -> None:
+    """Run ``hub``'s loop for ``seconds``, in this thread."""
+    loop = hub.create_loop()
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        next(loop)
+
+
+def test_acks__failed_entries_back_off(caplog: Any) -> None:
+    """An entry SQS keeps failing is retried with backoff: a handful of requests, not millions."""
+    import boto3
+    from kombu.asynchronous import Hub
+
+    from sqs_broker.transport.acks import AckBatcher
+    from sqs_broker.transport.io import Requests
+
+    server = FailingDeletes()
+    client = boto3.client(
+        "sqs", endpoint_url=server.url, region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="y",  # noqa: S106 - a local server's
+    )  # fmt: skip
+    hub = Hub()
+    requests = Requests(2)
+    requests.attach(hub)
+    faults = transport.Faults(base=0.5, cap=5.0)
+    batcher = AckBatcher(requests, lambda _: client, hub.call_later, faults, 0.05, 5.0)
+    url = f"{server.url}/123456789012/q"
+    with caplog.at_level("WARNING", logger="sqs_broker.transport"):
+        for n in range(3):
+            batcher.add("q", url, f"receipt{n}", f"m{n}")
+        run_hub(hub, 8.0)
+    requests.close(1.0)
+    server.server.shutdown()
+    # The first request, then retries 0.25-0.5, 0.5-1, 1-2, 2-4 s apart: 5 or 6 in 8 s.
+    assert 3 <= server.requests <= 8, server.requests
+    assert batcher.deleted == 2 and batcher.pending() == 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("DeleteMessageBatch on queue q failed" in w for w in warnings) == 1, warnings
+
+
+def test_requests__watchdog_ends_a_request_with_no_answer() -> None:
+    """A call that never returns is ended at its deadline; its late answer goes to on_late."""
+    import threading
+
+    from kombu.asynchronous import Hub
+
+    from sqs_broker.transport.io import NoAnswer, Requests
+
+    hub = Hub()
+    requests = Requests(2, grace=0.5, watch_every=0.1)
+    requests.attach(hub)
+    release = threading.Event()
+    done: list[Any] = []
+    late: list[Any] = []
+    requests.submit(
+        "ReceiveMessage", "q", lambda: release.wait(10) and "answer", 0.5,
+        lambda answer, error: done.append((answer, error)), late.append,
+    )  # fmt: skip
+    run_hub(hub, 1.5)
+    assert len(done) == 1 and isinstance(done[0][1], NoAnswer), done
+    assert requests.pending() == [] and requests.abandoned == 1
+    release.set()
+    run_hub(hub, 0.5)
+    assert late == ["answer"] and len(done) == 1
+    requests.close(1.0)
+
+
+@with_worker
+def test_worker__receives_and_deletes_batched_with_a_backlog(
+    start_worker: Any, sqs: Any, sqs_endpoint: str, unique: str, tmp_path: Path
+) -> None:
+    """A 200-task backlog, prefork -c 2: at most 0.3 receive and delete requests per task."""
+    from sqs_broker.publishing import publish_many
+
+    journal = tmp_path / "journal"
+    tasks = 200
+    direct = worker_env(unique)
+    app = make_app(direct)
+    publish_many(
+        [app.signature(JOURNAL, args=(str(journal), f"t{n}")) for n in range(tasks)], app=app
+    )
+    with Proxy.to(sqs_endpoint) as proxy:
+        worker = start_worker(
+            {**direct, "SQS_ENDPOINT_URL": proxy.endpoint_url},
+            pool="prefork",
+            extra=("--concurrency=2",),
+        )
+        assert wait_for(lambda: len(runs(journal)) == tasks, 90), worker.output()[-3000:]
+        assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (0, 0), 10)
+        counts = proxy.reset_counts()
+    work = ("ReceiveMessage", "DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibilityBatch")
+    per_task = sum(counts[action] for action in work) / tasks
+    print(f"\n{per_task:.3f} requests per task: {dict(counts)}")
+    # The floor is 0.2 (10 per receive, 10 per delete); one receive per free slot costs ~1.
+    assert per_task <= 0.3, counts
+
+
+def test_lease__held_message_extended_until_dropped(sqs: Any, unique: str) -> None:
+    """A held message stays invisible past its 3 s lease; dropped, it returns; counted."""
+    from sqs_broker.transport import lease as lease_module
+
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="held")
+    message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=3)["Messages"][0]
+    before = lease_module.extensions()
+    faults = transport.Faults(base=0.5, cap=5.0)
+    lease = lease_module.Lease(3, lambda _: sqs, faults, 5.0)
+    try:
+        lease.hold(f"{unique}-celery", url, message, None)
+        time.sleep(7)  # two leases: it would have been visible twice without extensions
+        assert depth(sqs, f"{unique}-celery") == (0, 1)
+        assert lease.extensions >= 2 and lease_module.extensions() - before == lease.extensions
+        lease.drop(message["ReceiptHandle"])
+    finally:
+        lease.close()
+    assert wait_for(lambda: depth(sqs, f"{unique}-celery") == (1, 0), 5)

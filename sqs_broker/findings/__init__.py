@@ -13,7 +13,9 @@ ask it and only format what it returns.
   (visibility timeout, results, shutdown), :mod:`~sqs_broker.findings.predefined`
   (predefined queues and backoff), :mod:`~sqs_broker.findings.sts` (STS and
   identity), :mod:`~sqs_broker.findings.names` (names and runtime),
-  :mod:`~sqs_broker.findings.live` (live queues);
+  :mod:`~sqs_broker.findings.live` (live queues), :mod:`~sqs_broker.findings.causes`
+  (causes named from measured figures),
+  :mod:`~sqs_broker.findings.payloads` (message sizes, the large-payload bucket);
 - :mod:`~sqs_broker.findings.failures`: what a failed call means;
 - :mod:`~sqs_broker.findings.run`: :func:`offline`, :func:`online`,
   :func:`online_within`.
@@ -34,6 +36,8 @@ from sqs_broker.findings import sts  # noqa: F401
 from sqs_broker.findings import names  # noqa: F401
 from sqs_broker.findings import servers  # noqa: F401
 from sqs_broker.findings import live  # noqa: F401
+from sqs_broker.findings import causes  # noqa: F401
+from sqs_broker.findings import payloads  # noqa: F401
 
 # isort: on
 from sqs_broker.findings.base import (
@@ -46,8 +50,9 @@ from sqs_broker.findings.base import (
     unsilenced,
 )
 from sqs_broker.findings.catalogue import CATALOGUE, UNCHECKABLE
+from sqs_broker.findings.causes import Measured
 from sqs_broker.findings.names import pycurl_missing
-from sqs_broker.findings.run import offline, online, online_within
+from sqs_broker.findings.run import measured, offline, online, online_within
 from sqs_broker.findings.url import debug_with_url_credentials, unsafe_debug
 from sqs_broker.findings.visibility import registered_tasks
 
@@ -57,9 +62,11 @@ __all__ = [
     "UNCHECKABLE",
     "Finding",
     "Level",
+    "Measured",
     "could_not_check",
     "debug_with_url_credentials",
     "make",
+    "measured",
     "offline",
     "online",
     "online_within",

@@ -6,7 +6,8 @@ A check is a small function in a topic module, registered with
 - ``offline``: ``check(topo)`` reads the configuration only (no network);
 - ``access``: ``check(topo)`` asks STS whom the credentials are (online);
 - ``queue``: ``check(live, state)`` judges one queue SQS answered about;
-- ``account``: ``check(live)`` looks at the account's queue listing.
+- ``account``: ``check(live)`` looks at the account's queue listing;
+- ``measured``: ``check(measured)`` judges measured figures (telemetry, samples).
 
 Each returns a :class:`Finding`, ``None`` or an iterable of findings;
 :mod:`sqs_broker.findings.run` runs them in registration order.
@@ -86,7 +87,7 @@ def dollars(requests: float) -> str:
 
 # --- the registry -----------------------------------------------------------------
 
-Stage = Literal["offline", "access", "queue", "account"]
+Stage = Literal["offline", "access", "queue", "account", "measured"]
 #: Which brokers a check applies to: SQS only (most), any, or anything but SQS.
 Applies = Literal["sqs", "any", "not_sqs"]
 

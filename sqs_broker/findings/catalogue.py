@@ -111,6 +111,25 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.W017": "Leftover pidbox or celeryev queues: created for remote control or "
     "events, which SQS does not serve.",
     "sqs_broker.W018": "A queue's attributes could not be read.",
+    # --- measured: telemetry and dead-letter samples
+    "sqs_broker.W030": "A task's observed maximum run time reaches its queue's visibility "
+    "timeout (or the visibility lease): it runs twice and is dead-lettered though it succeeded.",
+    "sqs_broker.W031": "A task redelivered often while rarely failing: its messages come back "
+    "although the work succeeds.",
+    "sqs_broker.W032": "A dead-letter queue filling with tasks whose stored result is SUCCESS.",
+    # --- message sizes and large messages offloaded to S3
+    "sqs_broker.W021": "A queue's MaximumMessageSize is below SQS's 1 MiB: task messages over "
+    "it are refused at publish (or offloaded to S3, with a bucket).",
+    "sqs_broker.W022": "SQS_BROKER_LARGE_PAYLOAD_BUCKET is set but the workers use kombu's "
+    "transport, which cannot read a message stored in S3.",
+    "sqs_broker.E025": "The large-payload bucket does not exist, or one of the S3 calls "
+    "offloading needs fails (HeadBucket, PutObject, GetObject, DeleteObject: a small object is "
+    "written, read and deleted to check).",
+    "sqs_broker.W023": "The large-payload bucket is in another region than the queues.",
+    "sqs_broker.W024": "The large-payload bucket has no lifecycle rule expiring the prefix: "
+    "objects whose messages were dead-lettered, purged or never acknowledged stay until swept.",
+    "sqs_broker.W025": "Stored message bodies older than any message can be (28 days) are left "
+    "in the bucket.",
 }
 
 #: Findings that mean "could not check": ``sqs_check`` exits 2 on them.

@@ -9,9 +9,11 @@ network. ``python -m sqs_broker.findings.docs`` works where ``DJANGO_SETTINGS_MO
 
 Each row is one :data:`~sqs_broker.findings.catalogue.CATALOGUE` entry: the id, its level
 (from the letter), where it is raised (``offline`` when an offline check can return it,
-``online`` when an access, queue or account check can), the topic module that makes it, and the
-caveat. "Where" is read from the registry: the registered checks' code, and the functions and
-constants of this package it uses, are searched for each id, so the column follows the code.
+``online`` when an access, queue or account check can, ``measured`` when it is judged
+from telemetry and samples on the dashboard and in ``stats.json``), the topic module that makes
+it, and the caveat. "Where" is read from the registry: the registered checks' code, and the
+functions and constants of this package it uses, are searched for each id, so the column follows
+the code.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "findings.md"
 START, END = "<!-- findings: ids -->", "<!-- /findings -->"
 FINDING_ID = re.compile(r"sqs_broker\.[EWI]\d{3}")
 #: How a registry stage reads in the table.
-WHERE = {"offline": "offline", "access": "online", "queue": "online", "account": "online"}
+WHERE: dict[base.Stage, str] = {
+    "offline": "offline",
+    "access": "online",
+    "queue": "online",
+    "account": "online",
+    "measured": "measured",
+}
 PACKAGE = "sqs_broker.findings"
 #: Modules that name every id (the catalogue, and ``make`` checking against it): not followed.
 NOT_FOLLOWED = (f"{PACKAGE}.base", f"{PACKAGE}.catalogue")
@@ -119,7 +127,7 @@ def table() -> str:
     """
     checks = {
         check
-        for stage in ("offline", "access", "queue", "account")
+        for stage in WHERE
         for is_sqs in (True, False)
         for check in base.registered(stage, is_sqs)
     }

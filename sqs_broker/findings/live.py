@@ -16,7 +16,7 @@ from sqs_broker import limits, sqs
 from sqs_broker.findings.base import Finding, make, register, seconds
 from sqs_broker.findings.failures import call_failed, failure
 from sqs_broker.findings.visibility import timeout_too_short
-from sqs_broker.topology import Topology
+from sqs_broker.topology import Topology, entity_name
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,9 @@ def queue_findings(live: LivePass, state: sqs.QueueState) -> list[Finding]:
                 )
             )
         if ref.source == "predefined" or actual != configured:
-            found += timeout_too_short(topo.app, actual, queue=ref.name)
+            found += timeout_too_short(
+                topo.app, actual, queue=ref.name, lease=topo.visibility_lease
+            )
     wait = options.get("wait_time_seconds", limits.KOMBU_WAIT_TIME_SECONDS)
     if isinstance(wait, int) and wait > 0 and state.int("ReceiveMessageWaitTimeSeconds") == 0:
         found.append(
@@ -160,7 +162,7 @@ def _dead_letter(
     if owner is not None and (owner, dlq) not in live.existing:
         try:
             exists = sqs.queue_exists(
-                dlq, owner, ref.name if ref.source == "predefined" else None, live.topo
+                dlq, live.topo, owner, ref.name if ref.source == "predefined" else None
             )
         except Exception as exc:
             found.append(call_failed(exc, "sqs:GetQueueUrl", ref.name))
@@ -214,7 +216,7 @@ def leftovers(live: LivePass) -> list[Finding]:
     topo = live.topo
     if topo.predefined:
         return []
-    prefix = sqs.entity_name(topo.prefix)
+    prefix = entity_name(topo.prefix)
     try:
         names_found = sqs.list_queue_names(prefix, topo, live.max_age)
     except Exception as exc:

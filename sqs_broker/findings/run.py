@@ -1,4 +1,5 @@
-"""Running the registered checks: :func:`offline`, :func:`online`, :func:`online_within`.
+"""Running the registered checks: :func:`offline`, :func:`online`, :func:`online_within`,
+:func:`measured`.
 
 Findings read the Celery app's live configuration (resolved once per pass
 into a :class:`~sqs_broker.topology.Topology`) and Django settings, never
@@ -10,8 +11,8 @@ clients of :mod:`sqs_broker.sqs`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -19,6 +20,7 @@ from django.utils.translation import gettext as _
 from sqs_broker import sqs
 from sqs_broker.findings.base import Finding, could_not_check, make, registered
 from sqs_broker.findings.base import seconds as as_seconds
+from sqs_broker.findings.causes import Measured, lease_of
 from sqs_broker.findings.failures import call_failed
 from sqs_broker.findings.live import LivePass
 from sqs_broker.redact import scrub
@@ -95,6 +97,25 @@ def online(
         return [_scrubbed(f) for f in found]
     for check in registered("account"):
         found += check(live)
+    return [_scrubbed(f) for f in found]
+
+
+def measured(
+    app: Celery | Topology | None,
+    queues: Sequence[Mapping[str, Any]],
+    tasks: Sequence[Mapping[str, Any]],
+    dead_letters: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """Causes named from measured figures (see :mod:`sqs_broker.findings.causes`); no call.
+
+    ``queues`` and ``tasks`` are ``gather()``'s rows; ``dead_letters`` the last
+    breakdown of each dead-letter queue that was sampled.
+    """
+    topo = Topology.of(app)
+    facts = Measured(queues, tasks, lease_of(topo.options), dead_letters or {})
+    found: list[Finding] = []
+    for check in registered("measured", topo.is_sqs):
+        found += check(facts)
     return [_scrubbed(f) for f in found]
 
 

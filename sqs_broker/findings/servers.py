@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
 
+from sqs_broker.conf import app_settings
 from sqs_broker.findings.base import Finding, make, register
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ _GUARDED = ("sqs_broker.guard", "from sqs_broker import guard")
 @register("offline", applies="any")
 def api_token(topo: Topology) -> Finding | None:
     """E024: ``SQS_BROKER_API_TOKEN`` that stats.json and metrics would refuse at request time."""
-    from sqs_broker.conf import app_settings
-
     try:
         app_settings.API_TOKEN  # noqa: B018 - reading it validates it
     except ImproperlyConfigured:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
 
+from sqs_broker import settings as environment
 from sqs_broker.findings.base import Finding, make, register
 from sqs_broker.redact import url_has_credentials
 from sqs_broker.topology import Topology
@@ -24,8 +25,6 @@ _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 
 def _environment_credentials() -> tuple[str | None, str | None]:
     """The raw key and secret sqs_broker.settings reads, to compare the URL's with."""
-    from sqs_broker import settings as environment
-
     try:
         found = environment.credentials(os.environ)
     except ImproperlyConfigured:  # the settings said so already, at start

@@ -2,6 +2,15 @@
 
 :func:`timeout_too_short` also judges each live queue's own timeout
 (:mod:`sqs_broker.findings.live`).
+
+Under the project transport's visibility lease (``SQS_VISIBILITY_LEASE`` > 0,
+:mod:`sqs_broker.transport.lease`) a worker extends every message it holds
+until it is acknowledged, for at least the visibility timeout and for twice
+the task's hard time limit: a late-acknowledged task longer than the timeout
+runs once, so W004 does not apply; a killed worker's messages return within
+one lease, so W005 weighs the lease, not the timeout. E006 is unchanged: a
+message held for its ETA or countdown is extended no longer than the
+visibility timeout would have kept it, which must still cover the wait.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from django.utils.translation import gettext as _
 from sqs_broker import limits
 from sqs_broker.conf import app_settings
 from sqs_broker.findings.base import Finding, make, register, seconds
+from sqs_broker.publishing import held_by_worker
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -57,10 +67,13 @@ def _longest_time_limit(app: Celery) -> tuple[float, str] | None:
     return max(limits, key=lambda limit: limit[0]) if limits else None
 
 
-def timeout_too_short(app: Celery, timeout: float, queue: str | None = None) -> list[Finding]:
-    """E006, W004: a visibility timeout shorter than the longest ETA or time limit."""
-    from sqs_broker.publishing import held_by_worker
+def timeout_too_short(
+    app: Celery, timeout: float, queue: str | None = None, lease: int = 0
+) -> list[Finding]:
+    """E006, W004: a visibility timeout shorter than the longest ETA or time limit.
 
+    ``lease``: the workers' visibility lease (:attr:`Topology.visibility_lease`).
+    """
     found = []
     longest_eta = app_settings.MAX_ETA
     fifo = bool(queue and queue.endswith(".fifo"))
@@ -94,7 +107,8 @@ def timeout_too_short(app: Celery, timeout: float, queue: str | None = None) -> 
             )
         )
     limit = _longest_time_limit(app)
-    if limit is not None and timeout < limit[0]:
+    # Under a lease the worker extends a running task's message until it is acknowledged.
+    if limit is not None and timeout < limit[0] and not lease:
         found.append(
             make(
                 "sqs_broker.W004",
@@ -142,9 +156,11 @@ def visibility(topo: Topology) -> list[Finding]:
                 )
             )
     else:
-        found += timeout_too_short(topo.app, timeout)
+        found += timeout_too_short(topo.app, timeout, lease=topo.visibility_lease)
     soft = float(topo.app.conf.get("worker_soft_shutdown_timeout") or 0)
-    if soft <= 0 and timeout > LONG_VISIBILITY_TIMEOUT:
+    # A killed worker's messages return after the lease, when there is one.
+    stranded = min(timeout, topo.visibility_lease or timeout)
+    if soft <= 0 and stranded > LONG_VISIBILITY_TIMEOUT:
         found.append(
             make(
                 "sqs_broker.W005",

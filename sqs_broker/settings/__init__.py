@@ -51,6 +51,7 @@ VARIABLES = (
     "SQS_REGION",
     "SQS_ENDPOINT_URL",
     "SQS_VISIBILITY_TIMEOUT",
+    "SQS_VISIBILITY_LEASE",
     "SQS_POLLING_INTERVAL",
     "SQS_WAIT_TIME_SECONDS",
     "SQS_QUEUE_NAME_PREFIX",
@@ -62,6 +63,9 @@ VARIABLES = (
     "CELERY_RESULT_BACKEND",
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
     "SQS_TRANSPORT",
+    "SQS_LARGE_PAYLOAD_BUCKET",
+    "SQS_LARGE_PAYLOAD_PREFIX",
+    "SQS_LARGE_PAYLOAD_ENDPOINT_URL",
 )
 
 # The defaults and SQS's limits live in sqs_broker.limits; these names stay importable here.
@@ -69,6 +73,7 @@ from sqs_broker.limits import (  # noqa: E402
     DEFAULT_POLLING_INTERVAL,
     DEFAULT_REGION,
     DEFAULT_STS_TOKEN_TIMEOUT,
+    DEFAULT_VISIBILITY_LEASE,
     DEFAULT_VISIBILITY_TIMEOUT,
     DEFAULT_WAIT_TIME_SECONDS,
     MAX_STS_TOKEN_TIMEOUT,
@@ -260,6 +265,11 @@ def transport_options(env: Mapping[str, str]) -> dict[str, Any]:
         "visibility_timeout": integer(
             env, "SQS_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, 0, MAX_VISIBILITY_TIMEOUT
         ),
+        # The project's transport receives with this visibility and extends it
+        # while the worker holds the message (0: the queue's timeout, no extension).
+        "visibility_lease": integer(
+            env, "SQS_VISIBILITY_LEASE", DEFAULT_VISIBILITY_LEASE, 0, MAX_VISIBILITY_TIMEOUT
+        ),
         "polling_interval": number(env, "SQS_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL, 0),
         "wait_time_seconds": wait,
         # New queues default to ReceiveMessageWaitTimeSeconds=0; give the
@@ -338,8 +348,58 @@ def broker_transport(env: Mapping[str, str], url: str) -> str | None:
     return TRANSPORTS[value]
 
 
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def large_payloads(env: Mapping[str, str]) -> dict[str, Any]:
+    """The ``SQS_BROKER_LARGE_PAYLOAD_*`` settings of the ``SQS_LARGE_PAYLOAD_*`` variables.
+
+    Only what the environment sets: an empty result leaves the project's own
+    settings (or the defaults: no offloading) alone.
+    """
+    bucket = raw(env, "SQS_LARGE_PAYLOAD_BUCKET")
+    prefix = env.get("SQS_LARGE_PAYLOAD_PREFIX")
+    where = raw(env, "SQS_LARGE_PAYLOAD_ENDPOINT_URL")
+    if bucket is None:
+        for name, value in (
+            ("SQS_LARGE_PAYLOAD_PREFIX", prefix),
+            ("SQS_LARGE_PAYLOAD_ENDPOINT_URL", where),
+        ):
+            if value is not None:
+                raise ImproperlyConfigured(
+                    f"{name} is set but SQS_LARGE_PAYLOAD_BUCKET is not: set the bucket large "
+                    f"task messages go to, or unset {name}."
+                )
+        return {}
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise ImproperlyConfigured(
+            "SQS_LARGE_PAYLOAD_BUCKET must be an S3 bucket name: 3-63 lowercase letters, "
+            f"digits, '.' and '-', starting and ending with a letter or digit; got {shown(bucket)}."
+        )
+    found: dict[str, Any] = {"SQS_BROKER_LARGE_PAYLOAD_BUCKET": bucket}
+    if prefix is not None:
+        if len(prefix) > 512 or prefix.startswith("/") or prefix != prefix.strip():
+            raise ImproperlyConfigured(
+                "SQS_LARGE_PAYLOAD_PREFIX must be a key prefix of at most 512 characters, without "
+                f"spaces around it or a leading '/', e.g. sqs-payloads/; got {shown(prefix)}."
+            )
+        found["SQS_BROKER_LARGE_PAYLOAD_PREFIX"] = prefix
+    if where is not None:
+        if not _ENDPOINT_RE.match(where):
+            raise ImproperlyConfigured(
+                "SQS_LARGE_PAYLOAD_ENDPOINT_URL must be http(s)://host[:port] with no path or "
+                f"credentials, e.g. http://127.0.0.1:4566; got {shown(where)}."
+            )
+        found["SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL"] = where.rstrip("/")
+    return found
+
+
 def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Django settings in the ``CELERY_`` namespace, built from ``env``."""
+    """Django settings in the ``CELERY_`` namespace, built from ``env``.
+
+    With ``SQS_LARGE_PAYLOAD_BUCKET`` set, the ``SQS_BROKER_LARGE_PAYLOAD_*``
+    settings too (:func:`large_payloads`).
+    """
     env = os.environ if env is None else env
     token = SECRETS.set(secrets_in(env))
     try:
@@ -394,13 +454,16 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
     soft = number(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 0.0, 0)
     if raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
         settings["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] = soft
+    settings.update(large_payloads(env))
     return settings
 
 
 def celery_conf(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """:func:`celery_settings` as a Celery app's own lowercase configuration keys."""
     return {
-        name.removeprefix("CELERY_").lower(): value for name, value in celery_settings(env).items()
+        name.removeprefix("CELERY_").lower(): value
+        for name, value in celery_settings(env).items()
+        if name.startswith("CELERY_")
     }
 
 
@@ -410,12 +473,16 @@ EXPLICIT_SOURCES: dict[str, tuple[str, ...]] = {
     "CELERY_BROKER_URL": ("CELERY_BROKER_URL", "SQS_ENDPOINT_URL", "SQS_CREDENTIALS_IN_URL"),
     "CELERY_RESULT_BACKEND": ("CELERY_RESULT_BACKEND",),
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": ("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",),
+    "SQS_BROKER_LARGE_PAYLOAD_BUCKET": ("SQS_LARGE_PAYLOAD_BUCKET",),
+    "SQS_BROKER_LARGE_PAYLOAD_PREFIX": ("SQS_LARGE_PAYLOAD_PREFIX",),
+    "SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL": ("SQS_LARGE_PAYLOAD_ENDPOINT_URL",),
 }
 #: The same for the keys of ``CELERY_BROKER_TRANSPORT_OPTIONS``. AWS_DEFAULT_REGION
 #: is not here: AWS sets it in most of its runtimes, so it stays a default.
 EXPLICIT_OPTION_SOURCES: dict[str, tuple[str, ...]] = {
     "region": ("SQS_REGION",),
     "visibility_timeout": ("SQS_VISIBILITY_TIMEOUT",),
+    "visibility_lease": ("SQS_VISIBILITY_LEASE",),
     "polling_interval": ("SQS_POLLING_INTERVAL",),
     "wait_time_seconds": ("SQS_WAIT_TIME_SECONDS",),
     "queue_name_prefix": ("SQS_QUEUE_NAME_PREFIX",),
@@ -518,6 +585,12 @@ def include(namespace: MutableMapping[str, Any], env: Mapping[str, str] | None =
     """
     env = os.environ if env is None else env
     namespace.update(merge(namespace, celery_settings(env), env))
+    limit = namespace.get("CELERY_TASK_TIME_LIMIT")
+    options = namespace.get(_OPTIONS)
+    if limit and isinstance(options, MutableMapping):
+        # The visibility lease extends a message no longer than its task may run;
+        # the transport is given the limit rather than reading Celery's current app.
+        options.setdefault("task_time_limit", limit)
     namespace.setdefault(
         "DEFAULT_EXCEPTION_REPORTER_FILTER", "sqs_broker.redact.SafeExceptionReporterFilter"
     )

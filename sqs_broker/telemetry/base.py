@@ -39,7 +39,9 @@ SOFTWARE = ("celery", "kombu", "boto3", "botocore", "django")
 
 CounterKey = tuple[str, str, datetime]
 #: The integer columns of a task counter row.
-COUNT_FIELDS = ("received", "succeeded", "failed", "retried", "redelivered", "poisoned")
+COUNT_FIELDS = (
+    "received", "succeeded", "failed", "retried", "redelivered", "poisoned", "revoked",
+)  # fmt: skip
 #: The task name poison messages are counted under: no task could be read from them.
 POISON_TASK = "(undecodable)"
 
@@ -81,6 +83,7 @@ class Counts:
     retried: int = 0
     redelivered: int = 0
     poisoned: int = 0
+    revoked: int = 0
     runtime_sum: float = 0.0
     runtime_max: float = 0.0
     runtime_count: int = 0

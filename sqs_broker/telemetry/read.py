@@ -1,16 +1,16 @@
 """Telemetry's read side, for the faces: workers with their state, task counts over a window,
-queues nobody consumes, and the dashboard's panels."""
+queues nobody consumes, and the all-time totals the metrics export."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import CharField, ExpressionWrapper, F, QuerySet
 from django.utils import timezone
 
-from sqs_broker.conf import app_settings
+from sqs_broker.models import HourlyTaskCounter, TaskCounter, TimeBucket, WorkerHeartbeat
 from sqs_broker.telemetry.base import (
     BASELINE_MINUTE,
     BUCKETS,
@@ -18,7 +18,6 @@ from sqs_broker.telemetry.base import (
     HOURLY_FROM,
     LOST_AFTER_INTERVALS,
     LOST_SHOWN_FOR,
-    POISON_TASK,
     SPARKLINE_POINTS,
     Counts,
     bucket_column,
@@ -29,14 +28,65 @@ from sqs_broker.telemetry.base import (
 
 
 def worker_state(
-    last_seen: datetime, stopped_at: datetime | None, interval: float, now: datetime
+    last_seen: datetime,
+    stopped_at: datetime | None,
+    interval: float,
+    now: datetime,
+    progress: Mapping[str, Any] | None = None,
 ) -> str:
-    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, or ``"alive"``."""
+    """``"stopped"`` after a warm shutdown, ``"lost"`` after 3 silent intervals, ``"stalled"``
+    when the heartbeat arrives but its consumer made no progress (see :func:`stalled_queues`),
+    or ``"alive"``."""
     if stopped_at is not None:
         return "stopped"
     if (now - last_seen).total_seconds() > LOST_AFTER_INTERVALS * interval:
         return "lost"
+    if stalled_queues(progress, last_seen):
+        return "stalled"
     return "alive"
+
+
+def stalled_queues(progress: Mapping[str, Any] | None, last_seen: datetime) -> list[str]:
+    """The queues whose last progress was older than ``stall_after`` when the heartbeat was written.
+
+    ``progress`` is the heartbeat's (``{"queues": {name: unix seconds}, "stall_after": s}``).
+    Judged at the heartbeat's own time, on the worker's clock, as the worker
+    judged it: the worker writes a heartbeat as soon as a queue stalls or
+    recovers, so a fresh heartbeat is up to date. Empty (the consumer cannot
+    be judged) when the transport reports no progress.
+    """
+    queues, allowance = _progress_of(progress)
+    if allowance is None:
+        return []
+    seen = last_seen.timestamp()
+    return sorted(name for name, at in queues.items() if seen - at > allowance)
+
+
+def _progress_of(progress: Mapping[str, Any] | None) -> tuple[dict[str, float], float | None]:
+    """The heartbeat's progress as ``({queue: unix seconds}, stall_after)``, else ``({}, None)``."""
+    if not isinstance(progress, Mapping):
+        return {}, None
+    raw = progress.get("queues")
+    allowance = progress.get("stall_after")
+    if not isinstance(raw, Mapping) or not isinstance(allowance, int | float) or allowance <= 0:
+        return {}, None
+    queues = {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
+    return queues, (float(allowance) if queues else None)
+
+
+def consumer_fields(
+    progress: Mapping[str, Any] | None, last_seen: datetime, now: datetime
+) -> dict[str, Any]:
+    """A worker row's consumer progress: the oldest queue's last progress, the allowance,
+    and the queues that stalled (all ``None``/empty when the transport reports none)."""
+    queues, allowance = _progress_of(progress)
+    oldest = min(queues.values()) if queues else None
+    return {
+        "last_progress": _iso(datetime.fromtimestamp(oldest, UTC)) if oldest else None,
+        "seconds_since_progress": round(now.timestamp() - oldest, 1) if oldest else None,
+        "stall_after": allowance,
+        "stalled_queues": stalled_queues(progress, last_seen),
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -56,8 +106,6 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
     over the minutes of the window by the database, with a sparkline of
     finished tasks per whole time bucket (see :func:`_task_sums`).
     """
-    from sqs_broker.models import WorkerHeartbeat
-
     if window_seconds <= 0:
         raise ValueError("window_seconds must be positive")
     now = now or timezone.now()
@@ -66,7 +114,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
 
     workers = []
     for beat in WorkerHeartbeat.objects.all():
-        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now)
+        state = worker_state(beat.last_seen, beat.stopped_at, beat.interval, now, beat.progress)
         if state == "stopped" and beat.stopped_at is not None and beat.stopped_at < since:
             continue
         if state == "lost" and beat.last_seen < lost_since:
@@ -89,6 +137,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "active": beat.active,
                 "interval": beat.interval,
                 "versions": dict(beat.versions or {}),
+                **consumer_fields(beat.progress, beat.last_seen, now),
             }
         )
 
@@ -106,6 +155,7 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "retried": c.retried,
                 "redelivered": c.redelivered,
                 "poisoned": c.poisoned,
+                "revoked": c.revoked,
                 "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
                 "runtime_max": round(c.runtime_max, 6) if finished else None,
                 "failure_rate": _rate(c.failed, finished),
@@ -131,8 +181,6 @@ def _task_sums(
     (still being counted) and a bucket cut by the start of the window would
     drag the line down.
     """
-    from sqs_broker.models import HourlyTaskCounter, TaskCounter
-
     first_minute = minute_of(since)
     sums: dict[tuple[str, str], Counts] = {}
     series: dict[tuple[str, str], list[int]] = {}
@@ -175,10 +223,6 @@ def _add_buckets(
     is up to date. Buckets before ``first_start`` are summed, not drawn.
     Returns the number of points of the sparkline.
     """
-    from django.db.models import CharField, ExpressionWrapper, F
-
-    from sqs_broker.models import TimeBucket
-
     step = unit * max(1, -(-int(window_seconds) // (SPARKLINE_POINTS * unit)))
     current = int(current_start.timestamp())
     offset = current % step
@@ -215,51 +259,6 @@ def unconsumed(
     ]
 
 
-def panels(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What the dashboard's worker and task panels draw from one ``gather()`` result."""
-    from sqs_broker import charts
-
-    workers = list(data.get("workers") or [])
-    counts = dict.fromkeys(("alive", "lost", "stopped"), 0)
-    for worker in workers:
-        counts[worker["state"]] = counts.get(worker["state"], 0) + 1
-    width, height = 120, 24
-    tasks = []
-    poison = []
-    for task in data.get("tasks") or []:
-        if task["name"] == POISON_TASK:
-            poison.append({"queue": task["queue"], "count": task.get("poisoned", 0)})
-            continue
-        series = task.get("series") or []
-        tasks.append(
-            {
-                **task,
-                "failure_pct": _pct(task.get("failure_rate")),
-                "redelivery_pct": _pct(task.get("redelivery_rate")),
-                "spark": {
-                    "width": width,
-                    "height": height,
-                    "points": charts.points(series, width, height),
-                    "peak": max(series) if series else None,
-                    "count": len(series),
-                },
-            }
-        )
-    return {
-        "enabled": app_settings.TELEMETRY,
-        "workers": workers,
-        "counts": counts,
-        "tasks": tasks,
-        "poison": poison,
-        "unconsumed": list(data.get("unconsumed_queues") or []),
-        "window": data.get("telemetry_window"),
-    }
-
-
-def _pct(rate: float | None) -> str | None:
-    return None if rate is None else f"{rate * 100:.1f} %"
-
-
 def totals() -> list[dict[str, Any]]:
     """Per task and queue, every count ever made: the baseline of pruned hours plus the hours kept.
 
@@ -272,8 +271,6 @@ def totals() -> list[dict[str, Any]]:
     the +Inf bucket; a task whose queue wait was never measured has no wait
     buckets.
     """
-
-    from sqs_broker.models import HourlyTaskCounter, TaskCounter
 
     merged: dict[tuple[str, str], Counts] = {}
     for rows in (

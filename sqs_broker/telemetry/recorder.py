@@ -19,6 +19,11 @@ what they see themselves and write it to the database through the ORM:
 * The main process's recorder belongs to :class:`TelemetryStep`, a worker
   bootstep (Celery swallows exceptions in signal handlers; a bootstep also
   sees the worker's warm shutdown, which alone marks the heartbeat stopped).
+* The heartbeat carries the consumer's progress, which the transport reports
+  from the event loop to :mod:`sqs_broker.transport.liveness`: the readers
+  show a worker whose heartbeats arrive but whose consumer is silent as
+  ``"stalled"``. A change between stalled and consuming is written at once,
+  not at the next interval.
 
 Writes are additive (``F()`` increments), so several processes and several
 workers can write the same rows at once; rows are touched in a fixed order
@@ -35,11 +40,13 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from celery import bootsteps, signals
+from celery import signals
 from django.utils import timezone
 
+from sqs_broker.celery_types import StartStopStep
 from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
     FLUSH_ATTEMPTS,
@@ -56,8 +63,17 @@ from sqs_broker.telemetry.base import (
     versions,
 )
 from sqs_broker.telemetry.store import start_worker_heartbeat, with_retries, write
+from sqs_broker.topology import DEFAULT_QUEUE, Topology
+from sqs_broker.transport import liveness
+
+if TYPE_CHECKING:
+    from sqs_broker.transport.liveness import Liveness, Tracker
 
 logger = logging.getLogger(__name__)
+
+#: Seconds past a queue's allowance the heartbeat thread looks again: late enough
+#: that the queue is overdue when it looks, soon enough that the stall shows at once.
+DUE_SLACK = 0.05
 
 
 class Recorder:
@@ -65,9 +81,17 @@ class Recorder:
 
     ``worker`` is set only in a worker's main process, which writes the
     heartbeat; children add to it through ``processed``/``failed`` deltas.
+    ``liveness``, the tracker the consumer reports its progress to, is read
+    for each heartbeat (the main process only).
     """
 
-    def __init__(self, hostname: str, interval: float, worker: WorkerInfo | None = None) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        interval: float,
+        worker: WorkerInfo | None = None,
+        liveness: Tracker | None = None,
+    ) -> None:
         self.pid = os.getpid()
         self.hostname = hostname
         self.interval = interval
@@ -77,12 +101,18 @@ class Recorder:
         self._processed = 0
         self._failed = 0
         self._started: dict[str, float] = {}
+        self.liveness = liveness
         self._stop = threading.Event()
+        # Wakes the flush thread early: on stop, and when a stalled consumer progresses.
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
         self._last_prune = float("-inf")  # the first flush of a worker prunes
-        self.active = lambda: 0
-        self.flushes = 0
+        #: Tasks running now in this process (the bootstep sets it in the main process).
+        self.active: Callable[[], int] = lambda: 0
+        #: Whether a task holds the event loop itself (the solo pool runs it there):
+        #: the consumer cannot report progress then, and is not stalled for it.
+        self.holding_loop: Callable[[], bool] = lambda: False
 
     # --- recording (signal handlers; memory only) ---------------------------
 
@@ -110,6 +140,10 @@ class Recorder:
     def poisoned(self, queue: str) -> None:
         """A message of ``queue`` that no task could be made of, moved out of the way."""
         self._add(POISON_TASK, queue, poisoned=1)
+
+    def revoked(self, task: str, queue: str) -> None:
+        """Celery's revoke path discarded a delivery of ``task`` unrun (revoked or expired)."""
+        self._add(task, queue, revoked=1)
 
     def started(self, task_id: str) -> None:
         """The task began running here: its run time starts now."""
@@ -149,12 +183,54 @@ class Recorder:
                 with_retries(
                     self._flush_lock,
                     FLUSH_ATTEMPTS,
-                    lambda: start_worker_heartbeat(self.hostname, worker, lock_wait=LOCK_WAIT),
+                    lambda: start_worker_heartbeat(
+                        self.hostname, worker, lock_wait=LOCK_WAIT, progress=self._progress()
+                    ),
                 )
             except Exception as exc:
                 logger.warning("telemetry: first heartbeat failed: %s", exc)
-        while not self._stop.wait(self.interval):
-            self.flush()
+        if self.liveness is not None:
+            self.liveness.listen(self._wake.set)
+        try:
+            self._beat()
+        finally:
+            if self.liveness is not None:
+                self.liveness.unlisten(self._wake.set)
+
+    def _beat(self) -> None:
+        """Flush every interval, and at once when the consumer stalls or recovers."""
+        next_flush = time.monotonic() + self.interval
+        stalled = False
+        while not self._stop.is_set():
+            wait = next_flush - time.monotonic()
+            if self.liveness is not None:
+                due = self._reading(self.liveness).due_in
+                if due is not None:
+                    wait = min(wait, due + DUE_SLACK)
+            self._wake.wait(max(0.0, wait))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            changed = False
+            if self.liveness is not None:
+                now_stalled = bool(self._reading(self.liveness).stalled)
+                changed, stalled = now_stalled != stalled, now_stalled
+            now = time.monotonic()
+            if changed or now >= next_flush:
+                self.flush()
+                next_flush = now + self.interval
+
+    def _progress(self) -> dict[str, object] | None:
+        """The consumer's progress for the heartbeat; None where no heartbeat is written."""
+        if self.liveness is None or self.worker is None:
+            return None
+        return self._reading(self.liveness).as_heartbeat()
+
+    def _reading(self, tracker: Tracker) -> Liveness:
+        """``tracker``'s reading; every queue counts as progressing while a task holds the loop."""
+        if self.holding_loop():
+            tracker.progressed_all()
+        return tracker.snapshot()
 
     def stop(self, stopped: bool = True) -> None:
         """Stop the thread and write what is left; ``stopped`` marks the worker stopped.
@@ -162,6 +238,7 @@ class Recorder:
         Runs on the shutdown path, so it tries only :data:`STOP_ATTEMPTS` times.
         """
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.interval + 5)
         self.flush(stopped=stopped, attempts=STOP_ATTEMPTS)
@@ -216,6 +293,7 @@ class Recorder:
                     stopped,
                     prune=prune,
                     lock_wait=LOCK_WAIT,
+                    progress=self._progress(),
                 ),
             )
         except Exception as exc:
@@ -226,7 +304,6 @@ class Recorder:
             # The heartbeat row is not there yet (a child flushed before
             # the main process wrote it): keep the worker totals.
             self._give_back({}, processed, failed)
-        self.flushes += 1
         return True
 
     def _prune_due(self) -> bool:
@@ -256,10 +333,8 @@ def queue_label(routing_key: str | None) -> str:
     key = routing_key or ""
     name = _queue_names.get(key)
     if name is None:
-        from sqs_broker import sqs
-
-        predefined = sqs.transport_options().get("predefined_queues") or {}
-        name = key if key in predefined else sqs.canonical_name(key or sqs.DEFAULT_QUEUE)
+        topo = Topology.of()
+        name = key if key in topo.predefined else topo.canonical_name(key or DEFAULT_QUEUE)
         _queue_names[key] = name
     return name
 
@@ -342,6 +417,15 @@ def on_task_postrun(
     current.finished(task_id, task.name, queue_label(_routing_key(request)), state)
 
 
+def on_task_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """``task_revoked``, in the worker's main process: count the discarded delivery."""
+    current = recorder()
+    if current is None or request is None:
+        return
+    name = getattr(sender, "name", None) or getattr(request, "task", None) or "?"
+    current.revoked(str(name), queue_label(_routing_key(request)))
+
+
 def on_worker_process_init(sender: Any = None, **kwargs: Any) -> None:
     """A prefork child: count its own tasks and flush them from its own thread."""
     global _recorder
@@ -408,7 +492,7 @@ def warm_shutdown() -> bool:
     return stopping and not terminating
 
 
-class TelemetryStep(bootsteps.StartStopStep):
+class TelemetryStep(StartStopStep):
     """Worker bootstep: the main process's recorder, its heartbeat and warm-shutdown mark."""
 
     label = "sqs_broker telemetry"
@@ -432,8 +516,12 @@ class TelemetryStep(bootsteps.StartStopStep):
             versions=versions(),
         )
         # Made before the pool: prefork children inherit the hostname and interval.
-        _recorder = Recorder(parent.hostname, interval, worker=info)
+        _recorder = Recorder(parent.hostname, interval, worker=info, liveness=liveness.tracker)
         _recorder.active = lambda: len(state.active_requests)
+        if pool == "solo":
+            # The solo pool runs each task inside the event loop, which reports no
+            # progress meanwhile: a long task is work, not a stalled consumer.
+            _recorder.holding_loop = lambda: bool(state.active_requests)
 
     def create(self, parent: Any) -> _Runner | None:
         current = recorder()
@@ -485,6 +573,7 @@ def install(app: Any) -> None:
     signals.task_received.connect(on_task_received, weak=False)
     signals.task_prerun.connect(on_task_prerun, weak=False)
     signals.task_postrun.connect(on_task_postrun, weak=False)
+    signals.task_revoked.connect(on_task_revoked, weak=False)
     signals.worker_process_init.connect(on_worker_process_init, weak=False)
     signals.worker_process_shutdown.connect(on_worker_process_shutdown, weak=False)
     os.register_at_fork(

@@ -58,12 +58,15 @@ def write(
     stopped: bool = False,
     prune: bool = False,
     lock_wait: float | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> bool:
     """One flush: counters, then the heartbeat, in one transaction.
 
     ``lock_wait`` bounds, in seconds, the wait for a locked table (the
     database's own timeout when None); a longer wait raises "database is
-    locked" (SQLite) or "lock timeout" (PostgreSQL).
+    locked" (SQLite) or "lock timeout" (PostgreSQL). ``progress`` is the
+    consumer's (:meth:`~sqs_broker.transport.liveness.Liveness.as_heartbeat`),
+    written with the heartbeat; None leaves the stored one as it is.
 
     Each minute's counts go to its minute row and to its hour's row, which
     long windows read. Rows are always touched in the same order (minute
@@ -87,6 +90,8 @@ def write(
         beat = WorkerHeartbeat.objects.filter(hostname=hostname)
         if worker is not None:
             fields = _heartbeat_fields(worker, now, stopped_at=now if stopped else None)
+            if progress is not None:
+                fields["progress"] = dict(progress)
             fields.update(
                 active=0 if stopped else active,
                 processed=F("processed") + processed,
@@ -205,16 +210,20 @@ def _prune_lock() -> bool:
 
 
 def start_worker_heartbeat(
-    hostname: str, worker: WorkerInfo, lock_wait: float | None = None
+    hostname: str,
+    worker: WorkerInfo,
+    lock_wait: float | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> None:
     """The first heartbeat of a (re)started worker: totals start again from zero.
 
-    ``lock_wait`` bounds the wait for a locked table (see :func:`bounded_lock_wait`).
+    ``lock_wait`` bounds the wait for a locked table (see :func:`bounded_lock_wait`);
+    ``progress`` is the consumer's so far (none yet: ``{}``).
     """
     from sqs_broker.models import WorkerHeartbeat
 
     fields = _heartbeat_fields(worker, timezone.now(), stopped_at=None)
-    fields.update(processed=0, failed=0, active=0)
+    fields.update(processed=0, failed=0, active=0, progress=dict(progress or {}))
     with bounded_lock_wait(lock_wait), db_transaction.atomic():
         _set_lock_timeout(lock_wait)
         WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=fields)

@@ -4,72 +4,88 @@
 (``sqs_broker.transport:Transport``); the broker URL keeps its ``sqs://`` scheme.
 ``SQS_TRANSPORT=kombu`` selects kombu's own instead. Publishing, queue creation,
 rejection, requeue, backoff policies and the blocking ``drain_events`` path are
-kombu's. Four things of ``kombu.transport.SQS.Channel`` are replaced, each in one
-place and each for a bug or a cost of kombu's (see docs/reliability.md for the
-reproductions):
+kombu's. What a worker depends on is replaced, each in one place and each for a
+bug or a cost of kombu's (see docs/reliability.md for the reproductions):
 
-* **Receiving** (:meth:`Channel._schedule_queue`, replacing kombu's
-  ``_schedule_queue`` → ``_get_bulk_async`` → ``_get_async`` → ``_on_messages_ready``
-  → ``_loop1`` chain). kombu hands a failed request to ``_on_messages_ready`` as a
-  list (``AttributeError`` kills the worker) or raises out of the event loop; here
-  every failure is logged once per outage, retried with capped, jittered
-  exponential backoff, and a queue that disappeared is declared again. kombu
-  sleeps ``polling_interval`` while the prefetch buffer is full; here the channel
-  checks for a free slot every :attr:`Channel.capacity_check_interval` (no request
-  is made) and asks for as many messages as slots are free.
-* **Decoding** (:meth:`Channel._deliver`). A message that cannot become a task
-  (SQS body, kombu envelope, body encoding, compression, serializer, task shape)
-  is moved to the queue's dead-letter queue, or else to ``<queue>-quarantine``,
-  never deleted without a copy, and counted in telemetry. kombu raises on most of
-  them (the worker dies, again on every restart); Celery deletes the rest.
-* **Acknowledging** (:meth:`Channel.basic_ack`). Deletes are collected and sent
-  with ``DeleteMessageBatch`` (10 per request) after at most
-  :attr:`Channel.ack_window` seconds, by one thread per channel; kombu sends one
-  ``DeleteMessage`` per task from the event loop.
-* **Closing** (:meth:`Channel.close`): the collected deletes are sent first.
+* **Receiving** (:mod:`sqs_broker.transport.receiving`): every request with a
+  deadline, made on a few I/O threads (:mod:`sqs_broker.transport.io`) and
+  completed on the hub; failures logged once per outage and probed with short
+  polls; receives batched and woken by acknowledgements.
+* **Decoding** (:meth:`Channel._deliver`). Each message is checked against the
+  contract of the consumer it is for (:meth:`Channel.basic_consume` records it):
+  for Celery's task consumer, every level (SQS body, kombu envelope, body
+  encoding, compression, serializer with that consumer's ``accept``, and every
+  header of the task protocol); for any other consumer, kombu's behaviour with
+  its own ``accept``. What fails is moved aside (:mod:`.quarantine`): to the
+  queue's dead-letter queue, or else to ``<queue>-quarantine``, never deleted
+  without a copy, and counted once. kombu raises on most of them (the worker
+  dies, again on every restart); Celery deletes the rest.
+* **Rejecting** (:meth:`Channel.basic_reject`). A message rejected without
+  requeue (an unregistered task, one Celery finds invalid) is moved aside the
+  same way, with Celery's reason (:mod:`.worker`); kombu deletes it.
+* **Acknowledging** (:meth:`Channel.basic_ack`). Deletes are collected on the hub
+  and sent with ``DeleteMessageBatch`` (10 per request) after at most
+  ``ack_batch_window`` seconds (:mod:`sqs_broker.transport.acks`); kombu sends
+  one ``DeleteMessage`` per task.
+* **The visibility lease** (``visibility_lease``, :mod:`sqs_broker.transport.lease`):
+  held messages are received with a short visibility timeout and extended until
+  they are acknowledged.
+* **Closing** (:meth:`Channel.close`): the collected deletes are sent, what was
+  received and never run is released at once, a receive in flight is waited
+  for (bounded by its deadline) and its messages released.
 """
 
 from __future__ import annotations
 
-import atexit
-import json
 import logging
-import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kombu
 from django.core.exceptions import ImproperlyConfigured
-from kombu import serialization
-from kombu.asynchronous.aws.sqs.connection import _query_object_encode
+from kombu import messaging
 from kombu.transport import SQS, virtual
-from vine import promise
+from kombu.utils.encoding import bytes_to_str
 
-from sqs_broker.limits import MAX_BATCH_ENTRIES
-from sqs_broker.redact import scrub
-from sqs_broker.transport.acks import AckBatcher, PendingDelete
-from sqs_broker.transport.faults import Fault, Faults, answer_of, describe
+from sqs_broker.limits import MAX_VISIBILITY_TIMEOUT
+from sqs_broker.topology import is_quarantine, quarantine_name
+from sqs_broker.transport import payloads
+from sqs_broker.transport.acks import AckBatcher
+from sqs_broker.transport.faults import Fault, Faults, answer_of
+from sqs_broker.transport.lease import Lease
 from sqs_broker.transport.poison import (
+    KOMBU_CONTRACT,
+    Contract,
     Poison,
     check_envelope,
+    contract_of,
     envelope_of,
-    is_quarantine,
-    quarantine_name,
 )
+from sqs_broker.transport.quarantine import Quarantine
+from sqs_broker.transport.receiving import MAX_RECEIVE, NO_QUEUE_CODES, QoS, Receiving
 
-__all__ = ["Channel", "Transport", "is_quarantine", "quarantine_name"]
+__all__ = [
+    "MAX_RECEIVE",
+    "NO_QUEUE_CODES",
+    "Channel",
+    "Fault",
+    "Faults",
+    "Poison",
+    "Transport",
+    "answer_of",
+    "check_envelope",
+    "envelope_of",
+    "is_quarantine",
+    "quarantine_name",
+]
 
 logger = logging.getLogger(__name__)
 
 #: kombu versions this module is tested with: it overrides kombu internals.
 KOMBU_TESTED = ((5, 7), (5, 8))  # >= 5.7, < 5.8
-#: SQS's limit of messages per ReceiveMessage.
-MAX_RECEIVE = MAX_BATCH_ENTRIES
-#: Error codes of a queue that no longer exists (query and JSON protocols).
-NO_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-#: Bytes of a poison message's body that its log line shows.
-SHOWN_BYTES = 64
+#: The system attribute a FIFO message's copy needs (its group).
+GROUP_ATTRIBUTE = "MessageGroupId"
 
 
 def kombu_version() -> tuple[int, int]:
@@ -84,127 +100,147 @@ def kombu_tested() -> bool:
     return low <= kombu_version() < high
 
 
-class Channel(SQS.Channel):
-    """kombu's SQS channel with fault-tolerant, capacity-driven receiving and batched deletes."""
+class Channel(Receiving, SQS.Channel):
+    """kombu's SQS channel with deadlines, batched receives and deletes, and a visibility lease."""
 
-    #: Seconds between two looks for a free prefetch slot while the buffer is full.
-    capacity_check_interval = 0.01
+    QoS = QoS
     #: Seconds of the first retry after a failed request, and the most between two.
     retry_base = 0.5
     retry_cap = 5.0
-    #: Seconds a delete may wait for others to fill its batch (0: one DeleteMessage each).
-    ack_window = 0.05
+    #: Seconds a delete may wait for others to fill its batch (0: kombu's DeleteMessage);
+    #: on a FIFO queue at most :attr:`fifo_ack_window`, since the next message of a
+    #: group waits for the delete.
+    ack_window = 0.5
+    fifo_ack_window = 0.05
     #: Seconds :meth:`close` waits for the collected deletes to be sent.
     ack_flush_timeout = 10.0
-    #: Seconds a queue's dead-letter target is reused before it is read again.
-    poison_target_ttl = 300.0
+    #: Seconds :meth:`close` waits for a receive in flight under a lease (without one:
+    #: up to the long poll's deadline).
+    lease_close_wait = 1.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         options = self.transport_options
         self.ack_window = float(options.get("ack_batch_window", self.ack_window))
+        self.batch_wait = float(options.get("receive_batch_wait", self.batch_wait))
+        lease = int(options.get("visibility_lease") or 0)
+        if not 0 <= lease <= MAX_VISIBILITY_TIMEOUT:
+            raise ImproperlyConfigured(
+                f"visibility_lease must be 0 (off) to {MAX_VISIBILITY_TIMEOUT} seconds, "
+                f"not {lease}."
+            )
+        if options.get("visibility_timeout") not in (None, ""):
+            # Never slower to return a message than the visibility timeout chosen.
+            lease = min(lease, int(float(options["visibility_timeout"])))
+        self.lease_seconds = lease
+        limit = options.get("task_time_limit")
+        self.task_time_limit = float(limit) if limit else None
         self._faults = Faults(self.retry_base, self.retry_cap)
-        self._busy: set[str] = set()  # queues with a request or a timer pending
-        self._targets: dict[str, tuple[str, str, float]] = {}
         self._release_clients: dict[int, Any] = {}
-        self._accept: Any = None
         self.acks: AckBatcher | None = None
-        if self.ack_window > 0:
-            self.acks = AckBatcher(self._delete_batch, self._faults, self.ack_window)
-            _open_batchers.add(self.acks)
-        self.poisoned = 0
+        self.lease: Lease | None = None
+        self._receiving_init()
+        self.quarantine = Quarantine(self._release_client)
+        self.quarantine.on_poison = self._count_poison
+        self._contracts: dict[str, Contract] = {}
+        self._task_consumers: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Rejected deliveries waiting to be moved: [queue, url, SQS message, reason].
+        self._rejected: dict[str, list[Any]] = {}
 
-    # --- receiving (replaces kombu's _schedule_queue ... _on_messages_ready, _loop1) ---
+    @property
+    def poisoned(self) -> int:
+        """Poison messages this channel counted, each once."""
+        return self.quarantine.poisoned
 
-    def _schedule_queue(self, queue: str) -> None:
-        """Receive from ``queue`` now if a prefetch slot is free, else look again shortly.
+    @property
+    def get_message_attributes(self) -> dict[str, Any]:
+        """kombu's attribute names to receive, plus every message attribute and the group id.
 
-        Replaces kombu's: that one sleeps ``polling_interval`` when no slot is
-        free and lets any failure of the request escape into the event loop.
+        A copy moved aside keeps the original's message attributes and FIFO group.
         """
-        if queue not in self._active_queues or queue in self._busy:
-            return
-        if not self.qos.can_consume():
-            self._later(self.capacity_check_interval, queue)
-            return
-        estimate = self.qos.can_consume_max_estimate()
-        count = MAX_RECEIVE if estimate is None else max(1, min(int(estimate), MAX_RECEIVE))
-        qname = self.canonical_queue_name(queue)
-        self._busy.add(queue)
+        wanted = super().get_message_attributes
+        system = list(wanted.get("MessageSystemAttributeNames") or [])
+        if not any(name.lower() == "all" for name in system) and GROUP_ATTRIBUTE not in system:
+            system.append(GROUP_ATTRIBUTE)
+        return {"MessageAttributeNames": ["All"], "MessageSystemAttributeNames": sorted(system)}
+
+    # --- the consumers' contracts ------------------------------------------------------
+
+    def serve_tasks(self, consumer: Any, on_poison: Callable[[str], None] | None = None) -> None:
+        """Mark ``consumer`` (a kombu Consumer) as Celery's task consumer; set the counter.
+
+        Called by the worker's bootstep (:mod:`sqs_broker.transport.worker`)
+        before the consumer consumes. ``on_poison`` is called once per poison
+        message, of any channel of this connection, with its queue's name.
+        """
+        self._task_consumers.add(consumer)
+        # On the transport: every channel of this connection counts with it.
+        self.connection.on_poison = on_poison
+
+    def _count_poison(self, queue: str) -> None:
+        counter = self.connection.on_poison
+        if counter is not None:
+            counter(queue)
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Record the consumer's contract (its ``accept``; a task consumer or not), then consume."""
+        self._contracts[queue] = contract_of(callback, self._task_consumers)
+        return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
+
+    def _io_started(self) -> None:
+        io = self._io()
+        if self.ack_window > 0:
+            self.acks = AckBatcher(
+                io,
+                lambda queue: self._io_client(queue, self.request_timeout),
+                self.hub.call_later,
+                self._faults,
+                self.ack_window,
+                self.request_timeout,
+                fifo_window=min(self.ack_window, self.fifo_ack_window),
+            )
+            # Offloaded bodies go once their messages are deleted, not before.
+            self.acks.on_deleted = payloads.acknowledged
+        if self.lease_seconds:
+            self.lease = Lease(
+                self.lease_seconds,
+                lambda queue: self._io_client(queue, self.request_timeout),
+                self._faults,
+                self.request_timeout,
+            )
+
+    @property
+    def extensions(self) -> int:
+        """Messages whose visibility the lease extended (for liveness and telemetry)."""
+        return self.lease.extensions if self.lease is not None else 0
+
+    def _took(self, queue: str, qname: str, url: str, messages: list[dict[str, Any]]) -> None:
+        """Deliver received messages; under a lease, hold those the consumer kept."""
         try:
-            self._receive(queue, qname, count)
-        except Exception as exc:  # queue lookup, credentials, signing: before any request
-            self._busy.discard(queue)
-            self._failed("ReceiveMessage", queue, qname, exc)
-
-    def _event_loop(self) -> Any:
-        # Polling is scheduled only by the asynchronous consumer, which sets the hub.
-        if self.hub is None:
-            raise RuntimeError("the SQS channel polls only inside a worker's event loop")
-        return self.hub
-
-    def _later(self, delay: float, queue: str) -> None:
-        self._busy.add(queue)
-        self._event_loop().call_later(delay, self._resume, queue)
-
-    def _resume(self, queue: str) -> None:
-        self._busy.discard(queue)
-        self._schedule_queue(queue)
-
-    def _receive(self, queue: str, qname: str, count: int) -> None:
-        url = self._new_queue(queue)
-        connection = self.asynsqs(queue=qname)
-        params: dict[str, Any] = {
-            "MaxNumberOfMessages": count,
-            "WaitTimeSeconds": self.wait_time_seconds,
-        }
-        protocols: dict[str, dict[str, Any]] = {"json": {}, "query": {}}
-        for key, names in (
-            ("MessageSystemAttributeName", connection.message_system_attribute_names),
-            ("MessageAttributeName", connection.message_attribute_names),
-        ):
-            if names:
-                protocols["json"][key + "s"] = list(names)
-                protocols["query"].update(_query_object_encode({key: list(names)}))
-        connection.make_request(
-            "ReceiveMessage",
-            params,
-            url,
-            "POST",
-            callback=promise(self._on_answer, (queue, qname, url, connection.sqs_connection)),
-            protocol_params=protocols,
-        )
-
-    def _on_answer(self, queue: str, qname: str, url: str, client: Any, response: Any) -> None:
-        self._busy.discard(queue)
-        try:
-            messages = answer_of("ReceiveMessage", client, response).get("Messages") or []
-        except Fault as fault:
-            if fault.code in NO_QUEUE_CODES:
-                # Declared again by _new_queue() on the next attempt.
-                self._queue_cache.pop(qname, None)
-            self._failed("ReceiveMessage", queue, qname, fault)
+            self._deliver(queue, qname, url, messages)
+        except Exception:
+            # Not one of the poison faults: say so loudly, but keep consuming.
+            logger.exception("Delivering messages from queue %s failed", qname)
+        if self.lease is None:
             return
-        self._faults.answered("ReceiveMessage", qname)
-        if messages:
-            try:
-                self._deliver(queue, qname, url, messages)
-            except Exception:
-                # Not one of the faults above: say so loudly, but keep consuming.
-                logger.exception("Delivering messages from queue %s failed", qname)
-            # A timer due now, not call_soon: the loop runs it after the callbacks
-            # already queued, among them Celery's acknowledgements of what was
-            # just delivered, so the next receive sees the slots they free.
-            self._later(0, queue)
-        elif self.connection.polling_interval:
-            self._later(self.connection.polling_interval, queue)
-        else:
-            self._event_loop().call_soon(self._schedule_queue, queue)
+        delivered = self.qos._delivered
+        dirty = self.qos._dirty
+        for message in messages:
+            receipt = message["ReceiptHandle"]
+            if receipt in delivered and receipt not in dirty:
+                self.lease.hold(qname, url, message, self._hard_limit(delivered[receipt]))
 
-    def _failed(self, operation: str, queue: str, qname: str, exc: BaseException) -> None:
-        delay = self._faults.failed(operation, qname, exc)
-        if queue in self._active_queues:
-            self._later(delay, queue)
+    def _hard_limit(self, message: Any) -> float | None:
+        """Seconds the task may run: its ``timelimit`` header's hard limit, else the app's."""
+        try:
+            hard = (message.headers or {}).get("timelimit", [None, None])[1]
+            if hard is not None:
+                return float(hard)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            pass
+        return self.task_time_limit
 
     # --- decoding (poison messages) ----------------------------------------------
 
@@ -214,35 +250,55 @@ class Channel(SQS.Channel):
             # The consumer is gone (shutdown): kombu's release makes them visible at once.
             self._release_messages(url, queue, messages)
             return
+        contract = self._contracts.get(queue, KOMBU_CONTRACT)
         for message in messages:
-            raw = message["Body"]
             try:
-                envelope, text = envelope_of(raw, self._decode_python_message_body)
-                check_envelope(envelope, self.codecs, self._accepted())
+                payload = self._checked(message, url, contract)
+            except payloads.Unavailable as exc:
+                # S3 did not answer for an offloaded body: SQS delivers the message again.
+                logger.warning("Message left for redelivery: %s", exc)
+                continue
             except Poison as poison:
-                self._quarantine(qname, url, message, raw, str(poison))
+                self.quarantine.move(qname, url, message, str(poison))
                 continue
             if queue in self._noack_queues:
                 # As kombu does for a consumer without acknowledgements: delete on receipt.
                 self._delete_message(queue, message)
-            payload = self._envelope_payload(envelope, text, message, url)
             try:
                 callback(payload)
             except Exception as exc:
-                # Celery itself could not make a task of it (a field checked
-                # nowhere above): move it rather than let the worker die on it.
-                self._forget(message["ReceiptHandle"])
+                # The consumer could not take it (a field checked nowhere above):
+                # move it rather than let the worker die on it.
+                tag = message["ReceiptHandle"]
                 reason = f"the worker could not accept it ({type(exc).__name__}: {exc})"
-                self._quarantine(qname, url, message, raw, reason)
+                if tag in self._rejected:  # rejected before it raised: moved from the loop
+                    self.rejected_because(tag, reason)
+                    continue
+                self._forget(tag)
+                self.quarantine.move(qname, url, message, reason)
 
-    def _accepted(self) -> Any:
-        """The content types the worker accepts, as Celery's consumer checks them."""
-        if self._accept is None:
-            from celery import current_app
+    def _checked(self, message: dict[str, Any], url: str, contract: Contract) -> Any:
+        """The payload of ``message`` for its consumer; :class:`Poison` if it cannot take it.
 
-            accept = current_app.conf.accept_content
-            self._accept = serialization.prepare_accept_content(accept) if accept else set()
-        return self._accept or None
+        Celery's task consumer gets every check, with its own ``accept``. Any
+        other consumer gets kombu's behaviour: a body that is no kombu
+        envelope is handed over as text, and an envelope is checked only as
+        far as that consumer decodes it, with its own ``accept``.
+        """
+        # An offloaded body (an S3 pointer) is read first; poison still moves the pointer.
+        raw = payloads.body_of(message)
+        try:
+            envelope, text = envelope_of(raw, self._decode_python_message_body)
+        except Poison:
+            if contract.tasks:
+                raise
+            try:
+                text = bytes_to_str(self._decode_python_message_body(raw))
+            except (UnicodeDecodeError, TypeError) as exc:
+                raise Poison(f"the SQS body is not text ({type(exc).__name__})") from None
+            return self._envelope_payload(self._prepare_json_payload(text), text, message, url)
+        check_envelope(envelope, self.codecs, contract.accept, task=contract.tasks)
+        return self._envelope_payload(envelope, text, message, url)
 
     def _forget(self, receipt: str) -> None:
         try:
@@ -251,77 +307,53 @@ class Channel(SQS.Channel):
             return
         virtual.Channel.basic_ack(self, receipt)
 
-    def _quarantine(
-        self, qname: str, url: str, message: dict[str, Any], raw: Any, reason: str
-    ) -> None:
-        """Copy a poison message to the dead-letter or quarantine queue, then delete it."""
-        message_id = str(message.get("MessageId", "?"))
-        first = raw[:SHOWN_BYTES] if isinstance(raw, str | bytes) else raw
-        self.poisoned += 1
-        _count_poison(qname)
-        try:
-            client = self._release_client(qname)
-            target, kind = self._poison_target(client, qname, url)
-            copy: dict[str, Any] = {
-                "QueueUrl": target,
-                "MessageBody": raw,
-                "MessageAttributes": {
-                    "sqs_broker.poison.reason": {"DataType": "String", "StringValue": reason},
-                    "sqs_broker.poison.source": {"DataType": "String", "StringValue": qname},
-                    "sqs_broker.poison.message_id": {
-                        "DataType": "String",
-                        "StringValue": message_id,
-                    },
-                },
-            }
-            if target.endswith(".fifo"):
-                copy["MessageGroupId"] = "sqs_broker-poison"
-                copy["MessageDeduplicationId"] = message_id[:128]
-            client.send_message(**copy)
-            client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        except Exception as exc:
-            logger.error(
-                "Poison message %s on queue %s (%s) could not be moved: %s. It is left in the "
-                "queue and comes back after its visibility timeout; first bytes: %s",
-                message_id,
-                qname,
-                reason,
-                scrub(describe(exc)),
-                scrub(repr(first)),
-            )
-            return
-        logger.error(
-            "Poison message %s on queue %s moved to %s queue %s: %s; first bytes: %s",
-            message_id,
-            qname,
-            kind,
-            target.rstrip("/").rsplit("/", 1)[-1],
-            reason,
-            scrub(repr(first)),
-        )
+    # --- rejecting (replaces kombu's delete of a message rejected without requeue) ----
 
-    def _poison_target(self, client: Any, qname: str, url: str) -> tuple[str, str]:
-        """``(url, "dead-letter" | "quarantine")`` where ``qname``'s poison goes."""
-        cached = self._targets.get(url)
-        if cached is not None and time.monotonic() - cached[2] < self.poison_target_ttl:
-            return cached[0], cached[1]
-        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
-        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
-        if policy:
-            arn = json.loads(policy)["deadLetterTargetArn"]
-            account, name = arn.split(":")[4:6]
-            target = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
-            found = (target["QueueUrl"], "dead-letter")
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """Move a message rejected without requeue aside instead of deleting it.
+
+        kombu deletes it (or, with a redrive policy, leaves it to be received
+        ``maxReceiveCount`` times). Here it is copied to the dead-letter or
+        quarantine queue, then deleted, with the reason Celery gave
+        (:meth:`rejected_because`, from the worker's signal handlers). The move
+        runs from the event loop right after the consumer's handler returns,
+        which is when Celery has said why. A requeue and a task under a
+        backoff policy are kombu's.
+        """
+        if requeue or self.qos.is_backoff_task(delivery_tag):
+            return super().basic_reject(delivery_tag, requeue=requeue)
+        try:
+            info = self.qos.get(delivery_tag).delivery_info
+            sqs_message = info["sqs_message"]
+            url = info["sqs_queue"]
+        except KeyError:
+            return super().basic_reject(delivery_tag, requeue=requeue)
+        if "routing_key" in info:
+            qname = self.canonical_queue_name(info["routing_key"])
         else:
-            name = quarantine_name(qname)
-            create: dict[str, Any] = {"QueueName": name}
-            # Fourteen days, SQS's longest retention: time to look at it.
-            create["Attributes"] = {"MessageRetentionPeriod": "1209600"}
-            if name.endswith(".fifo"):
-                create["Attributes"]["FifoQueue"] = "true"
-            found = (client.create_queue(**create)["QueueUrl"], "quarantine")
-        self._targets[url] = (*found, time.monotonic())
-        return found
+            qname = url.rstrip("/").rsplit("/", 1)[-1]
+        # Frees the prefetch slot (and the lease's hold); nothing is deleted (the
+        # backoff policy does not apply).
+        virtual.QoS.reject(self.qos, delivery_tag, requeue=False)
+        self._slot_freed(delivery_tag)
+        reason = "its consumer rejected it without requeue"
+        self._rejected[delivery_tag] = [qname, url, sqs_message, reason]
+        if self.hub is None:
+            self._move_rejected(delivery_tag)
+        else:
+            self.hub.call_soon(self._move_rejected, delivery_tag)
+        return None
+
+    def rejected_because(self, delivery_tag: str, reason: str) -> None:
+        """The reason a rejected delivery is moved with (Celery's, told after the reject)."""
+        pending = self._rejected.get(delivery_tag)
+        if pending is not None:
+            pending[3] = reason
+
+    def _move_rejected(self, delivery_tag: str) -> None:
+        pending = self._rejected.pop(delivery_tag, None)
+        if pending is not None:
+            self.quarantine.move(*pending)
 
     def _release_client(self, qname: str | None) -> Any:
         """kombu's short-timeout copy of the queue's client, made once per client."""
@@ -337,10 +369,13 @@ class Channel(SQS.Channel):
         """Release the prefetch slot now; the delete goes in the next batch.
 
         Replaces kombu's ``basic_ack``, which sends one ``DeleteMessage`` per
-        message from the event loop. Without batching (``ack_batch_window``
-        0), or for a delivery kombu does not know, kombu's runs.
+        message. Callable from any thread (the threads pool acknowledges from
+        its own): the delete is collected on the hub. Without batching
+        (``ack_batch_window`` 0), outside a worker's event loop, or for a
+        delivery kombu does not know, kombu's runs.
         """
-        if self.acks is None:
+        io = self._requests
+        if self.acks is None or io is None or io.closed:
             return super().basic_ack(delivery_tag, multiple)
         try:
             info = self.qos.get(delivery_tag).delivery_info
@@ -349,24 +384,22 @@ class Channel(SQS.Channel):
         except KeyError:
             return super().basic_ack(delivery_tag, multiple)
         queue = self.canonical_queue_name(info["routing_key"]) if "routing_key" in info else None
-        self.acks.add(
-            queue, url, sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?"))
-        )
+        entry = (queue, url, sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?")))
+        acks = self.acks
+        if io.on_hub():
+            acks.add(*entry)
+        else:
+            io.post(lambda: acks.add(*entry))
         virtual.Channel.basic_ack(self, delivery_tag)
         return None
 
-    def _delete_batch(
-        self, queue: str | None, url: str, batch: list[PendingDelete]
-    ) -> list[tuple[PendingDelete, str | None]]:
-        """One ``DeleteMessageBatch``; the entries that failed, with their error codes."""
-        client = self._release_client(queue)
-        answer = client.delete_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(n), "ReceiptHandle": e.receipt} for n, e in enumerate(batch)],
-        )
-        return [(batch[int(f["Id"])], f.get("Code")) for f in answer.get("Failed") or []]
-
-    # --- closing -------------------------------------------------------------------
+    def basic_cancel(self, consumer_tag: str) -> Any:
+        """Stop consuming as kombu does; the queue's timers and liveness end with it."""
+        queue = self._tag_to_queue.get(consumer_tag)
+        result = super().basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._stop_consuming(queue)
+        return result
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -394,11 +427,34 @@ class Channel(SQS.Channel):
             logger.warning("Queue %s no longer existed when publishing: declared it again.", qname)
             super()._put(queue, again, **kwargs)
 
+    # --- closing -------------------------------------------------------------------
+
     def close(self) -> None:
-        """Send the collected deletes (bounded), then close as kombu does."""
-        if self.acks is not None:
-            self.acks.close(self.ack_flush_timeout)
-            _open_batchers.discard(self.acks)
+        """Send the deletes, release what never ran, wait for a receive in flight; then kombu's.
+
+        Bounded: the deletes by :attr:`ack_flush_timeout`, a receive in flight by
+        its own deadline (a long poll and its margin) without a lease, by
+        :attr:`lease_close_wait` under one; what it brings in that time is
+        released at once, what it brings later returns within the lease.
+        """
+        if not self.closed and not self._closing:
+            self._closing = True
+            for queue in list(self._consuming):
+                self._stop_consuming(queue)
+            if self.acks is not None:
+                self.acks.close(self.ack_flush_timeout)
+            if self.lease is not None:
+                self.lease.close()
+            self._release_unacked()
+            if self._requests is not None:
+                # Without a lease nothing else returns what a long poll in flight
+                # brings: wait for it (up to a long poll). With one, it returns within
+                # the lease, and an idle worker's stop is not a long poll longer.
+                poll = self.wait_time_seconds + self.receive_margin + 1.0
+                self._requests.close(
+                    self.ack_flush_timeout,
+                    receives=self.lease_close_wait if self.lease_seconds else poll,
+                )
         super().close()
 
 
@@ -418,30 +474,12 @@ class Transport(SQS.Transport):
         super().__init__(client, **kwargs)
 
 
-#: Batchers not closed yet: their deletes are sent when the interpreter exits.
-_open_batchers: weakref.WeakSet[AckBatcher] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for batcher in list(_open_batchers):
-        batcher.close(timeout=5.0)
-
-
-def _count_poison(queue: str) -> None:
-    """Count a poison message in this worker's telemetry (when it records any)."""
-    try:
-        from sqs_broker.telemetry import recorder
-    except ImproperlyConfigured:  # no Django settings: nothing records telemetry here
-        return
-    current = recorder.recorder()
-    if current is not None:
-        current.poisoned(queue)
-
-
 def relied_upon() -> Iterable[tuple[Any, str]]:
-    """The kombu internals this module calls or replaces, as (owner, attribute)."""
-    from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
+    """The kombu (and botocore) internals this package calls or replaces, as (owner, attribute).
+
+    Attributes set on instances only are in :data:`INSTANCE_ATTRIBUTES`.
+    """
+    from kombu.asynchronous import Hub
 
     for name in (
         "_schedule_queue",
@@ -451,20 +489,53 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "sqs",
         "_release_messages",
         "_new_release_client",
+        "_new_boto_client",
+        "new_sqs_client",
+        "get_message_attributes",
         "_envelope_payload",
         "_decode_python_message_body",
         "_delete_message",
         "_noack_queues",
         "basic_ack",
+        "basic_cancel",
         "close",
         "wait_time_seconds",
         "_queue_cache",
         "transport_options",
+        "QoS",
         "_put",
         "predefined_queues",
     ):
         yield SQS.Channel, name
-    yield AsyncSQSConnection, "make_request"
-    for name in ("can_consume", "can_consume_max_estimate", "get"):
+    # Poison and the consumers' contracts (what is moved aside, and for whom).
+    for name in ("_prepare_json_payload", "basic_consume", "basic_reject"):
+        yield SQS.Channel, name
+    yield SQS.QoS, "is_backoff_task"
+    for name in ("polling_interval", "_callbacks"):
+        yield SQS.Transport, name
+    for name in (
+        "can_consume",
+        "can_consume_max_estimate",
+        "get",
+        "ack",
+        "reject",
+        "prefetch_count",
+        "_delivered",
+        "_dirty",
+        "_flush",
+    ):
         yield virtual.QoS, name
     yield virtual.Channel, "codecs"
+    for name in ("call_later", "call_repeatedly", "call_soon", "add_reader", "remove"):
+        yield Hub, name
+    for name in ("accept", "on_message"):
+        yield messaging.Consumer, name
+
+
+#: Attributes kombu (and botocore) set on instances that this package reads.
+INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "channel": ("_active_queues", "_tag_to_queue", "_qos", "hub", "connection"),
+    "transport": ("_callbacks", "polling_interval"),
+    "sqs client": ("_request_signer",),
+    "request signer": ("_credentials",),
+}

@@ -29,6 +29,10 @@ class Fault(Exception):
 class _Outage:
     since: float
     failures: int = 0
+    #: Failures since SQS last answered anything: the backoff's step.
+    step: int = 0
+    #: The last failure had no answer at all (refused, reset, timed out).
+    silent: bool = False
 
 
 class Faults:
@@ -47,9 +51,14 @@ class Faults:
             first = outage is None
             if outage is None:
                 outage = self._outages[(operation, queue)] = _Outage(time.monotonic())
+            silent = not isinstance(exc, Fault | ClientError)
+            if outage.silent and not silent:
+                outage.step = 0  # SQS answers again, if with an error: start low
             outage.failures += 1
-            failures = outage.failures
-        delay = self.delay(failures)
+            outage.step += 1
+            outage.silent = silent
+            step = outage.step
+        delay = self.delay(step)
         if first:
             expected = isinstance(exc, Fault | ClientError | BotoCoreError | OSError)
             logger.warning(
@@ -84,6 +93,27 @@ class Faults:
                 time.monotonic() - outage.since,
                 outage.failures,
             )
+
+    def failing(self, operation: str, queue: str) -> bool:
+        """Whether (operation, queue) is failing now."""
+        return (operation, queue) in self._outages
+
+    def relax(self) -> list[tuple[str, str]]:
+        """SQS answered something: the outages with no answer at all start their backoff low.
+
+        Only those that backed off more than once, so that a queue SQS cannot
+        reach is not tried again on every answer of another. The (operation,
+        queue) pairs relaxed.
+        """
+        if not self._outages:
+            return []
+        relaxed = []
+        with self._lock:
+            for key, outage in self._outages.items():
+                if outage.silent and outage.step >= 2:
+                    outage.step = 0
+                    relaxed.append(key)
+        return relaxed
 
     def ongoing(self) -> list[tuple[str, str]]:
         """The (operation, queue) pairs failing now."""

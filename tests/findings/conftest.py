@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from sqs_broker import sqs as sqs_api
+import sqs_broker.cache
 
 
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Iterator[None]:
     """Clients and attribute caches are per configuration; start each test clean."""
-    sqs_api.clear_caches()
+    sqs_broker.cache.reset()
     yield
-    sqs_api.clear_caches()
+    sqs_broker.cache.reset()

@@ -16,8 +16,8 @@ import pytest
 from django.test import override_settings
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
+import sqs_broker.cache
 from sqs_broker import findings
-from sqs_broker import sqs as sqs_api
 from sqs_broker.localsqs import LocalSQS, free_port
 from tests.findings.common import (
     ACCOUNT,
@@ -52,7 +52,7 @@ def test_online__cut_proxy_answers_in_bounded_time(sqs_endpoint: str) -> None:
         assert "sqs_broker.E017" in online_ids(app)
         assert time.monotonic() - started < 30
         proxy.restore()
-        sqs_api.clear_caches()
+        sqs_broker.cache.reset()
         assert "sqs_broker.E017" not in online_ids(app)
 
 

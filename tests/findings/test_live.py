@@ -9,8 +9,10 @@ import pytest
 from django.test import override_settings
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
+import sqs_broker.cache
 from sqs_broker import findings
 from sqs_broker import sqs as sqs_api
+from sqs_broker.topology import Topology
 from tests.findings.common import (
     app_for,
     ids,
@@ -29,7 +31,7 @@ def make_redrive(sqs: Any, source: str, dlq: str, max_receive: int) -> None:
 
 
 def sqs_clear() -> None:
-    sqs_api.clear_caches()
+    sqs_broker.cache.reset()
 
 
 @pytest.mark.usefixtures("sqs_endpoint")
@@ -60,7 +62,8 @@ def test_online__states_given_are_reused(sqs: Any, sqs_endpoint: str, unique: st
     with Proxy.to(sqs_endpoint) as proxy:
         app = app_for({"SQS_QUEUE_NAME_PREFIX": prefix, "SQS_ENDPOINT_URL": proxy.endpoint_url})
         assert "sqs_broker.I006" not in online_ids(app, states=[])
-        states = sqs_api.fetch(sqs_api.inventory(app), app)
+        topo = Topology.of(app)
+        states = sqs_api.fetch(sqs_api.inventory(topo), topo)
         assert proxy.reset_counts()["ListQueues"] == 1
         assert "sqs_broker.I006" in online_ids(app, states=states)
         calls = proxy.reset_counts()
@@ -167,6 +170,7 @@ def test_online__discovered_queues_get_only_dead_letter_checks(sqs: Any, unique:
     prefix = f"{unique}-"
     sqs.create_queue(QueueName=f"{prefix}elsewhere", Attributes={"VisibilityTimeout": "60"})
     app = app_for({"SQS_QUEUE_NAME_PREFIX": prefix})
-    states = sqs_api.fetch(sqs_api.inventory(app, discover=True), app)
+    topo = Topology.of(app)
+    states = sqs_api.fetch(sqs_api.inventory(topo, discover=True), topo)
     assert f"{prefix}elsewhere" in {s.ref.name for s in states}
     assert not [f for f in findings.online(app, states=states) if f.queue == f"{prefix}elsewhere"]

@@ -1,7 +1,13 @@
-"""A TCP proxy on loopback that can add latency, and be cut and restored.
+"""A TCP proxy on loopback that can add latency, be cut, black-holed, refuse, and be restored.
 
 Tests and benchmarks put it between boto3/kombu and the moto server to make
-the endpoint slow, unreachable, or back again, over real sockets.
+the endpoint slow, unreachable, or back again, over real sockets:
+
+* :meth:`Proxy.cut` drops every open connection and closes new ones at once;
+* :meth:`Proxy.black_hole` forwards nothing and closes nothing: connections are
+  accepted and the bytes sent either way are dropped, so a request made during
+  the hole never gets an answer (its client must time out);
+* :meth:`Proxy.refuse` stops listening: connecting is refused, as to a stopped server.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class Proxy:
     requests: Counter[str] = field(default_factory=Counter)
     _server: socket.socket | None = field(default=None, repr=False)
     _cut: threading.Event = field(default_factory=threading.Event, repr=False)
+    _open_hole: threading.Event = field(default_factory=threading.Event, repr=False)
     _deny: threading.Event = field(default_factory=threading.Event, repr=False)
     #: Requests holding these bytes (a queue's name, say) are answered 403 AccessDenied.
     deny_matching: bytes | None = None
@@ -84,9 +91,21 @@ class Proxy:
                 sock.close()
             self._open.clear()
 
+    def black_hole(self) -> None:
+        """Forward nothing and close nothing until :meth:`restore`: the bytes are dropped."""
+        self._open_hole.set()
+
+    def refuse(self) -> None:
+        """Stop listening on the port: connecting is refused until :meth:`restore`."""
+        self.cut()
+        self._close_listener()
+
     def restore(self) -> None:
         self._cut.clear()
         self._deny.clear()
+        self._open_hole.clear()
+        if self._server is None and self.port:
+            self.start()
 
     def deny(self) -> None:
         """Answer every new request with SQS's 403 AccessDenied, as a denying IAM policy does."""
@@ -96,9 +115,14 @@ class Proxy:
 
     def stop(self) -> None:
         self.cut()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        self._close_listener()
+
+    def _close_listener(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            server.close()
 
     def __enter__(self) -> Proxy:
         return self.start()
@@ -118,17 +142,31 @@ class Proxy:
             if self._deny.is_set():
                 threading.Thread(target=self._refuse, args=(client,), daemon=True).start()
                 continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
+            if self._open_hole.is_set():
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
                 continue
-            upstream.settimeout(None)
-            with self._lock:
-                self.connections += 1
-                self._open.update((client, upstream))
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+            self._connect(client)
+
+    def _swallow(self, client: socket.socket) -> None:
+        """A connection made during a black hole: read and drop until the client gives up."""
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                pass
+        with contextlib.suppress(OSError):
+            client.close()
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self.connections += 1
+            self._open.update((client, upstream))
+        threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
     def _refuse(self, client: socket.socket) -> None:
         """Read one request and answer it 403 AccessDenied (JSON and query protocols)."""
@@ -173,6 +211,8 @@ class Proxy:
                 data = source.recv(65536)
                 if not data:
                     break
+                if self._open_hole.is_set():
+                    continue  # dropped
                 if outbound:
                     self._count(data)
                     if self.deny_matching and self.deny_matching in data:

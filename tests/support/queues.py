@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from celery import Celery
-
 
 def queue_with_dlq(
     sqs: Any, name: str, dlq_name: str, max_receive_count: int = 5, **attributes: str
@@ -39,10 +37,11 @@ def drain(sqs: Any, url: str, visibility_timeout: int | None = None) -> list[dic
             found.setdefault(message["MessageId"], message)
 
 
-def queue_state(name: str, app: Celery) -> Any:
+def queue_state(name: str, app: Any) -> Any:
     """The attributes of the declared queue ``name``, asserting SQS answered."""
     from sqs_broker import sqs as sqs_module
+    from sqs_broker.topology import Topology
 
-    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), app)
+    state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), Topology.of(app))
     assert state.error is None, state.error
     return state

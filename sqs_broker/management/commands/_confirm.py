@@ -15,15 +15,15 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from sqs_broker import actions
 from sqs_broker.management.commands._base import EXIT_INTERRUPTED, EXIT_USAGE
 from sqs_broker.sqs import QueueState
+from sqs_broker.topology import Topology
 
 
-def owned(name: str) -> QueueState:
+def owned(name: str, topo: Topology) -> QueueState:
     """A fresh state of ``name``, or a CommandError when the app does not own it or SQS fails."""
-    from sqs_broker import actions
-
-    state = actions.owned_state(name)
+    state = actions.owned_state(name, topo)
     if state is None:
         raise CommandError(
             f"{name} is not a queue of this app (declared, predefined, or their dead-letter "

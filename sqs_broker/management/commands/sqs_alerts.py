@@ -19,8 +19,11 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from sqs_broker import alerts
+from sqs_broker import alerts, stats
+from sqs_broker.conf import app_settings
 from sqs_broker.management.commands._base import EXIT_USAGE, SqsCommand
+from sqs_broker.schema import Stats
+from sqs_broker.topology import Topology
 
 
 def _threshold_options(parser: CommandParser) -> None:
@@ -164,13 +167,11 @@ class Command(SqsCommand):
             data = self._data()
             try:
                 if action == "keda":
-                    from sqs_broker import sqs
-
                     text = alerts.to_yaml(
                         alerts.keda(
                             data,
                             options["deployment"],
-                            sqs.region(),
+                            Topology.of().region,
                             options["target"],
                             options["queue"],
                             options["min_replicas"],
@@ -187,10 +188,8 @@ class Command(SqsCommand):
                 raise CommandError(str(exc), returncode=EXIT_USAGE) from None
             self.stdout.write(text, ending="")
 
-    def _data(self, window: int | None = None) -> dict[str, Any]:
-        from sqs_broker import stats
-
-        return dict(stats.gather(online=False, window=window))
+    def _data(self, window: int | None = None) -> Stats:
+        return stats.gather(online=False, window=window)
 
     def _write(self, text: str, output: str | None) -> None:
         if not output:
@@ -207,8 +206,6 @@ class Command(SqsCommand):
         self.stderr.write(_("Wrote %(path)s.") % {"path": output})
 
     def _check(self, thresholds: alerts.Thresholds, as_json: bool) -> None:
-        from sqs_broker.conf import app_settings
-
         try:
             data = self._data(thresholds.window)
         except Exception as exc:  # could not check at all: exit 2 with the reason

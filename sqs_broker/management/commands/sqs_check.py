@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from sqs_broker import findings
 from sqs_broker.management.commands._base import SqsCommand, number
 from sqs_broker.redact import scrub_data
+from sqs_broker.topology import Topology
 
 LABELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO"}
 
@@ -69,10 +70,11 @@ class Command(SqsCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        app = options.get("app")
-        found = findings.offline(app)
+        # Resolved once: the offline and online findings describe one configuration.
+        topo = Topology.of(options.get("app"))
+        found = findings.offline(topo)
         if not options["offline"]:
-            found += findings.online_within(options["timeout"], app)
+            found += findings.online_within(options["timeout"], topo)
         if not options["include_silenced"]:
             found = findings.unsilenced(found)
         found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))

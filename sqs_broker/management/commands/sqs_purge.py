@@ -15,8 +15,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from sqs_broker import actions, sqs
 from sqs_broker.management.commands._base import EXIT_FINDINGS, EXIT_INTERRUPTED, SqsCommand
 from sqs_broker.management.commands._confirm import audit, confirm, interrupts_held, owned
+from sqs_broker.topology import Topology
 
 COMMAND = "manage.py sqs_purge"
 
@@ -38,8 +40,9 @@ class Command(SqsCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["queue"]
+        topo = Topology.of()
         try:
-            state = owned(name)
+            state = owned(name, topo)
             count = state.int("ApproximateNumberOfMessages")
             shown = count if count is not None else "?"
             self.stdout.write(f"{name}: about {shown} visible messages.")
@@ -48,16 +51,14 @@ class Command(SqsCommand):
             raise CommandError(
                 "Interrupted: nothing was purged.", returncode=EXIT_INTERRUPTED
             ) from None
-        self._purge(state, shown)
+        self._purge(state, shown, topo)
 
-    def _purge(self, state: Any, shown: object) -> None:
-        from sqs_broker import actions, sqs
-
+    def _purge(self, state: Any, shown: object, topo: Topology) -> None:
         name = state.ref.name
         with interrupts_held(self.stderr) as held:
             try:
                 with held.may_stop():
-                    actions.purge(state)
+                    actions.purge(state, topo)
             except KeyboardInterrupt:
                 audit(
                     COMMAND,

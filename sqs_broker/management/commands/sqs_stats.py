@@ -16,6 +16,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 
+from sqs_broker import stats
 from sqs_broker.management.commands._base import (
     EXIT_USAGE,
     MAX_INDENT,
@@ -65,8 +66,6 @@ class Command(SqsCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from sqs_broker import stats
-
         try:
             window = stats.parse_window(options["window"])
         except ValueError as exc:

@@ -51,11 +51,14 @@
           item.classList.add("sqs-sev-" + level);
         });
       }
+      var clear = document.getElementById("sqs-all-clear");
+      if (clear) { clear.hidden = !health.all_clear; }
     }
     var stamp = document.getElementById("sqs-generated");
     if (stamp && data.generated_at) {
       stamp.setAttribute("datetime", data.generated_at);
-      stamp.textContent = data.generated_at;
+      stamp.setAttribute("title", new Date(data.generated_at).toLocaleString());
+      stamp.textContent = stamp.dataset.now || data.generated_at;
     }
   }
 
@@ -127,7 +130,7 @@
                                     headers: { Accept: "application/json" } })
         .then(function (response) { return response.json(); })
         .then(function (record) {
-          ["moved", "skipped", "failed", "not_deleted", "to_move"].forEach(function (name) {
+          ["moved", "skipped", "succeeded", "failed", "not_deleted", "to_move"].forEach(function (name) {
             setText(move.querySelector('[data-field="' + name + '"]'), record[name]);
           });
           setText(move.querySelector('[data-field="state"]'), record.state_label || record.state);

@@ -2,8 +2,8 @@
 
 Django's template engine costs some microseconds per tag, and the queue table
 repeats its tags for every queue: with 300 queues, ~20 ``{% translate %}``,
-three ``{% url %}`` and two ``{% include %}`` per row made 0.4 s of rendering
-(issue 15). So what is the same on every row is worked out here once per
+three ``{% url %}`` and two ``{% include %}`` per row made 0.4 s of rendering.
+So what is the same on every row is worked out here once per
 request (the words of the table, translated in the request's language; each
 link's pattern, reversed once) and what differs is worked out once per row
 (the links, the sparklines, the sentences around a figure). The template only
@@ -13,7 +13,7 @@ prints; the markup contract (ids, classes, ``data-label``) stays in the template
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from django.urls import reverse
@@ -23,8 +23,12 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from sqs_broker import charts
+from sqs_broker.dashboard import charts
+from sqs_broker.schema import FindingRow, QueueRow
 from sqs_broker.templatetags.sqs_broker_tags import age
+
+if TYPE_CHECKING:
+    from sqs_broker.history import HistoryWindow
 
 
 def labels() -> dict[str, str]:
@@ -78,20 +82,31 @@ class Sparks:
             _("Run manage.py sqs_sample or the beat task to record history."),
             _("no history"),
         )
+        self.collecting = _("collecting: first line in %(minutes)s min")
+        self.collecting_title = _(
+            "%(count)s samples so far; a line needs samples in two time buckets."
+        )
 
     def __call__(self, spark: dict[str, Any]) -> SafeString:
-        """The ``<svg>`` of ``spark``, or "no history" when it holds no sample."""
+        """The ``<svg>`` of ``spark``; "no history" without a sample, "collecting" before a line."""
         if not spark["count"]:
             return self.empty
+        if spark.get("collecting_minutes") is not None:
+            return format_html(
+                '<span class="sqs-muted sqs-collecting" title="{}">{}</span>',
+                self.collecting_title % {"count": localize(spark["count"])},
+                self.collecting % {"minutes": localize(spark["collecting_minutes"])},
+            )
         label = self.label % {"count": localize(spark["count"]), "peak": localize(spark["peak"])}
         return charts.sparkline_svg(spark, label)
 
 
 def queue_rows(
-    queues: Iterable[Mapping[str, Any]],
+    queues: Iterable[QueueRow],
     series: Mapping[str, Sequence[dict[str, Any]]],
-    findings: Iterable[Mapping[str, Any]],
+    findings: Iterable[FindingRow],
     *,
+    window: HistoryWindow,
     can_purge: bool,
     can_redrive: bool,
 ) -> list[dict[str, Any]]:
@@ -110,14 +125,14 @@ def queue_rows(
     sparks = Sparks()
     after = _("after %(n)s receives")
     titles: dict[str, str] = {}
-    by_queue: dict[str | None, list[Mapping[str, Any]]] = {}
+    by_queue: dict[str | None, list[FindingRow]] = {}
     for finding in findings:
         by_queue.setdefault(finding["queue"], []).append(finding)
     rows = []
     for q in queues:
         name, dlq, source = q["name"], q["dlq"], q["oldest_age_source"]
-        spark = charts.sparkline(series.get(name, []))
-        dlq_spark = charts.sparkline(series.get(dlq["name"], [])) if dlq else None
+        spark = charts.sparkline(series.get(name, []), window=window)
+        dlq_spark = charts.sparkline(series.get(dlq["name"], []), window=window) if dlq else None
         if source and source not in titles:
             titles[source] = _("Source: %(source)s") % {"source": source}
         rows.append(

@@ -9,7 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from sqs_broker import rows
+from sqs_broker.dashboard import rows
+from sqs_broker.history import history_window
+
+#: The time axis every row's sparkline is drawn on (the last six hours).
+WINDOW = history_window(6)
 
 
 def _queue(name: str, **fields: Any) -> dict[str, Any]:
@@ -45,15 +49,15 @@ def test_queue_rows__actions_only_where_allowed():
         _queue("failed", error="QueueDoesNotExist", dlq=_dlq("f-dlq", 1)),
         _queue("theirs", read_only=True, dlq=_dlq("t-dlq", 3)),
     ]
-    table = {r["q"]["name"]: r for r in rows.queue_rows(queues, {}, [], can_purge=True,
-                                                           can_redrive=True)}  # fmt: skip
+    every = rows.queue_rows(queues, {}, [], window=WINDOW, can_purge=True, can_redrive=True)
+    table = {r["q"]["name"]: r for r in every}
     purge = {name for name, r in table.items() if r["purge_url"]}
     redrive = {name for name, r in table.items() if r["redrive_url"]}
     assert purge == {"ok", "empty-dlq"}
     assert redrive == {"ok", "failed"}
     assert table["ok"]["purge_url"] == reverse("admin:sqs_broker_dashboard_purge", args=["ok"])
     assert table["ok"]["dlq_url"] == reverse("admin:sqs_broker_dashboard_queue", args=["ok-dlq"])
-    for r in rows.queue_rows(queues, {}, [], can_purge=False, can_redrive=False):
+    for r in rows.queue_rows(queues, {}, [], window=WINDOW, can_purge=False, can_redrive=False):
         assert r["purge_url"] is None and r["redrive_url"] is None
 
 
@@ -69,7 +73,9 @@ def test_queue_rows__findings_ages_and_sparklines_per_queue():
         _queue("b", oldest_age=0.0, oldest_age_source="attributes"),
     ]
     findings = [{"queue": "a", "id": "x"}, {"queue": None, "id": "y"}, {"queue": "a", "id": "z"}]
-    a, b = rows.queue_rows(queues, {"a": samples}, findings, can_purge=False, can_redrive=False)
+    a, b = rows.queue_rows(
+        queues, {"a": samples}, findings, window=WINDOW, can_purge=False, can_redrive=False
+    )
     assert [f["id"] for f in a["findings"]] == ["x", "z"] and b["findings"] == []
     assert (a["oldest"], a["oldest_title"]) == ("2\xa0hours, 1\xa0minute", "Source: history")
     assert (b["oldest"], b["oldest_title"]) == ("0 s", "Source: attributes")
@@ -83,7 +89,7 @@ def test_labels_and_sentences__in_the_active_language():
     queues = [_queue("a", dlq=_dlq("a-dlq", 1, 4), oldest_age=5.0, oldest_age_source="history")]
     with translation.override("zh-hans"):
         labels = rows.labels()
-        (row,) = rows.queue_rows(queues, {}, [], can_purge=True, can_redrive=True)
+        (row,) = rows.queue_rows(queues, {}, [], window=WINDOW, can_purge=True, can_redrive=True)
     assert (labels["queue"], labels["visible"], labels["dlq"]) == ("队列", "可见", "死信队列")
     assert row["dlq_after"] == "接收 4 次后"
     assert row["oldest_title"] == "来源：history"

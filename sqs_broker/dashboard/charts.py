@@ -5,7 +5,7 @@ Only numbers and coordinates are computed here; the templates draw the
 :func:`sparkline_svg` writes it, because the dashboard draws one per queue and
 per dead-letter queue, and 600 template includes took a third of its rendering
 time at 300 queues. Queue history is drawn on
-a time axis: the points are the time buckets :func:`sqs_broker.stats.history`
+a time axis: the points are the time buckets :func:`sqs_broker.history.history`
 grouped in the database, placed by time, with gaps left open and ticks at
 round times. Keeping the arithmetic out of templates
 makes it testable and keeps the templates readable.
@@ -13,16 +13,18 @@ makes it testable and keeps the templates readable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 if TYPE_CHECKING:
+    from sqs_broker.history import HistoryWindow
     from sqs_broker.schema import BackoffRow
-    from sqs_broker.stats import HistoryWindow
 
 
 def points(
@@ -51,14 +53,6 @@ TICK_STEPS = (
     MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR,
     12 * HOUR, DAY, 2 * DAY, 7 * DAY,
 )  # fmt: skip
-
-
-def _window(window: HistoryWindow | None) -> HistoryWindow:
-    if window is not None:
-        return window
-    from sqs_broker import stats
-
-    return stats.history_window()
 
 
 def time_segments(
@@ -113,8 +107,6 @@ def time_ticks(
     window: HistoryWindow, left: float, right: float, most: int = 6
 ) -> list[dict[str, str]]:
     """Ticks of a time axis at round times (local time of day), at most ``most`` of them."""
-    from django.utils import timezone
-
     span = (window.end - window.start).total_seconds() or 1.0
     spacing = next((s for s in TICK_STEPS if span / s <= most), TICK_STEPS[-1])
     first = -(-window.start.timestamp() // spacing) * spacing
@@ -133,14 +125,31 @@ def _count(samples: Sequence[dict[str, Any]]) -> int:
     return sum(map(int, [s.get("samples", 1) for s in samples]))
 
 
+#: Seconds between samples (``sqs_sample --interval 60``, the beat task): a bucket's first
+#: sample may come this long after the bucket starts.
+SAMPLE_PERIOD = 60
+
+
+def minutes_to_line(samples: Sequence[dict[str, Any]], window: HistoryWindow) -> int | None:
+    """Whole minutes until a young history draws a line (its second point); ``None`` once it does.
+
+    A line needs two time buckets holding samples: with one, the second comes
+    when the next bucket starts and a sample lands in it.
+    """
+    if len(samples) >= 2:
+        return None
+    wait = window.step - window.end.timestamp() % window.step + SAMPLE_PERIOD
+    return max(1, math.ceil(wait / 60))
+
+
 def sparkline(
     samples: Sequence[dict[str, Any]],
+    *,
+    window: HistoryWindow,
     width: int = 120,
     height: int = 24,
-    window: HistoryWindow | None = None,
 ) -> dict[str, Any]:
     """A small trend of visible messages on the window's time axis, with its peak."""
-    window = _window(window)
     visible = [s["visible"] for s in samples]
     top = max(visible) if visible else 0
     return {
@@ -149,6 +158,7 @@ def sparkline(
         "segments": time_segments(samples, "visible", window, (2, 2, width - 2, height - 2), top),
         "peak": top if visible else None,
         "count": _count(samples),
+        "collecting_minutes": minutes_to_line(samples, window),
     }
 
 
@@ -169,9 +179,10 @@ def sparkline_svg(spark: dict[str, Any], label: str) -> SafeString:
 
 def history_chart(
     samples: Sequence[dict[str, Any]],
+    *,
+    window: HistoryWindow,
     width: int = 640,
     height: int = 200,
-    window: HistoryWindow | None = None,
 ) -> dict[str, Any]:
     """A larger chart: visible, in flight and delayed on one scale and one time axis.
 
@@ -179,7 +190,6 @@ def history_chart(
     minutes of samples sit at the right end of a six-hour axis, and a gap in
     sampling shows as a gap. The bottom band holds the time ticks.
     """
-    window = _window(window)
     pad, band = 4, 14
     box = (pad, pad, width - pad, height - pad - band)
     series = {key: [s[key] for s in samples] for key in ("visible", "in_flight", "delayed")}
@@ -197,6 +207,7 @@ def history_chart(
         "start": window.start,
         "end": window.end,
         "count": _count(samples),
+        "collecting_minutes": minutes_to_line(samples, window),
     }
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqs_broker import charts
-from sqs_broker.stats import HistoryWindow
+from sqs_broker import history
+from sqs_broker.dashboard import charts
+from sqs_broker.history import HistoryWindow
 
 
 def test_points__scaled_to_the_box():
@@ -156,3 +157,24 @@ def test_time_segments__same_points_as_datetime_arithmetic():
         box = rng.choice([(2, 2, 118, 22), (4, 4, 636, 182)])
         expected = _segments_by_datetimes(samples, "visible", window, box, top)
         assert charts.time_segments(samples, "visible", window, box, top) == expected
+
+
+def test_young_history__says_when_the_first_line_comes():
+    """One time bucket of samples: no chart box, the minutes until a line; two: a line."""
+    now = datetime(2026, 12, 6, 18, 0, 30, tzinfo=UTC)
+    window = history.history_window(hours=6, now=now)  # 180 s buckets
+    one = [{"t": now, "visible": 0, "in_flight": 0, "delayed": 0, "samples": 1}]
+    chart = charts.history_chart(one, window=window)
+    # 150 s to the next bucket, plus up to a minute for its first sample.
+    assert chart["collecting_minutes"] == 4
+    assert charts.sparkline(one, window=window)["collecting_minutes"] == 4
+    earlier = {**one[0], "t": now - timedelta(seconds=600)}
+    assert charts.history_chart([earlier, *one], window=window)["collecting_minutes"] is None
+
+
+def test_young_history__rows_say_collecting_not_a_lone_dot():
+    """A queue row with one bucket of samples shows "collecting", with the minutes."""
+    from sqs_broker.dashboard.rows import Sparks
+
+    html = Sparks()({"count": 1, "peak": 0, "collecting_minutes": 3, "segments": []})
+    assert "collecting: first line in 3 min" in html and "<svg" not in html

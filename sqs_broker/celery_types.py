@@ -1,0 +1,66 @@
+"""Typed names for the parts of Celery and kombu that sqs_broker builds on.
+
+Celery ships no type information and kombu only some, so mypy sees their
+classes as ``Any`` (which a strict check will not subclass) and some of their
+functions as untyped. Rather than silence each use, this module names what
+sqs_broker uses, with the signatures it relies on: at run time the names are
+Celery's and kombu's own objects, for the type checker they are the
+declarations below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+
+    class Step:
+        """``celery.bootsteps.Step``: a worker boot step."""
+
+        label: str
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None: ...
+
+    class StartStopStep(Step):
+        """``celery.bootsteps.StartStopStep``: a step whose ``create()`` object starts and stops."""
+
+        obj: Any
+
+        def create(self, parent: Any) -> Any: ...
+
+        def stop(self, parent: Any) -> None: ...
+
+        def terminate(self, parent: Any) -> None: ...
+
+    class AMQP:
+        """``celery.app.amqp.AMQP``: the app's helper that builds and sends task messages."""
+
+        app: Any
+
+        def __init__(self, app: Any) -> None: ...
+
+        def _create_task_sender(self) -> Any: ...
+
+    def shared_task(*, name: str, ignore_result: bool = ...) -> Callable[[F], F]:
+        """``celery.shared_task``: a task of every app, the function itself still callable."""
+        ...
+
+else:
+    from celery import shared_task
+    from celery.app.amqp import AMQP
+    from celery.bootsteps import StartStopStep, Step
+
+
+def channel_client(channel: Any, queue: str | None = None) -> Any:
+    """kombu's ``SQS.Channel.sqs``: the boto3 client a channel uses for ``queue``."""
+    from kombu.transport.SQS import Channel
+
+    # kombu leaves Channel.sqs unannotated; one typed name for it.
+    method: Callable[..., Any] = Channel.sqs
+    return method(channel, queue=queue)
+
+
+__all__ = ["AMQP", "StartStopStep", "Step", "channel_client", "shared_task"]

@@ -1,0 +1,272 @@
+"""The worker's side of offloaded task messages, with real workers on moto's SQS and S3.
+
+A task whose argument is larger than SQS carries runs end to end; its object
+is deleted after the acknowledgement, kept across a SIGKILL; a pointer that
+cannot be honoured is quarantined with the pointer, never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from django.test import override_settings
+
+from sqs_broker import payloads, publishing
+from sqs_broker.transport import payloads as worker_payloads
+from sqs_broker.transport.poison import Poison
+from tests.support.env import base_env, make_app
+from tests.support.queues import drain
+
+MEASURE = "project.demo.tasks.measure"
+#: Three million characters: a 4 MB SQS body once kombu has base64-encoded it.
+BIG = "b" * 3_000_000
+
+
+def with_worker(test: Callable[..., None]) -> Callable[..., None]:
+    """Marks a test that starts workers."""
+    return pytest.mark.worker(pytest.mark.django_db(transaction=True)(test))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def s3(sqs_endpoint: str) -> Any:
+    """A boto3 S3 client on the moto server."""
+    return boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(unique: str, s3: Any, sqs_endpoint: str) -> Iterator[str]:
+    """A bucket on moto, and settings in this process that offload to it."""
+    s3.create_bucket(Bucket=unique)
+    payloads.forget_clients()
+    with override_settings(
+        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
+        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
+    ):
+        yield unique
+    payloads.forget_clients()
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def worker_env(unique: str, bucket: str, **overrides: str) -> dict[str, str]:
+    """A worker on queues prefixed ``unique-`` that reads stored bodies from ``bucket``."""
+    return base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_LARGE_PAYLOAD_BUCKET=bucket,
+        SQS_LARGE_PAYLOAD_ENDPOINT_URL=base_env()["SQS_ENDPOINT_URL"],
+        **overrides,
+    )
+
+
+def runs(path: Path) -> list[list[str]]:
+    """``[length, digest, pid]`` of every run of ``measure`` recorded in ``path``."""
+    if not path.exists():
+        return []
+    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+
+
+def published(unique: str, bucket: str, **overrides: str) -> Any:
+    """A guarded publishing app for the worker's queues."""
+    app = make_app(worker_env(unique, bucket, **overrides))
+    publishing.install(app)
+    return app
+
+
+DIGEST = hashlib.sha256(BIG.encode()).hexdigest()[:16]
+
+
+@with_worker
+def test_offloaded_task__runs_and_its_object_is_deleted_after_ack(
+    start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path
+) -> None:
+    """A 3 MB argument goes through S3; the worker runs it; the bucket is empty afterwards."""
+    journal = tmp_path / "journal"
+    worker = start_worker(worker_env(unique, bucket))
+    published(unique, bucket).send_task(MEASURE, args=(BIG, str(journal)))
+    assert len(keys(s3, bucket)) == 1
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+    assert runs(journal)[0][:2] == [str(len(BIG)), DIGEST]
+    assert wait_for(lambda: keys(s3, bucket) == [], 15), worker.output()
+    url = sqs.get_queue_url(QueueName=f"{unique}-celery")["QueueUrl"]
+    assert drain(sqs, url) == []
+    assert "succeeded" in worker.output()
+
+
+@with_worker
+def test_offloaded_task__sigkilled_worker_leaves_the_object_for_the_redelivery(
+    start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path
+) -> None:
+    """Killed mid-task: redelivered, its object still there; nothing left once it succeeds."""
+    visibility = 4
+    env = worker_env(unique, bucket, SQS_VISIBILITY_TIMEOUT=str(visibility))
+    journal = tmp_path / "journal"
+    first = start_worker(env)
+    published(unique, bucket, SQS_VISIBILITY_TIMEOUT=str(visibility)).send_task(
+        MEASURE, args=(BIG, str(journal), 2.0)
+    )
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), first.output()
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    [key] = keys(s3, bucket)
+
+    second = start_worker(env)
+    assert wait_for(lambda: len(runs(journal)) == 2, visibility + 30), second.output()
+    # The redelivery read the same object: it was kept while the message could come back.
+    assert keys(s3, bucket) == [key]
+    assert [run[:2] for run in runs(journal)] == [[str(len(BIG)), DIGEST]] * 2
+    assert runs(journal)[0][2] != runs(journal)[1][2]
+    assert wait_for(lambda: "succeeded" in second.output(), 30), second.output()
+    assert wait_for(lambda: keys(s3, bucket) == [], 15), second.output()
+
+
+@with_worker
+def test_pointer_it_cannot_honour__quarantined_with_the_pointer(
+    start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path
+) -> None:
+    """Unreadable pointers and an undecodable stored body are moved with their pointers.
+
+    The stored body that is not a task keeps its object: the quarantined
+    message still points to it.
+    """
+    s3.create_bucket(Bucket=f"{unique}-other")
+    s3.put_object(Bucket=f"{unique}-other", Key="secret", Body=b"not for workers")
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    other = payloads.Pointer(f"{unique}-other", "secret").body()
+    missing = payloads.Pointer(bucket, "sqs-payloads/gone").body()
+    s3.put_object(Bucket=bucket, Key="sqs-payloads/garbage", Body=b"not a kombu envelope")
+    garbage = payloads.Pointer(bucket, "sqs-payloads/garbage").body()
+    for body in (other, missing, garbage):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    worker = start_worker(worker_env(unique, bucket))
+    quarantine = f"{unique}-celery-quarantine"
+
+    def moved() -> int:
+        try:
+            target = sqs.get_queue_url(QueueName=quarantine)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            return 0
+        names = ["ApproximateNumberOfMessages"]
+        answer = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=names)
+        return int(answer["Attributes"][names[0]])
+
+    assert wait_for(lambda: moved() == 3, 30), worker.output()
+    target = sqs.get_queue_url(QueueName=quarantine)["QueueUrl"]
+    reasons = {
+        m["Body"]: m["MessageAttributes"]["sqs_broker.poison.reason"]["StringValue"]
+        for m in drain(sqs, target)
+    }
+    assert set(reasons) == {other, missing, garbage}
+    assert "not a JSON kombu envelope" in reasons[garbage]
+    assert "sqs-payloads/garbage" in keys(s3, bucket)
+    assert f"names bucket '{unique}-other', not the configured '{bucket}'" in reasons[other]
+    assert "cannot be read (NoSuchKey)" in reasons[missing]
+    assert drain(sqs, url) == []
+
+
+# --- the functions on their own ------------------------------------------------------
+
+
+def test_body_of__a_plain_body_is_left_alone(bucket: str) -> None:
+    """A kombu body (base64 or JSON) is returned as received, with no S3 request."""
+    for body in ("eyJib2R5IjogIiJ9", '{"body": "", "properties": {}}', "[1, 2]"):
+        assert worker_payloads.body_of({"Body": body, "ReceiptHandle": "r"}) == body
+    assert len(worker_payloads.held) == 0
+
+
+def test_body_of__reads_the_object_and_holds_it_until_acknowledged(
+    bucket: str, s3: Any, unique: str
+) -> None:
+    """The stored body is read; acknowledging the receipt deletes the object, once."""
+    pointer = payloads.store("stored body", f"{unique}-celery")
+    message = {"Body": pointer.body(), "ReceiptHandle": f"{unique}-receipt"}
+    assert worker_payloads.body_of(message) == "stored body"
+    assert keys(s3, bucket) == [pointer.key]
+    worker_payloads.acknowledged(["another-receipt"])
+    assert keys(s3, bucket) == [pointer.key]
+    worker_payloads.acknowledged([f"{unique}-receipt"])
+    assert keys(s3, bucket) == []
+    assert worker_payloads.held.pop([f"{unique}-receipt"]) == []
+
+
+def test_body_of__refusals_are_poison(bucket: str, unique: str) -> None:
+    """Malformed pointers, other buckets, missing objects and no bucket are poison."""
+    cases = {
+        json.dumps([payloads.POINTER_CLASS, "x"]): "not [class, {s3BucketName, s3Key}]",
+        json.dumps([payloads.POINTER_CLASS, {"s3BucketName": bucket}]): "no s3BucketName",
+        payloads.Pointer("elsewhere", "k").body(): "names bucket 'elsewhere'",
+        payloads.Pointer(bucket, "nothing-here").body(): "cannot be read (NoSuchKey)",
+    }
+    for body, reason in cases.items():
+        with pytest.raises(Poison, match=re.escape(reason)):
+            worker_payloads.body_of({"Body": body, "ReceiptHandle": "r"})
+    with (
+        override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET=None),
+        pytest.raises(Poison, match="SQS_BROKER_LARGE_PAYLOAD_BUCKET is not set"),
+    ):
+        worker_payloads.body_of({"Body": payloads.Pointer(bucket, "k").body()})
+
+
+def test_body_of__s3_not_answering_leaves_the_message(unique: str) -> None:
+    """An S3 that does not answer is not poison: the message waits for a later delivery."""
+    with override_settings(
+        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
+        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL="http://127.0.0.1:9",
+        SQS_BROKER_LARGE_PAYLOAD_TIMEOUT=0.5,
+    ):
+        payloads.forget_clients()
+        with pytest.raises(worker_payloads.Unavailable, match="S3 did not answer"):
+            worker_payloads.body_of({"Body": payloads.Pointer(unique, "k").body()})
+    payloads.forget_clients()
+
+
+def test_held__forgets_receipts_never_acknowledged() -> None:
+    """A receipt older than the longest visibility timeout is dropped on a later add."""
+    held = worker_payloads.Held(ttl=0)
+    held.add("old", payloads.Pointer("b", "k1"))
+    held._pruned -= 120  # as if the last pruning was two minutes ago
+    held.add("new", payloads.Pointer("b", "k2"))
+    assert len(held) == 1 and held.pop(["new"]) == [payloads.Pointer("b", "k2")]
+
+
+@with_worker
+def test_extended_clients_message__runs_and_its_object_is_deleted(
+    start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path
+) -> None:
+    """A task message AWS's extended client stored in S3 runs on our worker; then it is gone."""
+    from tests.test_payloads import extended_client
+
+    journal = tmp_path / "journal"
+    url = sqs.create_queue(QueueName=f"{unique}-celery")["QueueUrl"]
+    # The task message kombu would send, taken off the queue before any worker sees it.
+    app = make_app(worker_env(unique, bucket))
+    app.send_task(MEASURE, args=("e" * 500_000, str(journal)))
+    [message] = drain(sqs, url)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    extended_client("send", url, bucket, stdin=message["Body"])
+    [key] = keys(s3, bucket)
+    assert not key.startswith("sqs-payloads/")  # the extended client's own key: a bare uuid
+
+    worker = start_worker(worker_env(unique, bucket))
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+    assert runs(journal)[0][0] == "500000"
+    assert wait_for(lambda: keys(s3, bucket) == [], 15), worker.output()
