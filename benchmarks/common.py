@@ -9,27 +9,23 @@ from environment variables, exactly as in production.
 from __future__ import annotations
 
 import os
-import re
+import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 from celery import Celery
 
-from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, stop_process
+from sqs_broker.localsqs import LOCAL_ENV, LocalSQS
 from sqs_broker.settings import celery_settings
+from tests.support import ROOT, workers  # noqa: F401 - ROOT for the scripts
 
-ROOT = Path(__file__).resolve().parent.parent
 ADD = "project.demo.tasks.add"
 
 #: kombu 5.7's own defaults for the SQS transport and Celery's prefetch multiplier.
@@ -92,42 +88,16 @@ def unique(prefix: str = "b") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-_LOG_LINE = re.compile(
-    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/\w+\] Task \S+\[([0-9a-f-]{36})\] received",
-    re.MULTILINE,
-)
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen[bytes]
-    log: Path
-    started: float = field(default_factory=time.monotonic)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+class Worker(workers.Worker):
+    """The tests' worker, given more time to start and leaving no log behind when stopped."""
 
     def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.output():
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.output()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"worker not ready in {timeout} s:\n{self.output()[-3000:]}")
+        super().wait_ready(timeout)
 
-    def received(self) -> dict[str, float]:
-        """Task id -> the wall-clock time the worker logged its receipt."""
-        found = {}
-        for stamp, task_id in _LOG_LINE.findall(self.output()):
-            when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
-            found.setdefault(task_id, when.timestamp())
-        return found
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=20)
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        status = super().stop(sig, timeout)
         self.log.unlink(missing_ok=True)
+        return status
 
 
 def start_worker(
@@ -137,33 +107,27 @@ def start_worker(
     pool: str = "solo",
     concurrency: int = 1,
 ) -> Worker:
-    """A ``celery -A project worker`` on ``queues``; call ``wait_ready()`` before timing."""
+    """A ``celery -A project worker`` on ``queues``; call ``wait_ready()`` before timing.
+
+    The tests' harness (``tests/support/workers.py``), with a database of the
+    benchmarks' own, and the worker leading its own process group, so a
+    benchmark can kill the pool with it (``os.killpg``).
+    """
     log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
     database = Path(tempfile.gettempdir()) / "sqs-broker-bench.sqlite3"
-    full_env = {
-        **env,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
-        "DATABASE_URL": f"sqlite:///{database}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    argv = [
-        sys.executable, "-m", "celery", "-A", "project", "worker",
-        f"--pool={pool}", f"--concurrency={concurrency}", "-Q", queues, "--loglevel=INFO",
-        f"--prefetch-multiplier={prefetch_multiplier}", "-n", f"{unique('w')}@%h",
-        "--without-heartbeat", "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        # Its own process group, so a benchmark can kill the pool with it (os.killpg).
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            argv,
-            cwd=ROOT,
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Worker(process, log)
+    own = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "DJANGO_SECRET_KEY")}
+    worker = workers.spawn(
+        {**own, "DJANGO_SECRET_KEY": "bench-" + "x" * 50},
+        log,
+        database_url=f"sqlite:///{database}",
+        queues=queues,
+        pool=pool,
+        concurrency=concurrency,
+        prefetch_multiplier=prefetch_multiplier,
+        name=unique("w"),
+        new_session=True,
+    )
+    return Worker(worker.process, worker.log, worker.env)
 
 
 def wait_empty(client: Any, urls: list[str], timeout: float = 120) -> float:
@@ -205,7 +169,7 @@ def publish(signatures: list[Any], method: str, app: Celery) -> None:
 
 
 class ProxyProcess:
-    """The counting proxy (``tests.proxy.Proxy``) in a process of its own.
+    """The counting proxy (``tests.support.proxy.Proxy``) in a process of its own.
 
     Its threads then spend no CPU of the process being measured: in-process,
     relaying 300 requests took about 0.15 s of the measured page's time.
@@ -239,7 +203,7 @@ class ProxyProcess:
 
 
 def _serve_proxy(endpoint_url: str, delay: float, conn: Any) -> None:
-    from tests.proxy import Proxy
+    from tests.support.proxy import Proxy
 
     with Proxy.to(endpoint_url, delay=delay) as proxy:
         conn.send(proxy.endpoint_url)

@@ -17,7 +17,7 @@ import sqs_broker.cache
 from benchmarks.common import env_for, make_app, sqs_client, unique
 from sqs_broker import sqs
 from sqs_broker.topology import Topology
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def _one_pass(app: Any) -> int:

@@ -36,8 +36,8 @@ from sqs_broker import stats  # noqa: E402
 from sqs_broker.conf import app_settings  # noqa: E402
 from sqs_broker.settings import celery_settings  # noqa: E402
 from sqs_broker.topology import Topology  # noqa: E402
-from tests import localserver  # noqa: E402
-from tests.proxy import Proxy  # noqa: E402
+from tests.support import localserver  # noqa: E402
+from tests.support.proxy import Proxy  # noqa: E402
 
 
 def make_app(endpoint: str, prefix: str) -> Celery:

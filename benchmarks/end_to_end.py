@@ -24,7 +24,7 @@ from benchmarks.common import (
     unique,
     wait_empty,
 )
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def worker_run(

@@ -41,7 +41,7 @@ from benchmarks.common import (
     unique,
 )
 from sqs_broker.localsqs import LocalSQS, free_port
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 JOURNAL = "project.demo.tasks.journal"
 

@@ -34,7 +34,7 @@ from benchmarks.common import (
     start_worker,
     unique,
 )
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 IDLE_QUEUES = 10
 #: Queues sampled at once per configuration: one sampler each.

@@ -39,7 +39,7 @@ import boto3
 
 from benchmarks import report
 from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, free_port
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqs_broker.cache
 from benchmarks.common import ADD, env_for, make_app, publish, sqs_client, unique
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def _round(app: Any, client: Any, prefix: str, method: str, tasks: int) -> float:

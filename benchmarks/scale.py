@@ -50,7 +50,7 @@ from unittest import mock
 import sqs_broker.cache
 from benchmarks import report
 from benchmarks.common import ADD, ROOT, ProxyProcess, local_sqs, sqs_client, unique
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 TASKS, TASK_QUEUES, DAYS = 20, 5, 7
 QUEUES = 300

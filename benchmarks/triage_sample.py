@@ -35,8 +35,8 @@ from django.test import override_settings  # noqa: E402
 
 from benchmarks.dashboard_fetch import make_app  # noqa: E402
 from sqs_broker import actions, moves, triage  # noqa: E402
-from tests import localserver  # noqa: E402
-from tests.proxy import Proxy  # noqa: E402
+from tests.support import localserver  # noqa: E402
+from tests.support.proxy import Proxy  # noqa: E402
 
 
 def _receive_counts(client: object, url: str) -> list[int]:

@@ -1,14 +1,14 @@
 """Test settings: the example project, pointed at this run's moto server.
 
 The server's address is fixed here; the server itself starts only when a test
-needs it (the ``sqs_endpoint`` fixture), so pure tests run without it.
+needs it (the ``sqs_endpoint`` fixture), so tests that declare no SQS run without it.
 """
 
 import os
 
 import django
 
-from tests import localserver
+from tests.support import localserver
 
 localserver.address()
 

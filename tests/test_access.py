@@ -18,7 +18,9 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from sqs_broker import views
-from tests.conftest import base_env, make_app, queue_with_dlq, user_with
+from tests.support.env import base_env, make_app
+from tests.support.queues import queue_with_dlq
+from tests.support.users import user_with
 
 pytestmark = pytest.mark.django_db
 

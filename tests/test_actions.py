@@ -11,8 +11,9 @@ import sqs_broker.cache
 from sqs_broker import actions
 from sqs_broker import sqs as sqs_module
 from sqs_broker.topology import Topology
-from tests.conftest import base_env, drain, make_app, prefixed_app, queue_state
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app, prefixed_app
+from tests.support.proxy import Proxy
+from tests.support.queues import drain, queue_state
 
 
 def test_purge__once_per_60_seconds(sqs, unique):

@@ -16,8 +16,10 @@ import sqs_broker.cache
 from sqs_broker import history, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
-from tests.conftest import base_env, make_app, queue_with_dlq, user_with
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app
+from tests.support.proxy import Proxy
+from tests.support.queues import queue_with_dlq
+from tests.support.users import user_with
 
 DASHBOARD = "/admin/sqs_broker/dashboard/"
 
@@ -157,6 +159,7 @@ def test_dashboard__sparkline_from_samples(client, sqs, unique, app):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_queue_page__unknown_queue_is_404(client, app):
     """A queue the app does not use has no page."""
     client.force_login(user_with("view_dashboard", "purge_queue"))
@@ -395,6 +398,7 @@ def test_queue_page__dead_letter_queue_of_a_predefined_queue(client, sqs, unique
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_dashboard__window_not_offered_says_so(client, app):
     """?window=7 shows the default window and a warning, not a silent substitute."""
     client.force_login(user_with("view_dashboard"))
@@ -467,7 +471,6 @@ def test_actions__only_on_the_apps_own_queues(client, sqs):
     assert _depth(sqs, theirs) == 1 and _depth(sqs, their_dlq) == 1
 
 
-@pytest.mark.pure
 def test_templates__no_inline_script_style_or_handlers():
     """Every template of the app is CSP-clean: no inline <script>/<style>, no on*= handlers."""
     import re

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Worker
+from tests.support import ROOT
+from tests.support.workers import Worker
 
 #: ``<!-- adopt: append mysite/settings.py -->`` then a fenced block, both maybe indented.
 BLOCK = re.compile(

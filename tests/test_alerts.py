@@ -14,8 +14,9 @@ from django.test import override_settings
 import sqs_broker.cache
 from sqs_broker import alerts
 from sqs_broker.localsqs import free_port
-from tests import promtool
-from tests.conftest import base_env, make_app, queue_with_dlq
+from tests.support import promtool
+from tests.support.env import base_env, make_app
+from tests.support.queues import queue_with_dlq
 
 
 def _queue(name, visible=0, dlq=None, age=None, error=None, url=None):
@@ -49,7 +50,6 @@ def _data(**extra):
     return data
 
 
-@pytest.mark.pure
 def test_rules__promtool_accepts(tmp_path):
     """promtool check rules passes on the written rules, .fifo names and all."""
     path = tmp_path / "sqs_broker.rules.yml"
@@ -59,7 +59,6 @@ def test_rules__promtool_accepts(tmp_path):
     assert "SUCCESS: 7 rules found" in result.stdout
 
 
-@pytest.mark.pure
 def test_rules__worker_stalled_fires_in_promtool(tmp_path):
     """promtool test rules: a stalled worker fires SqsBrokerWorkerStalled at once; others not."""
     found = alerts.rules(_data())
@@ -90,7 +89,6 @@ def test_rules__worker_stalled_fires_in_promtool(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.pure
 def test_rules__yaml_round_trip_and_queues():
     """The YAML reads back as the rules; each alert names this deployment's queues."""
     found = alerts.rules(_data(), alerts.Thresholds(oldest_age=120, hold=60))
@@ -104,7 +102,6 @@ def test_rules__yaml_round_trip_and_queues():
         assert {"alert", "expr", "for", "labels", "annotations"} <= set(rule)
 
 
-@pytest.mark.pure
 def test_thresholds__bad_values_named():
     """Out-of-range thresholds are refused with the option to fix."""
     with pytest.raises(ValueError, match="--failure-rate"):
@@ -123,14 +120,12 @@ def test_thresholds__bad_values_named():
         alerts.Thresholds(hold=-1)
 
 
-@pytest.mark.pure
 def test_evaluate__clear():
     """Nothing over a threshold and every queue answered: exit 0."""
     verdict = alerts.evaluate(_data())
     assert verdict.firing == [] and verdict.exit_code == 0 and verdict.status == "ok"
 
 
-@pytest.mark.pure
 def test_evaluate__dead_letter_and_age_fire():
     """A message in the dead-letter queue and an old message fire; the DLQ's own age does not."""
     data = _data()
@@ -146,7 +141,6 @@ def test_evaluate__dead_letter_and_age_fire():
     assert verdict.exit_code == 1
 
 
-@pytest.mark.pure
 def test_evaluate__unknown_is_2_and_firing_wins():
     """A queue SQS did not answer makes exit 2, unless something fires (exit 1)."""
     data = _data()
@@ -156,7 +150,6 @@ def test_evaluate__unknown_is_2_and_firing_wins():
     assert alerts.evaluate(data).exit_code == 1
 
 
-@pytest.mark.pure
 def test_evaluate__telemetry_checks():
     """Lost workers, unconsumed queues and failure rates fire with telemetry; skipped without."""
     data = _data(
@@ -195,7 +188,6 @@ def test_evaluate__telemetry_checks():
     assert off.firing == [] and off.skipped and off.exit_code == 0
 
 
-@pytest.mark.pure
 def test_keda__scaled_object():
     """The ScaledObject parses as YAML with one aws-sqs-queue trigger per work queue."""
     found = yaml.safe_load(alerts.to_yaml(alerts.keda(_data(), "workers", "eu-west-1", target=7.5)))
@@ -210,7 +202,6 @@ def test_keda__scaled_object():
         alerts.keda(_data(), "workers", "eu-west-1", 5, only=["app-nope"])
 
 
-@pytest.mark.pure
 def test_ecs__metric_math():
     """The target-tracking spec divides the queues' visible messages by running tasks."""
     found = alerts.ecs(_data(), "prod", "workers", target=20, only=["app-celery"])

@@ -14,9 +14,6 @@ from sqs_broker.apps import install_hooks
 from sqs_broker.guard import StartGuard
 from sqs_broker.management.commands.runserver import next_runserver
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 
 @pytest.fixture
 def plain_factory() -> Iterator[None]:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.contracts import PACKAGE, ROOT
-
-pytestmark = pytest.mark.pure
 
 DOC = ROOT / "docs" / "architecture.md"
 

@@ -11,7 +11,7 @@ import pytest
 
 from sqs_broker import backoff, stats
 from sqs_broker.models import TaskCounter
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 POLICY = {1: 1, 2: 2, 3: 4}
 #: Short polling, every 0.1 s. During a long poll moto notices a message whose

@@ -18,7 +18,8 @@ import boto3
 import pytest
 
 from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, free_port
-from tests.conftest import ROOT, base_env
+from tests.support import ROOT
+from tests.support.env import base_env
 
 pytestmark = pytest.mark.worker
 

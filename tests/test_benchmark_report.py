@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report
-from tests.conftest import ROOT
-
-# Text and files only: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support import ROOT
 
 MACHINE = report.Machine(
     load_before=1.5,

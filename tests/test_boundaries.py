@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, base_env, run_python
+from tests.support import ROOT
+from tests.support.env import base_env, run_python
 
 PACKAGE = ROOT / "sqs_broker"
 
@@ -63,7 +64,6 @@ def _sources() -> dict[str, set[str]]:
     }
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("lower", "upper"),
     [
@@ -108,7 +108,6 @@ def test_imports__run_down_the_layers(lower: str, upper: str) -> None:
     assert offenders == []
 
 
-@pytest.mark.pure
 def test_environment__read_only_by_settings() -> None:
     """Only sqs_broker.settings reads the environment, with the exceptions named here.
 
@@ -145,7 +144,7 @@ def test_worker__loads_no_dashboard_chart_or_view_module(start_worker, unique, t
         PYTHONPATH=str(ROOT),
     )
     start_worker(env, extra=("--include", "tests.worker_probe"))
-    from tests.conftest import make_app
+    from tests.support.env import make_app
 
     app = make_app(env)
     assert app.send_task("project.demo.tasks.add", args=(1, 2)).id

@@ -14,7 +14,8 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 
 from project.csp import HEADER
-from tests.conftest import base_env, make_app, queue_with_dlq
+from tests.support.env import base_env, make_app
+from tests.support.queues import queue_with_dlq
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls
 # made here (creating the user) are still plain synchronous calls.

@@ -8,10 +8,9 @@ import pytest
 
 from sqs_broker import actions, cache, publishing, sqs, stats  # noqa: F401 - their caches
 from sqs_broker.topology import Topology
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 
-@pytest.mark.pure
 def test_locals__every_process_cache_is_registered() -> None:
     """Clients, STS credentials, CloudWatch ages, visibility timeouts, move support, passes."""
     names = {local.name for local in cache.locals_()}
@@ -26,7 +25,6 @@ def test_locals__every_process_cache_is_registered() -> None:
     } <= names
 
 
-@pytest.mark.pure
 def test_reset__empties_every_local_and_hands_over_what_it_dropped() -> None:
     """reset() clears each registered cache; on_reset sees the entries dropped."""
     dropped: list[dict[str, int]] = []
@@ -43,6 +41,7 @@ def test_reset__empties_every_local_and_hands_over_what_it_dropped() -> None:
         cache._locals.remove(mine)
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_reset__forgets_passes_and_the_pool():
     """cache.reset() leaves no cached online findings, no pass in flight and no pool."""
     stats.sqs_pass(Topology.of(make_app(base_env())))  # a pool, a pass

@@ -5,14 +5,11 @@ channel_client runs in every publish_many test (tests/test_publishing.py).
 
 from __future__ import annotations
 
-import pytest
 from celery import bootsteps
 from celery import shared_task as celery_shared_task
 from celery.app.amqp import AMQP
 
 from sqs_broker import celery_types
-
-pytestmark = pytest.mark.pure
 
 
 def test_names__are_celerys_own() -> None:

@@ -11,10 +11,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from sqs_broker import checks, findings
-from tests.conftest import base_env, make_app
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support.env import base_env, make_app
 
 UNSAFE = {
     "SQS_CREDENTIALS_IN_URL": "true",

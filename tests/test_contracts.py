@@ -7,12 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests import contracts
 from tests.contracts import ROOT
-
-pytestmark = pytest.mark.pure
 
 
 def test_contracts__hold_for_sqs_broker() -> None:

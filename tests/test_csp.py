@@ -18,7 +18,6 @@ def _directives(header: str) -> dict[str, list[str]]:
     return {name: sources for name, *sources in parts}
 
 
-@pytest.mark.pure
 def test_policy__strict():
     """Nothing from another origin, no inline code, no framing, no plugins, no <base>."""
     assert _directives(HEADER) == {
@@ -31,7 +30,6 @@ def test_policy__strict():
     assert "unsafe" not in HEADER
 
 
-@pytest.mark.pure
 def test_settings__djangos_own_middleware_where_it_has_one():
     """Django 6 sends SECURE_CSP with its own middleware; 5.2 gets the example's stand-in."""
     if django.VERSION >= (6, 0):
@@ -42,7 +40,6 @@ def test_settings__djangos_own_middleware_where_it_has_one():
         assert "project.csp.StrictCSPMiddleware" in settings.MIDDLEWARE
 
 
-@pytest.mark.pure
 def test_strict_csp_middleware__leaves_a_header_already_set():
     """A view that sets its own policy keeps it, as with Django 6's middleware."""
     own = HttpResponse()
@@ -55,7 +52,6 @@ def test_strict_csp_middleware__leaves_a_header_already_set():
     assert plain["Content-Security-Policy"] == HEADER
 
 
-@pytest.mark.pure
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/admin/login/", "/admin/sqs_broker/dashboard/", "/nowhere/"])
 def test_example__sends_the_header(client, path):
@@ -67,6 +63,7 @@ def test_example__sends_the_header(client, path):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_example__admin_and_dashboard_work_under_the_policy(browser, live_server, width):  # noqa: F811
     """Login, the admin index and the dashboard render and run their scripts: no violation."""
     from pathlib import Path

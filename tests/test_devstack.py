@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sqs_broker.localsqs import free_port
-from tests.conftest import fresh_copy
+from tests.support.files import fresh_copy
 
 pytestmark = pytest.mark.worker
 
@@ -148,7 +148,6 @@ def test_devstack__fresh_copy_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) 
 # --- ports checked before anything starts ---------------------------------------------------
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("addr", "expected"),
     [
@@ -166,7 +165,6 @@ def test_web_address__as_runserver_reads_it(addr: str, expected: tuple[str, int]
     assert web_address(addr) == expected
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("addr", ["127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1", "http://x:1"])
 def test_web_address__not_an_address_is_a_usage_error(addr: str) -> None:
     """A port out of 1 to 65535 or no port at all: exit 64 naming --addr, with an example."""
@@ -182,7 +180,6 @@ def test_web_address__not_an_address_is_a_usage_error(addr: str) -> None:
     assert refused.value.returncode == 64
 
 
-@pytest.mark.pure
 def test_port_in_use__a_listening_port_is_taken_a_closed_one_free() -> None:
     """Another program listening is named; a port nobody holds is free."""
     from project.demo.management.commands.devstack import port_in_use
@@ -195,7 +192,6 @@ def test_port_in_use__a_listening_port_is_taken_a_closed_one_free() -> None:
     assert port_in_use("127.0.0.1", port) is None
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("which", ["web", "sqs"])
 def test_devstack__taken_port_stops_it_before_anything_is_printed(which: str) -> None:
     """Port taken: nothing printed, started or migrated; exit 2 saying how to choose another."""
@@ -232,10 +228,9 @@ def test_devstack__taken_port_stops_it_before_anything_is_printed(which: str) ->
         )
 
 
-@pytest.mark.pure
 def test_make_run__addr_reaches_the_stack() -> None:
     """make run ADDR=... passes --addr to scripts/run; without ADDR, none is passed."""
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     def recipe(*args: str) -> str:
         return subprocess.run(
@@ -271,7 +266,6 @@ def test_devstack__port_taken_from_a_shell(tmp_path: Path) -> None:
     assert processes_in(folder) == []
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("port", ["-1", "65536"])
 def test_devstack__sqs_port_out_of_range_is_a_usage_error(port: str) -> None:
     """--sqs-port no socket can have: exit 64 naming it, nothing printed or started."""

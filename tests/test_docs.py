@@ -5,12 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import ROOT
-
-# Text only: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support import ROOT
 
 #: Every word of the README counts, code blocks and tables included: the page a visitor reads.
 README_MAX_WORDS = 1800

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

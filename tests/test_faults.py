@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 import sqs_broker.cache
-from tests.conftest import base_env, drain, make_app, queue_with_dlq
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app
+from tests.support.proxy import Proxy
+from tests.support.queues import drain, queue_with_dlq
 
 
 def with_worker(test: Callable[..., None]) -> Callable[..., None]:

@@ -11,7 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from sqs_broker import guard
-from tests.conftest import ROOT, base_env, make_app, run_python
+from tests.support import ROOT
+from tests.support.env import base_env, make_app, run_python
 
 UNSAFE = {
     "DJANGO_DEBUG": "true",
@@ -247,7 +248,6 @@ def test_missing_queue_line__beat_error_for_a_missing_queue_is_one_line(
     )
 
 
-@pytest.mark.pure
 def test_missing_queue_line__other_errors_keep_their_traceback() -> None:
     """Only a missing queue is shortened: any other error of beat is left as Celery logs it."""
     filter_ = guard.MissingQueueLine()

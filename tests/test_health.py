@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from sqs_broker import health
 
 
@@ -22,9 +20,6 @@ def _queue(name: str, in_flight: int = 0, dlq_visible: int | None = None, visibl
 
 def _worker(queues: list[str], active: int = 0, state: str = "alive"):
     return {"queues": queues, "active": active, "state": state, "alive": state == "alive"}
-
-
-pytestmark = pytest.mark.pure
 
 
 def test_summary__all_clear_is_ok():

@@ -5,12 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 from sqs_broker import limits, publishing, settings
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ from django.core.management import call_command
 
 from sqs_broker.models import WorkerHeartbeat
 from sqs_broker.transport import liveness
-from tests.conftest import base_env
-from tests.proxy import Proxy
+from tests.support.env import base_env
+from tests.support.proxy import Proxy
 
 
 class Clock:
@@ -31,7 +31,6 @@ class Clock:
         return self.now
 
 
-@pytest.mark.pure
 def test_tracker__nothing_consumed_nothing_judged() -> None:
     """No queue expected: no progress, no allowance, nothing stalled or due."""
     reading = liveness.Tracker(Clock()).snapshot()
@@ -44,7 +43,6 @@ def test_tracker__nothing_consumed_nothing_judged() -> None:
     assert reading.oldest is None and reading.as_heartbeat() == {}
 
 
-@pytest.mark.pure
 def test_tracker__expected_queue_stalls_after_its_allowance() -> None:
     """A queue is judged from the moment it is expected; silent past stall_after, it is stalled."""
     clock = Clock()
@@ -58,7 +56,6 @@ def test_tracker__expected_queue_stalls_after_its_allowance() -> None:
     assert reading.stalled == ("app-celery",) and reading.due_in is None
 
 
-@pytest.mark.pure
 def test_tracker__progress_resets_the_silence() -> None:
     """Each progress report starts the allowance again; the reading gives it in wall-clock time."""
     clock = Clock()
@@ -78,7 +75,6 @@ def test_tracker__progress_resets_the_silence() -> None:
     }
 
 
-@pytest.mark.pure
 def test_tracker__each_queue_judged_by_its_own_allowance() -> None:
     """Two queues: only the one past its own allowance stalls; the longest allowance is shown."""
     clock = Clock()
@@ -92,7 +88,6 @@ def test_tracker__each_queue_judged_by_its_own_allowance() -> None:
     assert reading.oldest == min(reading.progress.values())
 
 
-@pytest.mark.pure
 def test_tracker__forget_and_unexpected_progress() -> None:
     """A forgotten queue is no longer judged; progress of a queue not expected is ignored."""
     clock = Clock()
@@ -107,7 +102,6 @@ def test_tracker__forget_and_unexpected_progress() -> None:
     assert dict(reading.progress) == {} and reading.stalled == ()
 
 
-@pytest.mark.pure
 def test_tracker__expect_again_keeps_progress_and_takes_the_new_allowance() -> None:
     """Expecting a consumed queue again changes its allowance, not its last progress."""
     clock = Clock()
@@ -120,7 +114,6 @@ def test_tracker__expect_again_keeps_progress_and_takes_the_new_allowance() -> N
     assert reading.due_in == pytest.approx(4.0)
 
 
-@pytest.mark.pure
 def test_tracker__bad_allowance_named() -> None:
     """stall_after of zero, below zero or NaN is refused with the argument named."""
     tracker = liveness.Tracker(Clock())
@@ -129,7 +122,6 @@ def test_tracker__bad_allowance_named() -> None:
             tracker.expect("a", bad)
 
 
-@pytest.mark.pure
 def test_tracker__listeners_hear_recovery_only() -> None:
     """A listener is called when a stalled queue progresses again, not on every progress."""
     clock = Clock()
@@ -147,7 +139,6 @@ def test_tracker__listeners_hear_recovery_only() -> None:
     assert heard == [1]
 
 
-@pytest.mark.pure
 def test_tracker__unlisten_stops_the_calls() -> None:
     """An unregistered listener is not called again."""
     clock = Clock()
@@ -169,7 +160,6 @@ def test_tracker__unlisten_stops_the_calls() -> None:
     assert heard == [1]
 
 
-@pytest.mark.pure
 def test_tracker__reports_from_many_threads_at_once() -> None:
     """Progress from several threads while another reads: no error, every queue still there."""
     tracker = liveness.Tracker()
@@ -197,7 +187,6 @@ def test_tracker__reports_from_many_threads_at_once() -> None:
     assert all(set(r.progress) == set(names) and r.stalled == () for r in readings)
 
 
-@pytest.mark.pure
 def test_module__functions_share_the_workers_tracker() -> None:
     """expect/progressed/forget/snapshot are the module tracker's: what the transport calls."""
     name = "test-module-functions"
@@ -211,7 +200,6 @@ def test_module__functions_share_the_workers_tracker() -> None:
     assert name not in liveness.snapshot().progress
 
 
-@pytest.mark.pure
 def test_module__imports_nothing_of_django_or_celery() -> None:
     """The worker-side module stays free of Django and Celery (the event loop calls it)."""
     import ast

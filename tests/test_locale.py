@@ -6,15 +6,11 @@ import gettext
 import re
 from pathlib import Path
 
-import pytest
 from django.utils import translation
 
 LOCALE = (
     Path(__file__).resolve().parent.parent / "sqs_broker" / "locale" / "zh_Hans" / "LC_MESSAGES"
 )
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
 
 
 def test_catalogue__every_message_translated() -> None:

@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sqs_broker import metrics, stats
 from sqs_broker.localsqs import free_port
-from tests import promtool
-from tests.conftest import base_env, make_app, queue_with_dlq
+from tests.support import promtool
+from tests.support.env import base_env, make_app
+from tests.support.queues import queue_with_dlq
 
 TOKEN = "metrics-token-" + "m" * 20
 
@@ -60,7 +61,6 @@ def test_render__depths_dlq_and_visibility(sqs, unique):
     assert not any(key[0].startswith("sqs_queue") for key in got)
 
 
-@pytest.mark.pure
 def test_render__backlog_per_worker_and_histograms():
     """Backlog per worker divides by live consumers; histograms and counters are well formed."""
     data = {
@@ -90,7 +90,6 @@ def test_render__backlog_per_worker_and_histograms():
     assert got[("sqs_broker_task_runtime_seconds_sum", task)] == 1.5
 
 
-@pytest.mark.pure
 def test_render__openmetrics_negotiated():
     """An OpenMetrics Accept header gets openmetrics-text ending in # EOF; others get text."""
     data = {"queues": [], "findings": []}

@@ -1,7 +1,7 @@
 """Tests of sqs_broker.moves: selective, rate-limited, observable dead-letter moves.
 
 The copy path runs on the moto server; the native path (StartMessageMoveTask,
-which moto answers with a 500) on tests.movesqs, which answers the three move
+which moto answers with a 500) on tests.support.movesqs, which answers the three move
 calls itself and forwards the rest to moto.
 """
 
@@ -14,8 +14,9 @@ import pytest
 
 from sqs_broker import actions, moves
 from sqs_broker.topology import Topology
-from tests.conftest import base_env, drain, make_app, queue_with_dlq
-from tests.movesqs import MoveEndpoint
+from tests.support.env import base_env, make_app
+from tests.support.movesqs import MoveEndpoint
+from tests.support.queues import drain, queue_with_dlq
 
 
 def _task_names(messages: list[dict]) -> list[str]:

@@ -12,7 +12,8 @@ from email.parser import Parser
 import pytest
 
 import sqs_broker
-from tests.conftest import ROOT, fresh_copy
+from tests.support import ROOT
+from tests.support.files import fresh_copy
 
 PACKAGE = ROOT / "sqs_broker"
 

@@ -25,7 +25,9 @@ from sqs_broker import payloads, publishing
 from sqs_broker.conf import app_settings
 from sqs_broker.payloads.sweep import sweep
 from sqs_broker.transport import payloads as worker_payloads
-from tests.conftest import ROOT, base_env, drain, make_app
+from tests.support import ROOT
+from tests.support.env import base_env, make_app
+from tests.support.queues import drain
 
 ADD = "project.demo.tasks.add"
 
@@ -55,7 +57,6 @@ def keys(s3: Any, bucket: str) -> list[str]:
 # --- the format -------------------------------------------------------------------------
 
 
-@pytest.mark.pure
 def test_pointer__round_trip_in_the_extended_clients_format() -> None:
     """A pointer's body is the two-element JSON list, and reads back as the same pointer."""
     pointer = payloads.Pointer("bucket-1", "sqs-payloads/celery/abc")
@@ -69,14 +70,12 @@ def test_pointer__round_trip_in_the_extended_clients_format() -> None:
     assert payloads.pointer_of(legacy) == payloads.Pointer("b", "k")
 
 
-@pytest.mark.pure
 def test_pointer_of__other_bodies_are_not_pointers() -> None:
     """kombu's bodies (base64, JSON objects) and other lists are not pointers."""
     for body in ("eyJib2R5Ijoge319", '{"a": 1}', "[1, 2]", '["x", {}]', "[", "", None, b"\xff["):
         assert payloads.pointer_of(body) is None
 
 
-@pytest.mark.pure
 def test_pointer_of__a_malformed_pointer_is_an_error() -> None:
     """A body naming the pointer class without bucket and key cannot be read: an error."""
     for where in ("k", {"s3Key": "k"}, {"s3BucketName": "", "s3Key": "k"}, None):
@@ -84,7 +83,6 @@ def test_pointer_of__a_malformed_pointer_is_an_error() -> None:
             payloads.pointer_of(json.dumps([payloads.POINTER_CLASS, where]))
 
 
-@pytest.mark.pure
 def test_message_size__body_and_attributes_count() -> None:
     """Bytes of the UTF-8 body plus each attribute's name, type and value."""
     kwargs = {
@@ -94,7 +92,6 @@ def test_message_size__body_and_attributes_count() -> None:
     assert payloads.message_size(kwargs) == 20 + 1 + 6 + 2
 
 
-@pytest.mark.pure
 def test_settings__threshold_lowers_the_limit_never_raises_it() -> None:
     """The queue's limit less the margin applies; a threshold only lowers it."""
     where = payloads.Settings("b", "p/", None, None, 10)
@@ -103,7 +100,6 @@ def test_settings__threshold_lowers_the_limit_never_raises_it() -> None:
     assert payloads.Settings("b", "p/", None, 2_000_000, 10).limit_for(2048) == 0
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
@@ -220,7 +216,7 @@ def test_sweep__keeps_objects_while_a_message_could_point_to_them(
     """The bound is the queue's retention plus its dead-letter queue's, plus an hour."""
     import time
 
-    from tests.conftest import queue_with_dlq
+    from tests.support.queues import queue_with_dlq
 
     queue_with_dlq(
         sqs, f"{unique}-a", f"{unique}-a-dlq", MessageRetentionPeriod="60"

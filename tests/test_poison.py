@@ -38,8 +38,6 @@ from sqs_broker.transport.poison import (
     check_task,
 )
 
-pytestmark = pytest.mark.pure
-
 ORACLE = Celery("oracle", set_as_current=False)
 
 

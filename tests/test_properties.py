@@ -19,9 +19,6 @@ from hypothesis import strategies as st
 
 from sqs_broker.settings import VARIABLES, celery_settings
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 CANARY_SECRET = "CanarySecretKey/+=Zq81x"
 CANARY_TOKEN = "CanarySessionTokenQw93"
 CANARY_QUEUE_SECRET = "CanaryQueueSecret/+Wx52"

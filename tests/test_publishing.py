@@ -17,8 +17,9 @@ from django.test import override_settings
 import sqs_broker.cache
 from sqs_broker import payloads, publishing
 from sqs_broker.publishing import EtaGuardError, PublishError, publish_fifo, publish_many
-from tests.conftest import base_env, drain, make_app
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app
+from tests.support.proxy import Proxy
+from tests.support.queues import drain
 
 ADD = "project.demo.tasks.add"
 
@@ -154,6 +155,7 @@ def test_guard__off_lets_everything_through(unique, sqs) -> None:
     assert counts(sqs, queue_url(sqs, f"{unique}-celery"))["ApproximateNumberOfMessages"] == 1
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_install__is_idempotent_and_wraps_a_live_app(unique) -> None:
     """install() before the first publish swaps the AMQP class; after it, wraps the sender."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2")

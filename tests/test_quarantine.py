@@ -37,7 +37,8 @@ from sqs_broker.transport.quarantine import (
     copy_request,
     message_size,
 )
-from tests.conftest import base_env, drain, make_app, queue_with_dlq
+from tests.support.env import base_env, make_app
+from tests.support.queues import drain, queue_with_dlq
 from tests.test_faults import JOURNAL, depth, runs, wait_for, with_worker
 from tests.test_poison import drawn_header
 from tests.test_transport import malformed, template  # noqa: F401 - template is a fixture
@@ -55,7 +56,6 @@ def received(body: str = "x", **extra: Any) -> dict[str, Any]:
 STANDARD = Target("http://sqs/1/q-quarantine", "quarantine", 262144, fifo=False)
 
 
-@pytest.mark.pure
 def test_copy_request__keeps_attributes_and_adds_the_reason() -> None:
     """The original attributes as SendMessage takes them, beside reason, source and id."""
     attributes = {
@@ -76,7 +76,6 @@ def test_copy_request__keeps_attributes_and_adds_the_reason() -> None:
     assert "MessageGroupId" not in request
 
 
-@pytest.mark.pure
 def test_copy_request__fifo_keeps_the_group() -> None:
     """A FIFO copy has the original's group, and its message id for deduplication."""
     target = Target("http://sqs/1/q-quarantine.fifo", "quarantine", 262144, fifo=True)
@@ -86,7 +85,6 @@ def test_copy_request__fifo_keeps_the_group() -> None:
     assert (request["MessageGroupId"], request["MessageDeduplicationId"]) == ("orders-42", "m-1")
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("spare", "carried"),
     [(400, "attributes"), (60, "a short attribute"), (20, "the log only"), (-1, None)],
@@ -109,7 +107,6 @@ def test_copy_request__near_the_size_limit(spare: int, carried: str | None) -> N
     assert (SHORT in attributes) == (carried == "a short attribute")
 
 
-@pytest.mark.pure
 def test_copy_request__ten_attributes_leave_room_for_one_at_most() -> None:
     """SQS takes ten attributes: nine originals get the short one, ten get none."""
     for count, expected in ((9, "a short attribute"), (10, "the log only")):
@@ -120,7 +117,6 @@ def test_copy_request__ten_attributes_leave_room_for_one_at_most() -> None:
         assert set(original) <= set(request["MessageAttributes"])
 
 
-@pytest.mark.pure
 def test_memory__bounded_oldest_forgotten() -> None:
     """The memory of message ids holds at most ``memory`` ids; the oldest go first."""
     mover = Quarantine(lambda _queue: None)
@@ -131,7 +127,6 @@ def test_memory__bounded_oldest_forgotten() -> None:
     assert mover.poisoned == 5
 
 
-@pytest.mark.pure
 def test_contract_of__each_consumer_its_own() -> None:
     """A plain kombu Consumer: its accept, no task checks; a named or Celery-handled one: tasks."""
     from kombu import Connection, Consumer
@@ -151,7 +146,6 @@ def test_contract_of__each_consumer_its_own() -> None:
         assert contract_of(lambda message: None, {named}) == KOMBU_CONTRACT
 
 
-@pytest.mark.pure
 def test_contract__celery_task_handler_recognised() -> None:
     """Celery's task handler lives where the channel looks for it (a Celery internal)."""
     from types import SimpleNamespace
@@ -290,10 +284,9 @@ def test_reject__requeue_is_kombus_and_without_requeue_moves(sqs: Any, unique: s
     assert wait_for(lambda: depth(sqs, name) == (1, 0), 15), depth(sqs, name)
 
 
-@pytest.mark.pure
 def test_transport__imports_no_celery_app_and_no_telemetry() -> None:
     """The channel is handed its accept lists and its counter: no current app, no telemetry."""
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     for path in (ROOT / "sqs_broker" / "transport").glob("*.py"):
         source = path.read_text()

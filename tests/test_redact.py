@@ -28,7 +28,7 @@ from django.urls import path
 from kombu.utils.url import safequote
 
 from sqs_broker import redact
-from tests.conftest import base_env, make_app, run_python
+from tests.support.env import base_env, make_app, run_python
 
 SECRET = "CanaryRedactSecret/+Ab12"
 TOKEN = "CanaryRedactToken+Cd34"

@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from sqs_broker import results
 from sqs_broker.redact import MASK
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 CANARY = "canary-secret-in-a-traceback-0001"
 

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from sqs_broker import revocation_sync, revocations
 from sqs_broker.models import TaskCounter
-from tests.conftest import make_app
+from tests.support.env import make_app
 from tests.test_faults import JOURNAL, depth, runs, wait_for, with_worker, worker_env
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from sqs_broker import revocations
 from sqs_broker.models import Revocation
 from sqs_broker.topology import Topology
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 
 @pytest.mark.django_db

@@ -28,7 +28,8 @@ from django.test import Client, override_settings
 from kombu.utils.url import safequote
 
 import sqs_broker.cache
-from tests.conftest import base_env, make_app, queue_with_dlq, run_python
+from tests.support.env import base_env, make_app, run_python
+from tests.support.queues import queue_with_dlq
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,6 @@ from kombu import Connection
 
 from sqs_broker.settings import celery_settings, include
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 SECRET = "wJalr/XUtnFEMI+K7MDENG=bPx@RfiCY:%ZZ"
 
 
@@ -510,7 +507,7 @@ def test_secret_file__other_mappings_leave_the_environment_alone(monkeypatch, se
 
 
 def _file_env(secret_file, unique: str) -> dict[str, str]:
-    from tests.conftest import base_env
+    from tests.support.env import base_env
 
     env = base_env(
         AWS_ACCESS_KEY_ID="AKIAFILETEST",
@@ -530,7 +527,7 @@ def test_secret_file__worker_consumes_with_it(
     """A worker with only AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY_FILE runs a task."""
     import time
 
-    from tests.conftest import make_app
+    from tests.support.env import make_app
 
     env = _file_env(secret_file, unique)
     worker = start_worker(env, wait=False)
@@ -547,7 +544,7 @@ def test_secret_file__worker_consumes_with_it(
 
 def test_secret_file__sqs_check_finds_the_credentials(sqs_endpoint, secret_file, unique) -> None:
     """sqs_check with the secret in a file reports no E018 and does not print it."""
-    from tests.conftest import run_python
+    from tests.support.env import run_python
 
     env = _file_env(secret_file, unique)
     result = run_python("manage.py", "sqs_check", "--json", env={**env, "DJANGO_SECRET_KEY": "x"})
@@ -559,7 +556,6 @@ def test_secret_file__sqs_check_finds_the_credentials(sqs_endpoint, secret_file,
 # --- large messages offloaded to S3 ---------------------------------------------------
 
 
-@pytest.mark.pure
 def test_large_payloads__variables_become_app_settings() -> None:
     """SQS_LARGE_PAYLOAD_* set the SQS_BROKER_LARGE_PAYLOAD_* settings; none without a bucket."""
     from sqs_broker.settings import celery_conf
@@ -579,7 +575,6 @@ def test_large_payloads__variables_become_app_settings() -> None:
     assert not any(key.startswith("sqs_broker") for key in celery_conf(env))
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -606,7 +601,6 @@ def test_large_payloads__bad_values_are_refused(env: dict[str, str], message: st
         celery_settings(env)
 
 
-@pytest.mark.pure
 def test_large_payloads__project_setting_and_variable_disagree() -> None:
     """A bucket set in the settings module and another in the environment is refused."""
     namespace: dict[str, object] = {"SQS_BROKER_LARGE_PAYLOAD_BUCKET": "mine"}

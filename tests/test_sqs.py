@@ -6,13 +6,12 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 import sqs_broker.cache
 from sqs_broker import sqs as sqs_module
 from sqs_broker.topology import Topology
-from tests.conftest import base_env, make_app, prefixed_app, queue_state, run_python
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app, prefixed_app, run_python
+from tests.support.proxy import Proxy
+from tests.support.queues import queue_state
 
 
 def test_inventory__prefix_and_declared(sqs, unique):
@@ -123,7 +122,7 @@ def test_fetch__shared_between_processes(sqs, sqs_endpoint, unique, tmp_path):
     code = (
         "import os, django; django.setup()\n"
         "from sqs_broker import stats\n"
-        "from tests.conftest import make_app\n"
+        "from tests.support.env import make_app\n"
         "data = stats.gather(make_app(dict(os.environ)), online=False)\n"
         "print(sorted(q['name'] for q in data['queues'] if q['error'] is None))\n"
     )
@@ -222,7 +221,6 @@ def test_oldest_ages__denied_reported(sqs_endpoint, unique, settings):
     assert "AccessDenied" in found.error or "403" in found.error
 
 
-@pytest.mark.pure
 def test_error_text__a_web_page_is_named_not_shown():
     """An HTML error page (moto's 500 for a call it lacks) becomes one line with the status."""
     from botocore.exceptions import ClientError

@@ -17,7 +17,8 @@ from django.test import override_settings
 
 from sqs_broker.localsqs import free_port
 from sqs_broker.management.commands.sqs_alerts import Command
-from tests.conftest import ROOT, base_env, make_app
+from tests.support import ROOT
+from tests.support.env import base_env, make_app
 
 
 def _refused(*args: str) -> CommandError:
@@ -26,7 +27,6 @@ def _refused(*args: str) -> CommandError:
     return refused.value
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -52,7 +52,6 @@ def test_sqs_alerts_keda__bounds_checked_before_anything_is_read(args, message):
     assert (str(refused), refused.returncode) == (message, 64)
 
 
-@pytest.mark.pure
 def test_sqs_alerts_ecs__target_checked():
     """ecs takes the same --target range."""
     refused = _refused("ecs", "--cluster", "c", "--service", "s", "--target", "-3")
@@ -62,7 +61,6 @@ def test_sqs_alerts_ecs__target_checked():
     )
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("action", ["rules", "check"])
 def test_sqs_alerts__threshold_out_of_range_is_a_usage_error(action):
     """A threshold out of range is a usage error (64), not "could not check" (2)."""
@@ -73,7 +71,6 @@ def test_sqs_alerts__threshold_out_of_range_is_a_usage_error(action):
     )
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("argv", "verbosity"),
     [
@@ -93,7 +90,6 @@ def test_sqs_alerts__djangos_options_after_the_action(argv, verbosity):
     assert options.skip_checks is ("--skip-checks" in argv)
 
 
-@pytest.mark.pure
 def test_sqs_alerts__unknown_option_is_a_usage_error():
     """An option no action knows: exit 64 through call_command too."""
     refused = _refused("check", "--bogus")
@@ -124,7 +120,6 @@ def _shell(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.pure
 def test_sqs_alerts_check__verbosity_after_the_action_from_a_shell(tmp_path):
     """``sqs_alerts check -v 2`` with SQS down: it checks, and exits 2 for "could not check"."""
     result = _shell(
@@ -140,7 +135,6 @@ def test_sqs_alerts_check__verbosity_after_the_action_from_a_shell(tmp_path):
     assert "usage:" not in result.stderr
 
 
-@pytest.mark.pure
 def test_sqs_alerts_keda__usage_error_from_a_shell_exits_64():
     """``keda --min-replicas 5 --max-replicas 1`` printed an invalid ScaledObject with exit 0."""
     result = _shell("keda", "--min-replicas", "5", "--max-replicas", "1")
@@ -152,6 +146,7 @@ def test_sqs_alerts_keda__usage_error_from_a_shell_exits_64():
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_sqs_alerts_rules__output_that_cannot_be_written(tmp_path):
     """--output in a folder that does not exist: one line naming --output, exit 64."""
     target = tmp_path / "missing" / "rules.yml"

@@ -16,8 +16,8 @@ from django.test import override_settings
 import sqs_broker.cache
 from sqs_broker.localsqs import free_port
 from sqs_broker.management.commands.sqs_check import Command
-from tests.conftest import base_env, make_app, run_python
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app, run_python
+from tests.support.proxy import Proxy
 
 SECRET = "sqscheck/secret+value="
 UNSAFE = {

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from sqs_broker.localsqs import StopFlag
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 #: A signal every 0.2 ms whose handler sets the flag while the main thread waits on it.
 #: With threading.Event this dies or hangs within a second (the handler takes the lock
@@ -36,7 +36,6 @@ print("ok")
 """
 
 
-@pytest.mark.pure
 def test_stop_flag__set_by_signals_while_the_main_thread_waits() -> None:
     """A storm of signals setting the flag during wait() neither hangs nor breaks the process."""
     done = subprocess.run(  # noqa: S603 - fixed argv
@@ -86,7 +85,6 @@ def test_sqs_local__prints_its_address_at_once_and_stops_on_two_quick_sigterms()
             process.wait()
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("port", ["-1", "65536"])
 def test_sqs_local__port_out_of_range_is_a_usage_error(port: str) -> None:
     """A --port no socket can have: exit 64 naming --port, before moto is started."""

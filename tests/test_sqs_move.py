@@ -9,8 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from tests.conftest import base_env, make_app, queue_with_dlq
-from tests.movesqs import MoveEndpoint
+from tests.support.env import base_env, make_app
+from tests.support.movesqs import MoveEndpoint
+from tests.support.queues import queue_with_dlq
 
 
 def _depth(sqs, url: str) -> int:
@@ -213,7 +214,7 @@ def test_sqs_move__ctrl_c_at_any_boundary_loses_and_duplicates_nothing(
 ):
     """Ctrl-C anywhere in a move: each message in exactly one queue, the audit count is true."""
     from sqs_broker import actions
-    from tests.conftest import drain
+    from tests.support.queues import drain
 
     app, source, dlq = _succeeded_and_failed(sqs, unique, succeeded=4, failed=21)
     plan = {"method": method, "when": when, "nth": nth, "calls": 0}
@@ -250,7 +251,9 @@ def test_sqs_move__real_ctrl_c_mid_move(sqs, unique, delay):
     import sys
     import time
 
-    from tests.conftest import ROOT, database_url, drain
+    from tests.support import ROOT
+    from tests.support.env import database_url
+    from tests.support.queues import drain
 
     source, dlq = queue_with_dlq(sqs, f"{unique}-celery", f"{unique}-celery-dlq")
     app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))

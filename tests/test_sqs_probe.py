@@ -15,8 +15,8 @@ from django.db import connection
 from django.utils import timezone
 
 from sqs_broker.models import WorkerHeartbeat
-from tests.conftest import base_env, database_url, run_python
-from tests.proxy import Proxy
+from tests.support.env import base_env, database_url, run_python
+from tests.support.proxy import Proxy
 
 HOST = socket.gethostname()
 

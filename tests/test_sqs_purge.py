@@ -14,7 +14,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from tests.conftest import ROOT, base_env, make_app
+from tests.support import ROOT
+from tests.support.env import base_env, make_app
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_sqs_purge__only_the_apps_queues(sqs, unique, app):
 
 def test_audit__kept_by_the_example_whatever_the_log_level():
     """DJANGO_LOG_LEVEL=WARNING quiets the rest, not the record of what a command changed."""
-    from tests.conftest import run_python
+    from tests.support.env import run_python
 
     code = (
         "import django; django.setup()\n"

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from sqs_broker.models import Revocation
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 WORKERS_LINE = (
     "Workers started from now on refuse these tasks; running workers within 5 s "

@@ -12,7 +12,7 @@ from django.test import override_settings
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
 from sqs_broker.tasks import sample_queues
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 
 @pytest.fixture
@@ -126,7 +126,8 @@ def test_sqs_sample__interval_until_interrupted(sqs, unique):
     import sys
     import time
 
-    from tests.conftest import ROOT, database_url
+    from tests.support import ROOT
+    from tests.support.env import database_url
 
     sqs.create_queue(QueueName=f"{unique}-celery")
     env = {

@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from tests.conftest import ROOT, base_env, make_app
+from tests.support import ROOT
+from tests.support.env import base_env, make_app
 
 
 @pytest.mark.django_db
@@ -49,6 +50,7 @@ def _every(seconds: float, unique: str, tmp_path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
     """--interval prints one JSON line per pass and stops cleanly on Ctrl-C (SIGINT)."""
     proc = _every(0.5, unique, tmp_path)
@@ -66,6 +68,7 @@ def test_sqs_stats__interval_until_interrupted(unique, tmp_path):
     assert proc.returncode == 0, err
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_sqs_stats__interval_ends_quietly_when_the_reader_is_gone(unique, tmp_path):
     """``| head -1``: the pipe closes, the command ends with status 0 and no traceback."""
     proc = _every(0.2, unique, tmp_path)
@@ -76,7 +79,6 @@ def test_sqs_stats__interval_ends_quietly_when_the_reader_is_gone(unique, tmp_pa
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("interval", ["0", "-1", "inf", "nan", "1e-300", "0.09", "86401", "x"])
 def test_sqs_stats__interval_from_a_tenth_of_a_second_to_a_day(interval):
     """An interval out of 0.1 to 86400 s (1e-300 is a busy loop): a usage error, exit 64."""
@@ -89,7 +91,6 @@ def test_sqs_stats__interval_from_a_tenth_of_a_second_to_a_day(interval):
     assert refused.value.returncode == 64
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -105,7 +106,6 @@ def test_sqs_stats__keyword_options_range_checked_too(options, message):
     assert refused.value.returncode == 64
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("indent", ["99999999", "9", "-1"])
 def test_sqs_stats__indent_at_most_8(indent):
     """--indent 99999999 would write gigabytes of spaces: a usage error naming --indent."""
@@ -117,7 +117,6 @@ def test_sqs_stats__indent_at_most_8(indent):
     assert refused.value.returncode == 64
 
 
-@pytest.mark.pure
 def test_sqs_stats__indent_with_interval_refused():
     """--interval prints one document per line: an --indent with it is a usage error."""
     with pytest.raises(CommandError) as refused:
@@ -130,7 +129,6 @@ def test_sqs_stats__indent_with_interval_refused():
     assert refused.value.returncode == 64
 
 
-@pytest.mark.pure
 def test_sqs_stats__usage_error_from_the_shell_exits_64():
     """From a shell, a bad value prints the usage and the error on stderr, exit 64 (not 2)."""
     env = base_env(DJANGO_SETTINGS_MODULE="project.settings", DJANGO_SECRET_KEY="k" * 50)
@@ -151,7 +149,6 @@ def test_sqs_stats__usage_error_from_the_shell_exits_64():
     )
 
 
-@pytest.mark.pure
 def test_sqs_stats__ctrl_c_in_one_shot_is_one_line(monkeypatch):
     """Ctrl-C while the one-shot gathers: "Interrupted.", exit 130, no traceback."""
     from sqs_broker import stats

@@ -13,8 +13,9 @@ import pytest
 from sqs_broker import cache, stats
 from sqs_broker.localsqs import free_port
 from sqs_broker.models import QueueSample
-from tests.conftest import base_env, make_app, queue_with_dlq
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app
+from tests.support.proxy import Proxy
+from tests.support.queues import queue_with_dlq
 
 
 def _app(unique: str, **env: str):
@@ -145,6 +146,7 @@ def test_gather__reload_storm_shares_one_pass(sqs, unique, settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_gather__slow_endpoint_bounded(unique, settings):
     """An endpoint slower than SQS_BROKER_GATHER_TIMEOUT gives per-queue errors in time."""
     settings.SQS_BROKER_GATHER_TIMEOUT = 1
@@ -261,6 +263,7 @@ def test_gather__online_findings_reuse_the_dead_letter_queues_read(sqs, unique, 
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_gather__silenced_findings_are_left_out(unique, settings):
     """The dashboard honours SILENCED_SYSTEM_CHECKS, as Django's check does."""
     app = _app(unique, SQS_POLLING_INTERVAL="0", SQS_VISIBILITY_LEASE="0")  # W005 remains

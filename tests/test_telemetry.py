@@ -18,7 +18,8 @@ from django.utils import timezone, translation
 from sqs_broker.dashboard.panels import panels as dashboard_panels
 from sqs_broker.models import HourlyTaskCounter, TaskCounter, WorkerHeartbeat
 from sqs_broker.telemetry import base, read, recorder, store
-from tests.conftest import base_env, make_app, user_with
+from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 INTERVAL = 0.5
 
@@ -266,7 +267,6 @@ def test_telemetry_step__only_a_warm_shutdown_marks_stopped(
     assert spy.calls == [marked]
 
 
-@pytest.mark.pure
 def test_recorder__a_task_holding_the_loop_is_not_a_stall() -> None:
     """While a task runs inside the event loop (solo pool), every queue counts as progressing."""
     from sqs_broker.transport.liveness import Tracker
@@ -284,7 +284,6 @@ def test_recorder__a_task_holding_the_loop_is_not_a_stall() -> None:
     assert rec._reading(tracker).stalled == ("app-celery",)
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     ("pool", "holds"), [("solo", True), ("prefork", False), ("threads", False)]
 )
@@ -450,7 +449,6 @@ def _progress(seen: datetime, *ages: float, stall_after: float = 25.0) -> dict:
     return {"queues": {f"q{i}": at - age for i, age in enumerate(ages)}, "stall_after": stall_after}
 
 
-@pytest.mark.pure
 def test_worker_state__stalled_judged_at_the_heartbeat() -> None:
     """Stalled when a queue was silent past stall_after at the heartbeat; lost and stopped win."""
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -466,7 +464,6 @@ def test_worker_state__stalled_judged_at_the_heartbeat() -> None:
     assert state(seen, seen, 10.0, now, _progress(seen, 60.0)) == "stopped"
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize(
     "progress",
     [None, {}, {"queues": {}}, {"queues": {"q": 1.0}}, {"queues": {"q": "x"}, "stall_after": 5},

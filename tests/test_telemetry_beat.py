@@ -17,7 +17,8 @@ from django.utils import timezone
 from sqs_broker.models import WorkerHeartbeat
 from sqs_broker.telemetry import base, beat, read, recorder
 from sqs_broker.transport.liveness import Tracker
-from tests.conftest import ROOT, base_env, database_url
+from tests.support import ROOT
+from tests.support.env import base_env, database_url
 
 
 class Scheduler:
@@ -103,7 +104,6 @@ def test_beat_liveness__closed_by_an_error_is_not_a_stop() -> None:
     assert read.worker_state(row.last_seen, row.stopped_at, row.interval, later) == "lost"
 
 
-@pytest.mark.pure
 def test_beat_liveness__first_tick_expected_within_max_interval() -> None:
     """Before the first tick, beat may wait its max_interval plus the margin."""
     scheduler = Scheduler()
@@ -114,7 +114,6 @@ def test_beat_liveness__first_tick_expected_within_max_interval() -> None:
     assert reading.stall_after == 300.0 + beat.TICK_MARGIN and reading.stalled == ()
 
 
-@pytest.mark.pure
 def test_on_beat_init__failure_is_logged_and_beat_goes_on(caplog) -> None:
     """A heartbeat that cannot start is a warning, not a beat that does not schedule."""
 

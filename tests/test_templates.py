@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from tests.conftest import base_env, make_app, user_with
+from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 DASHBOARD = "/admin/sqs_broker/dashboard/"
 
@@ -39,6 +40,7 @@ def test_base_site__banner_names_the_aws_region(staff):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_dashboard__project_template_fills_a_block(staff):
     """templates/sqs_broker/dashboard.html extends the app's page and fills dashboard_top."""
     page = staff.get(DASHBOARD).content.decode()
@@ -48,6 +50,7 @@ def test_dashboard__project_template_fills_a_block(staff):
 
 @pytest.mark.django_db
 @override_settings(ROOT_URLCONF="tests.urls_without_api")
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_dashboard__says_when_the_json_and_metrics_urls_are_not_mounted(staff):
     """A project that did not include sqs_broker.urls is told so, not left wondering."""
     page = staff.get(DASHBOARD).content.decode()

@@ -7,7 +7,8 @@ from django.test import override_settings
 from django.utils import translation
 
 from sqs_broker.templatetags.sqs_broker_tags import age
-from tests.conftest import base_env, make_app, user_with
+from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 
 def test_age__seconds_minutes_hours() -> None:
@@ -36,7 +37,6 @@ def test_dashboard__oldest_message_column(client, sqs, unique) -> None:
     assert 'class="num oldest" data-label="Oldest message" title="Source: attributes">0 s' in page
 
 
-@pytest.mark.pure
 def test_relative_time__how_long_ago_with_the_local_time_on_hover():
     """An ISO text, a datetime or epoch seconds: "N ago" in a <time>, local time in its title."""
     from datetime import UTC, datetime, timedelta

@@ -8,10 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from sqs_broker.topology import Topology, celery_app, endpoint_url, entity_name
-from tests.conftest import base_env, make_app
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support.env import base_env, make_app
 
 
 def test_of__names_endpoint_and_region_as_kombu_derives_them() -> None:

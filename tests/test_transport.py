@@ -3,7 +3,7 @@
 The unit tests feed :mod:`sqs_broker.transport`'s checks directly; the worker
 tests start real ``celery -A project worker`` subprocesses on the moto server
 (one per pool, each fed a Hypothesis-drawn batch of malformed messages) and
-cut the endpoint with :class:`tests.proxy.Proxy`.
+cut the endpoint with :class:`tests.support.proxy.Proxy`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from kombu.transport import SQS
 
 from sqs_broker import transport
 from sqs_broker.transport import Poison, check_envelope, envelope_of, quarantine_name
-from tests.conftest import base_env, drain, make_app, queue_with_dlq
-from tests.proxy import Proxy
+from tests.support.env import base_env, make_app
+from tests.support.proxy import Proxy
+from tests.support.queues import drain, queue_with_dlq
 from tests.test_faults import JOURNAL, depth, runs, wait_for, with_worker
 
 # --- kombu's internals -------------------------------------------------------------
@@ -592,7 +593,6 @@ def run_hub(hub: Any, seconds: float) -> None:
         next(loop)
 
 
-@pytest.mark.pure
 def test_acks__failed_entries_back_off(caplog: Any) -> None:
     """An entry SQS keeps failing is retried with backoff: a handful of requests, not millions."""
     import boto3
@@ -625,7 +625,6 @@ def test_acks__failed_entries_back_off(caplog: Any) -> None:
     assert sum("DeleteMessageBatch on queue q failed" in w for w in warnings) == 1, warnings
 
 
-@pytest.mark.pure
 def test_requests__watchdog_ends_a_request_with_no_answer() -> None:
     """A call that never returns is ended at its deadline; its late answer goes to on_late."""
     import threading

@@ -23,7 +23,8 @@ from django.test import override_settings
 from sqs_broker import payloads, publishing
 from sqs_broker.transport import payloads as worker_payloads
 from sqs_broker.transport.poison import Poison
-from tests.conftest import base_env, drain, make_app
+from tests.support.env import base_env, make_app
+from tests.support.queues import drain
 
 MEASURE = "project.demo.tasks.measure"
 #: Three million characters: a 4 MB SQS body once kombu has base64-encoded it.

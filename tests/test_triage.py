@@ -13,7 +13,8 @@ import pytest
 
 from sqs_broker import actions, moves, triage
 from sqs_broker.topology import Topology
-from tests.conftest import base_env, drain, make_app, queue_with_dlq
+from tests.support.env import base_env, make_app
+from tests.support.queues import drain, queue_with_dlq
 
 FAILURE = {"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from django.test import override_settings
 
-from tests.conftest import base_env, make_app, user_with
+from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 STATS = "/sqs/stats.json"
 METRICS = "/sqs/metrics"
@@ -82,6 +83,7 @@ def test_stats__depths_match_messages_sent(client, sqs, unique, app, perms):
         (TOKEN, 401),
     ],
 )
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_stats__bearer_token(client, app, header, status):
     """Only 'Bearer <token>' with the exact token opens the endpoints."""
     assert client.get(STATS, HTTP_AUTHORIZATION=header).status_code == status
@@ -97,6 +99,7 @@ def test_stats__token_disabled_when_unset(client, app):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_stats__window(client, app):
     """?window= takes 300, 3600 or 86400; anything else is a 400 that lists them."""
     auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
@@ -115,6 +118,7 @@ def test_stats__post_is_refused(client, app):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_stats__config_masked(client, unique):
     """Keys in the broker URL show as their source only; the secret never appears."""
     secret = "S3cr3t/Canary+Value=" + unique

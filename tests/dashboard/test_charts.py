@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from sqs_broker import history
 from sqs_broker.dashboard import charts
 from sqs_broker.history import HistoryWindow
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
 
 
 def test_points__scaled_to_the_box():
@@ -164,7 +159,6 @@ def test_time_segments__same_points_as_datetime_arithmetic():
         assert charts.time_segments(samples, "visible", window, box, top) == expected
 
 
-@pytest.mark.pure
 def test_young_history__says_when_the_first_line_comes():
     """One time bucket of samples: no chart box, the minutes until a line; two: a line."""
     now = datetime(2026, 12, 6, 18, 0, 30, tzinfo=UTC)
@@ -178,7 +172,6 @@ def test_young_history__says_when_the_first_line_comes():
     assert charts.history_chart([earlier, *one], window=window)["collecting_minutes"] is None
 
 
-@pytest.mark.pure
 def test_young_history__rows_say_collecting_not_a_lone_dot():
     """A queue row with one bucket of samples shows "collecting", with the minutes."""
     from sqs_broker.dashboard.rows import Sparks

@@ -15,9 +15,6 @@ from sqs_broker.history import history_window
 #: The time axis every row's sparkline is drawn on (the last six hours).
 WINDOW = history_window(6)
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 
 def _queue(name: str, **fields: Any) -> dict[str, Any]:
     row = {

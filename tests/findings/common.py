@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sqs_broker import findings
-from tests.conftest import base_env, make_app
+from tests.support.env import base_env, make_app
 
 ACCOUNT = "123456789012"
 SECRET = "wJalr/XUtnFEMI+K7MDENG=bPx"
@@ -71,13 +71,11 @@ def offline_case_tests(
     so each case reports under the module that checks that topic.
     """
 
-    @pytest.mark.pure
     @pytest.mark.parametrize("finding_id", sorted(cases))
     def raises_each_id(finding_id: str) -> None:
         """The first configuration of each offline case raises its id."""
         assert base_id(finding_id) in offline_ids(cases[finding_id][0])
 
-    @pytest.mark.pure
     @pytest.mark.parametrize("finding_id", sorted(cases))
     def clean_configuration_does_not(finding_id: str) -> None:
         """The second configuration of each offline case does not."""

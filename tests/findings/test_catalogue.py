@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
-from tests.conftest import ROOT
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support import ROOT
 
 
 def test_catalogue__every_id_in_code_is_catalogued() -> None:

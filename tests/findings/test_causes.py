@@ -12,10 +12,7 @@ from sqs_broker.findings.causes import (
     redelivered_while_succeeding,
     run_time_reaches_timeout,
 )
-from tests.conftest import base_env, make_app
-
-# Figures in, findings out: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support.env import base_env, make_app
 
 QUEUE = {
     "name": "celery",

@@ -11,10 +11,7 @@ import pytest
 
 from sqs_broker.findings import docs, live, url
 from sqs_broker.findings.catalogue import CATALOGUE
-from tests.conftest import ROOT
-
-# Text and code objects only: no SQS server needed.
-pytestmark = pytest.mark.pure
+from tests.support import ROOT
 
 
 def test_page__is_what_the_catalogue_writes() -> None:

@@ -27,7 +27,7 @@ from tests.findings.common import (
     online_ids,
     predefined,
 )
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def closed_port_app() -> Any:
@@ -69,6 +69,7 @@ class _NotSqs(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_online__endpoint_without_sts_and_unreadable_queue() -> None:
     """I009 when the endpoint does not serve STS; W018 when a queue cannot be read."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NotSqs)

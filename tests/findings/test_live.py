@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from django.test import override_settings
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
@@ -19,7 +20,7 @@ from tests.findings.common import (
     predefined,
     url,
 )
-from tests.proxy import Proxy
+from tests.support.proxy import Proxy
 
 
 def make_redrive(sqs: Any, source: str, dlq: str, max_receive: int) -> None:
@@ -33,6 +34,7 @@ def sqs_clear() -> None:
     sqs_broker.cache.reset()
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_online__identity_and_missing_declared_queue(unique: str) -> None:
     """I005 names the identity; I006 for a declared queue that does not exist yet."""
     app = app_for({"SQS_QUEUE_NAME_PREFIX": f"{unique}-"})

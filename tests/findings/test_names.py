@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
-from tests.conftest import base_env, run_python
 from tests.findings.common import (
     OfflineCases,
     app_for,
     offline_case_tests,
 )
+from tests.support.env import base_env, run_python
 
 OFFLINE: OfflineCases = {
     "sqs_broker.W015": (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
 from tests.findings.common import (
@@ -11,9 +9,6 @@ from tests.findings.common import (
     app_for,
     offline_case_tests,
 )
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
 
 OFFLINE: OfflineCases = {
     "sqs_broker.E004": ({"options": {"wait_time_seconds": 25}}, {}),

@@ -11,7 +11,6 @@ import pytest
 
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
-from tests.conftest import base_env, make_app
 from tests.findings.common import (
     ACCOUNT,
     AWS,
@@ -21,6 +20,7 @@ from tests.findings.common import (
     predefined,
     url,
 )
+from tests.support.env import base_env, make_app
 
 OFFLINE: OfflineCases = {
     "sqs_broker.E008": (

@@ -15,9 +15,6 @@ from tests.findings.common import (
     app_for,
 )
 
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
-
 
 def test_offline__default_configuration_has_no_error() -> None:
     """sqs_broker's defaults give no error, only the soft-shutdown warning and information."""

@@ -13,8 +13,6 @@ from sqs_broker import checks
 from sqs_broker.findings import servers
 from tests.findings.common import app_for
 
-pytestmark = pytest.mark.pure
-
 SHORT = "CanaryShortTok"  # 14 characters
 
 

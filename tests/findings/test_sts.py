@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from sqs_broker import findings
 from tests.findings.common import (
@@ -63,6 +65,7 @@ test_offline__raises_each_id, test_offline__clean_configuration_does_not = offli
 )
 
 
+@pytest.mark.usefixtures("sqs_endpoint")
 def test_online__assume_role_failure(unique: str) -> None:
     """E020 when AssumeRole fails for a reason other than access: a duration below 900 s."""
     env = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import project.demo.tasks  # noqa: F401 - registers the demo tasks on every app
 from tests.findings.common import (
     OfflineCases,
@@ -11,9 +9,6 @@ from tests.findings.common import (
     predefined,
     url,
 )
-
-# Configuration, geometry and text: no SQS server needed.
-pytestmark = pytest.mark.pure
 
 #: The visibility lease off: the visibility timeout alone decides, as with kombu's transport.
 NO_LEASE = {"SQS_VISIBILITY_LEASE": "0"}
