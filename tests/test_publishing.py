@@ -180,9 +180,15 @@ def executions(output: str, task_id: str) -> int:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_guard__the_duplicate_it_prevents(start_worker, unique, sqs) -> None:
-    """A worker-held countdown past the timeout runs more than once; a native delay runs once."""
+    """A worker-held countdown past the timeout runs more than once; a native delay runs once.
+
+    Without the visibility lease (which extends a held message, and so prevents it too).
+    """
     env = base_env(
-        SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_TIMEOUT="2", SQS_WAIT_TIME_SECONDS="1"
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_VISIBILITY_TIMEOUT="2",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_VISIBILITY_LEASE="0",
     )
     worker = start_worker(env)
     app = guarded_app(env)

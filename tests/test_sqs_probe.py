@@ -153,7 +153,12 @@ def test_sqs_probe__database_unreadable_is_2() -> None:
     try:
         code, out = _probe("--worker", "celery@pod-a")
         assert code == 2
-        assert out.startswith("COULD NOT CHECK: OperationalError: no such table")
+        assert out.startswith(
+            (
+                "COULD NOT CHECK: OperationalError: no such table",  # SQLite
+                "COULD NOT CHECK: ProgrammingError: relation",  # PostgreSQL
+            )
+        )
         code, out = _probe("--json")
         assert (code, json.loads(out)["status"]) == (2, "error")
     finally:

@@ -213,6 +213,8 @@ def test_incident__real_worker_every_cause_is_named(sqs, unique, start_worker, t
         SQS_POLLING_INTERVAL="0.1",
         SQS_BROKER_TELEMETRY="true",
         SQS_BROKER_TELEMETRY_INTERVAL="0.5",
+        # The incident is the one a lease prevents: without it, runs outlast the timeout.
+        SQS_VISIBILITY_LEASE="0",
     )
     start_worker(env, pool="prefork", extra=("--concurrency=5",))
     app = make_app(env)

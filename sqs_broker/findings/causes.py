@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from sqs_broker.findings.base import Finding, make, register, seconds
 
-#: A run time at or above this share of the visibility timeout (or lease) has reached it.
+#: A run time at or above this share of the visibility timeout has reached it.
 REACHED = 0.9
 #: A task redelivered on at least this share of its receives...
 REDELIVERED = 0.2
@@ -62,24 +62,25 @@ def _percent(part: float) -> str:
 
 @register("measured", applies="any")
 def run_time_reaches_timeout(measured: Measured) -> list[Finding]:
-    """W030: a task's longest run reaches its queue's visibility timeout (or the lease)."""
+    """W030: a task's longest run reaches its queue's visibility timeout.
+
+    Under a visibility lease the workers extend a message while its task runs, so a
+    long run is no longer handed to another worker: nothing to say then.
+    """
     by_name = {q["name"]: q for q in measured.queues}
-    found = []
+    found: list[Finding] = []
+    if measured.lease:
+        return found
     for task in measured.tasks:
         queue = by_name.get(task["queue"])
         longest = task.get("runtime_max")
         if queue is None or longest is None:
             continue
         timeout = queue.get("visibility_timeout")
-        limit = measured.lease or timeout
-        if not limit or longest < REACHED * limit:
+        if not timeout or longest < REACHED * timeout:
             continue
-        needed = max(math.ceil(longest * 2), (timeout or 0) + 1)
-        what = (
-            _("the visibility lease (%(limit)s s)")
-            if measured.lease
-            else _("the queue's visibility timeout (%(limit)s s)")
-        ) % {"limit": seconds(limit)}
+        needed = max(math.ceil(longest * 2), timeout + 1)
+        what = _("the queue's visibility timeout (%(limit)s s)") % {"limit": seconds(timeout)}
         found.append(
             make(
                 "sqs_broker.W030",
