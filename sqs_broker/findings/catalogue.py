@@ -113,7 +113,7 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.W018": "A queue's attributes could not be read.",
     # --- measured: telemetry and dead-letter samples
     "sqs_broker.W030": "A task's observed maximum run time reaches its queue's visibility "
-    "timeout (or the visibility lease): it runs twice and is dead-lettered though it succeeded.",
+    "timeout without a visibility lease: it runs twice and is dead-lettered though it succeeded.",
     "sqs_broker.W031": "A task redelivered often while rarely failing: its messages come back "
     "although the work succeeds.",
     "sqs_broker.W032": "A dead-letter queue filling with tasks whose stored result is SUCCESS.",
