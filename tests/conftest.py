@@ -111,6 +111,29 @@ def unique() -> str:
 
 
 @pytest.fixture
+def s3(sqs_endpoint: str) -> Any:
+    """A boto3 S3 client on the moto server (it serves S3 beside SQS)."""
+    return boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(unique: str, s3: Any, sqs_endpoint: str) -> Iterator[str]:
+    """A bucket on moto, and settings in this process that offload large messages to it."""
+    from django.test import override_settings
+
+    from sqs_broker import payloads
+
+    s3.create_bucket(Bucket=unique)
+    payloads.forget_clients()
+    with override_settings(
+        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
+        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
+    ):
+        yield unique
+    payloads.forget_clients()
+
+
+@pytest.fixture
 def start_worker(sqs_endpoint: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start ``celery -A project worker`` subprocesses; all are stopped after the test."""
     started: list[Worker] = []

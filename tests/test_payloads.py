@@ -13,10 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -30,24 +28,6 @@ from tests.support.env import base_env, make_app
 from tests.support.queues import drain
 
 ADD = "project.demo.tasks.add"
-
-
-@pytest.fixture
-def s3(sqs_endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(unique: str, s3: Any, sqs_endpoint: str) -> Iterator[str]:
-    """A bucket on moto, and settings that offload to it."""
-    s3.create_bucket(Bucket=unique)
-    payloads.forget_clients()
-    with override_settings(
-        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
-        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
-    ):
-        yield unique
-    payloads.forget_clients()
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

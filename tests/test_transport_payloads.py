@@ -12,11 +12,10 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from django.test import override_settings
 
@@ -43,25 +42,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
             return True
         time.sleep(interval)
     return predicate()
-
-
-@pytest.fixture
-def s3(sqs_endpoint: str) -> Any:
-    """A boto3 S3 client on the moto server."""
-    return boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(unique: str, s3: Any, sqs_endpoint: str) -> Iterator[str]:
-    """A bucket on moto, and settings in this process that offload to it."""
-    s3.create_bucket(Bucket=unique)
-    payloads.forget_clients()
-    with override_settings(
-        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
-        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
-    ):
-        yield unique
-    payloads.forget_clients()
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

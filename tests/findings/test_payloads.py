@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import pytest
 from django.test import override_settings
 
 from sqs_broker import findings, payloads
 from sqs_broker.payloads.bucket import bucket_state
 from tests.findings.common import app_for, ids
-
-
-@pytest.fixture
-def s3(sqs_endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(unique: str, s3: Any, sqs_endpoint: str) -> Iterator[str]:
-    s3.create_bucket(Bucket=unique)
-    payloads.forget_clients()
-    with override_settings(
-        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
-        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
-    ):
-        yield unique
-    payloads.forget_clients()
 
 
 def test_w021__queue_below_one_mebibyte(sqs: Any, unique: str) -> None:
