@@ -6,6 +6,8 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 import sqs_broker.cache
 from sqs_broker import sqs as sqs_module
 from sqs_broker.topology import Topology
