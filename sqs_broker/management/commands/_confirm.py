@@ -45,9 +45,10 @@ def confirm(name: str, what: str, options: dict[str, Any], out: Any) -> None:
     if options.get("yes"):
         return
     stdin = options.get("stdin") or sys.stdin
-    out.write(f"{what.capitalize()}? Type the queue's name ({name}) to confirm: ", ending="")
-    out.flush()
     try:
+        # The prompt is inside the try: a Ctrl-C right after it is printed is still "at the prompt".
+        out.write(f"{what.capitalize()}? Type the queue's name ({name}) to confirm: ", ending="")
+        out.flush()
         typed = stdin.readline()
     except KeyboardInterrupt:
         out.write("")  # the prompt's line ends before the refusal
