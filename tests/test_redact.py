@@ -293,6 +293,7 @@ def test_worker_debug_log__shows_no_secret(
     worker.stop()
     output = worker.output()
     assert "succeeded" in output, output[-3000:]
+    assert ".> transport:   sqs-broker://" in output, output[:3000]  # the banner
     # DEBUG really was on for botocore: its signed requests are in the log.
     assert "Sending http request" in output or "CanonicalRequest" in output
     assert leaks(output) == [], [line for line in output.splitlines() if leaks(line)][:5]
