@@ -326,7 +326,7 @@ def gather(
 class Causes:
     """The measured causes (W030-W032) and what they were judged on."""
 
-    findings: list[findings.Finding]
+    found: list[findings.Finding]
     #: Task rows (task and queue) the telemetry window held: none, nothing was judged.
     tasks: int
     #: Why the telemetry could not be read (tables not migrated, say), else ``None``.

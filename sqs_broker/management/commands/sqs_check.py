@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from sqs_broker import findings, stats
-from sqs_broker.management.commands._base import EXIT_USAGE, SqsCommand, number
+from sqs_broker.management.commands._base import SqsCommand, number
 from sqs_broker.redact import scrub, scrub_data
 from sqs_broker.topology import Topology
 
@@ -56,10 +56,13 @@ class Command(SqsCommand):
         )
         parser.add_argument(
             "--window",
-            default=None,
+            type=int,
+            choices=stats.WINDOWS,
+            default=stats.DEFAULT_WINDOW,
             metavar="SECONDS",
             help="Seconds of task telemetry the measured causes (W030-W032) are judged on: "
-            "300, 3600 or 86400. Default: 300.",
+            f"{', '.join(map(str, stats.WINDOWS))}, as on the dashboard. "
+            f"Default: {stats.DEFAULT_WINDOW}.",
         )
         parser.add_argument(
             "--fail-level",
@@ -78,10 +81,6 @@ class Command(SqsCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Resolved once: the offline and online findings describe one configuration.
-        try:
-            window = stats.parse_window(options["window"])
-        except ValueError as exc:
-            raise CommandError(str(exc), returncode=EXIT_USAGE) from None
         topo = Topology.of(options.get("app"))
         found = findings.offline(topo)
         note = None
@@ -89,9 +88,9 @@ class Command(SqsCommand):
             found += findings.online_within(options["timeout"], topo)
             if not findings.could_not_check(found):
                 # Causes named from what the workers measured (telemetry in the database).
-                causes = stats.measured_causes(topo, window)
-                found += causes.findings
-                note = self._unjudged(causes, window)
+                causes = stats.measured_causes(topo, options["window"])
+                found += causes.found
+                note = self._unjudged(causes, options["window"])
         if not options["include_silenced"]:
             found = findings.unsilenced(found)
         found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))
