@@ -1,10 +1,10 @@
 .PHONY: run check test test-leg lint
 
 # Local SQS (moto), a Celery worker and beat, and the admin at http://127.0.0.1:8000/admin/
-# (another address: make run ADDR=127.0.0.1:8010)
+# (another address: make run ADDR=127.0.0.1:8010; against real AWS: make run AWS=1)
 run:
 	scripts/bootstrap .venv 3.11
-	scripts/run $(if $(ADDR),--addr $(ADDR))
+	scripts/run $(if $(ADDR),--addr $(ADDR)) $(if $(AWS),--aws)
 
 # Before every commit: ruff, mypy, the migrations check and the fast tests (CONTRIBUTING.md)
 check:

@@ -83,6 +83,8 @@ def test_devstack__fresh_copy_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_PREFIXES)}
     env.pop("PYTHONUNBUFFERED", None)  # as on a user's machine: output to a file is buffered
     env["PYTHON"] = sys.executable
+    # A profile exported for other work: left out, never used (it names no real profile).
+    env["AWS_PROFILE"] = "devstack-test-profile-that-does-not-exist"
     web, sqs_port = free_port(), free_port()
     log = tmp_path / "stack.log"
     with log.open("wb") as out:
@@ -96,6 +98,8 @@ def test_devstack__fresh_copy_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         )
     try:
         text = wait_for(log, r"Demo task run by the worker: 2 \+ 3 = 5", stack, timeout=120)
+        assert "Left out for the local stack: AWS_PROFILE (make run AWS=1" in text, text
+        assert "devstack-test-profile" not in text
         password = re.search(r"Log in as 'admin' with password '([^']+)'", text)
         assert password is not None, text
         base = f"http://127.0.0.1:{web}"
@@ -229,7 +233,7 @@ def test_devstack__taken_port_stops_it_before_anything_is_printed(which: str) ->
 
 
 def test_make_run__addr_reaches_the_stack() -> None:
-    """make run ADDR=... passes --addr to scripts/run; without ADDR, none is passed."""
+    """make run ADDR=... passes --addr, AWS=1 passes --aws; without them, neither is passed."""
     from tests.support import ROOT
 
     def recipe(*args: str) -> str:
@@ -237,8 +241,12 @@ def test_make_run__addr_reaches_the_stack() -> None:
             ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout
 
-    assert "scripts/run --addr 127.0.0.1:8010\n" in recipe("ADDR=127.0.0.1:8010")
-    assert "scripts/run \n" in recipe() or "scripts/run\n" in recipe()
+    def run_line(*args: str) -> str:
+        return next(line for line in recipe(*args).splitlines() if "scripts/run" in line)
+
+    assert run_line("ADDR=127.0.0.1:8010").split() == ["scripts/run", "--addr", "127.0.0.1:8010"]
+    assert run_line().split() == ["scripts/run"]
+    assert run_line("AWS=1").split() == ["scripts/run", "--aws"]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
@@ -284,3 +292,13 @@ def test_devstack__sqs_port_out_of_range_is_a_usage_error(port: str) -> None:
         64,
     )
     assert out.getvalue() == ""
+
+
+def test_devstack__aws_markers_are_names_never_values() -> None:
+    """What points at an account is found by name; empty variables do not count."""
+    from project.demo.management.commands.devstack import aws_markers
+
+    found = aws_markers(
+        {"AWS_PROFILE": "prod", "AWS_SESSION_TOKEN": "", "SQS_REGION": "eu-west-1", "HOME": "/"}
+    )
+    assert found == ["AWS_PROFILE"]

@@ -1,6 +1,6 @@
 """``manage.py devstack``: the example project's whole local stack, which ``make run`` starts.
 
-A local SQS (moto) unless AWS is configured, migrations, an ``admin`` login with a
+A local SQS (moto) unless ``--aws`` (``make run AWS=1``), migrations, an ``admin`` login with a
 new random password, a Celery worker, Celery beat and the web server with static
 files; then a demo task whose result it prints. Ctrl-C, or SIGTERM to it or to its
 process group, stops the children in order (worker, beat, web, local SQS last) and
@@ -45,16 +45,31 @@ from sqs_broker.localsqs import LOCAL_ENV, LocalSQS, StopFlag, die_with_parent, 
 from sqs_broker.management.commands._base import EXIT_USAGE
 from sqs_broker.settings import celery_conf
 
-#: Any of these means the user chose an SQS of their own: no local one is started.
+#: What points a process at an SQS or an AWS account. The stack runs on a local SQS
+#: unless ``--aws`` (``make run AWS=1``) asks for the one these configure; without it they
+#: are left out of the stack's environment, so a profile exported in the shell never
+#: sends the demo to a real account.
 AWS_MARKERS = (
     "SQS_ENDPOINT_URL",
     "CELERY_BROKER_URL",
     "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECRET_ACCESS_KEY_FILE",
+    "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
     "SQS_STS_ROLE_ARN",
+    "AWS_ROLE_ARN",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
+
+
+def aws_markers(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The names of :data:`AWS_MARKERS` set (non-empty) in ``environ``; never their values."""
+    return [name for name in AWS_MARKERS if environ.get(name)]
+
 
 #: How long each child may take to stop before it is killed: the worker gets its
 #: soft shutdown (settings) plus this, so a running task can finish.
@@ -118,7 +133,7 @@ def _child_setup() -> None:
 
 class Command(BaseCommand):
     help = (
-        "Run the example stack: local SQS (moto) unless AWS is configured, a Celery worker, "
+        "Run the example stack: a local SQS (moto) unless --aws, a Celery worker, "
         "Celery beat and the web server, then a demo task. Ctrl-C or SIGTERM stops everything."
     )
     requires_system_checks = []
@@ -139,6 +154,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-demo", action="store_true", help="Send no demo task (default: send one)."
         )
+        parser.add_argument(
+            "--aws",
+            action="store_true",
+            help="Run against the SQS the environment configures (keys, a profile, a role, "
+            "SQS_ENDPOINT_URL) instead of a local one; make run AWS=1 passes it. Queues are "
+            "created there and the demo task is sent there.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = self._check_ports(options["addr"], options["sqs_port"])
@@ -149,7 +171,15 @@ class Command(BaseCommand):
         processes: dict[str, subprocess.Popen[bytes]] = {}
         failed: str | None = None
         try:
-            if not any(os.environ.get(name) for name in AWS_MARKERS):
+            if not options["aws"]:
+                ignored = aws_markers(os.environ)
+                for name in ignored:
+                    del os.environ[name]
+                if ignored:
+                    self.stdout.write(
+                        f"Left out for the local stack: {', '.join(ignored)} "
+                        "(make run AWS=1 runs against the SQS they configure)."
+                    )
                 local = LocalSQS(port=options["sqs_port"]).start()
                 # This process publishes the demo task, so it needs them too.
                 shared = {**LOCAL_ENV, "SQS_ENDPOINT_URL": local.endpoint_url}
@@ -163,7 +193,11 @@ class Command(BaseCommand):
                 for name, value in shared.items():
                     self.stdout.write(f"  export {name}={shlex.quote(value)}")
             else:
-                self.stdout.write("AWS is configured: using it, no local SQS started.")
+                self.stdout.write(
+                    "--aws: running against the SQS the environment configures "
+                    f"({', '.join(aws_markers(os.environ)) or 'no variable: an instance role'}); "
+                    "no local SQS started."
+                )
             call_command("migrate", interactive=False, verbosity=0)
             password = self._reset_admin("admin")
             processes = self._start_children(options["addr"])
