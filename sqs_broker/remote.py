@@ -24,6 +24,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from sqs_broker import control
 from sqs_broker.conf import app_settings
 from sqs_broker.models import WorkerHeartbeat
 from sqs_broker.redact import scrub, scrub_data
@@ -123,6 +124,17 @@ class Outcome:
     seconds: float = 0.0
 
 
+def _control(app: Any) -> Any:
+    """``app.control``, its reply queue kept per process and thread (:mod:`sqs_broker.control`).
+
+    ``ready()`` does it for the app it configures; an app named later
+    (``SQS_BROKER_CELERY_APP`` in a test) gets it here, so no call leaves a
+    reply queue behind.
+    """
+    control.install(app)
+    return app.control
+
+
 def enabled(app: Any = None) -> bool:
     """Whether the Celery app has remote control on (workers then answer over SNS fanout)."""
     return bool(celery_app(app).conf.worker_enable_remote_control)
@@ -203,7 +215,7 @@ def tasks(topo: Topology | None = None) -> Tasks:
     workers = {w.hostname: WorkerTasks(w.hostname, w.pool, w.concurrency) for w in live}
     answered_all: set[str] | None = None
     started = time.monotonic()
-    inspect = app.control.inspect(timeout=reply_timeout(), limit=limit)
+    inspect = _control(app).inspect(timeout=reply_timeout(), limit=limit)
     for kind in ("active", "reserved", "scheduled"):
         try:
             answers = getattr(inspect, kind)() or {}
@@ -279,15 +291,21 @@ def revoke(task_id: str, terminate: bool = False, topo: Topology | None = None) 
         return _off("revoke")
     live = live_workers()
     if not terminate:
-        return _call("revoke", app.control.revoke, None, live, task_id=task_id)
+        return _call("revoke", _control(app).revoke, None, live, task_id=task_id)
     able = [w.hostname for w in live if w.pool in TERMINATING_POOLS]
     unable = [w for w in live if w.pool not in TERMINATING_POOLS]
     outcome = _call(
-        "revoke", app.control.revoke, able, live, task_id=task_id, terminate=True, signal="SIGTERM"
+        "revoke",
+        _control(app).revoke,
+        able,
+        live,
+        task_id=task_id,
+        terminate=True,
+        signal="SIGTERM",
     )
     if unable:
         rest = _call(
-            "revoke", app.control.revoke, [w.hostname for w in unable], live, task_id=task_id
+            "revoke", _control(app).revoke, [w.hostname for w in unable], live, task_id=task_id
         )
         outcome.missing += rest.missing
         outcome.error = outcome.error or rest.error
@@ -310,7 +328,7 @@ def rate_limit(
         return _off("rate_limit")
     return _call(
         "rate_limit",
-        app.control.rate_limit,
+        _control(app).rate_limit,
         destination,
         live_workers(),
         task_name=task_name,
@@ -326,7 +344,7 @@ def resize_pool(hostname: str, by: int, topo: Topology | None = None) -> Outcome
     command = "pool_grow" if by > 0 else "pool_shrink"
     if not enabled(app):
         return _off(command)
-    send = app.control.pool_grow if by > 0 else app.control.pool_shrink
+    send = _control(app).pool_grow if by > 0 else _control(app).pool_shrink
     return _call(command, send, [hostname], live_workers(), n=abs(by))
 
 
@@ -342,7 +360,7 @@ def shutdown(hostname: str, topo: Topology | None = None) -> Outcome:
     outcome = Outcome(enabled=True, command="shutdown", sent_only=True)
     started = time.monotonic()
     try:
-        app.control.shutdown(destination=[hostname], reply=False)
+        _control(app).shutdown(destination=[hostname], reply=False)
     except Exception as exc:
         outcome.error = _failure(exc)
     outcome.seconds = round(time.monotonic() - started, 3)

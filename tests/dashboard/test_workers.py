@@ -294,3 +294,114 @@ def test_task_page__revoke_button_only_with_permission(client, off):
     client.force_login(user_with("view_dashboard", "revoke_task"))
     html = client.get(DASHBOARD + "task/", {"id": "t-5"}).content.decode()
     assert f'href="{REVOKE}?id=t-5"' in html
+
+
+# --- real workers: remote control over moto's SNS and SQS ---
+
+
+def _remote_env(unique: str) -> dict[str, str]:
+    """A worker's environment: remote control on, heartbeats every second, and the database's
+    revocations read at start only (so only the broadcast can reach a running worker)."""
+    return base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_REMOTE_CONTROL="true",
+        SQS_BROKER_TELEMETRY_INTERVAL="1",
+        SQS_BROKER_REVOCATION_REFRESH="3600",
+    )
+
+
+def _caller(env: dict[str, str]):
+    """The web process's app, as include() would configure it from ``env``."""
+    from sqs_broker import control
+
+    app = make_app(env)
+    control.install(app)
+    return app
+
+
+def _wait(predicate, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
+
+
+def _answering(app, worker) -> str:
+    """The worker's hostname, once its heartbeat is written and it answers a ping."""
+    from sqs_broker import remote
+
+    assert _wait(lambda: bool(remote.live_workers()), 60), worker.output()[-3000:]
+    (live,) = remote.live_workers()
+    assert _wait(lambda: bool(app.control.ping(timeout=1.0, limit=1)), 60), worker.output()
+    return live.hostname
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_worker__revoke_from_the_page_keeps_a_queued_task_from_running(
+    client, start_worker, unique, tmp_path
+):
+    """A task held for its ETA shows as scheduled; revoked from the page, it never runs."""
+    env = _remote_env(unique)
+    app = _caller(env)
+    worker = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REMOTE_TIMEOUT=5):
+        hostname = _answering(app, worker)
+        journal = tmp_path / "journal"
+        kept = app.send_task("project.demo.tasks.journal", args=[str(journal), "kept"], countdown=6)
+        doomed = app.send_task(
+            "project.demo.tasks.journal", args=[str(journal), "doomed"], countdown=6
+        )
+        client.force_login(user_with(*ALL))
+
+        def scheduled() -> bool:
+            html = client.get(WORKERS).content.decode()
+            return f'data-task-id="{doomed.id}" data-kind="scheduled"' in html
+
+        assert _wait(scheduled, 20), worker.output()[-3000:]
+        html = client.get(WORKERS).content.decode()
+        assert f'data-hostname="{hostname}" data-answered="yes"' in html
+        assert 'id="sqs-remote-missing"' not in html
+
+        response = client.post(REVOKE, {"id": doomed.id, "confirm": doomed.id}, follow=True)
+        page = response.content.decode()
+        assert f"Revoke broadcast of {doomed.id}: done by {hostname}." in page, page
+        assert _wait(lambda: "kept" in (journal.read_text() if journal.exists() else ""), 30)
+        import time
+
+        time.sleep(2)  # both ETAs have passed: the revoked one would have run by now
+    assert [line.split()[0] for line in journal.read_text().splitlines()] == ["kept"]
+    assert kept.id not in {r.task_id for r in Revocation.objects.all()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_worker__pool_grow_from_the_page_changes_the_pool(client, start_worker, unique):
+    """Grow by 2, then shrink by 1, from the page: the worker's stats count 3, then 2 processes.
+
+    (Prefork's ``max-concurrency`` stays the --concurrency it started with; its
+    ``processes`` are the pool as it is.)
+    """
+    env = _remote_env(unique)
+    app = _caller(env)
+    worker = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REMOTE_TIMEOUT=5):
+        hostname = _answering(app, worker)
+
+        def processes() -> int:
+            stats = app.control.inspect(destination=[hostname], timeout=5, limit=1).stats()
+            return len(stats[hostname]["pool"]["processes"])
+
+        assert processes() == 1
+        client.force_login(user_with(*ALL))
+        data = {"confirm": hostname, "direction": "grow", "n": "2"}
+        page = client.post(pool_url(hostname), data, follow=True).content.decode()
+        assert f"Pool of {hostname} grown by 2: done by {hostname}." in page
+        assert _wait(lambda: processes() == 3, 20), processes()
+        data = {"confirm": hostname, "direction": "shrink", "n": "1"}
+        page = client.post(pool_url(hostname), data, follow=True).content.decode()
+        assert f"Pool of {hostname} shrunk by 1: done by {hostname}." in page
+        assert _wait(lambda: processes() == 2, 20), processes()

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from sqs_broker.control import KeptReplyMailbox
 from sqs_broker.models import WorkerHeartbeat
 from tests.support.env import base_env, make_app
 
@@ -28,6 +29,8 @@ class Control:
         self.answers = answers
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail = fail
+        # sqs_broker.control.install() finds it already in place and leaves it.
+        self.mailbox = KeptReplyMailbox.__new__(KeptReplyMailbox)
 
     def _replies(self, command: str, destination: list[str] | None) -> list[dict[str, Any]]:
         if self.fail:
