@@ -205,18 +205,27 @@ def _failure(exc: BaseException) -> str:
 
 
 def tasks(topo: Topology | None = None) -> Tasks:
-    """Each worker's active, reserved and scheduled tasks (three calls, each bounded)."""
+    """Each worker's active, reserved and scheduled tasks: three calls, each bounded.
+
+    The first call awaits the workers the heartbeats show alive (all of them,
+    or the whole timeout when none is known); the next two ask only those that
+    answered it, and wait for no one else. So a silent worker costs one
+    timeout, not three, and when nobody answers the first, the rest are not sent.
+    """
     app = celery_app(topo)
     if not enabled(app):
         return Tasks(enabled=False)
     live = live_workers()
     limit = len(live) or None
+    destination: list[str] | None = None
     found = Tasks(enabled=True, expected=len(live) if live else None)
     workers = {w.hostname: WorkerTasks(w.hostname, w.pool, w.concurrency) for w in live}
-    answered_all: set[str] | None = None
+    answered_all: set[str] = set()
     started = time.monotonic()
-    inspect = _control(app).inspect(timeout=reply_timeout(), limit=limit)
     for kind in ("active", "reserved", "scheduled"):
+        inspect = _control(app).inspect(
+            timeout=reply_timeout(), limit=limit, destination=destination
+        )
         try:
             answers = getattr(inspect, kind)() or {}
         except Exception as exc:  # the broker or SNS refused: said, not hidden
@@ -229,9 +238,13 @@ def tasks(topo: Topology | None = None) -> Tasks:
                 worker.errors.append(f"{kind}: {answer['error']}")
                 continue
             getattr(worker, kind).extend(task_rows(kind, answer))
-        answered_all = set(answers) if answered_all is None else answered_all & set(answers)
+        answered_all = set(answers) if destination is None else answered_all & set(answers)
+        if not answered_all:
+            break
+        destination = sorted(answered_all)
+        limit = len(destination)
     found.seconds = round(time.monotonic() - started, 3)
-    found.missing = sorted(h for h in (w.hostname for w in live) if h not in (answered_all or ()))
+    found.missing = sorted(h for h in (w.hostname for w in live) if h not in answered_all)
     found.workers = sorted(workers.values(), key=lambda w: (not w.answered, w.hostname))
     return found
 

@@ -38,9 +38,13 @@ def test_tasks__limit_from_heartbeats_and_silent_workers_named():
         SQS_BROKER_CELERY_APP=remote_app(control), SQS_BROKER_REMOTE_TIMEOUT=0.7
     ):
         found = remote.tasks()
-    assert [c[0] for c in control.calls] == ["active", "reserved", "scheduled"]
-    assert {c[1]["limit"] for c in control.calls} == {2}
-    assert {c[1]["timeout"] for c in control.calls} == {0.7}
+    first, *rest = control.calls
+    assert first == ("active", {"timeout": 0.7, "limit": 2, "destination": None})
+    # The next calls ask only who answered the first: the silent one is waited for once.
+    assert rest == [
+        (kind, {"timeout": 0.7, "limit": 1, "destination": ["celery@a"]})
+        for kind in ("reserved", "scheduled")
+    ]
     assert found.expected == 2 and found.missing == ["celery@b"]
     a, b = found.workers
     assert (a.hostname, a.answered, a.pool, a.can_terminate) == ("celery@a", True, "prefork", True)
@@ -80,9 +84,22 @@ def test_tasks__unknown_who_should_answer_without_heartbeats():
     control = Control({"celery@a": {"active": [], "reserved": [], "scheduled": []}})
     with override_settings(SQS_BROKER_CELERY_APP=remote_app(control)):
         found = remote.tasks()
-    assert {c[1]["limit"] for c in control.calls} == {None}
+    assert control.calls[0][1]["limit"] is None  # nobody known: the first call waits it out
+    assert control.calls[1][1]["destination"] == ["celery@a"]
     assert found.expected is None and found.missing == []
     assert [w.hostname for w in found.workers] == ["celery@a"]
+
+
+@pytest.mark.django_db
+def test_tasks__nobody_answering_is_asked_once():
+    """When no worker answers the first call, the other two are not sent: one timeout in all."""
+    beat("celery@a")
+    control = Control({})
+    with override_settings(SQS_BROKER_CELERY_APP=remote_app(control)):
+        found = remote.tasks()
+    assert [c[0] for c in control.calls] == ["active"]
+    assert found.missing == ["celery@a"] and found.error is None
+    assert [(w.hostname, w.answered) for w in found.workers] == [("celery@a", False)]
 
 
 @pytest.mark.django_db

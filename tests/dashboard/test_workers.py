@@ -8,11 +8,13 @@ SNS and SQS.
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import override_settings
 
+from sqs_broker import remote
 from sqs_broker.models import Revocation
 from tests.support.env import base_env, make_app
 from tests.support.remote import ACTIVE, SCHEDULED, Control, beat, remote_app
@@ -321,8 +323,6 @@ def _caller(env: dict[str, str]):
 
 
 def _wait(predicate, timeout: float) -> bool:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -333,8 +333,6 @@ def _wait(predicate, timeout: float) -> bool:
 
 def _answering(app, worker) -> str:
     """The worker's hostname, once its heartbeat is written and it answers a ping."""
-    from sqs_broker import remote
-
     assert _wait(lambda: bool(remote.live_workers()), 60), worker.output()[-3000:]
     (live,) = remote.live_workers()
     assert _wait(lambda: bool(app.control.ping(timeout=1.0, limit=1)), 60), worker.output()
@@ -366,13 +364,14 @@ def test_real_worker__revoke_from_the_page_keeps_a_queued_task_from_running(
         html = client.get(WORKERS).content.decode()
         assert f'data-hostname="{hostname}" data-answered="yes"' in html
         assert 'id="sqs-remote-missing"' not in html
+        found = remote.tasks()
+        print(f"active, reserved and scheduled of 1 worker: {found.seconds:.3f} s")
+        assert found.seconds < 5  # limit=1 from the heartbeat: no timeout waited out
 
         response = client.post(REVOKE, {"id": doomed.id, "confirm": doomed.id}, follow=True)
         page = response.content.decode()
         assert f"Revoke broadcast of {doomed.id}: done by {hostname}." in page, page
         assert _wait(lambda: "kept" in (journal.read_text() if journal.exists() else ""), 30)
-        import time
-
         time.sleep(2)  # both ETAs have passed: the revoked one would have run by now
     assert [line.split()[0] for line in journal.read_text().splitlines()] == ["kept"]
     assert kept.id not in {r.task_id for r in Revocation.objects.all()}
@@ -405,3 +404,13 @@ def test_real_worker__pool_grow_from_the_page_changes_the_pool(client, start_wor
         page = client.post(pool_url(hostname), data, follow=True).content.decode()
         assert f"Pool of {hostname} shrunk by 1: done by {hostname}." in page
         assert _wait(lambda: processes() == 2, 20), processes()
+
+        # A heartbeat whose worker never answers: named, and waited for once only.
+        beat("w-silent@nowhere")
+        with override_settings(SQS_BROKER_REMOTE_TIMEOUT=2):
+            found = remote.tasks()
+        print(f"active, reserved and scheduled, 1 of 2 workers silent: {found.seconds:.3f} s")
+        assert found.missing == ["w-silent@nowhere"]
+        assert 2 <= found.seconds < 4, found.seconds
+        html = client.get(WORKERS).content.decode()
+        assert '<code class="sqs-missing-worker">w-silent@nowhere</code>' in html

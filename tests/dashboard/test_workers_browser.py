@@ -1,12 +1,13 @@
 """The worker actions in a real browser: Playwright driving Debian's chromium, under the CSP.
 
-The workers answer through ``tests.support.remote.Control`` here (the live
-server runs in this process); the real-worker tests are in test_workers.py.
+The first two tests' workers answer through ``tests.support.remote.Control``
+(the live server runs in this process); the last one's is a real worker.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,49 @@ def test_workers__phone_width(browser, live_server, control):
     finally:
         context.close()
     assert console == []
+
+
+def test_workers__real_worker_grows_its_pool_from_the_page(
+    browser, live_server, start_worker, unique
+):
+    """A real prefork worker over moto's SNS and SQS: its row answers, and a grow is done by it."""
+    from playwright.sync_api import expect
+
+    from sqs_broker import control, remote
+    from tests.support.env import base_env, make_app
+
+    env = base_env(
+        SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+        SQS_WAIT_TIME_SECONDS="1",
+        SQS_REMOTE_CONTROL="true",
+        SQS_BROKER_TELEMETRY_INTERVAL="1",
+    )
+    app = make_app(env)
+    control.install(app)
+    worker = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    with override_settings(
+        SQS_BROKER_CELERY_APP=app, SQS_BROKER_REMOTE_TIMEOUT=5, SQS_BROKER_REFRESH_SECONDS=0
+    ):
+        deadline = time.monotonic() + 60
+        while not remote.live_workers() and time.monotonic() < deadline:
+            time.sleep(0.5)  # its first heartbeat
+        (live,) = remote.live_workers()
+        context, page, console = _open(browser, live_server, 1280)
+        try:
+            row = page.locator(f'.sqs-remote-worker[data-hostname="{live.hostname}"]')
+            for _ in range(30):  # the mailbox subscribes as the worker starts
+                if row.get_attribute("data-answered") == "yes":
+                    break
+                page.reload()
+            expect(row).to_have_attribute("data-answered", "yes")
+            row.locator("a.sqs-grow").click()
+            page.fill("#sqs-pool-n", "2")
+            page.click("#sqs-confirm-submit")
+            page.wait_for_url(f"**{DASHBOARD}workers/")
+            expect(page.locator(".messagelist")).to_contain_text(
+                f"Pool of {live.hostname} grown by 2: done by {live.hostname}."
+            )
+            assert page.evaluate("window.__csp") == []
+        finally:
+            context.close()
+    assert console == [], worker.output()[-2000:]

@@ -48,7 +48,8 @@ class Control:
             def __getattr__(self, command: str) -> Any:
                 def call() -> dict[str, Any] | None:
                     control.calls.append((command, kwargs))
-                    merged = {k: v for r in control._replies(command, None) for k, v in r.items()}
+                    replies = control._replies(command, kwargs.get("destination"))
+                    merged = {k: v for r in replies for k, v in r.items()}
                     return merged or None
 
                 return call
