@@ -97,7 +97,7 @@ def say(request: HttpRequest, outcome: remote.Outcome, what: str) -> str:
         parts.append("done by " + ", ".join(sorted(outcome.done)))
     for hostname, why in sorted(outcome.refused.items()):
         messages.warning(
-            request, _("%(worker)s answered: %(why)s") % {"worker": hostname, "why": why}
+            request, _("Worker %(worker)s answered: %(why)s") % {"worker": hostname, "why": why}
         )
         parts.append(f"{hostname}: {why}")
     if outcome.missing:

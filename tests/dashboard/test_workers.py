@@ -379,7 +379,8 @@ def test_real_worker__revoke_from_the_page_keeps_a_queued_task_from_running(
 
 @pytest.mark.django_db(transaction=True)
 def test_real_worker__pool_grow_from_the_page_changes_the_pool(client, start_worker, unique):
-    """Grow by 2, then shrink by 1, from the page: the worker's stats count 3, then 2 processes.
+    """Grow by 2, then shrink by 1, from the page: the worker's stats count 3, then 2 processes;
+    a rate limit is set, an unknown task's refused; a silent worker is named.
 
     (Prefork's ``max-concurrency`` stays the --concurrency it started with; its
     ``processes`` are the pool as it is.)
@@ -405,6 +406,14 @@ def test_real_worker__pool_grow_from_the_page_changes_the_pool(client, start_wor
         assert f"Pool of {hostname} shrunk by 1: done by {hostname}." in page
         assert _wait(lambda: processes() == 2, 20), processes()
 
+        task = "project.demo.tasks.add"
+        data = {"task": task, "confirm": task, "rate": "10/m", "worker": hostname}
+        page = client.post(RATE, data, follow=True).content.decode()
+        assert f"Rate limit of {task} set to 10/m on {hostname}: done by {hostname}." in page
+        data = {"task": "no.such.task", "confirm": "no.such.task", "rate": "10/m"}
+        page = client.post(RATE, data, follow=True).content.decode()
+        assert f"Worker {hostname} answered: unknown task" in page
+
         # A heartbeat whose worker never answers: named, and waited for once only.
         beat("w-silent@nowhere")
         with override_settings(SQS_BROKER_REMOTE_TIMEOUT=2):
@@ -414,3 +423,19 @@ def test_real_worker__pool_grow_from_the_page_changes_the_pool(client, start_wor
         assert 2 <= found.seconds < 4, found.seconds
         html = client.get(WORKERS).content.decode()
         assert '<code class="sqs-missing-worker">w-silent@nowhere</code>' in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_worker__shutdown_from_the_page_stops_it_warmly(client, start_worker, unique):
+    """The typed shutdown reaches the worker: it exits, and its heartbeat says stopped."""
+    env = _remote_env(unique)
+    app = _caller(env)
+    worker = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REMOTE_TIMEOUT=5):
+        hostname = _answering(app, worker)
+        client.force_login(user_with(*ALL))
+        page = client.post(shutdown_url(hostname), {"confirm": hostname}, follow=True)
+        assert f"Shutdown of {hostname}: sent." in page.content.decode()
+        assert _wait(lambda: worker.process.poll() is not None, 30), worker.output()[-3000:]
+        assert "Got shutdown from remote" in worker.output()
+        assert _wait(lambda: not remote.live_workers(), 10)
