@@ -3,11 +3,13 @@ called through ``app.control`` and the ``celery`` command line."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from sqs_broker import control
+from sqs_broker.topology import entity_name
 from tests.support.env import make_app, run_python
 from tests.test_faults import JOURNAL, runs, wait_for, with_worker, worker_env
 
@@ -186,6 +188,28 @@ def test_control__rate_limit_pool_and_consumers(start_worker: Any, sqs: Any, uni
     answer = app.control.cancel_consumer("extra", **call)
     assert answer == [{hostname: {"ok": "no longer consuming from extra"}}], answer
     assert wait_for(lambda: names() == ["celery"], 20), names()
+
+
+@with_worker
+def test_predefined_queues__mailbox_and_replies_created_with_the_connection_credentials(
+    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+) -> None:
+    """Under predefined_queues the mailbox and reply queues (never predefined) still work."""
+    name = f"{unique}-jobs"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    env = remote_env(unique, SQS_PREDEFINED_QUEUES=json.dumps({name: {"url": url}}))
+    worker = start_worker(env, queues="jobs")
+    app = caller(env)
+    (hostname,) = answering(app)
+    assert app.control.ping(timeout=2.0, limit=1) == [{hostname: {"ok": "pong"}}]
+    queues = only(app.control.inspect(timeout=3.0, limit=1).active_queues(), hostname)
+    assert [q["name"] for q in queues] == ["jobs"]
+    journal = tmp_path / "journal"
+    app.send_task(JOURNAL, args=(str(journal), "ran"), queue="jobs")
+    assert wait_for(lambda: [t for t, _ in runs(journal)] == ["ran"], 30), worker.output()
+    pidbox = sqs.list_queues(QueueNamePrefix=f"{unique}-w0-").get("QueueUrls", [])
+    mailbox = entity_name(f"{unique}-{hostname}.celery.pidbox")
+    assert [u.rsplit("/", 1)[-1] for u in pidbox] == [mailbox]
 
 
 @with_worker
