@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from sqs_broker import control
@@ -121,6 +122,8 @@ class Outcome:
     error: str | None = None
     #: Sent without waiting for answers (a worker shutting down does not answer).
     sent_only: bool = False
+    #: What else the user must know (a pool that cannot terminate a task).
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -291,44 +294,46 @@ def _off(command: str) -> Outcome:
 
 
 def revoke(task_id: str, terminate: bool = False, topo: Topology | None = None) -> Outcome:
-    """Broadcast a revoke of ``task_id`` to every worker.
+    """Broadcast a revoke of ``task_id`` to every worker; with ``terminate``, stop it where it runs.
 
-    With ``terminate``, the workers whose pool can stop a running task
-    (:data:`TERMINATING_POOLS`) are asked to stop it with SIGTERM; the others
-    are asked to revoke only, and :attr:`Outcome.refused` says they cannot
-    stop it. The id is stored in the database by the caller
+    The revoke goes to every worker (awaiting those the heartbeats show
+    alive). With ``terminate``, a second call asks the workers whose pool can
+    stop a running task (:data:`TERMINATING_POOLS`, known from their
+    heartbeats) to stop it with SIGTERM; :attr:`Outcome.notes` names the
+    others, which cannot. The id is stored in the database by the caller
     (:func:`sqs_broker.revocations.revoke`), which also reaches workers started later.
     """
     app = celery_app(topo)
     if not enabled(app):
         return _off("revoke")
     live = live_workers()
-    if not terminate:
-        return _call("revoke", _control(app).revoke, None, live, task_id=task_id)
+    outcome = _call("revoke", _control(app).revoke, None, live, task_id=task_id)
+    if not terminate or outcome.error:
+        return outcome
     able = [w.hostname for w in live if w.pool in TERMINATING_POOLS]
+    if able:
+        send = _control(app).revoke
+        stop = _call("revoke", send, able, live, task_id=task_id, terminate=True, signal="SIGTERM")
+        outcome.error = stop.error
+        outcome.refused.update(stop.refused)
+        for hostname in stop.missing:
+            outcome.notes.append(
+                _("No answer to the terminate from %(worker)s") % {"worker": hostname}
+            )
+        outcome.seconds = round(outcome.seconds + stop.seconds, 3)
     unable = [w for w in live if w.pool not in TERMINATING_POOLS]
-    outcome = _call(
-        "revoke",
-        _control(app).revoke,
-        able,
-        live,
-        task_id=task_id,
-        terminate=True,
-        signal="SIGTERM",
-    )
-    if unable:
-        rest = _call(
-            "revoke", _control(app).revoke, [w.hostname for w in unable], live, task_id=task_id
+    for w in unable:
+        outcome.notes.append(
+            _(
+                "Not stopped on %(worker)s if it runs there: "
+                "the %(pool)s pool cannot terminate a task"
+            )
+            % {"worker": w.hostname, "pool": w.pool}
         )
-        outcome.missing += rest.missing
-        outcome.error = outcome.error or rest.error
-        outcome.refused.update(rest.refused)
-        for w in unable:
-            if w.hostname in rest.done:
-                outcome.refused[w.hostname] = (
-                    f"revoked, but a running task is not stopped: the {w.pool} pool cannot "
-                    "terminate a task"
-                )
+    if not live:
+        outcome.notes.append(
+            _("Terminate was sent to no worker: no heartbeat says which pool each one runs")
+        )
     return outcome
 
 

@@ -115,20 +115,36 @@ def test_tasks__a_failed_call_is_said():
 
 @pytest.mark.django_db
 def test_revoke__terminate_only_where_the_pool_can():
-    """terminate goes to the prefork worker only; the threads worker is told to revoke and named."""
+    """The revoke goes to all; terminate to the prefork worker only; the threads one is named."""
     beat("celery@p")
     beat("celery@t", pool="threads")
     ok = {"revoke": {"ok": "tasks {'x'} flagged as revoked"}}
     control = Control({"celery@p": ok, "celery@t": ok})
     with override_settings(SQS_BROKER_CELERY_APP=remote_app(control)):
         outcome = remote.revoke("x", terminate=True)
-    (first, second) = control.calls
-    assert first[1]["destination"] == ["celery@p"] and first[1]["terminate"] is True
-    assert second[1]["destination"] == ["celery@t"] and "terminate" not in second[1]
-    assert first[1]["limit"] == 1 and second[1]["limit"] == 1
-    assert list(outcome.done) == ["celery@p"]
-    assert "threads pool cannot terminate" in outcome.refused["celery@t"]
-    assert outcome.missing == []
+    (everyone, stop) = control.calls
+    assert everyone[1]["destination"] is None and "terminate" not in everyone[1]
+    assert everyone[1]["limit"] == 2
+    assert stop[1]["destination"] == ["celery@p"] and stop[1]["terminate"] is True
+    assert stop[1]["signal"] == "SIGTERM" and stop[1]["limit"] == 1
+    assert sorted(outcome.done) == ["celery@p", "celery@t"]
+    assert outcome.notes == [
+        "Not stopped on celery@t if it runs there: the threads pool cannot terminate a task"
+    ]
+    assert outcome.missing == [] and outcome.refused == {}
+
+
+@pytest.mark.django_db
+def test_revoke__terminate_without_heartbeats_is_sent_to_none():
+    """Without heartbeats nobody's pool is known: the revoke goes out, terminate to no one, said."""
+    control = Control({"celery@a": {"revoke": {"ok": "revoked"}}})
+    with override_settings(SQS_BROKER_CELERY_APP=remote_app(control)):
+        outcome = remote.revoke("x", terminate=True)
+    assert [c[1].get("terminate") for c in control.calls] == [None]
+    assert list(outcome.done) == ["celery@a"]
+    assert outcome.notes == [
+        "Terminate was sent to no worker: no heartbeat says which pool each one runs"
+    ]
 
 
 @pytest.mark.django_db

@@ -100,6 +100,9 @@ def say(request: HttpRequest, outcome: remote.Outcome, what: str) -> str:
             request, _("Worker %(worker)s answered: %(why)s") % {"worker": hostname, "why": why}
         )
         parts.append(f"{hostname}: {why}")
+    for note in outcome.notes:
+        messages.warning(request, note)
+        parts.append(note)
     if outcome.missing:
         messages.warning(
             request,

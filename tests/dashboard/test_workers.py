@@ -8,6 +8,7 @@ SNS and SQS.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import pytest
@@ -439,3 +440,36 @@ def test_real_worker__shutdown_from_the_page_stops_it_warmly(client, start_worke
         assert _wait(lambda: worker.process.poll() is not None, 30), worker.output()[-3000:]
         assert "Got shutdown from remote" in worker.output()
         assert _wait(lambda: not remote.live_workers(), 10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_worker__revoke_with_terminate_stops_a_running_task(
+    client, start_worker, unique, tmp_path
+):
+    """A running task shows as active; revoked with terminate from the page, its process is
+    killed (prefork) long before the task would have finished."""
+    env = _remote_env(unique)
+    app = _caller(env)
+    worker = start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_REMOTE_TIMEOUT=5):
+        _answering(app, worker)
+        journal = tmp_path / "journal"
+        running = app.send_task("project.demo.tasks.journal", args=[str(journal), "long", 60])
+        assert _wait(journal.exists, 30), worker.output()[-3000:]
+        pid = int(journal.read_text().split()[1])
+        client.force_login(user_with(*ALL))
+        html = client.get(WORKERS).content.decode()
+        assert f'data-task-id="{running.id}" data-kind="active"' in html
+        data = {"id": running.id, "confirm": running.id, "terminate": "on"}
+        client.post(REVOKE, data, follow=True)
+
+        def gone() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        assert _wait(gone, 20), worker.output()[-3000:]
+        assert f"Terminating {running.id}" in worker.output()
+        assert "succeeded" not in worker.output()
