@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sqs_broker import control
 from sqs_broker.topology import entity_name
 from tests.support.env import make_app, run_python
@@ -191,13 +193,29 @@ def test_control__rate_limit_pool_and_consumers(start_worker: Any, sqs: Any, uni
 
 
 @with_worker
+@pytest.mark.parametrize("sts", [False, True], ids=["keys", "sts"])
 def test_predefined_queues__mailbox_and_replies_created_with_the_connection_credentials(
-    start_worker: Any, sqs: Any, unique: str, tmp_path: Path
+    start_worker: Any,
+    sqs: Any,
+    sqs_endpoint: str,
+    unique: str,
+    tmp_path: Path,
+    monkeypatch: Any,
+    sts: bool,
 ) -> None:
-    """Under predefined_queues the mailbox and reply queues (never predefined) still work."""
+    """Under predefined_queues (with an STS role too) the mailbox and reply queues, never
+    predefined, still work."""
     name = f"{unique}-jobs"
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    env = remote_env(unique, SQS_PREDEFINED_QUEUES=json.dumps({name: {"url": url}}))
+    extra: dict[str, str] = {}
+    if sts:
+        # kombu asks STS through boto3's default client: the local server's, here.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sqs_endpoint)
+        extra = {
+            "SQS_STS_ROLE_ARN": "arn:aws:iam::123456789012:role/celery",
+            "AWS_ENDPOINT_URL_STS": sqs_endpoint,
+        }
+    env = remote_env(unique, SQS_PREDEFINED_QUEUES=json.dumps({name: {"url": url}}), **extra)
     worker = start_worker(env, queues="jobs")
     app = caller(env)
     (hostname,) = answering(app)

@@ -176,3 +176,21 @@ def test_sqs_revoke__remote_control_tells_running_workers_at_once(
         lambda: f"Discarding revoked task: {JOURNAL}[{later.id}]" in newcomer.output(), 30
     ), newcomer.output()
     assert [tag for tag, _ in runs(journal)] == ["kept"]
+
+
+@pytest.mark.django_db
+def test_sqs_revoke__failed_broadcast_said_without_secrets(app, monkeypatch) -> None:
+    """A broadcast that fails is said on stderr, a URL's secret masked; the ids stay revoked."""
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
+
+    def refused(*args, **kwargs):
+        raise ConnectionError(f"cannot reach sqs://AKIAEXAMPLE:{secret}@sqs.example:443")
+
+    monkeypatch.setattr("sqs_broker.control.revoke", refused)
+    with override_settings(SQS_BROKER_REMOTE_CONTROL=True):
+        out, err = _run("id-9", "--expires", "60")
+    assert "Revoked id-9 until" in out
+    assert err.startswith("The broadcast to running workers failed (ConnectionError: ")
+    assert "they refuse these tasks from their next refresh." in err
+    assert secret not in err and "********@sqs.example" in err
+    assert Revocation.objects.filter(task_id="id-9").exists()
