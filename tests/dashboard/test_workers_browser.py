@@ -199,6 +199,10 @@ def test_workers__real_worker_grows_its_pool_from_the_page(
         (live,) = remote.live_workers()
         context, page, console = _open(browser, live_server, 1280)
         try:
+            # The dashboard's workers' panel links to the page.
+            page.goto(f"{live_server.url}{DASHBOARD}")
+            page.click("#sqs-remote-link a")
+            page.wait_for_url(f"**{DASHBOARD}workers/")
             row = page.locator(f'.sqs-remote-worker[data-hostname="{live.hostname}"]')
             for _ in range(30):  # the mailbox subscribes as the worker starts
                 if row.get_attribute("data-answered") == "yes":
