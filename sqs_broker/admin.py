@@ -3,8 +3,9 @@
 :class:`~sqs_broker.models.Dashboard` is an unmanaged model: it gives the page
 a place on the admin index and its own permissions. Its changelist is the
 dashboard; ``get_urls`` adds a page per queue, the purge and dead-letter move
-confirmation pages, the (POST-only) peek at a queue's messages and a task's
-stored result. The pages themselves are :mod:`sqs_broker.dashboard.views`.
+confirmation pages, the (POST-only) peek at a queue's messages, a task's
+stored result, the workers' tasks and the worker actions' confirmation pages.
+The pages themselves are :mod:`sqs_broker.dashboard.views` and ``.workers``.
 
 Django's admin autodiscovery imports this module in every process, workers
 too, and the URL check Celery's Django fixup runs builds these URLs there:
@@ -31,10 +32,13 @@ View = Callable[..., HttpResponse]
 
 
 def _view(name: str) -> View:
-    """The function ``name`` of :mod:`sqs_broker.dashboard.views`, imported on first use."""
-    from sqs_broker.dashboard import views  # a request's work: never done in a worker
+    """The page ``name`` (``views`` or ``workers.<page>`` of :mod:`sqs_broker.dashboard`),
+    imported on first use."""
+    # A request's work: never done in a worker.
+    from sqs_broker.dashboard import views, workers
 
-    view: View = getattr(views, name)
+    module, _, function = name.rpartition(".")
+    view: View = getattr(workers if module == "workers" else views, function)
     return view
 
 
@@ -49,7 +53,7 @@ else:
 class DashboardAdmin(ModelAdmin):
     """The dashboard: queue depths, dead-letter queues, backoff, config, findings, history."""
 
-    # --- permissions: a view-only page with two actions of its own ---
+    # --- permissions: a view-only page with actions of its own, one permission each ---
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_active and request.user.has_perm("sqs_broker.view_dashboard")
@@ -129,6 +133,28 @@ class DashboardAdmin(ModelAdmin):
                 name="sqs_broker_dashboard_move_cancel",
             ),
             path("task/", self._page("task", None, ["GET"]), name="sqs_broker_dashboard_task"),
+            # The worker actions (Celery's remote control, sqs_broker.remote).
+            path("workers/", self._page("workers.workers"), name="sqs_broker_dashboard_workers"),
+            path(
+                "revoke/",
+                self._page("workers.revoke", "revoke_task", ["GET", "POST"]),
+                name="sqs_broker_dashboard_revoke",
+            ),
+            path(
+                "rate-limit/",
+                self._page("workers.rate_limit", "rate_limit_task", ["GET", "POST"]),
+                name="sqs_broker_dashboard_rate_limit",
+            ),
+            path(
+                "worker/<str:hostname>/pool/",
+                self._page("workers.pool", "resize_pool", ["GET", "POST"]),
+                name="sqs_broker_dashboard_pool",
+            ),
+            path(
+                "worker/<str:hostname>/shutdown/",
+                self._page("workers.shutdown", "shutdown_worker", ["GET", "POST"]),
+                name="sqs_broker_dashboard_shutdown",
+            ),
         ]
 
     def changelist_view(

@@ -166,6 +166,16 @@ class Settings:
         return _flag("SQS_BROKER_REVOCATIONS", True)
 
     @property
+    def REMOTE_CONTROL(self) -> bool:
+        """Celery's remote control through SNS fanout (``include()`` turns Celery's switch on)."""
+        return _flag("SQS_BROKER_REMOTE_CONTROL", False)
+
+    @property
+    def REMOTE_TIMEOUT(self) -> float:
+        """Seconds a dashboard's remote-control call waits for a worker that does not answer."""
+        return _number("SQS_BROKER_REMOTE_TIMEOUT", 2, 0.1)
+
+    @property
     def REVOCATION_REFRESH(self) -> float:
         """Seconds between two reads of the revoked task ids by a running worker."""
         return _number("SQS_BROKER_REVOCATION_REFRESH", 5, 0.1)

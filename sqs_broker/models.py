@@ -93,6 +93,11 @@ class Dashboard(models.Model):
             ("view_dashboard", _("Can view the SQS dashboard")),
             ("purge_queue", _("Can purge SQS queues")),
             ("redrive_queue", _("Can move messages from a dead-letter queue back")),
+            # The worker actions, over Celery's remote control (sqs_broker.remote).
+            ("revoke_task", _("Can revoke tasks")),
+            ("rate_limit_task", _("Can set a task's rate limit on the workers")),
+            ("resize_pool", _("Can grow and shrink a worker's pool")),
+            ("shutdown_worker", _("Can shut a worker down")),
         ]
         verbose_name = _("dashboard")
         verbose_name_plural = _("dashboard")

@@ -8,7 +8,7 @@ worker loads the unexpired ids at start and every
 ``SQS_BROKER_REVOCATION_REFRESH`` seconds (:mod:`sqs_broker.revocation_sync`),
 and Celery's own path then discards the message unrun.
 
-``manage.py sqs_revoke`` and (later) the dashboard call :func:`revoke`; the
+``manage.py sqs_revoke`` and the dashboard's revoke call :func:`revoke`; the
 faces read :func:`active`. This module asks SQS only for :func:`default_expiry`.
 """
 

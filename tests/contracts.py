@@ -59,6 +59,7 @@ WEB_ONLY = (
     "sqs_broker.history",
     "sqs_broker.metrics",
     "sqs_broker.moves",
+    "sqs_broker.remote",
     "sqs_broker.results",
     "sqs_broker.stats",
     "sqs_broker.telemetry.read",
@@ -71,11 +72,12 @@ INSIDE_FUNCTIONS = {
     # Importing the package (a project's settings) loads neither Celery nor boto3.
     "sqs_broker": {"sqs_broker.publishing"},
     # A worker imports admin.py (autodiscovery) and builds its URLs (the URL check).
-    "sqs_broker.admin": {"sqs_broker.dashboard.views"},
+    "sqs_broker.admin": {"sqs_broker.dashboard.views", "sqs_broker.dashboard.workers"},
     # ready(): the registry is not ready when apps.py is imported; each hook on its setting.
     "sqs_broker.apps": {
         "sqs_broker.checks",
         "sqs_broker.conf",
+        "sqs_broker.control",
         "sqs_broker.guard",
         "sqs_broker.publishing",
         "sqs_broker.redact",

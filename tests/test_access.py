@@ -34,6 +34,13 @@ IDENTITIES = {
     "purge": ("view_dashboard", "purge_queue"),
     "redrive": ("view_dashboard", "redrive_queue"),
     "purge_without_view": ("purge_queue", "redrive_queue"),
+    "worker_actions": (
+        "view_dashboard",
+        "revoke_task",
+        "rate_limit_task",
+        "resize_pool",
+        "shutdown_worker",
+    ),
 }
 
 
@@ -87,6 +94,11 @@ def pages(name: str) -> dict[str, str]:
         "move_step": f"{DASHBOARD}queue/{name}/move/no-such-move/step/",
         "move_cancel": f"{DASHBOARD}queue/{name}/move/no-such-move/cancel/",
         "task": f"{DASHBOARD}task/?id=no-such-task",
+        "workers": f"{DASHBOARD}workers/",
+        "revoke": f"{DASHBOARD}revoke/?id=no-such-task",
+        "rate_limit": f"{DASHBOARD}rate-limit/?task=no.such.task",
+        "pool": f"{DASHBOARD}worker/celery@nowhere/pool/",
+        "shutdown": f"{DASHBOARD}worker/celery@nowhere/shutdown/",
         "stats": "/sqs/stats.json",
         "metrics": "/sqs/metrics",
     }
@@ -95,17 +107,22 @@ def pages(name: str) -> dict[str, str]:
 #: identity -> page -> status of a GET.
 #: The move step and cancel are POST only, like peek; a move id no one started is 404.
 POST_ONLY = {"peek": 405, "move_step": 405, "move_cancel": 405}
+#: The worker actions: each its own permission; the workers' page is for viewers.
+WORKER_PAGES = ["workers", "revoke", "rate_limit", "pool", "shutdown"]
+NO_WORKER_ACTIONS = {"workers": 200} | dict.fromkeys(WORKER_PAGES[1:], 403)
 EXPECTED_GET = {
     "anonymous": dict.fromkeys(
         ["dashboard", "queue", "purge", "redrive", "peek", "move", "move_step", "move_cancel"],
         302,
     )
     | {"delete_succeeded": 302}
-    | {"task": 302, "stats": 401, "metrics": 401},
+    | {"task": 302, "stats": 401, "metrics": 401}
+    | dict.fromkeys(WORKER_PAGES, 302),
     "staff": dict.fromkeys(
         ["dashboard", "queue", "purge", "redrive", "move", "task", "stats", "metrics"], 403
     )
     | {"delete_succeeded": 403}
+    | dict.fromkeys(WORKER_PAGES, 403)
     | POST_ONLY,
     "view": {
         "dashboard": 200,
@@ -118,6 +135,7 @@ EXPECTED_GET = {
         "stats": 200,
         "metrics": 200,
     }
+    | NO_WORKER_ACTIONS
     | POST_ONLY,
     "purge": {
         "dashboard": 200,
@@ -130,6 +148,7 @@ EXPECTED_GET = {
         "stats": 200,
         "metrics": 200,
     }
+    | NO_WORKER_ACTIONS
     | POST_ONLY,
     "redrive": {
         "dashboard": 200,
@@ -142,11 +161,26 @@ EXPECTED_GET = {
         "stats": 200,
         "metrics": 200,
     }
+    | NO_WORKER_ACTIONS
     | POST_ONLY,
     "purge_without_view": dict.fromkeys(
         ["dashboard", "queue", "purge", "redrive", "move", "task", "stats", "metrics"], 403
     )
     | {"delete_succeeded": 403}
+    | dict.fromkeys(WORKER_PAGES, 403)
+    | POST_ONLY,
+    "worker_actions": {
+        "dashboard": 200,
+        "queue": 200,
+        "purge": 403,
+        "redrive": 403,
+        "delete_succeeded": 403,
+        "move": 403,
+        "task": 200,
+        "stats": 200,
+        "metrics": 200,
+    }
+    | dict.fromkeys(WORKER_PAGES, 200)
     | POST_ONLY,
 }
 
@@ -345,6 +379,11 @@ COVERED = {
     "sqs_broker_dashboard_move_step": "move_step",
     "sqs_broker_dashboard_move_cancel": "move_cancel",
     "sqs_broker_dashboard_task": "task",
+    "sqs_broker_dashboard_workers": "workers",
+    "sqs_broker_dashboard_revoke": "revoke",
+    "sqs_broker_dashboard_rate_limit": "rate_limit",
+    "sqs_broker_dashboard_pool": "pool",
+    "sqs_broker_dashboard_shutdown": "shutdown",
     "stats": "stats",
     "metrics": "metrics",
 }

@@ -3,8 +3,8 @@
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, a predefined queue's secret
 and ``SQS_BROKER_API_TOKEN`` hold unique canaries; every admin page and
 confirmation page, the actions' messages and log entries, ``stats.json``,
-``metrics`` and ``sqs_check`` (text and JSON, in-process and on the command
-line) are scanned for them in every spelling (raw, safequoted, percent-encoded,
+``metrics``, the workers' pages and ``sqs_check`` (text and JSON, in-process
+and on the command line) are scanned for them in every spelling (raw, safequoted, percent-encoded,
 HTML-escaped). Error pages, e-mails, check messages and logs are scanned in
 ``tests/test_redact.py``; ``ImproperlyConfigured`` messages in
 ``tests/test_properties.py``.
@@ -218,3 +218,45 @@ def test_sqs_sample__shows_no_secret(secret_env: tuple[dict[str, str], Any], end
     if endpoint == "down":
         assert "could not be sampled" in text
     assert leaks(text) == []
+
+
+def test_worker_pages__show_no_secret(secret_env: tuple[dict[str, str], Any]) -> None:
+    """The workers' page, the worker actions' pages, their messages and LogEntries hold no canary,
+    though the workers answer with it in task arguments and errors."""
+    from tests.support.remote import Control, beat
+
+    _env, app = secret_env
+    leaky = f"sqs://AKIACANARYLEAK000001:{SECRET}@sqs.example"
+    request = {"id": "t-1", "name": "n", "args": [SECRET], "kwargs": {"url": leaky}}
+    answers = {
+        "active": [request],
+        "reserved": [request],
+        "scheduled": [{"eta": "2030-01-01T00:00:00+00:00", "request": request}],
+        "pool_grow": {"error": f"cannot reach {leaky}"},
+        "revoke": {"ok": f"revoked {TOKEN}"},
+    }
+    app.conf.worker_enable_remote_control = True
+    app.control = Control({"celery@a": answers})
+    beat("celery@a")
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    texts = []
+    for url in ("workers/", "revoke/?id=t-1", "rate-limit/?task=n", "worker/celery@a/pool/"):
+        response = client.get(DASHBOARD + url)
+        assert response.status_code == 200, url
+        texts.append(response.content.decode())
+    assert 'data-task-id="t-1"' in texts[0]
+    for url, data in (
+        ("revoke/", {"id": "t-1", "confirm": "t-1"}),
+        ("worker/celery@a/pool/", {"confirm": "celery@a", "direction": "grow", "n": "1"}),
+    ):
+        response = client.post(DASHBOARD + url, data, follow=True)
+        texts.append(response.content.decode())
+        texts += [str(m) for m in get_messages(response.wsgi_request)]
+    assert "cannot reach" in "\n".join(texts)  # the refusal is shown, scrubbed
+    app.control = Control({}, fail=ConnectionError(f"could not connect to {leaky}"))
+    page = client.get(DASHBOARD + "workers/").content.decode()
+    assert 'id="sqs-remote-error"' in page
+    texts.append(page)
+    texts += [" ".join(e) for e in LogEntry.objects.values_list("change_message", "object_repr")]
+    assert leaks("\n".join(texts)) == []

@@ -24,11 +24,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from sqs_broker import actions, envelopes, history, moves, results, sqs, stats, triage
+from sqs_broker import actions, envelopes, history, moves, remote, results, sqs, stats, triage
 from sqs_broker.conf import app_settings
 from sqs_broker.dashboard import charts, panels
 from sqs_broker.dashboard import rows as table
-from sqs_broker.models import Dashboard
+from sqs_broker.models import Dashboard, Revocation
 from sqs_broker.redact import scrub
 from sqs_broker.schema import QueueDetail
 from sqs_broker.topology import Topology
@@ -95,6 +95,9 @@ def context(model_admin: Admin, request: HttpRequest, title: str, **extra: Any) 
         "stats_url": _url("sqs_broker:stats"),
         "metrics_url": _url("sqs_broker:metrics"),
         "task_url": reverse("admin:sqs_broker_dashboard_task"),
+        "workers_url": reverse("admin:sqs_broker_dashboard_workers"),
+        "remote_enabled": remote.enabled(),
+        "can_revoke": request.user.has_perm("sqs_broker.revoke_task"),
         "languages": settings.LANGUAGES,
         **extra,
     }
@@ -504,6 +507,8 @@ def task(model_admin: Admin, request: HttpRequest) -> HttpResponse:
         result=found,
         lookup_error=error,
         seen=triage.where_is(task_id) if task_id else None,
+        revoked=Revocation.objects.filter(task_id=task_id).first() if task_id else None,
+        revoke_url=reverse("admin:sqs_broker_dashboard_revoke"),
         task_url=reverse("admin:sqs_broker_dashboard_task"),
     )
     return TemplateResponse(request, "sqs_broker/task.html", page)
