@@ -57,6 +57,7 @@ WEB_ONLY = (
     "sqs_broker.envelopes",
     "sqs_broker.health",
     "sqs_broker.history",
+    "sqs_broker.mailboxes",
     "sqs_broker.metrics",
     "sqs_broker.moves",
     "sqs_broker.results",
@@ -91,7 +92,14 @@ INSIDE_FUNCTIONS = {
     # botocore's region list is read only when a region is checked, not by every settings import.
     "sqs_broker.settings": {"sqs_broker.settings.regions"},
     # A worker that never runs the beat task needs no data code.
-    "sqs_broker.tasks": {"sqs_broker.stats", "sqs_broker.payloads", "sqs_broker.payloads.sweep"},
+    "sqs_broker.tasks": {
+        "sqs_broker.stats",
+        "sqs_broker.payloads",
+        "sqs_broker.payloads.sweep",
+        "sqs_broker.mailboxes",
+    },
+    # A worker loads the findings through checks.py; W017 reads heartbeats, a web-side read.
+    "sqs_broker.findings.live": {"sqs_broker.mailboxes"},
     # The telemetry branch rewrites this module now; move the model imports up there.
     "sqs_broker.telemetry.store": {"sqs_broker.models"},
     # The transport runs without Django's settings too (kombu alone).

@@ -108,8 +108,8 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.E022": "A RedrivePolicy names a dead-letter queue that does not exist.",
     "sqs_broker.W012": "A backoff policy with more attempts than the dead-letter queue's "
     "maxReceiveCount lets happen.",
-    "sqs_broker.W017": "Leftover pidbox or celeryev queues: created for remote control or "
-    "events, which SQS does not serve.",
+    "sqs_broker.W017": "Leftover remote-control or celeryev queues: mailboxes of lost workers, "
+    "idle reply queues, or queues of events, which SQS does not serve.",
     "sqs_broker.W018": "A queue's attributes could not be read.",
     # --- measured: telemetry and dead-letter samples
     "sqs_broker.W030": "A task's observed maximum run time reaches its queue's visibility "
