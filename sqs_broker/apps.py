@@ -14,6 +14,9 @@ the app; docs/architecture.md lists each hook. Defaults on:
 Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
 beat's heartbeat, started on ``beat_init``).
 
+In workers with remote control on, a ``worker_shutdown`` handler that deletes
+the worker's mailbox queue and its SNS subscription (:mod:`sqs_broker.pidbox_cleanup`).
+
 In workers only, the transport's consumer bootstep and its handlers of
 Celery's rejection signals (:mod:`sqs_broker.transport.worker`): they act on
 sqs_broker's transport alone, so ``SQS_TRANSPORT=kombu`` switches them off.
@@ -80,6 +83,8 @@ def install_hooks() -> None:
     if app_settings.REVOCATIONS:
         # Same reason as telemetry's: a worker alone loads the step.
         signals.celeryd_init.connect(_install_revocations, weak=False)
+    # A worker's remote-control mailbox, removed at its warm shutdown (remote control on only).
+    signals.celeryd_init.connect(_install_pidbox_cleanup, weak=False)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
@@ -114,3 +119,9 @@ def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any
     from sqs_broker import revocation_sync
 
     revocation_sync.install(instance.app)
+
+
+def _install_pidbox_cleanup(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker import pidbox_cleanup
+
+    pidbox_cleanup.install(instance.app)

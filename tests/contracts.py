@@ -86,6 +86,7 @@ INSIDE_FUNCTIONS = {
         "sqs_broker.telemetry.beat",
         "sqs_broker.transport.worker",
         "sqs_broker.revocation_sync",
+        "sqs_broker.pidbox_cleanup",
     },
     # The project's Celery module imports guard before Django's settings are loaded.
     "sqs_broker.guard": {"sqs_broker.findings", "sqs_broker.redact"},
