@@ -17,6 +17,7 @@ from sqs_broker import findings, mailboxes, tasks
 from sqs_broker.models import WorkerHeartbeat
 from sqs_broker.topology import Topology
 from tests.support.env import base_env, make_app
+from tests.support.users import user_with
 
 
 def remote_app(prefix: str) -> Any:
@@ -207,3 +208,30 @@ def test_sweep__without_prefix_leaves_unknown_queues(sqs: Any, unique: str) -> N
     with override_settings(SQS_BROKER_TELEMETRY=True):
         found = mailboxes.survey(topo, subscriptions=False, now=time.time() + 10 * 86400)
     assert found.leftovers == []
+
+
+@pytest.mark.django_db
+def test_dashboard__mailboxes_listed_apart(client: Any, setup: Any, unique: str) -> None:
+    """Mailboxes and reply queues are in their own table, with their kind; not among tasks,
+    nor in the health summary."""
+    topo, account = setup
+    account.sqs.create_queue(QueueName=f"{unique}-celery")
+    mailbox = topo.pidbox_queue("celery@alive")
+    account.mailbox(mailbox)
+    reply = f"{unique}-0b1c2d3e-1111-reply-celery-pidbox"
+    reply_url = account.sqs.create_queue(QueueName=reply)["QueueUrl"]
+    account.sqs.send_message(QueueUrl=reply_url, MessageBody="{}")  # a reply nobody collected
+    client.force_login(user_with("view_dashboard"))
+    response = client.get("/admin/sqs_broker/dashboard/")
+    assert response.status_code == 200
+    assert [r["q"]["name"] for r in response.context["rows"]] == [f"{unique}-celery"]
+    kinds = {q["name"]: q["kind"] for q in response.context["mailbox_rows"]}
+    assert kinds == {mailbox: "pidbox", reply: "reply"}
+    html = response.content.decode()
+    assert f'id="mailbox-{mailbox}" data-queue="{mailbox}" data-kind="pidbox"' in html
+    assert "worker mailbox" in html and "reply queue" in html
+    data = client.get("/sqs/stats.json").json()
+    assert {q["name"]: q["kind"] for q in data["queues"]}[mailbox] == "pidbox"
+    # A reply queue holding a reply is no queue "nobody consumes".
+    assert reply not in data["unconsumed_queues"]
+    assert reply not in data["health"]["unconsumed_queues"]
