@@ -12,7 +12,8 @@ the app; docs/architecture.md lists each hook. Defaults on:
   the database (``sqs_revoke``) into Celery's own revoked set, and keeps it fresh.
 
 Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
-beat's heartbeat, started on ``beat_init``).
+beat's heartbeat, started on ``beat_init``); ``SQS_BROKER_REMOTE_CONTROL`` (the
+Celery app's mailbox keeps one reply queue per thread: :mod:`sqs_broker.control`).
 
 In workers with remote control on, a ``worker_shutdown`` handler that deletes
 the worker's mailbox queue and its SNS subscription (:mod:`sqs_broker.pidbox_cleanup`).
@@ -68,6 +69,11 @@ def install_hooks() -> None:
 
         # The ETA guard and native SQS delays, for every task this app publishes.
         publishing.install(app)
+    if app_settings.REMOTE_CONTROL:
+        from sqs_broker import control
+
+        # Every inspect/control call of a thread reuses one reply queue.
+        control.install(app)
     from celery import signals
 
     if app_settings.TELEMETRY:

@@ -48,10 +48,26 @@ if TYPE_CHECKING:
         """``celery.shared_task``: a task of every app, the function itself still callable."""
         ...
 
+    class Mailbox:
+        """``kombu.pidbox.Mailbox``: remote control's mailbox (Celery's ``app.control.mailbox``)."""
+
+        @property
+        def oid(self) -> str: ...
+
+    def generate_oid(node_id: int, process_id: int, thread_id: int, instance: object) -> str:
+        """``kombu.common.generate_oid``: a uuid3 of the node, process, thread and object."""
+        ...
+
+    def get_node_id() -> int:
+        """``kombu.common.get_node_id``: this machine's node id."""
+        ...
+
 else:
     from celery import shared_task
     from celery.app.amqp import AMQP
     from celery.bootsteps import StartStopStep, Step
+    from kombu.common import generate_oid, get_node_id
+    from kombu.pidbox import Mailbox
 
 
 def channel_client(channel: Any, queue: str | None = None) -> Any:
@@ -63,4 +79,13 @@ def channel_client(channel: Any, queue: str | None = None) -> Any:
     return method(channel, queue=queue)
 
 
-__all__ = ["AMQP", "StartStopStep", "Step", "channel_client", "shared_task"]
+__all__ = [
+    "AMQP",
+    "Mailbox",
+    "StartStopStep",
+    "Step",
+    "channel_client",
+    "generate_oid",
+    "get_node_id",
+    "shared_task",
+]

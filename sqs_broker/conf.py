@@ -166,6 +166,11 @@ class Settings:
         return _flag("SQS_BROKER_REVOCATIONS", True)
 
     @property
+    def REMOTE_CONTROL(self) -> bool:
+        """Celery's remote control through SNS fanout (``include()`` turns Celery's switch on)."""
+        return _flag("SQS_BROKER_REMOTE_CONTROL", False)
+
+    @property
     def REVOCATION_REFRESH(self) -> float:
         """Seconds between two reads of the revoked task ids by a running worker."""
         return _number("SQS_BROKER_REVOCATION_REFRESH", 5, 0.1)

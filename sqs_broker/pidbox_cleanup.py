@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 def install(app: Any) -> None:
     """Remove this worker's mailbox at its warm shutdown (remote control on only)."""
     topo = Topology.of(app)
-    if not topo.remote_control or topo.predefined:
+    if not topo.remote_control:
         return
     signals.worker_shutdown.connect(_on_shutdown, weak=False, dispatch_uid=__name__)
 

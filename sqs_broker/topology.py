@@ -14,6 +14,7 @@ an explicit one, else ``SQS_BROKER_CELERY_APP``, else Celery's current app.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,48 @@ def is_quarantine(queue: str) -> bool:
     return queue.removesuffix(".fifo").endswith(QUARANTINE_SUFFIX)
 
 
+#: Celery's remote-control queues end so: a worker's mailbox ``<hostname>.<app>.pidbox``,
+#: a caller's reply queue ``<oid>.reply.<app>.pidbox``; in SQS, ``-pidbox`` (dots to dashes).
+PIDBOX_SUFFIXES = (".pidbox", "-pidbox")
+#: The middle of the reply exchange's and reply queues' names.
+REPLY_MARK = "reply."
+
+
+def is_remote_control(name: str) -> bool:
+    """Whether ``name`` (a kombu or an SQS queue name) is a mailbox or a reply queue."""
+    return name.endswith(PIDBOX_SUFFIXES)
+
+
+def is_reply_exchange(exchange: str) -> bool:
+    """Whether ``exchange`` is a mailbox's reply exchange (``reply.<app>.pidbox``)."""
+    return exchange.startswith(REPLY_MARK) and exchange.endswith(".pidbox")
+
+
+def reply_queue_name(exchange: str, routing_key: str) -> str:
+    """The reply queue kombu's mailbox declares for ``routing_key`` (a caller's oid)."""
+    return f"{routing_key}.{exchange}"
+
+
+def is_reply_queue(name: str) -> bool:
+    """Whether ``name`` (kombu's or SQS's spelling) is a caller's reply queue."""
+    return is_remote_control(name) and ("reply." in name or "-reply-" in name)
+
+
+def remote_control_sqs_name(sqs_name: str) -> str:
+    """``sqs_name`` of a remote-control queue fitted to SQS's 80 characters.
+
+    A worker's hostname can make its mailbox longer; the end (``-<app>-pidbox``)
+    and the start are kept, the middle becomes a digest of the whole name, so
+    the name stays unique, recognisable and the same in every process.
+    """
+    if len(sqs_name) <= limits.MAX_QUEUE_NAME:
+        return sqs_name
+    digest = hashlib.sha256(sqs_name.encode()).hexdigest()[:10]
+    tail = sqs_name[-30:]
+    head = sqs_name[: limits.MAX_QUEUE_NAME - len(tail) - len(digest) - 2]
+    return f"{head}-{digest}-{tail}"
+
+
 #: Celery's remote control: a worker's mailbox is ``<hostname>.<exchange>.pidbox``, bound to the
 #: fanout exchange ``<exchange>.pidbox`` (an SNS topic on SQS); a client collects replies in
 #: ``<oid>.reply.<exchange>.pidbox``. ``<exchange>`` is ``control_exchange`` (``celery``).
@@ -88,8 +131,8 @@ QueueKind = Literal["task", "pidbox", "reply"]
 
 
 def pidbox_queue(hostname: str, prefix: str = "", exchange: str = DEFAULT_QUEUE) -> str:
-    """The SQS name of worker ``hostname``'s mailbox queue."""
-    return entity_name(f"{prefix}{hostname}.{exchange}.{PIDBOX}")
+    """The SQS name of worker ``hostname``'s mailbox queue (fitted to 80 characters)."""
+    return remote_control_sqs_name(entity_name(f"{prefix}{hostname}.{exchange}.{PIDBOX}"))
 
 
 def pidbox_topic(prefix: str = "", exchange: str = DEFAULT_QUEUE) -> str:

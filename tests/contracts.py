@@ -77,6 +77,7 @@ INSIDE_FUNCTIONS = {
     "sqs_broker.apps": {
         "sqs_broker.checks",
         "sqs_broker.conf",
+        "sqs_broker.control",
         "sqs_broker.guard",
         "sqs_broker.publishing",
         "sqs_broker.redact",

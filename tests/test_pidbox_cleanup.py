@@ -10,7 +10,9 @@ from celery import signals
 from sqs_broker import pidbox_cleanup
 from sqs_broker.topology import Topology
 from tests.support.env import base_env, make_app
+from tests.test_faults import wait_for, with_worker
 from tests.test_mailboxes import Account, remote_app
+from tests.test_remote_control import caller, remote_env
 
 
 def _connected() -> bool:
@@ -53,3 +55,25 @@ def test_shutdown__a_failure_is_logged_not_raised(unique: str, caplog: Any) -> N
     app.conf.broker_url = "sqs://127.0.0.1:9"  # nothing listens there
     pidbox_cleanup._on_shutdown(sender=SimpleNamespace(hostname="celery@me", app=app))
     assert "sqs_remote sweep removes it later" in caplog.text
+
+
+@with_worker
+def test_warm_shutdown__real_worker_leaves_no_mailbox(
+    start_worker: Any, sqs: Any, sqs_endpoint: str, unique: str
+) -> None:
+    """A real worker's mailbox and subscription exist while it answers, and are gone after
+    its warm shutdown (SIGTERM)."""
+    env = remote_env(unique)
+    worker = start_worker(env)
+    app = caller(env)
+    assert wait_for(lambda: bool(app.control.ping(timeout=1.0, limit=1)), 30), worker.output()
+    (hostname,) = app.control.ping(timeout=2.0, limit=1)[0]
+    topo = Topology.of(app)
+    account = Account(sqs, sqs_endpoint, topo)
+    mailbox = topo.pidbox_queue(hostname)
+    assert mailbox in account.queues(f"{unique}-")
+    assert mailbox in account.subscribed()
+    assert worker.stop() == 0
+    assert "Removed the remote-control mailbox" in worker.output(), worker.output()
+    assert mailbox not in account.queues(f"{unique}-")
+    assert mailbox not in account.subscribed()

@@ -8,9 +8,8 @@ default) and returns Django settings in Celery's ``CELERY_`` namespace;
     from sqs_broker.settings import include
     include(globals())
 
-Every bad value raises :class:`~django.core.exceptions.ImproperlyConfigured`
-naming the variable, what is wrong and the valid range. Messages never carry
-the value of a secret.
+Every bad value raises :class:`~django.core.exceptions.ImproperlyConfigured` naming
+the variable, what is wrong and the valid range, never the value of a secret.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from sqs_broker.settings.parse import (
     shown,
 )
 from sqs_broker.settings.predefined import predefined_queues
+from sqs_broker.settings.remote import apply_remote_control, remote_control
 
 #: Variables this module reads; docs/configuration.md documents each one.
 VARIABLES = (
@@ -63,6 +63,7 @@ VARIABLES = (
     "CELERY_RESULT_BACKEND",
     "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT",
     "SQS_TRANSPORT",
+    "SQS_REMOTE_CONTROL",
     "SQS_LARGE_PAYLOAD_BUCKET",
     "SQS_LARGE_PAYLOAD_PREFIX",
     "SQS_LARGE_PAYLOAD_ENDPOINT_URL",
@@ -436,8 +437,7 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "CELERY_BROKER_URL": broker_url(env),
         "CELERY_BROKER_TRANSPORT_OPTIONS": transport_options(env),
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
-        # SQS carries neither events nor remote control: leaving them on only
-        # creates celeryev/pidbox queues that nobody reads.
+        # No events on SQS (celeryev is a topic exchange); remote control: settings/remote.py.
         "CELERY_WORKER_SEND_TASK_EVENTS": False,
         "CELERY_TASK_SEND_SENT_EVENT": False,
         "CELERY_WORKER_ENABLE_REMOTE_CONTROL": False,
@@ -455,6 +455,7 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
     if raw(env, "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT") is not None:
         settings["CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT"] = soft
     settings.update(large_payloads(env))
+    remote_control(env, settings)
     return settings
 
 
@@ -476,6 +477,7 @@ EXPLICIT_SOURCES: dict[str, tuple[str, ...]] = {
     "SQS_BROKER_LARGE_PAYLOAD_BUCKET": ("SQS_LARGE_PAYLOAD_BUCKET",),
     "SQS_BROKER_LARGE_PAYLOAD_PREFIX": ("SQS_LARGE_PAYLOAD_PREFIX",),
     "SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL": ("SQS_LARGE_PAYLOAD_ENDPOINT_URL",),
+    "SQS_BROKER_REMOTE_CONTROL": ("SQS_REMOTE_CONTROL",),
 }
 #: The same for the keys of ``CELERY_BROKER_TRANSPORT_OPTIONS``. AWS_DEFAULT_REGION
 #: is not here: AWS sets it in most of its runtimes, so it stays a default.
@@ -491,6 +493,7 @@ EXPLICIT_OPTION_SOURCES: dict[str, tuple[str, ...]] = {
     "sts_role_arn": ("SQS_STS_ROLE_ARN",),
     "sts_token_timeout": ("SQS_STS_TOKEN_TIMEOUT",),
     "sts_token_buffer_time": ("SQS_STS_TOKEN_BUFFER_TIME",),
+    "supports_fanout": ("SQS_REMOTE_CONTROL",),
 }
 _OPTIONS = "CELERY_BROKER_TRANSPORT_OPTIONS"
 _CREATION = "sqs-creation-attributes"
@@ -584,7 +587,7 @@ def include(namespace: MutableMapping[str, Any], env: Mapping[str, str] | None =
     word regardless sets its values after this line.
     """
     env = os.environ if env is None else env
-    namespace.update(merge(namespace, celery_settings(env), env))
+    apply_remote_control(namespace, merge(namespace, celery_settings(env), env))
     limit = namespace.get("CELERY_TASK_TIME_LIMIT")
     options = namespace.get(_OPTIONS)
     if limit and isinstance(options, MutableMapping):

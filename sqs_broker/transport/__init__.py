@@ -30,6 +30,8 @@ bug or a cost of kombu's (see docs/reliability.md for the reproductions):
 * **The visibility lease** (``visibility_lease``, :mod:`sqs_broker.transport.lease`):
   held messages are received with a short visibility timeout and extended until
   they are acknowledged.
+* **Remote control** (:mod:`sqs_broker.transport.remote`): with ``supports_fanout``,
+  Celery's mailbox and its replies through SNS and SQS, in workers and callers.
 * **Closing** (:meth:`Channel.close`): the collected deletes are sent, what was
   received and never run is released at once, a receive in flight is waited
   for (bounded by its deadline) and its messages released.
@@ -70,6 +72,7 @@ from sqs_broker.transport.poison import (
 )
 from sqs_broker.transport.quarantine import Quarantine
 from sqs_broker.transport.receiving import MAX_RECEIVE, NO_QUEUE_CODES, QoS, Receiving
+from sqs_broker.transport.remote import RemoteControl, exchange_types
 
 __all__ = [
     "MAX_RECEIVE",
@@ -106,8 +109,9 @@ def kombu_tested() -> bool:
     return low <= kombu_version() < high
 
 
-class Channel(Receiving, SQSChannel):
-    """kombu's SQS channel with deadlines, batched receives and deletes, and a visibility lease."""
+class Channel(RemoteControl, Receiving, SQSChannel):
+    """kombu's SQS channel with deadlines, batched receives and deletes, a visibility lease and
+    remote control."""
 
     QoS = QoS
     #: Seconds of the first retry after a failed request, and the most between two.
@@ -146,6 +150,7 @@ class Channel(Receiving, SQSChannel):
         self.acks: AckBatcher | None = None
         self.lease: Lease | None = None
         self._receiving_init()
+        self._remote_init()
         self.quarantine = Quarantine(self._release_client)
         self.quarantine.on_poison = self._count_poison
         self._contracts: dict[str, Contract] = {}
@@ -461,6 +466,7 @@ class Channel(Receiving, SQSChannel):
                     self.ack_flush_timeout,
                     receives=self.lease_close_wait if self.lease_seconds else poll,
                 )
+            self._delete_kept_replies()
         super().close()
 
 
@@ -478,6 +484,9 @@ class Transport(SQSTransport):
                 kombu.__version__,
             )
         super().__init__(client, **kwargs)
+        # Celery starts a worker's mailbox only on a transport that lists fanout.
+        fanout = bool((client.transport_options or {}).get("supports_fanout"))
+        self.implements = SQSTransport.implements.extend(exchange_type=exchange_types(fanout))
 
 
 def relied_upon() -> Iterable[tuple[Any, str]]:
@@ -516,6 +525,21 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
     # Poison and the consumers' contracts (what is moved aside, and for whom).
     for name in ("_prepare_json_payload", "basic_consume", "basic_reject"):
         yield SQS.Channel, name
+    # Remote control (sqs_broker.transport.remote).
+    for name in (
+        "_lookup",
+        "_resolve_queue_url",
+        "_create_queue",
+        "_receive_message",
+        "_get_bulk",
+        "drain_events",
+        "queue_declare",
+        "after_reply_message_received",
+        "_put_fanout",
+        "supports_fanout",
+    ):
+        yield SQS.Channel, name
+    yield SQS.Transport, "implements"
     yield SQS.QoS, "is_backoff_task"
     for name in ("polling_interval", "_callbacks"):
         yield SQS.Transport, name

@@ -99,10 +99,16 @@ if TYPE_CHECKING:
     class SQSTransport:
         """``kombu.transport.SQS.Transport``: the transport the project's extends."""
 
+        implements: Any
+
         def __init__(self, client: Any, **kwargs: Any) -> None: ...
 
     def bytes_to_str(s: bytes | str) -> str:
         """``kombu.utils.encoding.bytes_to_str``."""
+        ...
+
+    def json_dumps(s: Any) -> str:
+        """``kombu.utils.json.dumps``: kombu's JSON (dates, UUIDs, decimals too)."""
         ...
 
     def str_to_bytes(s: bytes | str) -> bytes:
@@ -131,6 +137,7 @@ else:
     from kombu.transport.virtual import Channel as VirtualChannel
     from kombu.transport.virtual import QoS as VirtualQoS
     from kombu.utils.encoding import bytes_to_str, str_to_bytes
+    from kombu.utils.json import dumps as json_dumps
 
 __all__ = [
     "SQSChannel",
@@ -140,6 +147,7 @@ __all__ = [
     "VirtualQoS",
     "bytes_to_str",
     "decompress",
+    "json_dumps",
     "loads",
     "str_to_bytes",
 ]
