@@ -11,7 +11,8 @@ that. A reply queue is a leftover when it is empty and older than
 ``SQS_BROKER_REPLY_SWEEP_AFTER``. Never another application's: only queues under
 the app's ``queue_name_prefix`` named by Celery's pidbox rules, only the app's
 own topic; without a prefix, only the mailboxes of workers this app's heartbeats
-name, and no reply queue (nothing tells whose it is).
+name, and no reply queue (nothing tells whose it is). With predefined queues the app
+lists nothing: the mailboxes the heartbeats name are asked for by name.
 
 ``manage.py sqs_remote sweep``, the beat task ``sqs_broker.sweep_mailboxes`` and
 W017 (:mod:`sqs_broker.findings.live`) read :func:`survey`.
@@ -106,21 +107,25 @@ def survey(
     when the listing fails; a failed topic call is a note, not an error.
     """
     result = Survey()
-    if topo.predefined:
-        result.notes.append("predefined queues: the app lists no queue, so nothing is swept")
-        return result
     now = time.time() if now is None else now
     pidbox_after = app_settings.PIDBOX_SWEEP_AFTER if pidbox_after is None else pidbox_after
     reply_after = app_settings.REPLY_SWEEP_AFTER if reply_after is None else reply_after
     beats = _heartbeats(topo, now)
     if beats is None:
         result.notes.append("no heartbeat table (migrate): workers' states are unknown")
-    names = sqs.list_queue_names(entity_name(topo.prefix), topo, max_age)
+    if topo.predefined:
+        # The app lists no queue: the heartbeats' mailboxes are asked for by name.
+        result.notes.append(
+            "predefined queues: only the mailboxes of workers the heartbeats name are judged"
+        )
+        names = [n for n in sorted(beats or {}) if pidbox.mailbox_state(n, topo).exists]
+    else:
+        names = sqs.list_queue_names(entity_name(topo.prefix), topo, max_age)
     for name in sorted(names):
         kind = topo.kind(name)
         if kind == "pidbox":
             mailbox = _judge_pidbox(name, topo, beats, pidbox_after, now)
-        elif kind == "reply" and topo.prefix:
+        elif kind == "reply" and topo.prefix and not topo.predefined:
             mailbox = _judge_reply(name, topo, reply_after, now)
         else:
             continue
@@ -148,7 +153,7 @@ def _judge_pidbox(
             )
             return Mailbox(name, "pidbox", hostname, owner, since, old, reason)
         return Mailbox(name, "pidbox", hostname, owner, since, False, f"worker {owner}")
-    if not topo.prefix:
+    if not topo.prefix or topo.predefined:
         return None  # with no prefix, a mailbox no heartbeat names may be another app's
     if beats is None or not app_settings.TELEMETRY:
         reason = "no heartbeat to judge by (telemetry off)"

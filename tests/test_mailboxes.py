@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from io import StringIO
@@ -235,3 +236,32 @@ def test_dashboard__mailboxes_listed_apart(client: Any, setup: Any, unique: str)
     # A reply queue holding a reply is no queue "nobody consumes".
     assert reply not in data["unconsumed_queues"]
     assert reply not in data["health"]["unconsumed_queues"]
+
+
+@pytest.mark.django_db
+def test_sweep__predefined_queues_by_heartbeat_names(
+    sqs: Any, sqs_endpoint: str, unique: str
+) -> None:
+    """With predefined queues (no listing), a lost worker's mailbox is found by its name."""
+    prefix = f"{unique}-"
+    url = sqs.create_queue(QueueName=f"{prefix}celery")["QueueUrl"]
+    predefined = json.dumps({f"{prefix}celery": {"url": url}})
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=prefix, SQS_PREDEFINED_QUEUES=predefined))
+    app.conf.worker_enable_remote_control = True
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "supports_fanout": True,
+    }
+    topo = Topology.of(app)
+    account = Account(sqs, sqs_endpoint, topo)
+    beat("celery@lost", 7200)
+    beat("celery@alive", 5)
+    lost, alive = topo.pidbox_queue("celery@lost"), topo.pidbox_queue("celery@alive")
+    account.mailbox(lost)
+    account.mailbox(alive)
+    found = mailboxes.survey(topo)
+    assert [m.name for m in found.leftovers] == [lost]
+    assert {m.name for m in found.mailboxes} == {lost, alive}
+    mailboxes.sweep(topo, found=found)
+    assert account.queues(prefix) == {f"{prefix}celery", alive}
+    assert account.subscribed() == {alive}
