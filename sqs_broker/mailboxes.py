@@ -63,8 +63,10 @@ class Survey:
     orphans: list[pidbox.Subscription] = field(default_factory=list)
     #: The pidbox topic's ARN (``None``: no topic, or not asked).
     topic: str | None = None
-    #: Why part of the survey could not be made (the database, the topic).
+    #: What limits the survey (no heartbeat table, predefined queues).
     notes: list[str] = field(default_factory=list)
+    #: Calls that failed (the topic's): that part was not judged.
+    errors: list[str] = field(default_factory=list)
 
     @property
     def leftovers(self) -> list[Mailbox]:
@@ -203,7 +205,7 @@ def _find_orphans(
             if not pidbox.mailbox_state(sub.queue, topo).exists:
                 result.orphans.append(sub)
     except Exception as exc:
-        result.notes.append(
+        result.errors.append(
             f"the pidbox topic {topo.pidbox_topic} could not be read: {sqs.error_text(exc)[0]}"
         )
 
@@ -232,7 +234,7 @@ def sweep(
     and the orphan subscriptions."""
     if found is None:
         found = survey(topo, pidbox_after=pidbox_after, reply_after=reply_after, now=now)
-    result = SweepResult(found, dry_run)
+    result = SweepResult(found, dry_run, errors=list(found.errors))
     by_queue: dict[str, list[str]] = {}
     if found.topic is not None:
         try:

@@ -11,8 +11,8 @@ It lists what it would delete, then asks for ``sweep`` to be typed (or
 ``--yes``); ``--dry-run`` lists and stops. Each deletion goes to the audit
 logger ``sqs_broker.audit``. The beat task ``sqs_broker.sweep_mailboxes`` does
 the same without asking. Exit status: 0 swept (or nothing to sweep), 1 some
-deletes failed, 2 SQS could not be listed, 64 usage error or not confirmed,
-130 interrupted.
+calls failed (a delete, the topic's listing), 2 SQS could not be listed, 64
+usage error or not confirmed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class Command(SqsCommand):
         if options.get("dry_run") or not doomed:
             if not doomed:
                 self.stdout.write("Nothing to sweep.")
+            self._failed(found.errors)
             return
         self._confirm(doomed, options)
         with interrupts_held(self.stderr) as held:
@@ -104,11 +105,15 @@ class Command(SqsCommand):
             f"Deleted {len(result.deleted)} queue(s), removed "
             f"{len(result.unsubscribed)} subscription(s)."
         )
-        for error in result.errors:
+        self._failed(result.errors)
+
+    def _failed(self, errors: list[str]) -> None:
+        for error in errors:
             self.stderr.write(self.style.ERROR(error))
-        if result.errors:
+        if errors:
             raise CommandError(
-                f"{len(result.errors)} delete(s) failed; run the sweep again.",
+                f"{len(errors)} call(s) failed: what they concern was not swept; run the "
+                "sweep again.",
                 returncode=EXIT_FINDINGS,
             )
 
