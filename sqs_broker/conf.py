@@ -181,9 +181,11 @@ class Settings:
         return _number("SQS_BROKER_PIDBOX_SWEEP_AFTER", 3600, 60)
 
     @property
-    def REPLY_SWEEP_AFTER(self) -> float:
-        """Seconds after its creation an empty reply queue counts as idle for the sweep."""
-        return _number("SQS_BROKER_REPLY_SWEEP_AFTER", 86400, 600)
+    def REPLY_SWEEP_AFTER(self) -> float | None:
+        """Seconds after its creation the sweep deletes an empty reply queue (``None``: never)."""
+        if getattr(settings, "SQS_BROKER_REPLY_SWEEP_AFTER", None) is None:
+            return None
+        return _number("SQS_BROKER_REPLY_SWEEP_AFTER", 0, 600)
 
     @property
     def RETENTION_DAYS(self) -> float:

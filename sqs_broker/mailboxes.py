@@ -7,8 +7,12 @@ worker removes its mailbox at a warm shutdown (:mod:`sqs_broker.pidbox_cleanup`)
 a killed one cannot. So a mailbox is a leftover when its worker's heartbeat
 (telemetry) says lost or stopped for longer than ``SQS_BROKER_PIDBOX_SWEEP_AFTER``,
 or, with telemetry on, when no heartbeat names it and the queue is older than
-that. A reply queue is a leftover when it is empty and older than
-``SQS_BROKER_REPLY_SWEEP_AFTER``. Never another application's: only queues under
+that. A caller deletes its reply queue when its connection closes; a killed
+caller's stays, idle (an SQS queue nobody polls makes no request). Nothing tells a
+live caller's kept queue from a dead one's, and a live caller whose queue is
+deleted fails its next calls, so reply queues are swept only when asked: empty
+and older than ``SQS_BROKER_REPLY_SWEEP_AFTER`` (``None`` by default: never) or
+``sqs_remote sweep --reply-age``. Never another application's: only queues under
 the app's ``queue_name_prefix`` named by Celery's pidbox rules, only the app's
 own topic; without a prefix, only the mailboxes of workers this app's heartbeats
 name, and no reply queue (nothing tells whose it is). With predefined queues the app
@@ -111,7 +115,8 @@ def survey(
     result = Survey()
     now = time.time() if now is None else now
     pidbox_after = app_settings.PIDBOX_SWEEP_AFTER if pidbox_after is None else pidbox_after
-    reply_after = app_settings.REPLY_SWEEP_AFTER if reply_after is None else reply_after
+    if reply_after is None:
+        reply_after = app_settings.REPLY_SWEEP_AFTER
     beats = _heartbeats(topo, now)
     if beats is None:
         result.notes.append("no heartbeat table (migrate): workers' states are unknown")
@@ -171,7 +176,10 @@ def _judge_pidbox(
     return Mailbox(name, "pidbox", None, "absent", age, old, reason)
 
 
-def _judge_reply(name: str, topo: Topology, after: float, now: float) -> Mailbox | None:
+def _judge_reply(name: str, topo: Topology, after: float | None, now: float) -> Mailbox | None:
+    if after is None:
+        reason = "reply queues are swept only when asked (--reply-age)"
+        return Mailbox(name, "reply", None, "unknown", None, False, reason)
     state = pidbox.mailbox_state(name, topo)
     if not state.exists:
         return None

@@ -158,15 +158,18 @@ def test_sweep__orphan_subscription_and_absent_mailbox(setup: Any) -> None:
 
 @pytest.mark.django_db
 def test_sweep__idle_reply_queues_only(setup: Any, unique: str) -> None:
-    """An empty reply queue older than the threshold goes; one holding a reply stays."""
+    """Asked to, the sweep deletes an empty reply queue older than the threshold; one holding
+    a reply stays; not asked, none goes."""
     topo, account = setup
     idle = f"{unique}-0b1c2d3e-1111-reply-celery-pidbox"
     busy = f"{unique}-0b1c2d3e-2222-reply-celery-pidbox"
     account.sqs.create_queue(QueueName=idle)
     busy_url = account.sqs.create_queue(QueueName=busy)["QueueUrl"]
     account.sqs.send_message(QueueUrl=busy_url, MessageBody="{}")
-    assert mailboxes.survey(topo).leftovers == []
-    later = mailboxes.survey(topo, now=time.time() + 2 * 86400)
+    assert mailboxes.survey(topo, reply_after=86400).leftovers == []
+    # Not asked: reply queues are never swept, however old.
+    assert mailboxes.survey(topo, now=time.time() + 30 * 86400).leftovers == []
+    later = mailboxes.survey(topo, reply_after=86400, now=time.time() + 2 * 86400)
     assert [(m.name, m.kind) for m in later.leftovers] == [(idle, "reply")]
     mailboxes.sweep(topo, found=later)
     assert account.queues(f"{unique}-") == {busy}

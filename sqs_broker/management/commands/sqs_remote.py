@@ -2,10 +2,10 @@
 
 Which queues count as left over is :mod:`sqs_broker.mailboxes`' rule: the
 mailbox (``<hostname>.celery.pidbox``) of a worker lost or stopped for longer
-than ``--lost-for`` (``SQS_BROKER_PIDBOX_SWEEP_AFTER``), and a reply queue
-(``<oid>.reply.celery.pidbox``) that is empty and older than ``--reply-age``
-(``SQS_BROKER_REPLY_SWEEP_AFTER``); plus subscriptions of the app's pidbox
-topic whose queue is gone. Only under the app's prefix, only pidbox names.
+than ``--lost-for`` (``SQS_BROKER_PIDBOX_SWEEP_AFTER``), and, only when asked,
+a reply queue (``<oid>.reply.celery.pidbox``) that is empty and older than
+``--reply-age`` (``SQS_BROKER_REPLY_SWEEP_AFTER``); plus subscriptions of the
+app's pidbox topic whose queue is gone. Only under the app's prefix, only pidbox names.
 
 It lists what it would delete, then asks for ``sweep`` to be typed (or
 ``--yes``); ``--dry-run`` lists and stops. Each deletion goes to the audit
@@ -64,8 +64,9 @@ class Command(SqsCommand):
             "--reply-age",
             type=number(float, 600, None, "seconds"),
             metavar="SECONDS",
-            help="An empty reply queue is swept once this old "
-            "(default: SQS_BROKER_REPLY_SWEEP_AFTER, 86400).",
+            help="Also sweep empty reply queues this old (default: SQS_BROKER_REPLY_SWEEP_AFTER, "
+            "None: reply queues are kept). A caller still running whose reply queue is deleted "
+            "fails its next calls: give an age no caller process reaches.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
