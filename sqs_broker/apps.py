@@ -91,6 +91,11 @@ def install_hooks() -> None:
         signals.celeryd_init.connect(_install_revocations, weak=False)
     # A worker's remote-control mailbox, removed at its warm shutdown (remote control on only).
     signals.celeryd_init.connect(_install_pidbox_cleanup, weak=False)
+    if app.conf.get("worker_enable_remote_control"):
+        from sqs_broker import pidbox_cleanup
+
+        # A caller's reply queues, deleted when its connections close at exit.
+        pidbox_cleanup.close_at_exit(app)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:

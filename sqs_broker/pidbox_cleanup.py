@@ -1,4 +1,4 @@
-"""A worker's remote-control mailbox removed at its warm shutdown, with its SNS subscription.
+"""Remote control's queues removed when their process ends: a worker's mailbox, a caller's replies.
 
 With remote control on, kombu creates ``<hostname>.celery.pidbox`` for each
 worker and subscribes it to the app's pidbox topic; nothing deletes it, so
@@ -8,12 +8,21 @@ the consumer has stopped reading: the handler here deletes the mailbox then and
 unsubscribes it. A killed worker cannot: ``manage.py sqs_remote sweep``
 (:mod:`sqs_broker.mailboxes`) deletes those later.
 
-Installed by :mod:`sqs_broker.apps` on ``celeryd_init`` (workers only) when
-remote control is on.
+A caller (a web process, a command) keeps one reply queue per thread, which the
+transport deletes when its channel closes (:mod:`sqs_broker.transport.remote`);
+Celery's connection pool keeps channels open until the process ends, and an
+ending process closes nothing. :func:`close_at_exit` closes the app's pooled
+connections at interpreter exit, so their reply queues go too. A process killed
+(SIGKILL) leaves its reply queue: ``sqs_remote sweep --reply-age`` deletes those.
+
+Installed by :mod:`sqs_broker.apps` when remote control is on: the shutdown
+handler on ``celeryd_init`` (workers only), the exit hook in every process (a
+worker's own pool is closed by its shutdown).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 from typing import Any
 
@@ -56,3 +65,19 @@ def _on_shutdown(sender: Any = None, **kwargs: Any) -> None:
         "" if existed else " (already gone)",
         removed,
     )
+
+
+def close_at_exit(app: Any) -> None:
+    """At interpreter exit, close ``app``'s pooled connections (remote control on only)."""
+    if Topology.of(app).remote_control:
+        atexit.register(_close_pool, app)
+
+
+def _close_pool(app: Any) -> None:
+    pool = getattr(app, "_pool", None)  # never made: nothing was called, nothing to close
+    if pool is None:
+        return
+    try:
+        pool.force_close_all()
+    except Exception as exc:  # the process is ending: say it, never raise
+        logger.info("Connections not closed at exit (reply queues may stay): %s", exc)

@@ -9,7 +9,7 @@ from celery import signals
 
 from sqs_broker import pidbox_cleanup
 from sqs_broker.topology import Topology
-from tests.support.env import base_env, make_app
+from tests.support.env import base_env, database_url, make_app, run_python
 from tests.test_faults import wait_for, with_worker
 from tests.test_mailboxes import Account, remote_app
 from tests.test_remote_control import caller, remote_env
@@ -77,3 +77,30 @@ def test_warm_shutdown__real_worker_leaves_no_mailbox(
     assert "Removed the remote-control mailbox" in worker.output(), worker.output()
     assert mailbox not in account.queues(f"{unique}-")
     assert mailbox not in account.subscribed()
+
+
+def _reply_queues(sqs: Any, unique: str) -> set[str]:
+    urls = sqs.list_queues(QueueNamePrefix=f"{unique}-").get("QueueUrls", [])
+    return {u.rsplit("/", 1)[-1] for u in urls if u.endswith("-reply-celery-pidbox")}
+
+
+@with_worker
+def test_exit__a_callers_reply_queue_goes_with_it(start_worker: Any, sqs: Any, unique: str) -> None:
+    """A process that called remote control (the project's app, set up by Django) and exits
+    leaves no reply queue behind."""
+    env = remote_env(unique)
+    worker = start_worker(env)
+    app = caller(env)
+    assert wait_for(lambda: bool(app.control.ping(timeout=1.0, limit=1)), 30), worker.output()
+    before = _reply_queues(sqs, unique)
+    script = (
+        "import django; django.setup(); from project.celery import app; "
+        "print(len(app.control.ping(timeout=3.0, limit=1)))"
+    )
+    done = run_python(
+        "-c",
+        script,
+        env={**env, "DATABASE_URL": database_url(), "DJANGO_SECRET_KEY": "x" * 50},
+    )
+    assert done.stdout.strip() == "1", done.stdout + done.stderr
+    assert _reply_queues(sqs, unique) == before

@@ -198,8 +198,13 @@ def test_sqs_probe__ping_needs_remote_control() -> None:
     assert "needs remote control" in out and "SQS_BROKER_REMOTE_CONTROL" in out
 
 
+def _reply_queues(sqs, unique: str) -> set[str]:
+    urls = sqs.list_queues(QueueNamePrefix=f"{unique}-").get("QueueUrls", [])
+    return {u.rsplit("/", 1)[-1] for u in urls if u.endswith("-reply-celery-pidbox")}
+
+
 @with_worker
-def test_sqs_probe__ping_tells_a_stuck_consumer_loop(start_worker, unique) -> None:
+def test_sqs_probe__ping_tells_a_stuck_consumer_loop(start_worker, sqs, unique) -> None:
     """A real worker answers ping (0); while a task blocks its solo pool, its heartbeat still
     arrives but the ping goes unanswered: unresponsive (1); without --ping it passes."""
     env = remote_env(unique, SQS_BROKER_TELEMETRY="true", SQS_BROKER_TELEMETRY_INTERVAL="1")
@@ -211,6 +216,13 @@ def test_sqs_probe__ping_tells_a_stuck_consumer_loop(start_worker, unique) -> No
     with override_settings(SQS_BROKER_CELERY_APP=app):
         code, out = _probe("--worker", hostname, "--ping", "--ping-timeout", "3")
         assert code == 0, out
+        # As a probe runs: a process of its own, which leaves no reply queue behind.
+        before = _reply_queues(sqs, unique)
+        run_env = {**env, "DATABASE_URL": database_url()}
+        done = run_python("manage.py", "sqs_probe", "--worker", hostname, "--ping", env=run_env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith(f"OK: {hostname}"), done.stdout
+        assert _reply_queues(sqs, unique) == before
         app.send_task("project.demo.tasks.slow", kwargs={"seconds": 20})
         assert wait_for(lambda: "project.demo.tasks.slow" in worker.output(), 30)
         time.sleep(2)  # a heartbeat written while the task runs
