@@ -94,8 +94,8 @@ def install_hooks() -> None:
     if app.conf.get("worker_enable_remote_control"):
         from sqs_broker import pidbox_cleanup
 
-        # A caller's reply queues, deleted when its connections close at exit.
-        pidbox_cleanup.close_at_exit(app)
+        # A caller's reply queues, deleted at exit (after control.install names them).
+        pidbox_cleanup.delete_replies_at_exit(app)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:

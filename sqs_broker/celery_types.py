@@ -51,8 +51,24 @@ if TYPE_CHECKING:
     class Mailbox:
         """``kombu.pidbox.Mailbox``: remote control's mailbox (Celery's ``app.control.mailbox``)."""
 
+        connection: Any
+        clock: Any
+        accept: Any
+        reply_queue: Any
+
         @property
         def oid(self) -> str: ...
+
+    class Consumer:
+        """``kombu.Consumer``: a consumer of queues on a channel (a context manager)."""
+
+        def __init__(self, channel: Any, queues: Any, **kwargs: Any) -> None: ...
+
+        def register_callback(self, callback: Callable[[Any, Any], None]) -> None: ...
+
+        def __enter__(self) -> Consumer: ...
+
+        def __exit__(self, *exc_info: object) -> None: ...
 
     def generate_oid(node_id: int, process_id: int, thread_id: int, instance: object) -> str:
         """``kombu.common.generate_oid``: a uuid3 of the node, process, thread and object."""
@@ -66,6 +82,7 @@ else:
     from celery import shared_task
     from celery.app.amqp import AMQP
     from celery.bootsteps import StartStopStep, Step
+    from kombu import Consumer
     from kombu.common import generate_oid, get_node_id
     from kombu.pidbox import Mailbox
 
@@ -81,6 +98,7 @@ def channel_client(channel: Any, queue: str | None = None) -> Any:
 
 __all__ = [
     "AMQP",
+    "Consumer",
     "Mailbox",
     "StartStopStep",
     "Step",

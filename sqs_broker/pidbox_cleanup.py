@@ -8,12 +8,11 @@ the consumer has stopped reading: the handler here deletes the mailbox then and
 unsubscribes it. A killed worker cannot: ``manage.py sqs_remote sweep``
 (:mod:`sqs_broker.mailboxes`) deletes those later.
 
-A caller (a web process, a command) keeps one reply queue per thread, which the
-transport deletes when its channel closes (:mod:`sqs_broker.transport.remote`);
-Celery's connection pool keeps channels open until the process ends, and an
-ending process closes nothing. :func:`close_at_exit` closes the app's pooled
-connections at interpreter exit, so their reply queues go too. A process killed
-(SIGKILL) leaves its reply queue: ``sqs_remote sweep --reply-age`` deletes those.
+A caller (a web process, a command) keeps one reply queue per thread and never
+deletes it (:mod:`sqs_broker.control`): SQS refuses a deleted name for 60 s.
+:func:`delete_replies_at_exit` notes the reply queues the app's mailbox names in
+this process and deletes them when the interpreter exits. A process killed
+(SIGKILL) leaves its reply queues: ``sqs_remote sweep --reply-age`` deletes those.
 
 Installed by :mod:`sqs_broker.apps` when remote control is on: the shutdown
 handler on ``celeryd_init`` (workers only), the exit hook in every process (a
@@ -24,12 +23,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from typing import Any
 
 from celery import signals
 
 from sqs_broker.sqs import error_text, pidbox
-from sqs_broker.topology import Topology
+from sqs_broker.topology import Topology, entity_name, remote_control_sqs_name
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +67,39 @@ def _on_shutdown(sender: Any = None, **kwargs: Any) -> None:
     )
 
 
-def close_at_exit(app: Any) -> None:
-    """At interpreter exit, close ``app``'s pooled connections (remote control on only)."""
-    if Topology.of(app).remote_control:
-        atexit.register(_close_pool, app)
+#: Reply queues (kombu names) the app's mailbox named, by the process that named them.
+_replies: dict[int, set[str]] = {}
 
 
-def _close_pool(app: Any) -> None:
-    pool = getattr(app, "_pool", None)  # never made: nothing was called, nothing to close
-    if pool is None:
+def delete_replies_at_exit(app: Any) -> None:
+    """Note the reply queues ``app``'s remote control uses; delete them at interpreter exit."""
+    topo = Topology.of(app)
+    if not topo.remote_control:
         return
-    try:
-        pool.force_close_all()
-    except Exception as exc:  # the process is ending: say it, never raise
-        logger.info("Connections not closed at exit (reply queues may stay): %s", exc)
+    mailbox: Any = app.control.mailbox
+    if not getattr(mailbox, "_notes_replies", False):
+        # Its own class, the one method added: Celery built the mailbox with the app's
+        # exchange, serializer and queue options, and sqs_broker.control names its queue.
+        base = type(mailbox)
+        mailbox.__class__ = type(base.__name__, (base,), {
+            "_notes_replies": True, "get_reply_queue": _noting(base.get_reply_queue)
+        })  # fmt: skip
+    atexit.register(_delete_replies, topo)
+
+
+def _noting(get_reply_queue: Any) -> Any:
+    def noted(self: Any) -> Any:
+        queue = get_reply_queue(self)
+        _replies.setdefault(os.getpid(), set()).add(queue.name)
+        return queue
+
+    return noted
+
+
+def _delete_replies(topo: Topology) -> None:
+    for name in sorted(_replies.pop(os.getpid(), set())):
+        sqs_name = remote_control_sqs_name(entity_name(topo.prefix + name))
+        try:
+            pidbox.delete_queue(sqs_name, topo)
+        except Exception as exc:  # the process is ending: say it, never raise
+            logger.info("Reply queue %s not deleted at exit: %s", sqs_name, error_text(exc)[0])

@@ -4,11 +4,15 @@ called through ``app.control`` and the ``celery`` command line."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqs_broker import control
-from tests.support.env import make_app
-from tests.test_faults import wait_for, with_worker, worker_env
+from tests.support.env import make_app, run_python
+from tests.test_faults import JOURNAL, runs, wait_for, with_worker, worker_env
+
+ADD = "project.demo.tasks.add"
+SLOW = "project.demo.tasks.slow"
 
 
 def remote_env(unique: str, **overrides: str) -> dict[str, str]:
@@ -23,17 +27,186 @@ def caller(env: dict[str, str]) -> Any:
     return app
 
 
+def answering(app: Any, workers: int = 1) -> list[str]:
+    """The hostnames of ``workers`` workers once all answer (each subscribes as it starts)."""
+    names: list[str] = []
+
+    def all_answer() -> bool:
+        names[:] = sorted(
+            n for reply in app.control.ping(timeout=1.0, limit=workers) for n in reply
+        )
+        return len(names) == workers
+
+    assert wait_for(all_answer, 60), names
+    return names
+
+
+def only(replies: dict[str, Any] | None, hostname: str) -> Any:
+    """The one worker's reply of an inspect call."""
+    assert replies is not None and list(replies) == [hostname], replies
+    return replies[hostname]
+
+
+def reply_queues(sqs: Any, unique: str) -> list[str]:
+    urls = sqs.list_queues(QueueNamePrefix=f"{unique}-").get("QueueUrls", [])
+    return sorted(u.rsplit("/", 1)[-1] for u in urls if u.endswith("-reply-celery-pidbox"))
+
+
 @with_worker
-def test_ping__one_worker_answers_within_two_seconds(start_worker: Any, unique: str) -> None:
-    """inspect ping reaches a worker through SNS and its answer comes back by the reply queue."""
+def test_ping__one_worker_answers_within_two_seconds(
+    start_worker: Any, sqs: Any, unique: str
+) -> None:
+    """ping reaches a worker through SNS, its answer comes back, and calls reuse one reply queue."""
     env = remote_env(unique)
     worker = start_worker(env)
     app = caller(env)
-    # The worker subscribes its mailbox as it starts: the first ping may come before.
-    assert wait_for(lambda: bool(app.control.ping(timeout=1.0, limit=1)), 30), worker.output()
+    (hostname,) = answering(app)
+    figures = []
+    for _ in range(5):
+        started = time.monotonic()
+        replies = app.control.ping(timeout=2.0, limit=1)
+        figures.append(time.monotonic() - started)
+        assert replies == [{hostname: {"ok": "pong"}}], worker.output()
+    print(f"ping, 1 worker, 5 calls: {', '.join(f'{f:.3f}' for f in figures)} s")
+    assert max(figures) < 2.0
+    # Every call of this thread used the same reply queue, kept between calls.
+    assert len(reply_queues(sqs, unique)) == 1, reply_queues(sqs, unique)
+
+
+@with_worker
+def test_ping__several_workers_answer_within_two_seconds(start_worker: Any, unique: str) -> None:
+    """Three workers each get the broadcast and all three answers arrive within 2 s."""
+    env = remote_env(unique)
+    for _ in range(3):
+        start_worker(env, wait=False)
+    app = caller(env)
+    names = answering(app, 3)
+    figures = []
+    for _ in range(3):
+        started = time.monotonic()
+        replies = app.control.ping(timeout=2.0, limit=3)
+        figures.append(time.monotonic() - started)
+        assert sorted(n for reply in replies for n in reply) == names
+    print(f"ping, 3 workers, 3 calls: {', '.join(f'{f:.3f}' for f in figures)} s")
+    assert max(figures) < 2.0
+
+
+@with_worker
+def test_ping__from_the_celery_command_line(start_worker: Any, sqs: Any, unique: str) -> None:
+    """`celery -A project inspect ping` answers; its reply queue is deleted after the call."""
+    env = remote_env(unique)
+    start_worker(env)
+    (hostname,) = answering(caller(env))
+    before = set(reply_queues(sqs, unique))
     started = time.monotonic()
-    replies = app.control.ping(timeout=2.0, limit=1)
-    took = time.monotonic() - started
-    print(f"ping, 1 worker: {took:.3f} s")
-    assert len(replies) == 1 and list(replies[0].values()) == [{"ok": "pong"}], replies
-    assert took < 2.0
+    done = run_python(
+        "-m", "celery", "-A", "project", "inspect", "ping", "--timeout", "5", env=env
+    )  # fmt: skip
+    print(f"celery inspect ping (a new process): {time.monotonic() - started:.2f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{hostname}: OK" in done.stdout and "pong" in done.stdout, done.stdout
+    assert set(reply_queues(sqs, unique)) == before
+
+
+@with_worker
+def test_inspect__stats_queues_active_reserved_scheduled(
+    start_worker: Any, unique: str, tmp_path: Path
+) -> None:
+    """stats, active_queues, active, reserved and scheduled describe what the worker holds."""
+    env = remote_env(unique)
+    start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    app = caller(env)
+    (hostname,) = answering(app)
+    inspect = app.control.inspect(timeout=3.0, limit=1)
+    stats = only(inspect.stats(), hostname)
+    assert stats["pool"]["max-concurrency"] == 1, stats
+    queues = only(inspect.active_queues(), hostname)
+    assert [q["name"] for q in queues] == ["celery"], queues
+
+    running = app.send_task(SLOW, args=(6.0,))
+    waiting = app.send_task(ADD, args=(1, 2))
+    later = app.send_task(ADD, args=(3, 4), countdown=60)
+    assert wait_for(lambda: bool(only(inspect.active(), hostname)), 20)
+    assert [t["id"] for t in only(inspect.active(), hostname)] == [running.id]
+    assert wait_for(
+        lambda: [t["id"] for t in only(inspect.reserved(), hostname)] == [waiting.id], 20
+    ), only(inspect.reserved(), hostname)
+    assert wait_for(
+        lambda: [s["request"]["id"] for s in only(inspect.scheduled(), hostname)] == [later.id], 20
+    ), only(inspect.scheduled(), hostname)
+
+
+@with_worker
+def test_revoke__a_scheduled_task_never_runs(
+    start_worker: Any, unique: str, tmp_path: Path
+) -> None:
+    """control revoke reaches the worker at once: revoked lists the id and the task never runs."""
+    env = remote_env(unique)
+    worker = start_worker(env)
+    app = caller(env)
+    (hostname,) = answering(app)
+    journal = tmp_path / "journal"
+    revoked = app.send_task(JOURNAL, args=(str(journal), "revoked"), countdown=5)
+    kept = app.send_task(JOURNAL, args=(str(journal), "kept"), countdown=5)
+    inspect = app.control.inspect(timeout=3.0, limit=1)
+    assert wait_for(lambda: len(only(inspect.scheduled(), hostname)) == 2, 20)
+    answer = app.control.revoke(revoked.id, reply=True, timeout=3.0, limit=1)
+    assert len(answer) == 1 and revoked.id in answer[0][hostname]["ok"], answer
+    assert revoked.id in only(inspect.revoked(), hostname)
+    assert wait_for(lambda: f"[{kept.id}] succeeded" in worker.output(), 30), worker.output()
+    assert f"Discarding revoked task: {JOURNAL}[{revoked.id}]" in worker.output()
+    assert [tag for tag, _ in runs(journal)] == ["kept"]
+
+
+@with_worker
+def test_control__rate_limit_pool_and_consumers(start_worker: Any, sqs: Any, unique: str) -> None:
+    """rate_limit, pool_grow, pool_shrink, add_consumer and cancel_consumer change the worker."""
+    env = remote_env(unique)
+    start_worker(env, pool="prefork", extra=("--concurrency=1",))
+    app = caller(env)
+    (hostname,) = answering(app)
+    call = {"reply": True, "timeout": 3.0, "limit": 1}
+    inspect = app.control.inspect(timeout=3.0, limit=1)
+
+    answer = app.control.rate_limit(ADD, "10/m", **call)
+    assert answer == [{hostname: {"ok": "new rate limit set successfully"}}], answer
+    registered = only(inspect.registered("rate_limit"), hostname)
+    assert f"{ADD} [rate_limit=10/m]" in registered, registered
+
+    assert app.control.pool_grow(2, **call) == [{hostname: {"ok": "pool will grow"}}]
+    assert wait_for(lambda: len(only(inspect.stats(), hostname)["pool"]["processes"]) == 3, 20)
+    assert app.control.pool_shrink(1, **call) == [{hostname: {"ok": "pool will shrink"}}]
+    assert wait_for(lambda: len(only(inspect.stats(), hostname)["pool"]["processes"]) == 2, 20)
+
+    answer = app.control.add_consumer("extra", **call)
+    assert answer == [{hostname: {"ok": "add consumer extra"}}], answer
+    names = lambda: sorted(q["name"] for q in only(inspect.active_queues(), hostname))  # noqa: E731
+    assert wait_for(lambda: names() == ["celery", "extra"], 20), names()
+    sqs.get_queue_url(QueueName=f"{unique}-extra")  # declared by the worker
+    answer = app.control.cancel_consumer("extra", **call)
+    assert answer == [{hostname: {"ok": "no longer consuming from extra"}}], answer
+    assert wait_for(lambda: names() == ["celery"], 20), names()
+
+
+@with_worker
+def test_shutdown__the_worker_stops(start_worker: Any, unique: str) -> None:
+    """control shutdown stops the worker it is sent to (a warm shutdown)."""
+    env = remote_env(unique)
+    worker = start_worker(env)
+    app = caller(env)
+    (hostname,) = answering(app)
+    app.control.shutdown(destination=[hostname])
+    assert wait_for(lambda: worker.process.poll() is not None, 30), worker.output()
+    assert worker.process.returncode == 0
+    assert "Got shutdown from remote" in worker.output()
+
+
+def test_transport__declares_fanout_only_with_sns() -> None:
+    """Celery starts a worker's mailbox only on a transport listing fanout: with supports_fanout."""
+    from kombu import Connection
+
+    on = Connection("sqs://", transport="sqs_broker.transport:Transport",
+                    transport_options={"supports_fanout": True})  # fmt: skip
+    off = Connection("sqs://", transport="sqs_broker.transport:Transport")
+    assert on.supports_exchange_type("fanout") and on.supports_exchange_type("direct")
+    assert not off.supports_exchange_type("fanout") and off.supports_exchange_type("direct")

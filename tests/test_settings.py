@@ -608,3 +608,65 @@ def test_large_payloads__project_setting_and_variable_disagree() -> None:
         include(namespace, {"SQS_LARGE_PAYLOAD_BUCKET": "theirs"})
     include(namespace, {"SQS_LARGE_PAYLOAD_BUCKET": "mine"})
     assert namespace["SQS_BROKER_LARGE_PAYLOAD_BUCKET"] == "mine"
+
+
+def test_remote_control__off_unless_asked() -> None:
+    """Without SQS_REMOTE_CONTROL nothing changes: remote control off, no fanout, no setting."""
+    s = celery_settings({})
+    assert s["CELERY_WORKER_ENABLE_REMOTE_CONTROL"] is False
+    assert "supports_fanout" not in s["CELERY_BROKER_TRANSPORT_OPTIONS"]
+    assert "SQS_BROKER_REMOTE_CONTROL" not in s
+    off = celery_settings({"SQS_REMOTE_CONTROL": "false"})
+    assert off["SQS_BROKER_REMOTE_CONTROL"] is False
+    assert off["CELERY_WORKER_ENABLE_REMOTE_CONTROL"] is False
+
+
+def test_remote_control__on_turns_on_celery_and_sns_fanout() -> None:
+    """SQS_REMOTE_CONTROL=true: the setting, Celery's remote control and kombu's SNS fanout."""
+    s = celery_settings({"SQS_REMOTE_CONTROL": "yes"})
+    assert s["SQS_BROKER_REMOTE_CONTROL"] is True
+    assert s["CELERY_WORKER_ENABLE_REMOTE_CONTROL"] is True
+    assert s["CELERY_BROKER_TRANSPORT_OPTIONS"]["supports_fanout"] is True
+    assert s["CELERY_WORKER_SEND_TASK_EVENTS"] is False  # events stay off: celeryev is a topic
+
+
+def test_remote_control__bad_value_names_the_variable() -> None:
+    """A value that is no boolean is refused, naming the variable."""
+    with pytest.raises(ImproperlyConfigured, match="SQS_REMOTE_CONTROL must be a boolean"):
+        celery_settings({"SQS_REMOTE_CONTROL": "sometimes"})
+
+
+def test_include__remote_control_setting_in_the_module() -> None:
+    """SQS_BROKER_REMOTE_CONTROL = True before include() turns Celery's switch and fanout on."""
+    namespace: dict[str, object] = {"SQS_BROKER_REMOTE_CONTROL": True}
+    include(namespace, env={})
+    assert namespace["CELERY_WORKER_ENABLE_REMOTE_CONTROL"] is True
+    assert namespace["CELERY_BROKER_TRANSPORT_OPTIONS"]["supports_fanout"] is True  # type: ignore[index]
+    quiet: dict[str, object] = {}
+    include(quiet, env={})
+    assert quiet["CELERY_WORKER_ENABLE_REMOTE_CONTROL"] is False
+
+
+@pytest.mark.parametrize(
+    ("namespace", "env", "message"),
+    [
+        (
+            {"SQS_BROKER_REMOTE_CONTROL": "yes"},
+            {},
+            "SQS_BROKER_REMOTE_CONTROL must be True or False",
+        ),
+        (
+            {"SQS_BROKER_REMOTE_CONTROL": True, "CELERY_WORKER_ENABLE_REMOTE_CONTROL": False},
+            {},
+            "CELERY_WORKER_ENABLE_REMOTE_CONTROL is False",
+        ),
+        ({"CELERY_WORKER_ENABLE_REMOTE_CONTROL": False}, {"SQS_REMOTE_CONTROL": "on"}, "is False"),
+        ({"SQS_BROKER_REMOTE_CONTROL": True}, {"SQS_REMOTE_CONTROL": "off"}, "SQS_REMOTE_CONTROL"),
+    ],
+)
+def test_include__remote_control_contradictions_refused(
+    namespace: dict[str, object], env: dict[str, str], message: str
+) -> None:
+    """A setting that is no bool, or the module and the environment disagreeing, is refused."""
+    with pytest.raises(ImproperlyConfigured, match=message):
+        include(dict(namespace), env=env)

@@ -67,3 +67,25 @@ def test_celery_app__setting_then_current() -> None:
         pytest.raises(ImproperlyConfigured, match="SQS_BROKER_CELERY_APP"),
     ):
         celery_app()
+
+
+def test_remote_control_names__recognised_and_fitted_to_80_characters() -> None:
+    """Mailboxes and reply queues are told apart; a long one keeps its ends, stays unique."""
+    from sqs_broker import topology
+
+    assert topology.is_remote_control("w1@host.celery.pidbox")
+    assert topology.is_remote_control("p-w1_host-celery-pidbox")
+    assert not topology.is_remote_control("celery")
+    assert topology.is_reply_exchange("reply.celery.pidbox")
+    assert not topology.is_reply_exchange("celery.pidbox")
+    reply = topology.reply_queue_name("reply.celery.pidbox", "abc")
+    assert reply == "abc.reply.celery.pidbox" and topology.is_reply_queue(reply)
+    assert not topology.is_reply_queue("w1@host.celery.pidbox")
+    short = "p-w1_host-celery-pidbox"
+    assert topology.remote_control_sqs_name(short) == short
+    long_a = "p-" + "a" * 70 + "_ip-10-0-0-1-eu-west-1-compute-internal-celery-pidbox"
+    long_b = long_a.replace("aaaa", "aaab", 1)
+    fitted = topology.remote_control_sqs_name(long_a)
+    assert len(fitted) == 80 and fitted.startswith("p-aaa") and fitted.endswith("-celery-pidbox")
+    assert fitted != topology.remote_control_sqs_name(long_b)
+    assert topology.remote_control_sqs_name(long_a) == fitted

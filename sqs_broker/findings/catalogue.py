@@ -43,8 +43,8 @@ CATALOGUE: dict[str, str] = {
     "after a cold shutdown unacknowledged messages wait out the whole timeout.",
     "sqs_broker.W006": "Task events are on: SQS does not carry Celery events (celery "
     "events, Flower show nothing) and each listener leaves a celeryev queue.",
-    "sqs_broker.W007": "Remote control is on: SQS does not support it (celery inspect and "
-    "control get no answer) and each worker creates a pidbox queue.",
+    "sqs_broker.W007": "Remote control is on without SNS fanout (kombu's own transport, or "
+    "supports_fanout off): workers start no mailbox, celery inspect and control get no answer.",
     # --- offline: predefined queues
     "sqs_broker.E008": "A Celery queue's SQS name (prefix + sanitised name) is missing from "
     "predefined_queues: the worker stops with UndefinedQueueException.",

@@ -202,7 +202,7 @@ def result_backend(topo: Topology) -> Finding | None:
 
 @register("offline")
 def events_and_control(topo: Topology) -> list[Finding]:
-    """W006, W007: events and remote control, which SQS does not carry."""
+    """W006, W007: events, which SQS does not carry; remote control without SNS fanout."""
     conf = topo.app.conf
     found = []
     events = [s for s in ("worker_send_task_events", "task_send_sent_event") if conf.get(s)]
@@ -223,18 +223,37 @@ def events_and_control(topo: Topology) -> list[Finding]:
             )
         )
     if conf.get("worker_enable_remote_control"):
-        found.append(
-            make(
-                "sqs_broker.W007",
-                _(
-                    "worker_enable_remote_control is on: SQS does not support remote "
-                    "control, so celery inspect and celery control get no answer, and each "
-                    "worker creates a pidbox queue."
-                ),
-                _(
-                    "Set CELERY_WORKER_ENABLE_REMOTE_CONTROL=False; the sqs_broker dashboard "
-                    "shows queues and worker heartbeats instead."
-                ),
+        # Supported through SNS fanout with the project's transport (SQS_BROKER_REMOTE_CONTROL);
+        # without fanout no worker starts a mailbox.
+        if topo.transport != "sqs_broker.transport:Transport":
+            found.append(
+                make(
+                    "sqs_broker.W007",
+                    _(
+                        "worker_enable_remote_control is on with kombu's own SQS transport, "
+                        "which declares no fanout: workers start no mailbox, so celery "
+                        "inspect and celery control get no answer."
+                    ),
+                    _(
+                        "Use sqs_broker's transport (unset SQS_TRANSPORT) with "
+                        "SQS_BROKER_REMOTE_CONTROL = True (SQS_REMOTE_CONTROL=true), or set "
+                        "CELERY_WORKER_ENABLE_REMOTE_CONTROL=False."
+                    ),
+                )
             )
-        )
+        elif not topo.options.get("supports_fanout"):
+            found.append(
+                make(
+                    "sqs_broker.W007",
+                    _(
+                        "worker_enable_remote_control is on without SNS fanout (the transport "
+                        "option supports_fanout): workers start no mailbox, so celery inspect "
+                        "and celery control get no answer."
+                    ),
+                    _(
+                        "Set SQS_BROKER_REMOTE_CONTROL = True (SQS_REMOTE_CONTROL=true), which "
+                        "turns SNS fanout on, or set CELERY_WORKER_ENABLE_REMOTE_CONTROL=False."
+                    ),
+                )
+            )
     return found

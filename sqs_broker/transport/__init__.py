@@ -466,7 +466,6 @@ class Channel(RemoteControl, Receiving, SQSChannel):
                     self.ack_flush_timeout,
                     receives=self.lease_close_wait if self.lease_seconds else poll,
                 )
-            self._delete_kept_replies()
         super().close()
 
 
@@ -533,8 +532,7 @@ def relied_upon() -> Iterable[tuple[Any, str]]:
         "_receive_message",
         "_get_bulk",
         "drain_events",
-        "queue_declare",
-        "after_reply_message_received",
+        "_delete",
         "_put_fanout",
         "supports_fanout",
     ):

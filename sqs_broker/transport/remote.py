@@ -16,13 +16,15 @@ queues receive a copy (``supports_fanout``); Celery's remote control (the
   deletes them on the worker's event loop, which a web or CLI process has not
   (``'NoneType' object has no attribute 'on_close'``). On a worker they join the
   batched deletes; elsewhere they are sent at once, with a deadline.
-* **Reply queues kept** (:meth:`RemoteControl.after_reply_message_received`):
-  kombu deletes a caller's reply queue after each call, and SQS refuses a
-  deleted name for 60 s; the queue is kept for the next call of the same
-  caller and deleted when its channel closes.
+* **Reply queues deleted** (:meth:`RemoteControl._delete`): kombu deletes a
+  caller's reply queue after each call but kept its URL, so a call declaring
+  the same name again failed with ``NonExistentQueue``. Callers that keep one
+  reply queue per thread (:mod:`sqs_broker.control`) never ask for the delete:
+  SQS refuses a deleted queue's name for 60 s.
 * **Deadlines outside a worker** (:meth:`RemoteControl._receive_message`): a
   caller collecting replies receives with a long poll no longer than the
-  time left to wait, and a read timeout just past it.
+  time left to wait, and a read timeout just past it; one reply per receive,
+  since kombu's mailbox counts receives towards its ``limit``.
 * **Predefined queues**: mailboxes and reply queues are named after workers and
   callers, so they cannot be listed in ``predefined_queues``; they are created
   and used with the connection's own credentials (the broker URL's keys, else
@@ -82,13 +84,10 @@ class RemoteControl:
     _io_client: Any
     _new_queue: Any
 
-    #: Reply queues this channel declared and keeps (SQS names).
-    _kept_replies: set[str]
     #: When the caller's current wait for replies ends (monotonic), while it drains.
     _drain_until: float | None
 
     def _remote_init(self) -> None:
-        self._kept_replies = set()
         self._drain_until = None
 
     # --- names ------------------------------------------------------------------
@@ -206,27 +205,22 @@ class RemoteControl:
                 describe(exc),
             )
 
-    # --- a caller's reply queue, kept ---------------------------------------------
+    # --- deleting a reply queue ----------------------------------------------------
 
-    def queue_declare(self, queue: str | None = None, passive: bool = False, **kwargs: Any) -> Any:
-        if queue and is_reply_queue(queue):
-            self._kept_replies.add(self.canonical_queue_name(queue))
-        return super().queue_declare(queue, passive=passive, **kwargs)  # type: ignore[misc]
+    def _delete(self, queue: str, exchange: str | None = None, *args: Any, **kwargs: Any) -> None:
+        """kombu's delete, forgetting the queue's URL by its SQS name (kombu's key).
 
-    def after_reply_message_received(self, queue: str) -> None:
-        """Keep the reply queue for this caller's next call (deleted when the channel closes)."""
-
-    def _delete_kept_replies(self) -> None:
-        """At close: delete the reply queues this channel declared (bounded, best effort)."""
-        for qname in sorted(self._kept_replies):
-            url = self._queue_cache.pop(qname, None)
-            if url is None:
-                continue
-            try:
-                self._io_client(qname, self.request_timeout).delete_queue(QueueUrl=url)
-            except Exception as exc:
-                logger.info("Reply queue %s not deleted: %s", qname, describe(exc))
-        self._kept_replies.clear()
+        kombu forgets it by the kombu name, so a reply queue declared again under
+        the same name was looked up at its deleted URL (``NonExistentQueue``).
+        A remote-control queue is deleted under predefined queues too.
+        """
+        qname = self.canonical_queue_name(queue)
+        if self._control_queue(queue):
+            url = self._resolve_queue_url(queue)
+            self._io_client(qname, self.request_timeout).delete_queue(QueueUrl=url)
+        else:
+            super()._delete(queue, exchange, *args, **kwargs)  # type: ignore[misc]
+        self._queue_cache.pop(qname, None)
 
     # --- a caller's blocking receive, with a deadline ------------------------------
 
@@ -250,6 +244,11 @@ class RemoteControl:
             wait = max(0, min(wait, math.ceil(left)))
         qname = self.canonical_queue_name(queue)
         url = self._new_queue(queue)
+        if is_reply_queue(queue):
+            # kombu's mailbox counts one reply per drain towards its limit: a batch of
+            # replies in one drain would leave it waiting the timeout for replies that
+            # already came.
+            max_number_of_messages = 1
         params: dict[str, Any] = {
             "QueueUrl": url,
             "MaxNumberOfMessages": max_number_of_messages,

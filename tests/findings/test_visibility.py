@@ -50,7 +50,15 @@ OFFLINE: OfflineCases = {
     # A killed worker's messages return after the lease (30 s), not the 1800 s timeout.
     "sqs_broker.W005.lease": ({"env": NO_LEASE}, {}),
     "sqs_broker.W006": ({"conf": {"worker_send_task_events": True}}, {}),
-    "sqs_broker.W007": ({"conf": {"worker_enable_remote_control": True}}, {}),
+    # Remote control through SNS fanout (SQS_REMOTE_CONTROL) is supported: no finding.
+    "sqs_broker.W007": (
+        {"conf": {"worker_enable_remote_control": True}},
+        {"env": {"SQS_REMOTE_CONTROL": "true"}},
+    ),
+    "sqs_broker.W007.kombu": (
+        {"env": {"SQS_REMOTE_CONTROL": "true", "SQS_TRANSPORT": "kombu"}},
+        {"env": {"SQS_TRANSPORT": "kombu"}},
+    ),
 }
 
 

@@ -221,15 +221,10 @@ class Command(BaseCommand):
             )
         running = [w.hostname for w in workers if w.state not in ("lost", "stopped")]
         wanted = running or ([named] if named else None)
-        # A connection of its own, closed at once: its channel deletes the reply queue, so a
-        # probe run every minute leaves no queue behind (each process has its own name).
-        with topo.app.connection_for_write() as connection:
-            replies = topo.app.control.ping(
-                destination=wanted,
-                timeout=float(timeout),
-                limit=len(wanted) if wanted else None,
-                connection=connection,
-            )
+        # Its reply queue is deleted when the process exits (sqs_broker.pidbox_cleanup).
+        replies = topo.app.control.ping(
+            destination=wanted, timeout=float(timeout), limit=len(wanted) if wanted else None
+        )
         answered = {host for reply in replies or [] for host in reply}
         judged = [
             replace(w, state="unresponsive")
