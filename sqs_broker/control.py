@@ -99,3 +99,16 @@ def install(app: Celery) -> None:
         # The same object with the one property changed: Celery built it with the
         # app's exchange, serializer and queue options, which stay as they are.
         mailbox.__class__ = KeptReplyMailbox
+
+
+def revoke(
+    app: Celery, task_ids: list[str], timeout: float = 2.0, expected: int | None = None
+) -> list[str]:
+    """Broadcast a revocation to the running workers; the hostnames that confirmed it.
+
+    ``expected`` (the live workers, from heartbeats) ends the wait once that many
+    answered; without it the call waits ``timeout`` seconds for every answer.
+    Errors (SNS or SQS refusing) are raised: the caller says what was not done.
+    """
+    replies = app.control.revoke(task_ids, reply=True, timeout=timeout, limit=expected or None)
+    return sorted(name for reply in replies or [] for name in reply)

@@ -3,11 +3,15 @@ called through ``app.control`` and the ``celery`` command line."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sqs_broker import control
+from sqs_broker.topology import entity_name
 from tests.support.env import make_app, run_python
 from tests.test_faults import JOURNAL, runs, wait_for, with_worker, worker_env
 
@@ -186,6 +190,44 @@ def test_control__rate_limit_pool_and_consumers(start_worker: Any, sqs: Any, uni
     answer = app.control.cancel_consumer("extra", **call)
     assert answer == [{hostname: {"ok": "no longer consuming from extra"}}], answer
     assert wait_for(lambda: names() == ["celery"], 20), names()
+
+
+@with_worker
+@pytest.mark.parametrize("sts", [False, True], ids=["keys", "sts"])
+def test_predefined_queues__mailbox_and_replies_created_with_the_connection_credentials(
+    start_worker: Any,
+    sqs: Any,
+    sqs_endpoint: str,
+    unique: str,
+    tmp_path: Path,
+    monkeypatch: Any,
+    sts: bool,
+) -> None:
+    """Under predefined_queues (with an STS role too) the mailbox and reply queues, never
+    predefined, still work."""
+    name = f"{unique}-jobs"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    extra: dict[str, str] = {}
+    if sts:
+        # kombu asks STS through boto3's default client: the local server's, here.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sqs_endpoint)
+        extra = {
+            "SQS_STS_ROLE_ARN": "arn:aws:iam::123456789012:role/celery",
+            "AWS_ENDPOINT_URL_STS": sqs_endpoint,
+        }
+    env = remote_env(unique, SQS_PREDEFINED_QUEUES=json.dumps({name: {"url": url}}), **extra)
+    worker = start_worker(env, queues="jobs")
+    app = caller(env)
+    (hostname,) = answering(app)
+    assert app.control.ping(timeout=2.0, limit=1) == [{hostname: {"ok": "pong"}}]
+    queues = only(app.control.inspect(timeout=3.0, limit=1).active_queues(), hostname)
+    assert [q["name"] for q in queues] == ["jobs"]
+    journal = tmp_path / "journal"
+    app.send_task(JOURNAL, args=(str(journal), "ran"), queue="jobs")
+    assert wait_for(lambda: [t for t, _ in runs(journal)] == ["ran"], 30), worker.output()
+    pidbox = sqs.list_queues(QueueNamePrefix=f"{unique}-w0-").get("QueueUrls", [])
+    mailbox = entity_name(f"{unique}-{hostname}.celery.pidbox")
+    assert [u.rsplit("/", 1)[-1] for u in pidbox] == [mailbox]
 
 
 @with_worker

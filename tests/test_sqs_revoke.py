@@ -12,6 +12,8 @@ from django.test import override_settings
 
 from sqs_broker.models import Revocation
 from tests.support.env import base_env, make_app
+from tests.test_faults import JOURNAL, runs, wait_for, with_worker
+from tests.test_remote_control import answering, caller, remote_env
 
 WORKERS_LINE = (
     "Workers started from now on refuse these tasks; running workers within 5 s "
@@ -145,3 +147,50 @@ def test_sqs_revoke__database_unusable_exits_2(app, monkeypatch) -> None:
     with pytest.raises(CommandError, match="The database could not be used: no such table") as e:
         _run("--list")
     assert e.value.returncode == 2
+
+
+@with_worker
+def test_sqs_revoke__remote_control_tells_running_workers_at_once(
+    start_worker, unique, tmp_path
+) -> None:
+    """With remote control on, a running worker refuses at once (its refresh is 10 minutes
+    away), and a worker started afterwards refuses from the database."""
+    env = remote_env(unique, SQS_BROKER_REVOCATION_REFRESH="600")
+    worker = start_worker(env)
+    app = caller(env)
+    (hostname,) = answering(app)
+    journal = tmp_path / "journal"
+    revoked = app.send_task(JOURNAL, args=(str(journal), "revoked"), countdown=6)
+    kept = app.send_task(JOURNAL, args=(str(journal), "kept"), countdown=6)
+    later = app.send_task(JOURNAL, args=(str(journal), "later"), queue="later")
+    with override_settings(
+        SQS_BROKER_CELERY_APP=app, SQS_BROKER_REMOTE_CONTROL=True, SQS_BROKER_TELEMETRY=False
+    ):
+        out, err = _run(revoked.id, later.id, "--expires", "600")
+    assert f"Running workers told at once: {hostname}.\n" in out, out + err
+    assert err == ""
+    assert wait_for(lambda: f"[{kept.id}] succeeded" in worker.output(), 30), worker.output()
+    assert f"Discarding revoked task: {JOURNAL}[{revoked.id}]" in worker.output()
+    newcomer = start_worker(env, queues="later")
+    assert wait_for(
+        lambda: f"Discarding revoked task: {JOURNAL}[{later.id}]" in newcomer.output(), 30
+    ), newcomer.output()
+    assert [tag for tag, _ in runs(journal)] == ["kept"]
+
+
+@pytest.mark.django_db
+def test_sqs_revoke__failed_broadcast_said_without_secrets(app, monkeypatch) -> None:
+    """A broadcast that fails is said on stderr, a URL's secret masked; the ids stay revoked."""
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
+
+    def refused(*args, **kwargs):
+        raise ConnectionError(f"cannot reach sqs://AKIAEXAMPLE:{secret}@sqs.example:443")
+
+    monkeypatch.setattr("sqs_broker.control.revoke", refused)
+    with override_settings(SQS_BROKER_REMOTE_CONTROL=True):
+        out, err = _run("id-9", "--expires", "60")
+    assert "Revoked id-9 until" in out
+    assert err.startswith("The broadcast to running workers failed (ConnectionError: ")
+    assert "they refuse these tasks from their next refresh." in err
+    assert secret not in err and "********@sqs.example" in err
+    assert Revocation.objects.filter(task_id="id-9").exists()

@@ -1,7 +1,8 @@
 """``manage.py sqs_revoke TASK_ID...``: revoke task ids in the database, for every worker.
 
 Workers started later refuse them too (:mod:`sqs_broker.revocation_sync`);
-running workers from their next refresh. ``--list`` shows the unexpired
+running workers from their next refresh, or at once with remote control on
+(``SQS_BROKER_REMOTE_CONTROL``: the revocation is broadcast too). ``--list`` shows the unexpired
 revocations, ``--forget`` withdraws some. Each change is written on the
 ``sqs_broker.audit`` logger with the OS user. Exit status: 0 done, 2 the
 database (or, for the default expiry, nothing else) could not be used,
@@ -16,7 +17,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
-from sqs_broker import revocations
+from sqs_broker import control, revocations
 from sqs_broker.conf import app_settings
 from sqs_broker.management.commands._base import (
     EXIT_COULD_NOT_CHECK,
@@ -24,10 +25,21 @@ from sqs_broker.management.commands._base import (
     SqsCommand,
     number,
 )
+from sqs_broker.redact import scrub
 from sqs_broker.revocations import MAX_EXPIRES, MAX_REASON
+from sqs_broker.telemetry.read import snapshot
 from sqs_broker.topology import Topology
 
 COMMAND = "manage.py sqs_revoke"
+#: Seconds the broadcast (with remote control on) waits for running workers' answers.
+BROADCAST_TIMEOUT = 2.0
+
+
+def _alive() -> int | None:
+    """Workers whose heartbeats say alive (None without telemetry): the answers to wait for."""
+    if not app_settings.TELEMETRY:
+        return None
+    return sum(1 for worker in snapshot(60)["workers"] if worker["alive"]) or None
 
 
 def _user() -> str:
@@ -123,6 +135,8 @@ class Command(SqsCommand):
         for task_id in outcome.renewed:
             self.stdout.write(f"Already revoked, renewed until {until}: {task_id}.")
         self.stdout.write(f"Expiry: {expires} s ({source}).")
+        if app_settings.REMOTE_CONTROL:
+            self._broadcast(outcome.added + outcome.renewed)
         if app_settings.REVOCATIONS:
             self.stdout.write(
                 f"Workers started from now on refuse these tasks; running workers within "
@@ -133,6 +147,25 @@ class Command(SqsCommand):
             self.stderr.write(
                 "SQS_BROKER_REVOCATIONS is False in these settings: workers started with them "
                 "do not read revocations, and run these tasks."
+            )
+
+    def _broadcast(self, ids: list[str]) -> None:
+        """With remote control on: tell the running workers now, and say who confirmed."""
+        app = Topology.of().app
+        try:
+            confirmed = control.revoke(app, ids, timeout=BROADCAST_TIMEOUT, expected=_alive())
+        except Exception as exc:  # the database holds the revocation: say what was not done
+            error = scrub(f"{type(exc).__name__}: {exc}")  # a URL's keys never shown
+            self.stderr.write(
+                f"The broadcast to running workers failed ({error}); they refuse these tasks "
+                "from their next refresh."
+            )
+            return
+        if confirmed:
+            self.stdout.write(f"Running workers told at once: {', '.join(confirmed)}.")
+        else:
+            self.stdout.write(
+                f"No running worker confirmed the broadcast within {BROADCAST_TIMEOUT:g} s."
             )
 
     def _list(self) -> None:
