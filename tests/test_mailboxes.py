@@ -268,3 +268,18 @@ def test_sweep__predefined_queues_by_heartbeat_names(
     mailboxes.sweep(topo, found=found)
     assert account.queues(prefix) == {f"{prefix}celery", alive}
     assert account.subscribed() == {alive}
+
+
+@pytest.mark.django_db
+def test_sweep__endpoint_down_could_not_check(unique: str) -> None:
+    """SQS unreachable: exit 2, saying the queues could not be listed; nothing else tried."""
+    from sqs_broker.localsqs import free_port
+
+    app = remote_app(f"{unique}-")
+    app.conf.broker_url = f"sqs://127.0.0.1:{free_port()}"
+    with (
+        override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_CONNECT_TIMEOUT=1),
+        pytest.raises(CommandError, match="Could not list the queues") as failed,
+    ):
+        call_command("sqs_remote", "sweep", "--yes", stdout=StringIO())
+    assert failed.value.returncode == 2
