@@ -248,7 +248,7 @@ def leftovers(live: LivePass) -> list[Finding]:
         )
         hint = _(
             "manage.py sqs_remote sweep deletes the mailboxes and reply queues (and their SNS "
-            "subscriptions); events stay off on SQS (see W007), delete celeryev queues with: "
+            "subscriptions); events stay off on SQS (see W006), delete celeryev queues with: "
             "aws sqs delete-queue --queue-url URL."
         )
     else:
