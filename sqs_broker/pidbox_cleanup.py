@@ -15,8 +15,8 @@ this process and deletes them when the interpreter exits. A process killed
 (SIGKILL) leaves its reply queues: ``sqs_remote sweep --reply-age`` deletes those.
 
 Installed by :mod:`sqs_broker.apps` when remote control is on: the shutdown
-handler on ``celeryd_init`` (workers only), the exit hook in every process (a
-worker's own pool is closed by its shutdown).
+handler on ``celeryd_init`` (workers only), the exit hook in every process (one
+that never calls remote control has nothing to delete).
 """
 
 from __future__ import annotations
