@@ -15,6 +15,9 @@ Off by default: ``SQS_BROKER_TELEMETRY`` (worker signal handlers and a bootstep;
 beat's heartbeat, started on ``beat_init``); ``SQS_BROKER_REMOTE_CONTROL`` (the
 Celery app's mailbox keeps one reply queue per thread: :mod:`sqs_broker.control`).
 
+In workers with remote control on, a ``worker_shutdown`` handler that deletes
+the worker's mailbox queue and its SNS subscription (:mod:`sqs_broker.pidbox_cleanup`).
+
 In workers only, the transport's consumer bootstep and its handlers of
 Celery's rejection signals (:mod:`sqs_broker.transport.worker`): they act on
 sqs_broker's transport alone, so ``SQS_TRANSPORT=kombu`` switches them off.
@@ -86,6 +89,13 @@ def install_hooks() -> None:
     if app_settings.REVOCATIONS:
         # Same reason as telemetry's: a worker alone loads the step.
         signals.celeryd_init.connect(_install_revocations, weak=False)
+    # A worker's remote-control mailbox, removed at its warm shutdown (remote control on only).
+    signals.celeryd_init.connect(_install_pidbox_cleanup, weak=False)
+    if app.conf.get("worker_enable_remote_control"):
+        from sqs_broker import pidbox_cleanup
+
+        # A caller's reply queues, deleted at exit (after control.install names them).
+        pidbox_cleanup.delete_replies_at_exit(app)
 
 
 def _install_telemetry(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
@@ -120,3 +130,9 @@ def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any
     from sqs_broker import revocation_sync
 
     revocation_sync.install(instance.app)
+
+
+def _install_pidbox_cleanup(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    from sqs_broker import pidbox_cleanup
+
+    pidbox_cleanup.install(instance.app)

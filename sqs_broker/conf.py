@@ -181,6 +181,18 @@ class Settings:
         return _number("SQS_BROKER_REVOCATION_REFRESH", 5, 0.1)
 
     @property
+    def PIDBOX_SWEEP_AFTER(self) -> float:
+        """Seconds a worker must be lost (or stopped) before the sweep deletes its mailbox."""
+        return _number("SQS_BROKER_PIDBOX_SWEEP_AFTER", 3600, 60)
+
+    @property
+    def REPLY_SWEEP_AFTER(self) -> float | None:
+        """Seconds after its creation the sweep deletes an empty reply queue (``None``: never)."""
+        if getattr(settings, "SQS_BROKER_REPLY_SWEEP_AFTER", None) is None:
+            return None
+        return _number("SQS_BROKER_REPLY_SWEEP_AFTER", 0, 600)
+
+    @property
     def RETENTION_DAYS(self) -> float:
         """Days of samples, heartbeats and counters kept before pruning."""
         return _number("SQS_BROKER_RETENTION_DAYS", 7, 0)

@@ -55,6 +55,8 @@ class QueueRow(TypedDict):
     backlog_per_worker: float | None
     #: Where the transport moves poison messages of a queue without a dead-letter queue.
     quarantine: bool
+    #: "task", or remote control's "pidbox" (a worker's mailbox) or "reply" (a client's replies).
+    kind: str
 
 
 class FindingRow(TypedDict):

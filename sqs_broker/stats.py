@@ -248,6 +248,7 @@ def queue_row(
         "receive_wait_time_seconds": state.int("ReceiveMessageWaitTimeSeconds"),
         "fifo": fifo_attribute == "true" if fifo_attribute is not None else state.ref.fifo,
         "quarantine": is_quarantine(state.ref.name),
+        "kind": topo.kind(state.ref.name),
         "dlq": dlq,
         "backoff_policy": cast(list[BackoffRow], backoff.as_rows(spec.get("backoff_policy"))),
         "backoff_tasks": list(spec.get("backoff_tasks") or []),
@@ -311,8 +312,9 @@ def gather(
         "unconsumed_queues": telemetry["unconsumed_queues"],
         "cloudwatch_error": found.ages.error if found.ages else None,
         "task_totals": task_totals,
+        # Remote control's mailboxes and reply queues hold no work: no consumer, no backlog.
         "health": health.summary(
-            queues,
+            [q for q in queues if q["kind"] == "task"],
             finding_rows,
             telemetry["workers"],
             telemetry["unconsumed_queues"],
@@ -472,7 +474,9 @@ def telemetry_data(queues: Sequence[QueueRow], window: int, errors: list[str]) -
     return {
         "telemetry_window": window,
         **found,
-        "unconsumed_queues": telemetry_read.unconsumed(queues, found["workers"]),
+        "unconsumed_queues": telemetry_read.unconsumed(
+            [q for q in queues if q["kind"] == "task"], found["workers"]
+        ),
     }
 
 

@@ -1,18 +1,24 @@
-"""Celery tasks of the app, run by beat: queue sampling, and the large-payload sweep.
+"""Celery tasks of the app, run by beat: queue sampling, the large-payload and mailbox sweeps.
 
 Schedule them in the project's settings::
 
     CELERY_BEAT_SCHEDULE = {
         "sqs-broker-sample": {"task": "sqs_broker.sample_queues", "schedule": 60.0},
         "sqs-broker-sweep-payloads": {"task": "sqs_broker.sweep_payloads", "schedule": 3600.0},
+        "sqs-broker-sweep-mailboxes": {"task": "sqs_broker.sweep_mailboxes", "schedule": 3600.0},
     }
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqs_broker.celery_types import shared_task
+from sqs_broker.topology import Topology
+
+#: The audit logger the action commands write to (``sqs_broker.audit``).
+audit_logger = logging.getLogger("sqs_broker.audit")
 
 
 @shared_task(name="sqs_broker.sample_queues", ignore_result=True)
@@ -43,5 +49,26 @@ def sweep_payloads() -> dict[str, Any]:
         "scanned": result.scanned,
         "deleted": result.deleted_total,
         "kept": result.kept,
+        "errors": result.errors,
+    }
+
+
+@shared_task(name="sqs_broker.sweep_mailboxes", ignore_result=True)
+def sweep_mailboxes() -> dict[str, Any]:
+    """Delete remote control's leftover queues and subscriptions (see ``sqs_remote sweep``)."""
+    from sqs_broker import mailboxes
+
+    topo = Topology.of()
+    if not topo.is_sqs:
+        return {"skipped": "the broker is not SQS"}
+    result = mailboxes.sweep(topo)
+    for name in result.deleted:
+        audit_logger.info("sqs_broker.sweep_mailboxes: deleted queue %s", name)
+    for arn in result.unsubscribed:
+        audit_logger.info("sqs_broker.sweep_mailboxes: removed subscription %s", arn)
+    return {
+        "deleted": result.deleted,
+        "unsubscribed": result.unsubscribed,
+        "kept": [m.name for m in result.survey.mailboxes if not m.leftover],
         "errors": result.errors,
     }

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from kombu.transport.SQS import CHARS_REPLACE_TABLE
@@ -120,6 +120,41 @@ def remote_control_sqs_name(sqs_name: str) -> str:
     tail = sqs_name[-30:]
     head = sqs_name[: limits.MAX_QUEUE_NAME - len(tail) - len(digest) - 2]
     return f"{head}-{digest}-{tail}"
+
+
+#: Celery's remote control: a worker's mailbox is ``<hostname>.<exchange>.pidbox``, bound to the
+#: fanout exchange ``<exchange>.pidbox`` (an SNS topic on SQS); a client collects replies in
+#: ``<oid>.reply.<exchange>.pidbox``. ``<exchange>`` is ``control_exchange`` (``celery``).
+PIDBOX = "pidbox"
+
+QueueKind = Literal["task", "pidbox", "reply"]
+
+
+def pidbox_queue(hostname: str, prefix: str = "", exchange: str = DEFAULT_QUEUE) -> str:
+    """The SQS name of worker ``hostname``'s mailbox queue (fitted to 80 characters)."""
+    return remote_control_sqs_name(entity_name(f"{prefix}{hostname}.{exchange}.{PIDBOX}"))
+
+
+def pidbox_topic(prefix: str = "", exchange: str = DEFAULT_QUEUE) -> str:
+    """The SNS topic kombu names after the fanout exchange ``<exchange>.pidbox``."""
+    return entity_name(f"{prefix}{exchange}.{PIDBOX}")
+
+
+def queue_kind(name: str, prefix: str = "", exchange: str = DEFAULT_QUEUE) -> QueueKind:
+    """``"reply"`` for a client's reply queue, ``"pidbox"`` for a worker's mailbox, else ``"task"``.
+
+    Judged from the SQS name ``name`` under the (unrewritten) ``prefix``: the
+    names end with ``-reply-<exchange>-pidbox`` and ``-<exchange>-pidbox``.
+    """
+    head = entity_name(prefix)
+    if not name.startswith(head) or name.endswith(".fifo"):
+        return "task"
+    tail = entity_name(f".{exchange}.{PIDBOX}")
+    if name.endswith(entity_name(".reply") + tail):
+        return "reply"
+    if name.endswith(tail) and len(name) > len(head) + len(tail):
+        return "pidbox"
+    return "task"
 
 
 def transport_options(app: Celery) -> dict[str, Any]:
@@ -225,6 +260,32 @@ class Topology:
     def predefined(self) -> dict[str, Any]:
         """``predefined_queues``: SQS name -> spec (url, keys, backoff, region)."""
         return dict(self.options.get("predefined_queues") or {})
+
+    @property
+    def control_exchange(self) -> str:
+        """Celery's ``control_exchange`` (its remote control's namespace), ``celery`` by default."""
+        return str(self.app.conf.get("control_exchange") or DEFAULT_QUEUE)
+
+    @property
+    def remote_control(self) -> bool:
+        """Whether workers serve remote control over SNS fanout (both must be on)."""
+        return bool(
+            self.app.conf.get("worker_enable_remote_control")
+            and self.options.get("supports_fanout")
+        )
+
+    @property
+    def pidbox_topic(self) -> str:
+        """The SNS topic of the app's remote control (see :func:`pidbox_topic`)."""
+        return pidbox_topic(self.prefix, self.control_exchange)
+
+    def pidbox_queue(self, hostname: str) -> str:
+        """The SQS name of worker ``hostname``'s mailbox (see :func:`pidbox_queue`)."""
+        return pidbox_queue(hostname, self.prefix, self.control_exchange)
+
+    def kind(self, sqs_name: str) -> QueueKind:
+        """What the queue named ``sqs_name`` is for: see :func:`queue_kind`."""
+        return queue_kind(sqs_name, self.prefix, self.control_exchange)
 
     def canonical_name(self, celery_queue: str) -> str:
         """The SQS name kombu uses for Celery queue ``celery_queue``."""

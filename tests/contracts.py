@@ -57,6 +57,7 @@ WEB_ONLY = (
     "sqs_broker.envelopes",
     "sqs_broker.health",
     "sqs_broker.history",
+    "sqs_broker.mailboxes",
     "sqs_broker.metrics",
     "sqs_broker.moves",
     "sqs_broker.remote",
@@ -87,13 +88,21 @@ INSIDE_FUNCTIONS = {
         "sqs_broker.telemetry.beat",
         "sqs_broker.transport.worker",
         "sqs_broker.revocation_sync",
+        "sqs_broker.pidbox_cleanup",
     },
     # The project's Celery module imports guard before Django's settings are loaded.
     "sqs_broker.guard": {"sqs_broker.findings", "sqs_broker.redact"},
     # botocore's region list is read only when a region is checked, not by every settings import.
     "sqs_broker.settings": {"sqs_broker.settings.regions"},
     # A worker that never runs the beat task needs no data code.
-    "sqs_broker.tasks": {"sqs_broker.stats", "sqs_broker.payloads", "sqs_broker.payloads.sweep"},
+    "sqs_broker.tasks": {
+        "sqs_broker.stats",
+        "sqs_broker.payloads",
+        "sqs_broker.payloads.sweep",
+        "sqs_broker.mailboxes",
+    },
+    # A worker loads the findings through checks.py; W017 reads heartbeats, a web-side read.
+    "sqs_broker.findings.live": {"sqs_broker.mailboxes"},
     # The telemetry branch rewrites this module now; move the model imports up there.
     "sqs_broker.telemetry.store": {"sqs_broker.models"},
     # The transport runs without Django's settings too (kombu alone).

@@ -260,3 +260,30 @@ def test_worker_pages__show_no_secret(secret_env: tuple[dict[str, str], Any]) ->
     texts.append(page)
     texts += [" ".join(e) for e in LogEntry.objects.values_list("change_message", "object_repr")]
     assert leaks("\n".join(texts)) == []
+
+
+@pytest.mark.parametrize("endpoint", ["up", "down"])
+def test_sqs_remote_sweep__shows_no_secret(
+    secret_env: tuple[dict[str, str], Any], endpoint: str, unique: str, sqs: Any
+) -> None:
+    """sqs_remote sweep's listing, and its error with the endpoint down, hold no canary."""
+    from sqs_broker.localsqs import free_port
+
+    env, app = secret_env
+    if endpoint == "down":
+        app = make_app({**env, "SQS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+    app.conf.worker_enable_remote_control = True
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "supports_fanout": True,
+    }
+    sqs.create_queue(QueueName=f"{unique}-celery_gone-celery-pidbox")
+    out, err = StringIO(), StringIO()
+    with override_settings(SQS_BROKER_CELERY_APP=app, SQS_BROKER_CONNECT_TIMEOUT=1):
+        try:
+            call_command("sqs_remote", "sweep", "--dry-run", stdout=out, stderr=err)
+        except CommandError as exc:
+            err.write(str(exc))
+    text = out.getvalue() + err.getvalue()
+    assert ("could not be read" in text) == (endpoint == "down"), text
+    assert leaks(text) == []

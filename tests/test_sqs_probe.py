@@ -12,11 +12,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from sqs_broker.models import WorkerHeartbeat
 from tests.support.env import base_env, database_url, run_python
 from tests.support.proxy import Proxy
+from tests.test_faults import wait_for, with_worker
+from tests.test_remote_control import caller, remote_env
 
 HOST = socket.gethostname()
 
@@ -184,3 +187,47 @@ def test_sqs_probe__a_process_that_makes_no_sqs_call(sqs_endpoint, tmp_path) -> 
         assert down.stdout.startswith("COULD NOT CHECK: OperationalError: unable to open")
         assert proxy.connections == 0 and not proxy.requests
     print(f"sqs_probe took {took:.2f} s as a process")
+
+
+@pytest.mark.django_db
+def test_sqs_probe__ping_needs_remote_control() -> None:
+    """--ping without remote control: could not check (2), saying what to turn on."""
+    _row("celery@pod-a", progress=_progress(2.0))
+    code, out = _probe("--worker", "celery@pod-a", "--ping")
+    assert code == 2
+    assert "needs remote control" in out and "SQS_BROKER_REMOTE_CONTROL" in out
+
+
+def _reply_queues(sqs, unique: str) -> set[str]:
+    urls = sqs.list_queues(QueueNamePrefix=f"{unique}-").get("QueueUrls", [])
+    return {u.rsplit("/", 1)[-1] for u in urls if u.endswith("-reply-celery-pidbox")}
+
+
+@with_worker
+def test_sqs_probe__ping_tells_a_stuck_consumer_loop(start_worker, sqs, unique) -> None:
+    """A real worker answers ping (0); while a task blocks its solo pool, its heartbeat still
+    arrives but the ping goes unanswered: unresponsive (1); without --ping it passes."""
+    env = remote_env(unique, SQS_BROKER_TELEMETRY="true", SQS_BROKER_TELEMETRY_INTERVAL="1")
+    worker = start_worker(env)
+    app = caller(env)
+    assert wait_for(lambda: bool(app.control.ping(timeout=1.0, limit=1)), 30), worker.output()
+    (hostname,) = app.control.ping(timeout=2.0, limit=1)[0]
+    assert wait_for(lambda: WorkerHeartbeat.objects.filter(hostname=hostname).exists(), 30)
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        code, out = _probe("--worker", hostname, "--ping", "--ping-timeout", "3")
+        assert code == 0, out
+        # As a probe runs: a process of its own, which leaves no reply queue behind.
+        before = _reply_queues(sqs, unique)
+        run_env = {**env, "DATABASE_URL": database_url()}
+        done = run_python("manage.py", "sqs_probe", "--worker", hostname, "--ping", env=run_env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith(f"OK: {hostname}"), done.stdout
+        assert _reply_queues(sqs, unique) == before
+        app.send_task("project.demo.tasks.slow", kwargs={"seconds": 20})
+        assert wait_for(lambda: "project.demo.tasks.slow" in worker.output(), 30)
+        time.sleep(2)  # a heartbeat written while the task runs
+        code, out = _probe("--worker", hostname, "--ping", "--ping-timeout", "3")
+        assert code == 1, out
+        assert "unresponsive" in out and "did not answer ping" in out
+        code, out = _probe("--worker", hostname)
+        assert code == 0, out

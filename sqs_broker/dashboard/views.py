@@ -125,8 +125,11 @@ def dashboard(
     names += [q["dlq"]["name"] for q in data["queues"] if q["dlq"]]
     axis = history.history_window()
     series = history.history(names, window=axis)
+    # Remote control's mailboxes and reply queues get a table of their own, below the task queues.
+    task_queues = [q for q in data["queues"] if q["kind"] == "task"]
+    mailbox_rows = [q for q in data["queues"] if q["kind"] != "task"]
     rows = table.queue_rows(
-        data["queues"],
+        task_queues,
         series,
         data["findings"],
         window=axis,
@@ -140,6 +143,7 @@ def dashboard(
         _("SQS dashboard"),
         data=data,
         rows=rows,
+        mailbox_rows=mailbox_rows,
         labels=table.labels(),
         backoff_rows=[r for r in rows if r["q"]["backoff_policy"]],
         refresh_seconds=app_settings.REFRESH_SECONDS,

@@ -13,7 +13,8 @@ ask it and only format what it returns.
   (visibility timeout, results, shutdown), :mod:`~sqs_broker.findings.predefined`
   (predefined queues and backoff), :mod:`~sqs_broker.findings.sts` (STS and
   identity), :mod:`~sqs_broker.findings.names` (names and runtime),
-  :mod:`~sqs_broker.findings.live` (live queues), :mod:`~sqs_broker.findings.causes`
+  :mod:`~sqs_broker.findings.live` (live queues), :mod:`~sqs_broker.findings.remote`
+  (remote control's SNS topic), :mod:`~sqs_broker.findings.causes`
   (causes named from measured figures),
   :mod:`~sqs_broker.findings.payloads` (message sizes, the large-payload bucket);
 - :mod:`~sqs_broker.findings.failures`: what a failed call means;
@@ -36,6 +37,7 @@ from sqs_broker.findings import sts  # noqa: F401
 from sqs_broker.findings import names  # noqa: F401
 from sqs_broker.findings import servers  # noqa: F401
 from sqs_broker.findings import live  # noqa: F401
+from sqs_broker.findings import remote  # noqa: F401
 from sqs_broker.findings import causes  # noqa: F401
 from sqs_broker.findings import payloads  # noqa: F401
 

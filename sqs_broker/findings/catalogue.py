@@ -108,9 +108,14 @@ CATALOGUE: dict[str, str] = {
     "sqs_broker.E022": "A RedrivePolicy names a dead-letter queue that does not exist.",
     "sqs_broker.W012": "A backoff policy with more attempts than the dead-letter queue's "
     "maxReceiveCount lets happen.",
-    "sqs_broker.W017": "Leftover pidbox or celeryev queues: created for remote control or "
-    "events, which SQS does not serve.",
+    "sqs_broker.W017": "Leftover remote-control or celeryev queues: mailboxes of lost workers, "
+    "idle reply queues, or queues of events, which SQS does not serve.",
     "sqs_broker.W018": "A queue's attributes could not be read.",
+    # --- online: remote control's SNS topic
+    "sqs_broker.E040": "Remote control is on but SNS refuses the calls on the pidbox topic: "
+    "workers cannot create, publish to or subscribe to it, and nothing answers.",
+    "sqs_broker.W040": "The pidbox topic's policy lets another account (or anyone, without a "
+    "condition) publish: a remote-control command from outside reaches every worker.",
     # --- measured: telemetry and dead-letter samples
     "sqs_broker.W030": "A task's observed maximum run time reaches its queue's visibility "
     "timeout without a visibility lease: it runs twice and is dead-lettered though it succeeded.",

@@ -208,10 +208,13 @@ def _dead_letter(
 
 @register("account")
 def leftovers(live: LivePass) -> list[Finding]:
-    """W017: pidbox and celeryev queues left under the prefix.
+    """W017: remote-control and event queues left under the prefix.
 
     The listing is the one :func:`sqs.inventory` discovers queues with, when
     younger than the pass's ``max_age``, so the dashboard lists the queues once.
+    ``celeryev`` queues are always leftovers (SQS serves no topic exchange, so
+    events stay off). With remote control on, a live worker's mailbox is
+    expected: only those :mod:`sqs_broker.mailboxes` judges left over count.
     """
     topo = live.topo
     if topo.predefined:
@@ -222,21 +225,39 @@ def leftovers(live: LivePass) -> list[Finding]:
     except Exception as exc:
         return [call_failed(exc, "sqs:ListQueues")]
     cut = len(prefix)
-    left = sorted(n for n in names_found if n.endswith("-pidbox") or n[cut:].startswith("celeryev"))
+    events = [n for n in names_found if n[cut:].startswith("celeryev")]
+    if topo.remote_control:
+        # Imported here: a worker loads the findings (checks.py), not the heartbeats' reader.
+        from sqs_broker import mailboxes
+
+        try:
+            found = mailboxes.survey(topo, max_age=live.max_age, subscriptions=False)
+        except Exception as exc:
+            return [call_failed(exc, "sqs:ListQueues")]
+        mail = [m.name for m in found.leftovers]
+    else:
+        mail = [n for n in names_found if topo.kind(n) != "task"]
+    left = sorted(events + mail)
     if not left:
         return []
     shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
-    return [
-        make(
-            "sqs_broker.W017",
-            _(
-                "%(count)s leftover remote-control or event queues (%(names)s): SQS does not "
-                "serve remote control or events, and nobody reads them."
-            )
-            % {"count": len(left), "names": shown},
-            _(
-                "Turn remote control and events off (see W006, W007), then delete them: aws "
-                "sqs delete-queue --queue-url URL."
-            ),
+    if topo.remote_control:
+        message = _(
+            "%(count)s leftover remote-control or event queues (%(names)s): mailboxes of "
+            "workers lost or stopped for long, idle reply queues, or event queues nobody reads."
         )
-    ]
+        hint = _(
+            "manage.py sqs_remote sweep deletes the mailboxes and reply queues (and their SNS "
+            "subscriptions); events stay off on SQS (see W006), delete celeryev queues with: "
+            "aws sqs delete-queue --queue-url URL."
+        )
+    else:
+        message = _(
+            "%(count)s leftover remote-control or event queues (%(names)s): remote control is "
+            "off (SQS_BROKER_REMOTE_CONTROL) and SQS does not serve events, so nobody reads them."
+        )
+        hint = _(
+            "Delete them: aws sqs delete-queue --queue-url URL (or turn remote control on, "
+            "see docs/remote-control.md, and run manage.py sqs_remote sweep)."
+        )
+    return [make("sqs_broker.W017", message % {"count": len(left), "names": shown}, hint)]

@@ -72,8 +72,14 @@ CREDENTIAL_CODES = frozenset(
 )
 
 #: Error codes meaning the credentials are valid but not allowed to do this.
+#: SNS says ``AuthorizationError`` where SQS says ``AccessDenied``.
 DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "AWS.SimpleQueueService.AccessDenied"}
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AWS.SimpleQueueService.AccessDenied",
+        "AuthorizationError",
+    }
 )
 
 

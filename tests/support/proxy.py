@@ -41,6 +41,26 @@ ACCESS_DENIED = (
     b"Connection: close\r\n"
     b"Content-Length: " + str(len(_DENIED_BODY)).encode() + b"\r\n\r\n" + _DENIED_BODY
 )
+_DENIED_XML = (
+    b'<ErrorResponse xmlns="https://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender'
+    b"</Type><Code>AuthorizationError</Code><Message>User is not authorized to perform this "
+    b"action (test proxy)</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+)
+#: SNS's answer to a call an IAM policy denies (query protocol, XML).
+ACCESS_DENIED_QUERY = (
+    b"HTTP/1.1 403 Forbidden\r\n"
+    b"Content-Type: text/xml\r\n"
+    b"Connection: close\r\n"
+    b"Content-Length: " + str(len(_DENIED_XML)).encode() + b"\r\n\r\n" + _DENIED_XML
+)
+
+
+def _denied_answer(request: bytes) -> bytes:
+    """The 403 in the request's protocol: XML for the query protocol (SNS, STS), else JSON."""
+    query = b"x-www-form-urlencoded" in request.lower() or re.search(
+        rb"(?:^|&|\r\n\r\n)Action=\w", request
+    )
+    return ACCESS_DENIED_QUERY if query else ACCESS_DENIED
 
 
 @dataclass
@@ -216,7 +236,7 @@ class Proxy:
                 if outbound:
                     self._count(data)
                     if self.deny_matching and self.deny_matching in data:
-                        source.sendall(ACCESS_DENIED)
+                        source.sendall(_denied_answer(data))
                         break
                     if self.delay:
                         time.sleep(self.delay)
