@@ -26,6 +26,7 @@ from kombu.utils.url import safequote
 
 from sqs_broker.settings.labels import register as register_transport_labels
 from sqs_broker.settings.parse import (
+    ENDPOINT_RE,
     SECRETS,
     TRUE,
     boolean,
@@ -37,6 +38,7 @@ from sqs_broker.settings.parse import (
     secrets_in,
     shown,
 )
+from sqs_broker.settings.payloads import large_payloads
 from sqs_broker.settings.predefined import predefined_queues
 from sqs_broker.settings.remote import apply_remote_control, remote_control
 
@@ -90,9 +92,6 @@ from sqs_broker.limits import (  # noqa: E402
 FORBIDDEN_RESULT_SCHEMES = ("amqp", "rpc")
 
 
-_ENDPOINT_RE = re.compile(r"^https?://[^/\s?#@]+(:\d{1,5})?/?$")
-
-
 @dataclass(frozen=True)
 class Credentials:
     """Static AWS keys read from the environment; secrets are kept out of repr."""
@@ -125,7 +124,7 @@ def endpoint(env: Mapping[str, str]) -> tuple[str, bool] | None:
     value = raw(env, "SQS_ENDPOINT_URL")
     if value is None:
         return None
-    if not _ENDPOINT_RE.match(value):
+    if not ENDPOINT_RE.match(value):
         raise ImproperlyConfigured(
             "SQS_ENDPOINT_URL must be http(s)://host[:port] with no path or credentials, "
             f"e.g. http://127.0.0.1:4566; got {shown(value)}."
@@ -350,52 +349,6 @@ def broker_transport(env: Mapping[str, str], url: str) -> str | None:
     if url.split("://", 1)[0].lower() != "sqs":
         return None
     return TRANSPORTS[value]
-
-
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-def large_payloads(env: Mapping[str, str]) -> dict[str, Any]:
-    """The ``SQS_BROKER_LARGE_PAYLOAD_*`` settings of the ``SQS_LARGE_PAYLOAD_*`` variables.
-
-    Only what the environment sets: an empty result leaves the project's own
-    settings (or the defaults: no offloading) alone.
-    """
-    bucket = raw(env, "SQS_LARGE_PAYLOAD_BUCKET")
-    prefix = env.get("SQS_LARGE_PAYLOAD_PREFIX")
-    where = raw(env, "SQS_LARGE_PAYLOAD_ENDPOINT_URL")
-    if bucket is None:
-        for name, value in (
-            ("SQS_LARGE_PAYLOAD_PREFIX", prefix),
-            ("SQS_LARGE_PAYLOAD_ENDPOINT_URL", where),
-        ):
-            if value is not None:
-                raise ImproperlyConfigured(
-                    f"{name} is set but SQS_LARGE_PAYLOAD_BUCKET is not: set the bucket large "
-                    f"task messages go to, or unset {name}."
-                )
-        return {}
-    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
-        raise ImproperlyConfigured(
-            "SQS_LARGE_PAYLOAD_BUCKET must be an S3 bucket name: 3-63 lowercase letters, "
-            f"digits, '.' and '-', starting and ending with a letter or digit; got {shown(bucket)}."
-        )
-    found: dict[str, Any] = {"SQS_BROKER_LARGE_PAYLOAD_BUCKET": bucket}
-    if prefix is not None:
-        if len(prefix) > 512 or prefix.startswith("/") or prefix != prefix.strip():
-            raise ImproperlyConfigured(
-                "SQS_LARGE_PAYLOAD_PREFIX must be a key prefix of at most 512 characters, without "
-                f"spaces around it or a leading '/', e.g. sqs-payloads/; got {shown(prefix)}."
-            )
-        found["SQS_BROKER_LARGE_PAYLOAD_PREFIX"] = prefix
-    if where is not None:
-        if not _ENDPOINT_RE.match(where):
-            raise ImproperlyConfigured(
-                "SQS_LARGE_PAYLOAD_ENDPOINT_URL must be http(s)://host[:port] with no path or "
-                f"credentials, e.g. http://127.0.0.1:4566; got {shown(where)}."
-            )
-        found["SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL"] = where.rstrip("/")
-    return found
 
 
 def celery_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE = frozenset({"0", "false", "no", "off", "n", "f", ""})
+#: An endpoint URL: http(s)://host[:port], no path, no credentials.
+ENDPOINT_RE = re.compile(r"^https?://[^/\s?#@]+(:\d{1,5})?/?$")
 
 
 def raw(env: Mapping[str, str], name: str) -> str | None:
