@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kombu import Exchange, Producer
 
 from sqs_broker import control
 from sqs_broker.topology import entity_name
@@ -252,3 +253,31 @@ def test_transport__declares_fanout_only_with_sns() -> None:
     off = Connection("sqs://", transport="sqs_broker.transport:Transport")
     assert on.supports_exchange_type("fanout") and on.supports_exchange_type("direct")
     assert not off.supports_exchange_type("fanout") and off.supports_exchange_type("direct")
+
+
+@with_worker
+def test_reply__to_a_caller_that_is_gone_creates_no_queue(
+    start_worker: Any, sqs: Any, unique: str
+) -> None:
+    """A reply whose queue no longer exists is dropped: the worker never creates it."""
+    env = remote_env(unique)
+    worker = start_worker(env)
+    app = caller(env)
+    answering(app)
+    exchange = Exchange("celery.pidbox", type="fanout", durable=False)
+    request = {
+        "method": "ping",
+        "arguments": {},
+        "destination": None,
+        "pattern": None,
+        "matcher": None,
+        "ticket": "t-gone",
+        "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "gone-caller"},
+    }
+    with app.connection_for_write() as conn:
+        Producer(conn.default_channel).publish(request, exchange=exchange, declare=[exchange])
+    gone = f"{unique}-gone-caller-reply-celery-pidbox"
+    assert wait_for(lambda: f"Reply queue {gone} no longer exists" in worker.output(), 20), (
+        worker.output()
+    )
+    assert sqs.list_queues(QueueNamePrefix=f"{unique}-gone").get("QueueUrls", []) == []

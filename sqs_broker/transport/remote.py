@@ -28,7 +28,8 @@ queues receive a copy (``supports_fanout``); Celery's remote control (the
 * **Predefined queues**: mailboxes and reply queues are named after workers and
   callers, so they cannot be listed in ``predefined_queues``; they are created
   and used with the connection's own credentials (the broker URL's keys, else
-  boto3's chain) rather than refused with ``UndefinedQueueException``.
+  boto3's chain; not an STS role's, which kombu gives predefined queues only)
+  rather than refused with ``UndefinedQueueException``.
 
 Names follow :mod:`sqs_broker.topology` (``is_remote_control``,
 ``remote_control_sqs_name``).
@@ -54,11 +55,9 @@ from sqs_broker.topology import (
 )
 from sqs_broker.transport.faults import describe
 from sqs_broker.transport.kombu_types import json_dumps
+from sqs_broker.transport.receiving import NO_QUEUE_CODES
 
 logger = logging.getLogger(__name__)
-
-#: SQS error codes of a queue that does not exist (query and JSON protocols).
-_NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 def exchange_types(fanout: bool) -> frozenset[str]:
@@ -127,7 +126,7 @@ class RemoteControl:
         try:
             answer = self._io_client(qname, self.request_timeout).get_queue_url(QueueName=qname)
         except ClientError as exc:
-            if (exc.response.get("Error") or {}).get("Code") in _NO_QUEUE:
+            if (exc.response.get("Error") or {}).get("Code") in NO_QUEUE_CODES:
                 raise DoesNotExistQueueException(
                     f"Queue with name '{qname}' doesn't exist in SQS"
                 ) from None
@@ -175,7 +174,7 @@ class RemoteControl:
         except DoesNotExistQueueException:
             logger.info("Reply queue %s no longer exists: its caller stopped waiting.", qname)
         except ClientError as exc:
-            if (exc.response.get("Error") or {}).get("Code") not in _NO_QUEUE:
+            if (exc.response.get("Error") or {}).get("Code") not in NO_QUEUE_CODES:
                 raise
             self._queue_cache.pop(qname, None)
             logger.info("Reply queue %s no longer exists: its caller stopped waiting.", qname)
