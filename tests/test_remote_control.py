@@ -281,3 +281,25 @@ def test_reply__to_a_caller_that_is_gone_creates_no_queue(
         worker.output()
     )
     assert sqs.list_queues(QueueNamePrefix=f"{unique}-gone").get("QueueUrls", []) == []
+
+
+def test_transport__sns_client_has_deadlines() -> None:
+    """The SNS client (mailbox subscription, broadcasts) gets the transport's timeouts, the SQS
+    client kombu's configuration as before."""
+    from types import SimpleNamespace
+
+    from sqs_broker.transport import Channel
+
+    channel = Channel.__new__(Channel)
+    channel.connection = SimpleNamespace(
+        client=SimpleNamespace(transport_options={}, hostname=None, port=None)
+    )
+    keys = {"region": "us-east-1", "access_key_id": "k", "secret_access_key": "s"}
+    sns = channel._new_boto_client(service="sns", **keys).meta.config
+    assert (sns.connect_timeout, sns.read_timeout) == (
+        Channel.connect_timeout,
+        Channel.request_timeout,
+    )
+    assert sns.retries["total_max_attempts"] == 2
+    sqs = channel._new_boto_client(service="sqs", **keys).meta.config
+    assert sqs.read_timeout == 60  # botocore's: the transport bounds SQS calls its own way

@@ -25,6 +25,8 @@ queues receive a copy (``supports_fanout``); Celery's remote control (the
   caller collecting replies receives with a long poll no longer than the
   time left to wait, and a read timeout just past it; one reply per receive,
   since kombu's mailbox counts receives towards its ``limit``.
+* **Deadlines on SNS** (:meth:`RemoteControl._new_boto_client`): the SNS client
+  gets the transport's connect and read timeouts instead of botocore's 60 s.
 * **Predefined queues**: mailboxes and reply queues are named after workers and
   callers, so they cannot be listed in ``predefined_queues``; they are created
   and used with the connection's own credentials (the broker URL's keys, else
@@ -43,6 +45,7 @@ import math
 import time
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 
@@ -79,6 +82,7 @@ class RemoteControl:
     sqs_base64_encoding: bool
     get_message_attributes: Any
     request_timeout: float
+    connect_timeout: float
     receive_margin: float
     _io_client: Any
     _new_queue: Any
@@ -88,6 +92,37 @@ class RemoteControl:
 
     def _remote_init(self) -> None:
         self._drain_until = None
+
+    # --- SNS calls with deadlines ------------------------------------------------
+
+    def _new_boto_client(
+        self,
+        service: str,
+        region: str | None,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        session_token: str | None = None,
+        config: Config | None = None,
+    ) -> Any:
+        """kombu's client; for SNS with the transport's deadlines (botocore's: 60 s, retried).
+
+        A worker subscribes its mailbox as it starts and a caller publishes through
+        SNS: neither waits minutes for an SNS that does not answer.
+        """
+        if service == "sns" and config is None:
+            config = Config(
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.request_timeout,
+                retries={"total_max_attempts": 2},
+            )
+        return super()._new_boto_client(  # type: ignore[misc]
+            service=service,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            config=config,
+        )
 
     # --- names ------------------------------------------------------------------
 
