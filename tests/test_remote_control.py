@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kombu import Exchange, Producer
 
 from sqs_broker import control
 from sqs_broker.topology import entity_name
@@ -252,3 +253,53 @@ def test_transport__declares_fanout_only_with_sns() -> None:
     off = Connection("sqs://", transport="sqs_broker.transport:Transport")
     assert on.supports_exchange_type("fanout") and on.supports_exchange_type("direct")
     assert not off.supports_exchange_type("fanout") and off.supports_exchange_type("direct")
+
+
+@with_worker
+def test_reply__to_a_caller_that_is_gone_creates_no_queue(
+    start_worker: Any, sqs: Any, unique: str
+) -> None:
+    """A reply whose queue no longer exists is dropped: the worker never creates it."""
+    env = remote_env(unique)
+    worker = start_worker(env)
+    app = caller(env)
+    answering(app)
+    exchange = Exchange("celery.pidbox", type="fanout", durable=False)
+    request = {
+        "method": "ping",
+        "arguments": {},
+        "destination": None,
+        "pattern": None,
+        "matcher": None,
+        "ticket": "t-gone",
+        "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": "gone-caller"},
+    }
+    with app.connection_for_write() as conn:
+        Producer(conn.default_channel).publish(request, exchange=exchange, declare=[exchange])
+    gone = f"{unique}-gone-caller-reply-celery-pidbox"
+    assert wait_for(lambda: f"Reply queue {gone} no longer exists" in worker.output(), 20), (
+        worker.output()
+    )
+    assert sqs.list_queues(QueueNamePrefix=f"{unique}-gone").get("QueueUrls", []) == []
+
+
+def test_transport__sns_client_has_deadlines() -> None:
+    """The SNS client (mailbox subscription, broadcasts) gets the transport's timeouts, the SQS
+    client kombu's configuration as before."""
+    from types import SimpleNamespace
+
+    from sqs_broker.transport import Channel
+
+    channel = Channel.__new__(Channel)
+    channel.connection = SimpleNamespace(
+        client=SimpleNamespace(transport_options={}, hostname=None, port=None)
+    )
+    keys = {"region": "us-east-1", "access_key_id": "k", "secret_access_key": "s"}
+    sns = channel._new_boto_client(service="sns", **keys).meta.config
+    assert (sns.connect_timeout, sns.read_timeout) == (
+        Channel.connect_timeout,
+        Channel.request_timeout,
+    )
+    assert sns.retries["total_max_attempts"] == 2
+    sqs = channel._new_boto_client(service="sqs", **keys).meta.config
+    assert sqs.read_timeout == 60  # botocore's: the transport bounds SQS calls its own way

@@ -25,10 +25,13 @@ queues receive a copy (``supports_fanout``); Celery's remote control (the
   caller collecting replies receives with a long poll no longer than the
   time left to wait, and a read timeout just past it; one reply per receive,
   since kombu's mailbox counts receives towards its ``limit``.
+* **Deadlines on SNS** (:meth:`RemoteControl._new_boto_client`): the SNS client
+  gets the transport's connect and read timeouts instead of botocore's 60 s.
 * **Predefined queues**: mailboxes and reply queues are named after workers and
   callers, so they cannot be listed in ``predefined_queues``; they are created
   and used with the connection's own credentials (the broker URL's keys, else
-  boto3's chain) rather than refused with ``UndefinedQueueException``.
+  boto3's chain; not an STS role's, which kombu gives predefined queues only)
+  rather than refused with ``UndefinedQueueException``.
 
 Names follow :mod:`sqs_broker.topology` (``is_remote_control``,
 ``remote_control_sqs_name``).
@@ -42,6 +45,7 @@ import math
 import time
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 
@@ -54,11 +58,9 @@ from sqs_broker.topology import (
 )
 from sqs_broker.transport.faults import describe
 from sqs_broker.transport.kombu_types import json_dumps
+from sqs_broker.transport.receiving import NO_QUEUE_CODES
 
 logger = logging.getLogger(__name__)
-
-#: SQS error codes of a queue that does not exist (query and JSON protocols).
-_NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 def exchange_types(fanout: bool) -> frozenset[str]:
@@ -80,6 +82,7 @@ class RemoteControl:
     sqs_base64_encoding: bool
     get_message_attributes: Any
     request_timeout: float
+    connect_timeout: float
     receive_margin: float
     _io_client: Any
     _new_queue: Any
@@ -89,6 +92,37 @@ class RemoteControl:
 
     def _remote_init(self) -> None:
         self._drain_until = None
+
+    # --- SNS calls with deadlines ------------------------------------------------
+
+    def _new_boto_client(
+        self,
+        service: str,
+        region: str | None,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        session_token: str | None = None,
+        config: Config | None = None,
+    ) -> Any:
+        """kombu's client; for SNS with the transport's deadlines (botocore's: 60 s, retried).
+
+        A worker subscribes its mailbox as it starts and a caller publishes through
+        SNS: neither waits minutes for an SNS that does not answer.
+        """
+        if service == "sns" and config is None:
+            config = Config(
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.request_timeout,
+                retries={"total_max_attempts": 2},
+            )
+        return super()._new_boto_client(  # type: ignore[misc]
+            service=service,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            config=config,
+        )
 
     # --- names ------------------------------------------------------------------
 
@@ -127,7 +161,7 @@ class RemoteControl:
         try:
             answer = self._io_client(qname, self.request_timeout).get_queue_url(QueueName=qname)
         except ClientError as exc:
-            if (exc.response.get("Error") or {}).get("Code") in _NO_QUEUE:
+            if (exc.response.get("Error") or {}).get("Code") in NO_QUEUE_CODES:
                 raise DoesNotExistQueueException(
                     f"Queue with name '{qname}' doesn't exist in SQS"
                 ) from None
@@ -175,7 +209,7 @@ class RemoteControl:
         except DoesNotExistQueueException:
             logger.info("Reply queue %s no longer exists: its caller stopped waiting.", qname)
         except ClientError as exc:
-            if (exc.response.get("Error") or {}).get("Code") not in _NO_QUEUE:
+            if (exc.response.get("Error") or {}).get("Code") not in NO_QUEUE_CODES:
                 raise
             self._queue_cache.pop(qname, None)
             logger.info("Reply queue %s no longer exists: its caller stopped waiting.", qname)
