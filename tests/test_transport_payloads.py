@@ -348,3 +348,59 @@ def test_offloaded_task__counted_on_every_face_and_stored_until_swept(
         after = _payloads_json(client)
         assert (after["stored_objects"], after["stored_bytes"]) == (0, 0)
         assert [row["queue"] for row in after["queues"]] == [queue]
+
+
+# --- a second implementation of SQS and S3 ----------------------------------------------
+
+
+@with_worker
+def test_offloaded_task__runs_on_a_second_implementation(
+    start_worker: Any, unique: str, tmp_path: Path
+) -> None:
+    """The 3 MB task end to end on local-aws-sqs and s3rver (Node.js), not moto: it runs, its
+    stored body is read back whole, and the bucket is empty after the acknowledgement."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.support import nodeaws
+
+    data = tmp_path / "s3"
+    data.mkdir()
+    with nodeaws.servers(data) as servers:
+        name = f"{unique}-payloads"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=servers.s3,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        s3.create_bucket(Bucket=name)
+        env = base_env(
+            SQS_ENDPOINT_URL=servers.sqs,
+            SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+            SQS_WAIT_TIME_SECONDS="1",
+            SQS_LARGE_PAYLOAD_BUCKET=name,
+            SQS_LARGE_PAYLOAD_ENDPOINT_URL=servers.s3,
+        )
+        journal = tmp_path / "journal"
+        worker = start_worker(env)
+        # The worker's broker is the Node.js server, not this run's moto.
+        assert f"@{servers.sqs.split('://', 1)[1]}//" in worker.output()
+        app = make_app(env)
+        publishing.install(app)
+        payloads.forget_clients()
+        with override_settings(
+            SQS_BROKER_LARGE_PAYLOAD_BUCKET=name,
+            SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=servers.s3,
+        ):
+            app.send_task(MEASURE, args=(BIG, str(journal)))
+        payloads.forget_clients()
+        [key] = keys(s3, name)
+        assert key.startswith(f"sqs-payloads/{unique}-celery/")
+        assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+        assert runs(journal)[0][:2] == [str(len(BIG)), DIGEST]
+        assert wait_for(lambda: keys(s3, name) == [], 15), worker.output()
+        sqs = boto3.client("sqs", endpoint_url=servers.sqs, region_name="us-east-1")
+        url = sqs.get_queue_url(QueueName=f"{unique}-celery")["QueueUrl"]
+        assert drain(sqs, url) == []
+        assert "succeeded" in worker.output()

@@ -8,6 +8,7 @@
 - ``localserver``: this run's moto server (one per pytest process).
 - ``proxy``, ``movesqs``: endpoints put between a client and moto.
 - ``promtool``, ``users``, ``files``: promtool, users with permissions, a clone's files.
+- ``nodeaws``: a second SQS and S3 (``local-aws-sqs``, ``s3rver`` on Node.js), not moto.
 
 Nothing here starts a server at import: a test that needs SQS asks for the
 ``sqs_endpoint`` fixture (or one built on it: ``sqs``, ``start_worker``).
