@@ -361,3 +361,21 @@ def test_payloads_data__offloaded_from_the_window_stored_from_the_listing(
     assert (found["stored_objects"], found["stored_bytes"], found["error"]) == (2, 50, None)
     unlisted = stats.payloads_data(None, tasks, now=1000.0)
     assert unlisted is not None and "not listed in time" in (unlisted["error"] or "")
+
+
+@pytest.mark.django_db
+def test_faces__no_bucket_no_payload_figures(client: Any, sqs: Any, unique: str) -> None:
+    """Without a bucket: payloads is null in stats.json, no panel, no payload metric family."""
+    from tests.support.users import user_with
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    client.force_login(user_with("view_dashboard", username=f"viewer-{unique}"))
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        data = client.get("/sqs/stats.json").json()
+        page = client.get("/admin/sqs_broker/dashboard/").content.decode()
+        text = client.get("/sqs/metrics").content.decode()
+    assert data["payloads"] is None and [q["name"] for q in data["queues"]] == [f"{unique}-celery"]
+    assert 'id="sqs-queues"' in page and 'id="sqs-payloads"' not in page
+    assert "sqs_broker_queue_messages{" in text
+    assert "offloaded" not in text and "sqs_broker_payload_" not in text
