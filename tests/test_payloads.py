@@ -379,3 +379,17 @@ def test_faces__no_bucket_no_payload_figures(client: Any, sqs: Any, unique: str)
     assert 'id="sqs-queues"' in page and 'id="sqs-payloads"' not in page
     assert "sqs_broker_queue_messages{" in text
     assert "offloaded" not in text and "sqs_broker_payload_" not in text
+
+
+def test_stored__any_failure_is_the_listing_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure outside S3's answers (credentials, say) is the listing's error, never raised."""
+    from sqs_broker.payloads import bucket as payload_bucket
+
+    def broken(app: Any = None) -> None:
+        raise ImproperlyConfigured("the broker's credentials cannot be read")
+
+    monkeypatch.setattr(payload_bucket, "list_stored", broken)
+    with override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET="some-bucket"):
+        found = payload_bucket.stored()
+    assert found is not None and found.by_queue == {}
+    assert found.error == "ImproperlyConfigured: the broker's credentials cannot be read"

@@ -227,7 +227,10 @@ def stored(app: Celery | Topology | None = None) -> Stored | None:
     cached = cache.get(key)
     if isinstance(cached, Stored) and time.time() - cached.listed_at < STORED_TTL:
         return cached
-    found = list_stored(app)
+    try:
+        found = list_stored(app)
+    except Exception as exc:  # credentials, say: the queues' figures must not fail with it
+        return Stored(where.bucket, where.prefix, time.time(), {}, error=_error(exc)[1])
     if found is not None and found.error is None:
         cache.set_many({key: found}, STORED_TTL)
     return found
