@@ -42,6 +42,8 @@ from benchmarks.common import (
 )
 from sqs_broker.localsqs import LocalSQS, free_port
 from tests.support.proxy import Proxy
+from tests.support.queues import publish_after_restart
+from tests.support.workers import wait_for
 
 JOURNAL = "project.demo.tasks.journal"
 
@@ -50,15 +52,6 @@ def _runs(path: Path) -> Counter[str]:
     if not path.exists():
         return Counter()
     return Counter(line.split()[0] for line in path.read_text().splitlines() if line.strip())
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 def fault(endpoint: str, kind: str, seconds: float, transport: str) -> dict[str, Any]:
@@ -78,7 +71,7 @@ def fault(endpoint: str, kind: str, seconds: float, transport: str) -> dict[str,
             tags = [f"before{n}" for n in range(5)]
             for tag in tags:
                 app.send_task(JOURNAL, args=(str(journal), tag))
-            _wait(lambda: set(tags) <= set(_runs(journal)), 60)
+            wait_for(lambda: set(tags) <= set(_runs(journal)), 60)
             time.sleep(1)  # a long poll is in flight
             {"cut": proxy.cut, "black_hole": proxy.black_hole, "refused": proxy.refuse}[kind]()
             started = time.monotonic()
@@ -92,11 +85,11 @@ def fault(endpoint: str, kind: str, seconds: float, transport: str) -> dict[str,
             sent = time.monotonic()
             tags.append("after")
             app.send_task(JOURNAL, args=(str(journal), "after"))
-            ran = _wait(lambda: "after" in _runs(journal), 60)
+            ran = wait_for(lambda: "after" in _runs(journal), 60)
             resumed = time.monotonic() - sent
             # Messages taken by a long poll whose answer the fault lost return
             # after the visibility timeout (10 s).
-            _wait(lambda: set(tags) <= set(_runs(journal)), 60 if ran else 5)
+            wait_for(lambda: set(tags) <= set(_runs(journal)), 60 if ran else 5)
             output = worker.output()
             alive = worker.process.poll() is None
         finally:
@@ -127,23 +120,16 @@ def restart(transport: str) -> dict[str, Any]:
     try:
         worker.wait_ready()
         make_app(env).send_task(JOURNAL, args=(str(journal), "before"))
-        _wait(lambda: "before" in _runs(journal), 60)
+        wait_for(lambda: "before" in _runs(journal), 60)
         server.stop()
         time.sleep(5)
         server = LocalSQS(port=port).start()
         time.sleep(1)
         sent = time.monotonic()
-        # The publisher declares the queue again if the worker has not yet; it may
-        # find the URL the worker declared a moment before the server serves it.
-        for attempt in range(3):
-            try:
-                make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
-                break
-            except Exception:
-                if attempt == 2:
-                    raise
-                time.sleep(0.5)
-        ran = _wait(lambda: "after" in _runs(journal), 60)
+        publish_after_restart(
+            lambda: make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
+        )
+        ran = wait_for(lambda: "after" in _runs(journal), 60)
         ran_after = time.monotonic() - sent
         output = worker.output()
         alive = worker.process.poll() is None
@@ -169,7 +155,7 @@ def crash(endpoint: str, transport: str, tasks: int = 300) -> dict[str, Any]:
         app.send_task(JOURNAL, args=(str(journal), tag, 0.005))
     first = start_worker(env, pool="prefork", concurrency=2)
     try:
-        _wait(lambda: sum(_runs(journal).values()) >= tasks // 3, 120)
+        wait_for(lambda: sum(_runs(journal).values()) >= tasks // 3, 120)
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait()
     finally:
@@ -177,7 +163,7 @@ def crash(endpoint: str, transport: str, tasks: int = 300) -> dict[str, Any]:
     ran_before_kill = sum(_runs(journal).values())
     second = start_worker(env, pool="prefork", concurrency=2)
     try:
-        _wait(lambda: set(tags) <= set(_runs(journal)), 180)
+        wait_for(lambda: set(tags) <= set(_runs(journal)), 180)
         time.sleep(8)  # past the visibility timeout: late duplicates show up
     finally:
         second.stop()

@@ -380,6 +380,29 @@ def payloads_data(
     }
 
 
+@dataclass(frozen=True)
+class Causes:
+    """The measured causes (W030-W032) and what they were judged on."""
+
+    found: list[findings.Finding]
+    #: Task rows (task and queue) the telemetry window held: none, nothing was judged.
+    tasks: int
+    #: Why the telemetry could not be read (tables not migrated, say), else ``None``.
+    telemetry_error: str | None
+
+
+def measured_causes(app: Celery | Topology | None = None, window: int | None = None) -> Causes:
+    """W030-W032 as :func:`gather` names them, for ``sqs_check``: one SQS pass, the telemetry
+    of the last ``window`` seconds (default :data:`DEFAULT_WINDOW`), the dead-letter samples."""
+    topo = Topology.of(app)
+    found = sqs_pass(topo)
+    queues = [queue_row(state, found.dead_letters, topo, found.owned) for state in found.states]
+    errors: list[str] = []
+    tasks = telemetry_data(queues, window or DEFAULT_WINDOW, errors)["tasks"]
+    causes = findings.measured(topo, queues, tasks, dead_letter_samples(queues))
+    return Causes(causes, len(tasks), errors[0] if errors else None)
+
+
 def dead_letter_samples(queues: Sequence[QueueRow]) -> dict[str, Any]:
     """The last breakdown of each dead-letter queue, where one was sampled (no SQS call).
 

@@ -102,5 +102,6 @@ def test_beat__declares_a_vanished_queue_again(tmp_path: Path, unique: str) -> N
             local.stop()
     output = log.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
+    assert ". broker -> sqs-broker://" in output, output[:3000]  # beat's banner
     assert "Message Error" not in output and "NonExistentQueue" not in output, output[-3000:]
     assert f"Queue {queue} no longer existed when publishing: declared it again." in output, output

@@ -12,7 +12,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def test_worker__runs_a_task_published_from_django(start_worker, unique, sqs) -> None:
     """A task sent with the project's settings runs in the worker; its result lands in the DB."""
     env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_WAIT_TIME_SECONDS="1")
-    start_worker(env)
+    worker = start_worker(env)
+    # The banner names the project's transport by its label, not its class path.
+    assert ".> transport:   sqs-broker://" in worker.output(), worker.output()[:3000]
     app = make_app(env, result_backend="django-db")
     result = app.send_task("project.demo.tasks.add", args=(2, 3))
     assert result.get(timeout=60) == 5

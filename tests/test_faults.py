@@ -21,7 +21,8 @@ import pytest
 import sqs_broker.cache
 from tests.support.env import base_env, make_app
 from tests.support.proxy import Proxy
-from tests.support.queues import drain, queue_with_dlq
+from tests.support.queues import drain, publish_after_restart, queue_with_dlq
+from tests.support.workers import wait_for
 
 
 def with_worker(test: Callable[..., None]) -> Callable[..., None]:
@@ -37,15 +38,6 @@ def runs(path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     return [tuple(line.split()) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def worker_env(unique: str, **overrides: str) -> dict[str, str]:
@@ -528,16 +520,9 @@ def test_fault__restarted_server_queues_gone__task_runs_within_10_seconds(
         server = LocalSQS(port=port).start()
         time.sleep(1)
         sent = time.monotonic()
-        for attempt in range(3):
-            # The publisher may find the URL the worker declared a moment before moto
-            # serves it: the worker is on trial here, not the publisher.
-            try:
-                make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
-                break
-            except Exception:
-                if attempt == 2:
-                    raise
-                time.sleep(0.5)
+        publish_after_restart(
+            lambda: make_app(env).send_task(JOURNAL, args=(str(journal), "after"))
+        )
         took = run_seconds(journal, "after", sent, 30)
         output = worker.output()
     finally:

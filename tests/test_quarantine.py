@@ -619,7 +619,7 @@ def test_worker__kombus_transport_left_as_kombu_has_it(
     env = worker_env(unique, SQS_TRANSPORT="kombu", SQS_POLLING_INTERVAL="0.1")
     journal = tmp_path / "journal"
     worker = start_worker(env)
-    assert "sqs_broker.transport:Transport" not in worker.output()  # the banner names kombu's
+    assert ".> transport:   sqs://" in worker.output()  # the banner names kombu's
     app = make_app(env)
     app.send_task("project.demo.tasks.deployed_tomorrow")
     app.send_task(JOURNAL, args=(str(journal), "good"))

@@ -256,7 +256,7 @@ def test_check_command__shows_no_secret(sqs_endpoint: str) -> None:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("where", ["environment", "predefined"])
+@pytest.mark.parametrize("where", ["environment", "url", "predefined"])
 def test_worker_debug_log__shows_no_secret(
     start_worker: Any, sqs: Any, unique: str, tmp_path: Path, where: str
 ) -> None:
@@ -284,6 +284,10 @@ def test_worker_debug_log__shows_no_secret(
     else:
         env["SQS_QUEUE_NAME_PREFIX"] = f"{unique}-"
         queue = "celery"
+    if where == "url":
+        # The keys in the broker URL, which the worker's banner shows with the secret masked.
+        env["SQS_CREDENTIALS_IN_URL"] = "true"
+        del env["AWS_SESSION_TOKEN"]
     worker = start_worker(env, queues=queue, extra=("--loglevel=DEBUG",))
     app = make_app(env)
     app.send_task("project.demo.tasks.add", args=(1, 2), queue=queue)
@@ -293,6 +297,8 @@ def test_worker_debug_log__shows_no_secret(
     worker.stop()
     output = worker.output()
     assert "succeeded" in output, output[-3000:]
+    banner = "sqs-broker://AKIACANARYREDACT:**@" if where == "url" else "sqs-broker://"
+    assert f".> transport:   {banner}" in output, output[:3000]
     # DEBUG really was on for botocore: its signed requests are in the log.
     assert "Sending http request" in output or "CanonicalRequest" in output
     assert leaks(output) == [], [line for line in output.splitlines() if leaks(line)][:5]

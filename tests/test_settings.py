@@ -205,6 +205,44 @@ def test_broker_transport__sqs_transport_variable(value: str, expected: str) -> 
     assert celery_settings({"SQS_TRANSPORT": value})["CELERY_BROKER_TRANSPORT"] == expected
 
 
+def rebuilt(connection: Connection) -> Connection:
+    """``connection`` as unpickling makes it again (from what kombu shows of it)."""
+    cls, args, _state = connection.__reduce__()
+    return cls(*args)
+
+
+def test_broker_transport__shown_as_sqs_broker() -> None:
+    """kombu shows the project's transport as sqs-broker://, the secret masked, and kombu's
+    as sqs://; each name resolves to the same transport (a pickled connection keeps it)."""
+    from kombu.transport import SQS
+
+    from sqs_broker.settings import TRANSPORTS
+    from sqs_broker.settings.labels import LABELS
+    from sqs_broker.transport import Transport
+
+    s = celery_settings(
+        {
+            "AWS_ACCESS_KEY_ID": "AKIALABEL",
+            "AWS_SECRET_ACCESS_KEY": "CanaryLabel/Secret+1",
+            "SQS_CREDENTIALS_IN_URL": "true",
+        }
+    )
+    connection = Connection(s["CELERY_BROKER_URL"], transport=s["CELERY_BROKER_TRANSPORT"])
+    # What `celery worker` prints after "transport:" (celery/apps/worker.py).
+    shown = connection.as_uri()
+    assert shown == "sqs-broker://AKIALABEL:**@localhost//", (
+        "kombu no longer reads kombu.connection.resolve_aliases for the label: see "
+        "sqs_broker/settings/labels.py"
+    )
+    assert connection.get_transport_cls() is Transport
+    assert rebuilt(connection).get_transport_cls() is Transport
+    kombus = celery_settings({"SQS_TRANSPORT": "kombu"})
+    theirs = Connection(kombus["CELERY_BROKER_URL"], transport=kombus["CELERY_BROKER_TRANSPORT"])
+    assert theirs.as_uri().startswith("sqs://")
+    assert rebuilt(theirs).get_transport_cls() is SQS.Transport
+    assert set(LABELS) == set(TRANSPORTS.values())
+
+
 def test_broker_transport__bad_value_names_the_choices() -> None:
     """An unknown SQS_TRANSPORT is refused with the valid names."""
     with pytest.raises(

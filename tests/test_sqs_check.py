@@ -179,9 +179,9 @@ def test_silenced__left_out_as_django_check_does() -> None:
 def test_help__every_option_states_its_default() -> None:
     """--json, --offline and --fail-level each say their default."""
     parser = Command().create_parser("manage.py", "sqs_check")
-    options = ("json", "offline", "fail_level", "include_silenced")
+    options = ("json", "offline", "fail_level", "include_silenced", "window")
     ours = [a for a in parser._actions if a.dest in options]
-    assert len(ours) == 4
+    assert len(ours) == 5
     assert all("Default" in action.help for action in ours)
 
 
@@ -215,3 +215,107 @@ def test_secret__never_printed_when_online_fails() -> None:
     for args in (("--json",), ()):
         out, status = run(*args, app=app)
         assert status == 2 and SECRET not in out and "sqs_broker.E001" in out
+
+
+# --- measured causes: W030-W032 from the workers' telemetry ----------------------------
+
+NOT_JUDGED = "Measured causes (W030-W032) not judged"
+
+
+def _slow_task_measured(queue: str, **figures: Any) -> None:
+    """Telemetry of the staged incident: 6.03 s runs, 9 of 20 receives redelivered, no failure."""
+    from datetime import UTC, datetime
+
+    from sqs_broker.models import TaskCounter
+    from sqs_broker.telemetry.base import minute_of
+
+    counts = {"received": 20, "redelivered": 9, "succeeded": 11, "runtime_max": 6.03}
+    counts.update(figures)
+    TaskCounter.objects.create(
+        task="project.demo.tasks.slow",
+        queue=queue,
+        minute=minute_of(datetime.now(UTC)),
+        runtime_sum=11 * 5.5,
+        runtime_count=11,
+        **counts,
+    )
+
+
+@pytest.mark.django_db
+def test_measured__causes_from_telemetry_are_reported(sqs: Any, unique: str) -> None:
+    """A 6.03 s task on a 5 s queue, redelivered 45 %: W030 and W031 with their fixes."""
+    url = sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"VisibilityTimeout": "5"})[
+        "QueueUrl"
+    ]
+    _slow_task_measured(f"{unique}-celery")
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_LEASE="0", **QUIET)
+    out, status = run(app=make_app(env))
+    assert status == 0, out  # warnings: below the default --fail-level
+    assert f"sqs_broker.W030 [{unique}-celery]: Task project.demo.tasks.slow ran up to 6.03 s" in (
+        out
+    ), out
+    assert f"--queue-url {url} --attributes VisibilityTimeout=13" in out
+    assert f"sqs_broker.W031 [{unique}-celery]" in out and "(9 of 20)" in out
+    assert NOT_JUDGED not in out
+    out, status = run("--json", "--fail-level", "warning", app=make_app(env))
+    ids = {r["id"] for r in json.loads(out)["results"]}
+    assert status == 1 and {"sqs_broker.W030", "sqs_broker.W031"} <= ids
+
+
+@pytest.mark.django_db
+def test_measured__outside_the_window_or_under_a_lease_nothing(sqs: Any, unique: str) -> None:
+    """Telemetry older than --window says nothing; a visibility lease keeps W030 quiet."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqs_broker.models import TaskCounter
+
+    sqs.create_queue(QueueName=f"{unique}-celery", Attributes={"VisibilityTimeout": "5"})
+    _slow_task_measured(f"{unique}-celery")
+    leased = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_LEASE="20", **QUIET)
+    out, _status = run(app=make_app(leased))
+    assert "sqs_broker.W030" not in out and "sqs_broker.W031" in out, out
+    TaskCounter.objects.update(minute=datetime.now(UTC) - timedelta(minutes=30))
+    env = base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", SQS_VISIBILITY_LEASE="0", **QUIET)
+    out, _status = run(app=make_app(env))
+    assert (
+        "sqs_broker.W03" not in out and f"{NOT_JUDGED}: no task telemetry in the last 300 s" in out
+    )
+    out, _status = run("--window", "3600", app=make_app(env))
+    assert "sqs_broker.W030" in out and NOT_JUDGED not in out, out
+
+
+@pytest.mark.django_db
+def test_measured__no_telemetry_is_one_line_in_text_none_in_json(sqs: Any, unique: str) -> None:
+    """Without telemetry the text says once that nothing measured was judged; JSON keeps its
+    shape and the exit status is unchanged."""
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", **QUIET))
+    out, status = run(app=app)
+    assert status == 0
+    assert out.count(NOT_JUDGED) == 1
+    assert "SQS_BROKER_TELEMETRY = True" in out
+    out, status = run("--json", app=app)
+    assert status == 0 and set(json.loads(out)) == {"ok", "results"} and NOT_JUDGED not in out
+    out, status = run("--offline", app=app)
+    assert status == 0 and NOT_JUDGED not in out
+
+
+@pytest.mark.usefixtures("sqs_endpoint")
+def test_measured__unreadable_telemetry_says_why(unique: str) -> None:
+    """Telemetry that cannot be read (no database here) is named in the one line, not a crash."""
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-", **QUIET))
+    out, status = run(app=app)
+    assert status == 0
+    assert f"{NOT_JUDGED}: Telemetry could not be read:" in out, out
+
+
+@pytest.mark.parametrize(
+    ("window", "says"),
+    [("60", "invalid choice: 60 (choose from 300, 3600, 86400)"), ("day", "invalid int value")],
+)
+def test_window__one_of_the_dashboards_windows(window: str, says: str) -> None:
+    """--window other than 300, 3600 or 86400: a usage error (64) naming the option."""
+    with pytest.raises(CommandError) as refused:
+        call_command("sqs_check", "--offline", "--window", window, stdout=StringIO())
+    assert f"argument --window: {says}" in str(refused.value)
+    assert refused.value.returncode == 64

@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from sqs_broker.transport import payloads as worker_payloads
 from sqs_broker.transport.poison import Poison
 from tests.support.env import base_env, make_app
 from tests.support.queues import drain
+from tests.support.workers import wait_for
 
 MEASURE = "project.demo.tasks.measure"
 #: Three million characters: a 4 MB SQS body once kombu has base64-encoded it.
@@ -33,15 +33,6 @@ BIG = "b" * 3_000_000
 def with_worker(test: Callable[..., None]) -> Callable[..., None]:
     """Marks a test that starts workers."""
     return pytest.mark.worker(pytest.mark.django_db(transaction=True)(test))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

@@ -8,8 +8,11 @@ their results stored in django-celery-results, as a worker stores them.
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from sqs_broker import actions, moves, triage
 from sqs_broker.topology import Topology
@@ -241,6 +244,14 @@ def test_incident__real_worker_every_cause_is_named(sqs, unique, start_worker, t
     assert "ran up to 5." in found["sqs_broker.W030"]["message"]
     assert "VisibilityTimeout=" in found["sqs_broker.W030"]["hint"]
     assert "sqs_broker.W031" in found, (found, runs)
+    # sqs_check names the same causes from the same telemetry.
+    out = StringIO()
+    try:
+        call_command("sqs_check", app=app, stdout=out, stderr=StringIO())
+    except CommandError as exc:
+        assert exc.returncode == 1, out.getvalue()  # an error finding: still a full report
+    assert f"sqs_broker.W030 [{unique}-celery]: Task project.demo.tasks.journal" in out.getvalue()
+    assert f"sqs_broker.W031 [{unique}-celery]" in out.getvalue()
     assert dead_lettered() >= 2, runs
     time.sleep(6)  # the second runs finish and store SUCCESS again
     topo = Topology.of(app)

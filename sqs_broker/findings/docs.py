@@ -10,10 +10,10 @@ network. ``python -m sqs_broker.findings.docs`` works where ``DJANGO_SETTINGS_MO
 Each row is one :data:`~sqs_broker.findings.catalogue.CATALOGUE` entry: the id, its level
 (from the letter), where it is raised (``offline`` when an offline check can return it,
 ``online`` when an access, queue or account check can, ``measured`` when it is judged
-from telemetry and samples on the dashboard and in ``stats.json``), the topic module that makes
-it, and the caveat. "Where" is read from the registry: the registered checks' code, and the
-functions and constants of this package it uses, are searched for each id, so the column follows
-the code.
+from telemetry and samples: on the dashboard, in ``stats.json`` and ``sqs_check``), the topic
+module that makes it, and the caveat. "Where" is read from the registry: the registered checks'
+code, and the functions and constants of this package it uses, are searched for each id, so the
+column follows the code.
 """
 
 from __future__ import annotations

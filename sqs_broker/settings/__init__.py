@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from kombu.utils.url import safequote
 
+from sqs_broker.settings.labels import register as register_transport_labels
 from sqs_broker.settings.parse import (
     SECRETS,
     TRUE,
@@ -38,6 +39,8 @@ from sqs_broker.settings.parse import (
     shown,
 )
 from sqs_broker.settings.predefined import predefined_queues
+
+register_transport_labels()
 
 #: Variables this module reads; docs/configuration.md documents each one.
 VARIABLES = (

@@ -1,9 +1,14 @@
-"""SQS set-ups and reads the tests share: a queue with its DLQ, drain, a queue's state."""
+"""SQS set-ups and reads the tests share: a queue with its DLQ, drain, a queue's state, and a
+publish retried across a restart of the local SQS."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def queue_with_dlq(
@@ -45,3 +50,20 @@ def queue_state(name: str, app: Any) -> Any:
     state = sqs_module.fetch_one(sqs_module.QueueRef(name, "declared"), Topology.of(app))
     assert state.error is None, state.error
     return state
+
+
+def publish_after_restart(send: Callable[[], T], attempts: int = 3, pause: float = 0.5) -> T:
+    """``send()``, tried again after ``pause`` s while it fails, ``attempts`` times in all.
+
+    Right after the local SQS restarted empty, the publisher declares the queue
+    again if the worker has not yet, and may find the URL the worker declared a
+    moment before the server serves it: the worker is on trial, not the publisher.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1; got {attempts}")
+    for _ in range(attempts - 1):
+        try:
+            return send()
+        except Exception:
+            time.sleep(pause)
+    return send()

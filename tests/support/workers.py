@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,3 +114,13 @@ def spawn(
             start_new_session=new_session,
         )
     return Worker(process, log, full_env)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1) -> bool:
+    """Whether ``predicate()`` came true within ``timeout`` s (asked every ``interval`` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -16,9 +16,9 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from sqs_broker import findings
+from sqs_broker import findings, stats
 from sqs_broker.management.commands._base import SqsCommand, number
-from sqs_broker.redact import scrub_data
+from sqs_broker.redact import scrub, scrub_data
 from sqs_broker.topology import Topology
 
 LABELS = {"error": "ERROR", "warning": "WARNING", "info": "INFO"}
@@ -55,6 +55,16 @@ class Command(SqsCommand):
             "with exit 2, from 0.1 to 3600. Default: 30.",
         )
         parser.add_argument(
+            "--window",
+            type=int,
+            choices=stats.WINDOWS,
+            default=stats.DEFAULT_WINDOW,
+            metavar="SECONDS",
+            help="Seconds of task telemetry the measured causes (W030-W032) are judged on: "
+            f"{', '.join(map(str, stats.WINDOWS))}, as on the dashboard. "
+            f"Default: {stats.DEFAULT_WINDOW}.",
+        )
+        parser.add_argument(
             "--fail-level",
             type=str.lower,
             choices=("error", "warning"),
@@ -73,8 +83,14 @@ class Command(SqsCommand):
         # Resolved once: the offline and online findings describe one configuration.
         topo = Topology.of(options.get("app"))
         found = findings.offline(topo)
+        note = None
         if not options["offline"]:
             found += findings.online_within(options["timeout"], topo)
+            if not findings.could_not_check(found):
+                # Causes named from what the workers measured (telemetry in the database).
+                causes = stats.measured_causes(topo, options["window"])
+                found += causes.found
+                note = self._unjudged(causes, options["window"])
         if not options["include_silenced"]:
             found = findings.unsilenced(found)
         found.sort(key=lambda f: (-findings.rank(f.level), f.id, f.queue or ""))
@@ -87,7 +103,7 @@ class Command(SqsCommand):
             ok = not failing and not unchecked
             self.stdout.write(json.dumps({"ok": ok, "results": results}, ensure_ascii=False))
         else:
-            self._print(results)
+            self._print(results, note)
 
         if unchecked:
             raise CommandError(
@@ -106,7 +122,22 @@ class Command(SqsCommand):
                 returncode=1,
             )
 
-    def _print(self, results: list[dict[str, Any]]) -> None:
+    @staticmethod
+    def _unjudged(causes: stats.Causes, window: int) -> str | None:
+        """Why the measured causes were not judged (no telemetry), else ``None``."""
+        if causes.telemetry_error is not None:
+            return _("Measured causes (W030-W032) not judged: %(error)s") % {
+                "error": scrub(causes.telemetry_error)
+            }
+        if causes.tasks:
+            return None
+        return _(
+            "Measured causes (W030-W032) not judged: no task telemetry in the last %(seconds)s "
+            "s (workers record it with SQS_BROKER_TELEMETRY = True; --window 3600 or 86400 "
+            "looks further back)."
+        ) % {"seconds": window}
+
+    def _print(self, results: list[dict[str, Any]], note: str | None = None) -> None:
         styles = {
             "error": self.style.ERROR,
             "warning": self.style.WARNING,
@@ -117,6 +148,8 @@ class Command(SqsCommand):
             label = styles[result["level"]](f"{LABELS[result['level']]:<7}")
             self.stdout.write(f"{label} {result['id']}{where}: {result['message']}")
             self.stdout.write(f"        {_('Hint')}: {result['hint']}")
+        if note is not None:
+            self.stdout.write(self.style.NOTICE(note))
         counts = {level: sum(r["level"] == level for r in results) for level in LABELS}
         summary = _("Errors: %(error)d, warnings: %(warning)d, information: %(info)d.") % counts
         style = self.style.SUCCESS if not counts["error"] else self.style.ERROR
