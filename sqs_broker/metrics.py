@@ -62,6 +62,7 @@ class StatsCollector(Collector):
         yield from self.scrape()
         yield from self.workers()
         yield from self.tasks()
+        yield from self.payloads()
 
     def info(self) -> Metric:
         """``sqs_broker_build_info``: the versions of the process that serves the metrics."""
@@ -307,6 +308,69 @@ class StatsCollector(Collector):
                         sum_value=task.get(f"{prefix}_sum") or 0.0,
                     )
         yield from (counts, runtime, wait)
+
+    def payloads(self) -> Iterator[Metric]:
+        """Large messages per queue: offloaded ones received (all time), objects in the bucket.
+
+        Nothing at all when no large-payload bucket is configured.
+        """
+        found = self.data.get("payloads")
+        if found is None:
+            return
+        messages = CounterMetricFamily(
+            PREFIX + "queue_offloaded_messages",
+            "Deliveries whose body was stored in S3 (ExtendedPayloadSize), as workers received "
+            "them (redeliveries again), over the kept telemetry.",
+            labels=["queue"],
+        )
+        sizes = CounterMetricFamily(
+            PREFIX + "queue_offloaded_bytes",
+            "Bytes stored in S3 for the offloaded deliveries workers received, over the kept "
+            "telemetry.",
+            labels=["queue"],
+        )
+        sums: dict[str, list[int]] = {}
+        for task in self.data.get("task_totals", []):
+            if task.get("offloaded"):
+                counts = sums.setdefault(task["queue"], [0, 0])
+                counts[0] += int(task["offloaded"])
+                counts[1] += int(task.get("offloaded_bytes") or 0)
+        for queue, (count, size) in sorted(sums.items()):
+            messages.add_metric([queue], count)
+            sizes.add_metric([queue], size)
+        objects = GaugeMetricFamily(
+            PREFIX + "payload_stored_objects",
+            "Objects under the queue's part of the large-payload prefix: bodies of messages "
+            "not yet acknowledged, and any left behind for the sweep.",
+            labels=["queue"],
+        )
+        stored_bytes = GaugeMetricFamily(
+            PREFIX + "payload_stored_bytes",
+            "Bytes of those objects.",
+            labels=["queue"],
+        )
+        oldest = GaugeMetricFamily(
+            PREFIX + "payload_stored_oldest_age_seconds",
+            "Age of the oldest of those objects.",
+            labels=["queue"],
+        )
+        for row in found["queues"]:
+            key = [row["queue"]]
+            objects.add_metric(key, row["stored_objects"])
+            stored_bytes.add_metric(key, row["stored_bytes"])
+            if row["stored_oldest_age"] is not None:
+                oldest.add_metric(key, row["stored_oldest_age"])
+        capped = GaugeMetricFamily(
+            PREFIX + "payload_listing_capped",
+            "1 when the bucket's listing stopped at its page cap: more objects exist than counted.",
+        )
+        capped.add_metric([], 1 if found["capped"] else 0)
+        failed = GaugeMetricFamily(
+            PREFIX + "payload_listing_error",
+            "1 when the large-payload bucket could not be listed in this scrape.",
+        )
+        failed.add_metric([], 1 if found["error"] else 0)
+        yield from (messages, sizes, objects, stored_bytes, oldest, capped, failed)
 
 
 def _le(bound: float | None) -> str:

@@ -171,6 +171,9 @@ class CountColumns(models.Model):
     poisoned = models.PositiveIntegerField(_("poison messages"), default=0)
     # Discarded by Celery's revoke path (a revoked id, or the task's own expiry passed).
     revoked = models.PositiveIntegerField(_("revoked"), default=0)
+    # Deliveries whose body was stored in S3 (the ExtendedPayloadSize attribute), and its bytes.
+    offloaded = models.PositiveIntegerField(_("offloaded to S3"), default=0)
+    offloaded_bytes = models.PositiveBigIntegerField(_("offloaded bytes"), default=0)
     runtime_sum = models.FloatField(_("runtime sum (s)"), default=0.0)
     runtime_max = models.FloatField(_("runtime max (s)"), default=0.0)
     # Run-time and queue-wait histograms: observations at or below each bound (cumulative

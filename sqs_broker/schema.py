@@ -105,6 +105,37 @@ class HealthRow(TypedDict):
     unheld_in_flight: list[UnheldRow]
 
 
+class PayloadQueueRow(TypedDict):
+    """One queue's large messages (see docs/publishing.md, large messages)."""
+
+    queue: str
+    #: Offloaded deliveries the workers received over the telemetry window, and the bytes
+    #: stored for them (redeliveries count again, as in ``received``).
+    offloaded: int
+    offloaded_bytes: int
+    #: Objects stored under the queue's part of the prefix: bodies of messages not yet
+    #: acknowledged, and any left behind for the sweep; their bytes and the oldest's age (s).
+    stored_objects: int
+    stored_bytes: int
+    stored_oldest_age: float | None
+
+
+class PayloadsRow(TypedDict):
+    """The large-payload bucket's figures; ``Stats.payloads`` is ``None`` without a bucket."""
+
+    bucket: str
+    prefix: str
+    queues: list[PayloadQueueRow]
+    #: Objects listed in all, and whether the listing stopped at its page cap (more exist).
+    stored_objects: int
+    stored_bytes: int
+    capped: bool
+    #: When the bucket was listed (ISO 8601), and why the listing failed (the stored
+    #: figures are then 0 and the offloaded ones still hold).
+    listed_at: str
+    error: str | None
+
+
 class Stats(TypedDict):
     """Everything the dashboard, ``stats.json`` and the metrics show, secrets masked."""
 
@@ -128,6 +159,8 @@ class Stats(TypedDict):
     task_totals: list[dict[str, Any]]
     #: The summary the dashboard shows first (see :func:`sqs_broker.health.summary`).
     health: HealthRow
+    #: Large messages offloaded to S3, per queue; ``None`` when no bucket is configured.
+    payloads: PayloadsRow | None
 
 
 class QueueDetail(TypedDict):

@@ -28,14 +28,17 @@ from django.utils import translation
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
 
-from sqs_broker import backoff, cache, findings, health, history, sqs
+from sqs_broker import backoff, cache, findings, health, history, payloads, sqs
 from sqs_broker.cache import Local
 from sqs_broker.conf import app_settings
+from sqs_broker.payloads import bucket as payload_bucket
 from sqs_broker.redact import displayable_config, scrub_data
 from sqs_broker.schema import (
     BackoffRow,
     DeadLetterRow,
     FindingRow,
+    PayloadQueueRow,
+    PayloadsRow,
     QueueDetail,
     QueueRow,
     Stats,
@@ -61,6 +64,8 @@ class Pass:
     errors: list[str] = field(default_factory=list)
     #: CloudWatch's oldest-message ages, when asked (see :func:`sqs.cloudwatch_wanted`).
     ages: sqs.Ages | None = None
+    #: The large-payload bucket's listing, when a bucket is configured.
+    stored: payload_bucket.Stored | None = None
 
     @property
     def owned(self) -> set[str]:
@@ -127,7 +132,9 @@ def _sqs_pass_in_language(topo: Topology, with_online: bool) -> Pass:
         names = {s.ref.name for s in found_quarantines if s.exists}
         names.update(n for n, s in dead_letters.items() if s.exists)
         ages = sqs.oldest_ages(names, topo)
-    return Pass([*states, *found_quarantines], dead_letters, online, errors, ages)
+    # Bounded and cached like the attributes; None (no call) without a bucket.
+    stored = payload_bucket.stored(topo)
+    return Pass([*states, *found_quarantines], dead_letters, online, errors, ages, stored)
 
 
 #: How long a failed online pass may fall back on the last findings, past their TTL.
@@ -320,8 +327,59 @@ def gather(
             telemetry["unconsumed_queues"],
             telemetry["tasks"],
         ),
+        "payloads": payloads_data(found.stored, telemetry["tasks"]),
     }
     return cast(Stats, scrub_data(data))
+
+
+def payloads_data(
+    stored: payload_bucket.Stored | None,
+    tasks: Sequence[Mapping[str, Any]],
+    now: float | None = None,
+) -> PayloadsRow | None:
+    """Large messages per queue; ``None`` when no bucket is configured (nothing to show).
+
+    Offloaded messages and bytes are what the workers counted over the telemetry
+    window (``tasks``); stored objects come from the bucket's bounded listing
+    (:func:`sqs_broker.payloads.bucket.stored`), which the pass made.
+    """
+    where = payloads.settings()
+    if where is None:
+        return None
+    now = time.time() if now is None else now
+    rows: dict[str, PayloadQueueRow] = {}
+
+    def row(queue: str) -> PayloadQueueRow:
+        return rows.setdefault(queue, {
+            "queue": queue, "offloaded": 0, "offloaded_bytes": 0,
+            "stored_objects": 0, "stored_bytes": 0, "stored_oldest_age": None,
+        })  # fmt: skip
+
+    for task in tasks:
+        if task.get("offloaded"):
+            found = row(str(task["queue"]))
+            found["offloaded"] += int(task["offloaded"])
+            found["offloaded_bytes"] += int(task.get("offloaded_bytes") or 0)
+    if stored is not None:
+        for queue, kept in stored.by_queue.items():
+            found = row(queue)
+            found["stored_objects"], found["stored_bytes"] = kept.objects, kept.bytes
+            if kept.oldest is not None:
+                found["stored_oldest_age"] = round(max(0.0, now - kept.oldest), 1)
+        error = stored.error
+    else:  # the pass did not finish in time
+        error = _("The bucket was not listed in time; the page will retry on reload.")
+    listed_at = stored.listed_at if stored is not None else now
+    return {
+        "bucket": where.bucket,
+        "prefix": where.prefix,
+        "queues": [rows[name] for name in sorted(rows)],
+        "stored_objects": sum(r["stored_objects"] for r in rows.values()),
+        "stored_bytes": sum(r["stored_bytes"] for r in rows.values()),
+        "capped": bool(stored and stored.capped),
+        "listed_at": datetime.fromtimestamp(listed_at, UTC).isoformat(timespec="seconds"),
+        "error": error,
+    }
 
 
 @dataclass(frozen=True)

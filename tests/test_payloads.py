@@ -273,3 +273,123 @@ def test_sweep_payloads__scheduled_in_example_project(settings: Any) -> None:
     assert "sqs_broker.sweep_payloads" in project_app.tasks
     entry = settings.CELERY_BEAT_SCHEDULE["sqs-broker-sweep-payloads"]
     assert entry == {"task": "sqs_broker.sweep_payloads", "schedule": 3600.0}
+
+
+# --- the objects awaiting deletion, and the faces ----------------------------------------
+
+
+def test_list_stored__per_queue_bounded_and_says_when_capped(
+    bucket: str, s3: Any, unique: str
+) -> None:
+    """Objects, bytes and the oldest per queue; a listing past its page cap says so."""
+    from sqs_broker.payloads import bucket as payload_bucket
+
+    payloads.store("a" * 10, f"{unique}-a")
+    payloads.store("b" * 20, f"{unique}-a")
+    payloads.store("c" * 5, f"{unique}-b")
+    s3.put_object(Bucket=bucket, Key="sqs-payloads/bare-key", Body=b"x")  # no queue part
+    s3.put_object(Bucket=bucket, Key="elsewhere/q/k", Body=b"y" * 99)  # outside the prefix
+
+    whole = payload_bucket.list_stored(pages=3, page_size=2)
+    assert whole is not None and (whole.listed, whole.capped, whole.error) == (4, False, None)
+    figures = {q: (s.objects, s.bytes) for q, s in whole.by_queue.items()}
+    assert figures == {f"{unique}-a": (2, 30), f"{unique}-b": (1, 5), "": (1, 1)}
+    assert all(s.oldest is not None for s in whole.by_queue.values())
+
+    capped = payload_bucket.list_stored(pages=1, page_size=2)
+    assert capped is not None and (capped.listed, capped.capped) == (2, True)
+
+
+def test_list_stored__a_failed_listing_is_an_error_not_an_exception(
+    bucket: str, unique: str
+) -> None:
+    """A bucket that does not exist: the listing says why, with S3's code."""
+    from sqs_broker.payloads import bucket as payload_bucket
+
+    with override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET=f"{unique}-missing"):
+        found = payload_bucket.list_stored()
+    assert found is not None and found.by_queue == {} and "NoSuchBucket" in (found.error or "")
+
+
+def test_stored__reused_until_a_sweep_deletes(bucket: str, s3: Any, unique: str) -> None:
+    """The faces reuse a listing for STORED_TTL seconds; a sweep that deleted drops it."""
+    from sqs_broker.payloads import bucket as payload_bucket
+
+    payloads.store("a", f"{unique}-a")
+    first = payload_bucket.stored()
+    assert first is not None and first.listed == 1
+    payloads.store("b", f"{unique}-a")
+    again = payload_bucket.stored()
+    assert again is not None and again.listed == 1  # the cached listing
+    sweep(older_than=0)
+    assert keys(s3, bucket) == []
+    fresh = payload_bucket.stored()
+    assert fresh is not None and fresh.listed == 0
+
+
+def test_payloads_data__no_bucket_nothing_shown() -> None:
+    """Without a bucket the data has no payloads section, the metrics no payload family."""
+    from sqs_broker import metrics, stats
+
+    assert app_settings.LARGE_PAYLOAD_BUCKET is None
+    tasks = [{"name": ADD, "queue": "q", "offloaded": 3, "offloaded_bytes": 9}]
+    assert stats.payloads_data(None, tasks) is None
+    collector = metrics.StatsCollector({"payloads": None, "task_totals": tasks})  # type: ignore[typeddict-item]
+    assert list(collector.payloads()) == []
+
+
+def test_payloads_data__offloaded_from_the_window_stored_from_the_listing(
+    bucket: str,
+) -> None:
+    """Per queue: offloaded figures summed over tasks, stored ones from the listing, merged."""
+    from sqs_broker import stats
+    from sqs_broker.payloads.bucket import Stored, StoredQueue
+
+    tasks = [
+        {"name": ADD, "queue": "q1", "offloaded": 2, "offloaded_bytes": 7_000_000},
+        {"name": "other", "queue": "q1", "offloaded": 1, "offloaded_bytes": 2_000_000},
+        {"name": ADD, "queue": "q2", "offloaded": 0, "offloaded_bytes": 0},
+    ]
+    listing = Stored(bucket, "sqs-payloads/", 1000.0, {"q3": StoredQueue(2, 50, 900.0)}, 2)
+    found = stats.payloads_data(listing, tasks, now=1000.0)
+    assert found is not None
+    assert [(r["queue"], r["offloaded"], r["offloaded_bytes"]) for r in found["queues"]] == [
+        ("q1", 3, 9_000_000),
+        ("q3", 0, 0),
+    ]
+    assert found["queues"][1]["stored_oldest_age"] == 100.0
+    assert (found["stored_objects"], found["stored_bytes"], found["error"]) == (2, 50, None)
+    unlisted = stats.payloads_data(None, tasks, now=1000.0)
+    assert unlisted is not None and "not listed in time" in (unlisted["error"] or "")
+
+
+@pytest.mark.django_db
+def test_faces__no_bucket_no_payload_figures(client: Any, sqs: Any, unique: str) -> None:
+    """Without a bucket: payloads is null in stats.json, no panel, no payload metric family."""
+    from tests.support.users import user_with
+
+    sqs.create_queue(QueueName=f"{unique}-celery")
+    client.force_login(user_with("view_dashboard", username=f"viewer-{unique}"))
+    app = make_app(base_env(SQS_QUEUE_NAME_PREFIX=f"{unique}-"))
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        data = client.get("/sqs/stats.json").json()
+        page = client.get("/admin/sqs_broker/dashboard/").content.decode()
+        text = client.get("/sqs/metrics").content.decode()
+    assert data["payloads"] is None and [q["name"] for q in data["queues"]] == [f"{unique}-celery"]
+    assert 'id="sqs-queues"' in page and 'id="sqs-payloads"' not in page
+    assert "sqs_broker_queue_messages{" in text
+    assert "offloaded" not in text and "sqs_broker_payload_" not in text
+
+
+def test_stored__any_failure_is_the_listing_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure outside S3's answers (credentials, say) is the listing's error, never raised."""
+    from sqs_broker.payloads import bucket as payload_bucket
+
+    def broken(app: Any = None) -> None:
+        raise ImproperlyConfigured("the broker's credentials cannot be read")
+
+    monkeypatch.setattr(payload_bucket, "list_stored", broken)
+    with override_settings(SQS_BROKER_LARGE_PAYLOAD_BUCKET="some-bucket"):
+        found = payload_bucket.stored()
+    assert found is not None and found.by_queue == {}
+    assert found.error == "ImproperlyConfigured: the broker's credentials cannot be read"

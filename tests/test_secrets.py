@@ -171,6 +171,38 @@ def test_machine_views__show_no_secret(
     assert leaks(metrics.content.decode()) == []
 
 
+@pytest.mark.parametrize("where", ["missing bucket", "endpoint holding the secret"])
+def test_payload_figures__show_no_secret(
+    secret_env: tuple[dict[str, str], Any], unique: str, sqs_endpoint: str, where: str
+) -> None:
+    """The large-message panel, stats.json and metrics hold no canary, even in S3's errors."""
+    from sqs_broker import payloads
+
+    bucket, endpoint = f"{unique}-missing", sqs_endpoint
+    if where != "missing bucket":  # unreachable, its URL holding the secret key
+        bucket, endpoint = (
+            unique,
+            f"http://AKIACANARYLEAK000001:{quote(SECRET, safe='')}@127.0.0.1:9",
+        )
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    payloads.forget_clients()
+    with override_settings(
+        SQS_BROKER_LARGE_PAYLOAD_BUCKET=bucket,
+        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=endpoint,
+        SQS_BROKER_LARGE_PAYLOAD_TIMEOUT=1,
+    ):
+        data = client.get("/sqs/stats.json").json()
+        page = client.get(DASHBOARD).content.decode()
+        metrics = client.get("/sqs/metrics").content.decode()
+    payloads.forget_clients()
+    # The figures are really shown, with S3's error.
+    assert data["payloads"]["error"] and 'id="sqs-payloads-error"' in page
+    assert "sqs_broker_payload_listing_error 1.0" in metrics
+    assert leaks(json.dumps(data, ensure_ascii=False)) == []
+    assert leaks(page) == [] and leaks(metrics) == []
+
+
 @pytest.mark.parametrize("fmt", [(), ("--json",), ("--offline",), ("--json", "--offline")])
 def test_sqs_check__shows_no_secret(secret_env: tuple[dict[str, str], Any], fmt: tuple) -> None:
     """sqs_check, text and JSON, online and offline, holds no canary."""

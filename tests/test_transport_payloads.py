@@ -241,3 +241,161 @@ def test_extended_clients_message__runs_and_its_object_is_deleted(
     assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
     assert runs(journal)[0][0] == "500000"
     assert wait_for(lambda: keys(s3, bucket) == [], 15), worker.output()
+
+
+# --- the counts on every face -----------------------------------------------------------
+
+
+def series(text: str, name: str) -> float | None:
+    """The value of the series ``name`` (with its labels) in a Prometheus text, if present."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _payloads_json(client: Any) -> dict[str, Any]:
+    from sqs_broker import cache
+
+    cache.reset()  # a new listing: the faces reuse one for STORED_TTL seconds
+    answer: dict[str, Any] = client.get("/sqs/stats.json?window=300").json()["payloads"]
+    return answer
+
+
+@with_worker
+def test_offloaded_task__counted_on_every_face_and_stored_until_swept(
+    start_worker: Any, sqs: Any, s3: Any, bucket: str, unique: str, tmp_path: Path, client: Any
+) -> None:
+    """A 3 MB task: workers count it and its bytes per queue; one nobody consumes stays stored
+    until the sweep; stats.json, the metrics, the dashboard and sqs_stats say so."""
+    import io
+
+    from django.core.management import call_command
+
+    from sqs_broker.models import TaskCounter
+    from sqs_broker.payloads.sweep import sweep
+    from tests.support import promtool
+    from tests.support.users import user_with
+
+    env = worker_env(unique, bucket, SQS_BROKER_TELEMETRY="true", SQS_BROKER_TELEMETRY_INTERVAL="1")
+    queue, other = f"{unique}-celery", f"{unique}-other"
+    app = published(unique, bucket)
+    journal = tmp_path / "journal"
+    # One to a queue no worker consumes: its object waits in the bucket.
+    app.send_task(MEASURE, args=(BIG, str(journal)), queue="other")
+    app.send_task(MEASURE, args=(BIG, str(journal)))
+    sizes = {
+        key.split("/")[1]: s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        for key in keys(s3, bucket)
+    }
+    # The two bodies differ by a few bytes (their routing): each is counted as stored.
+    assert set(sizes) == {queue, other} and min(sizes.values()) > len(BIG)
+    [waiting] = [key for key in keys(s3, bucket) if key.startswith(f"sqs-payloads/{other}/")]
+    stored_size, offloaded_size = sizes[other], sizes[queue]
+
+    worker = start_worker(env)
+    assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+    assert wait_for(lambda: keys(s3, bucket) == [waiting], 15), worker.output()
+    rows = TaskCounter.objects.filter(queue=queue, task=MEASURE)
+    assert wait_for(lambda: sum(r.offloaded for r in rows.all()) == 1, 30), worker.output()
+    # The worker counted the size the message's ExtendedPayloadSize gave: the stored bytes.
+    assert sum(r.offloaded_bytes for r in rows.all()) == offloaded_size
+
+    client.force_login(user_with("view_dashboard", username=f"viewer-{unique}"))
+    with override_settings(SQS_BROKER_CELERY_APP=app):
+        found = _payloads_json(client)
+        assert (found["bucket"], found["error"], found["capped"]) == (bucket, None, False)
+        by_queue = {row["queue"]: row for row in found["queues"]}
+        assert by_queue[queue] == {
+            "queue": queue, "offloaded": 1, "offloaded_bytes": offloaded_size,
+            "stored_objects": 0, "stored_bytes": 0, "stored_oldest_age": None,
+        }  # fmt: skip
+        assert by_queue[other]["offloaded"] == 0
+        assert (by_queue[other]["stored_objects"], by_queue[other]["stored_bytes"]) == (
+            1,
+            stored_size,
+        )
+        assert 0 <= by_queue[other]["stored_oldest_age"] < 300
+        assert (found["stored_objects"], found["stored_bytes"]) == (1, stored_size)
+
+        text = client.get("/sqs/metrics").content.decode()
+        assert series(text, f'sqs_broker_queue_offloaded_messages_total{{queue="{queue}"}}') == 1
+        assert series(text, f'sqs_broker_queue_offloaded_bytes_total{{queue="{queue}"}}') == (
+            offloaded_size
+        )
+        assert series(text, f'sqs_broker_payload_stored_objects{{queue="{other}"}}') == 1
+        assert series(text, f'sqs_broker_payload_stored_bytes{{queue="{other}"}}') == stored_size
+        assert series(text, "sqs_broker_payload_listing_capped") == 0
+        linted = promtool.run("check", "metrics", stdin=text.encode())
+        assert (linted.returncode, linted.stdout + linted.stderr) == (0, "")
+
+        page = client.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
+        assert 'id="sqs-payloads"' in page
+        row = page.split(f'class="sqs-payload-row" data-queue="{other}"', 1)[1].split("</tr>", 1)[0]
+        assert '<td class="num stored-objects" data-label="Stored objects">1</td>' in row
+
+        out = io.StringIO()
+        call_command("sqs_stats", "--offline", stdout=out)
+        assert json.loads(out.getvalue())["payloads"]["stored_objects"] == 1
+
+        swept = sweep(app, older_than=0)
+        assert swept.deleted == {other: 1} and swept.errors == []
+        after = _payloads_json(client)
+        assert (after["stored_objects"], after["stored_bytes"]) == (0, 0)
+        assert [row["queue"] for row in after["queues"]] == [queue]
+
+
+# --- a second implementation of SQS and S3 ----------------------------------------------
+
+
+@with_worker
+def test_offloaded_task__runs_on_a_second_implementation(
+    start_worker: Any, unique: str, tmp_path: Path
+) -> None:
+    """The 3 MB task end to end on local-aws-sqs and s3rver (Node.js), not moto: it runs, its
+    stored body is read back whole, and the bucket is empty after the acknowledgement."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.support import nodeaws
+
+    data = tmp_path / "s3"
+    data.mkdir()
+    with nodeaws.servers(data) as servers:
+        name = f"{unique}-payloads"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=servers.s3,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        s3.create_bucket(Bucket=name)
+        env = base_env(
+            SQS_ENDPOINT_URL=servers.sqs,
+            SQS_QUEUE_NAME_PREFIX=f"{unique}-",
+            SQS_WAIT_TIME_SECONDS="1",
+            SQS_LARGE_PAYLOAD_BUCKET=name,
+            SQS_LARGE_PAYLOAD_ENDPOINT_URL=servers.s3,
+        )
+        journal = tmp_path / "journal"
+        worker = start_worker(env)
+        # The worker's broker is the Node.js server, not this run's moto.
+        assert f"@{servers.sqs.split('://', 1)[1]}//" in worker.output()
+        app = make_app(env)
+        publishing.install(app)
+        payloads.forget_clients()
+        with override_settings(
+            SQS_BROKER_LARGE_PAYLOAD_BUCKET=name,
+            SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=servers.s3,
+        ):
+            app.send_task(MEASURE, args=(BIG, str(journal)))
+        payloads.forget_clients()
+        [key] = keys(s3, name)
+        assert key.startswith(f"sqs-payloads/{unique}-celery/")
+        assert wait_for(lambda: len(runs(journal)) == 1, 60), worker.output()
+        assert runs(journal)[0][:2] == [str(len(BIG)), DIGEST]
+        assert wait_for(lambda: keys(s3, name) == [], 15), worker.output()
+        sqs = boto3.client("sqs", endpoint_url=servers.sqs, region_name="us-east-1")
+        url = sqs.get_queue_url(QueueName=f"{unique}-celery")["QueueUrl"]
+        assert drain(sqs, url) == []
+        assert "succeeded" in worker.output()

@@ -142,6 +142,25 @@ def message_size(kwargs: dict[str, Any]) -> int:
     return size
 
 
+def stored_size(attributes: Any) -> int | None:
+    """The stored bytes an offloaded message's attributes give; ``None`` for a message sent inline.
+
+    ``ExtendedPayloadSize`` (or the older ``SQSLargePayloadSize``) marks an offloaded
+    message, whichever client sent it, so reading it costs no S3 call. An unreadable
+    size still marks the message: 0 bytes.
+    """
+    if not isinstance(attributes, dict):
+        return None
+    for name in (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE):
+        found = attributes.get(name)
+        if isinstance(found, dict) and found.get("StringValue") is not None:
+            try:
+                return max(0, int(found["StringValue"]))
+            except (TypeError, ValueError):
+                return 0
+    return None
+
+
 # --- configuration and the S3 client ----------------------------------------------
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqs_broker import limits, sqs
 from sqs_broker.payloads import Pointer, delete, s3_client, settings
+from sqs_broker.payloads.bucket import forget_stored
 from sqs_broker.topology import Topology, quarantine_name
 
 if TYPE_CHECKING:
@@ -128,4 +129,5 @@ def sweep(
             result.kept += 1
     if doomed and not dry_run:
         result.errors = delete(doomed, app)
+        forget_stored()  # the faces' cached listing counts what was just deleted
     return result

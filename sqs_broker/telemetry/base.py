@@ -41,6 +41,7 @@ CounterKey = tuple[str, str, datetime]
 #: The integer columns of a task counter row.
 COUNT_FIELDS = (
     "received", "succeeded", "failed", "retried", "redelivered", "poisoned", "revoked",
+    "offloaded", "offloaded_bytes",
 )  # fmt: skip
 #: The task name poison messages are counted under: no task could be read from them.
 POISON_TASK = "(undecodable)"
@@ -84,6 +85,9 @@ class Counts:
     redelivered: int = 0
     poisoned: int = 0
     revoked: int = 0
+    #: Deliveries whose body was stored in S3, and the stored bytes (``ExtendedPayloadSize``).
+    offloaded: int = 0
+    offloaded_bytes: int = 0
     runtime_sum: float = 0.0
     runtime_max: float = 0.0
     runtime_count: int = 0

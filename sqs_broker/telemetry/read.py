@@ -156,6 +156,8 @@ def snapshot(window_seconds: float, now: datetime | None = None) -> dict[str, li
                 "redelivered": c.redelivered,
                 "poisoned": c.poisoned,
                 "revoked": c.revoked,
+                "offloaded": c.offloaded,
+                "offloaded_bytes": c.offloaded_bytes,
                 "runtime_avg": round(c.runtime_sum / finished, 6) if finished else None,
                 "runtime_max": round(c.runtime_max, 6) if finished else None,
                 "failure_rate": _rate(c.failed, finished),

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 from django.utils import timezone
 
+from sqs_broker import payloads
 from sqs_broker.celery_types import StartStopStep
 from sqs_broker.conf import app_settings
 from sqs_broker.telemetry.base import (
@@ -128,9 +129,15 @@ class Recorder:
                 else:
                     setattr(counts, name, getattr(counts, name) + value)
 
-    def received(self, task: str, queue: str, receive_count: int) -> None:
-        """A delivery of ``task``; a redelivery when SQS received it before."""
-        self._add(task, queue, received=1, redelivered=1 if receive_count > 1 else 0)
+    def received(
+        self, task: str, queue: str, receive_count: int, offloaded: int | None = None
+    ) -> None:
+        """A delivery of ``task`` (a redelivery when SQS received it before; ``offloaded``:
+        the bytes of its body stored in S3, ``None`` when it came inline)."""
+        deltas = {"received": 1, "redelivered": 1 if receive_count > 1 else 0}
+        if offloaded is not None:
+            deltas.update(offloaded=1, offloaded_bytes=offloaded)
+        self._add(task, queue, **deltas)
 
     def waited(self, task: str, queue: str, seconds: float) -> None:
         """The task's message waited ``seconds`` from SQS's SentTimestamp to this start."""
@@ -366,6 +373,13 @@ def sent_timestamp(request: Any) -> float | None:
         return None
 
 
+def offloaded_size(request: Any) -> int | None:
+    """The stored size of the offloaded message behind a worker request; ``None`` if inline."""
+    message = getattr(request, "message", None)
+    info = getattr(message, "delivery_info", None) or {}
+    return payloads.stored_size((info.get("sqs_message") or {}).get("MessageAttributes"))
+
+
 def _routing_key(request: Any) -> str | None:
     info = getattr(request, "delivery_info", None) or {}
     return info.get("routing_key")
@@ -377,7 +391,9 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
     if current is None or request is None:
         return
     count = receive_count(request)
-    current.received(request.name, queue_label(_routing_key(request)), count)
+    current.received(
+        request.name, queue_label(_routing_key(request)), count, offloaded_size(request)
+    )
     info = getattr(request, "delivery_info", None)
     if isinstance(info, dict):
         # Celery hands the task only a few delivery_info keys; this one travels

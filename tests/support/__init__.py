@@ -9,6 +9,7 @@
 - ``proxy``, ``movesqs``: endpoints put between a client and moto.
 - ``promtool``, ``users``, ``files``: promtool, users with permissions, a clone's files.
 - ``remote``: Celery's remote control answered as named workers would, heartbeats.
+- ``nodeaws``: a second SQS and S3 (``local-aws-sqs``, ``s3rver`` on Node.js), not moto.
 
 Nothing here starts a server at import: a test that needs SQS asks for the
 ``sqs_endpoint`` fixture (or one built on it: ``sqs``, ``start_worker``).
