@@ -671,6 +671,16 @@ def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
     assert read.unconsumed(queues, workers) == ["busy", "orphan-of-lost"]
 
 
+def test_unconsumed__dead_letter_and_quarantine_queues_never() -> None:
+    """Queues holding messages for a person (dead-letter, quarantine) are not unconsumed."""
+    queues = [
+        {"name": "app-celery", "visible": 2, "dlq": {"name": "app-dead"}},
+        {"name": "app-dead", "visible": 4},
+        {"name": "app-celery-quarantine", "visible": 1},
+    ]
+    assert read.unconsumed(queues, []) == ["app-celery"]
+
+
 # --- the faces: stats.json, metrics, dashboard -----------------------------------
 
 
@@ -755,6 +765,36 @@ def test_metrics__worker_and_task_series(viewer, sqs, unique) -> None:
     assert f'sqs_broker_tasks_total{{outcome="redelivered",{flaky}}} 3.0' in text
     assert f'sqs_broker_queue_unconsumed{{dead_letter="false",queue="{queue}"}} 1.0' in text
     assert f'sqs_broker_queue_consumers{{dead_letter="false",queue="{queue}"}} 0.0' in text
+
+
+@pytest.mark.django_db
+def test_quarantine_queue__held_on_every_face(viewer, sqs, unique) -> None:
+    """A quarantine queue holding poison is a dead letter on every face, never unconsumed."""
+    from sqs_broker import alerts
+
+    work, held = f"{unique}-celery", f"{unique}-celery-quarantine"
+    sqs.create_queue(QueueName=work)
+    url = sqs.create_queue(QueueName=held)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    _beat(f"alive-{unique}@h", 1, queues=[work])
+
+    data = viewer.get("/sqs/stats.json").json()
+    assert data["unconsumed_queues"] == []
+    row = next(q for q in data["queues"] if q["name"] == held)
+    assert (row["quarantine"], row["visible"], row.get("backlog_per_worker")) == (True, 1, None)
+    assert data["health"]["unconsumed_queues"] == []
+    assert data["health"]["dead_letter_queues"] == [held]
+
+    text = viewer.get("/sqs/metrics").content.decode()
+    assert f'sqs_broker_queue_unconsumed{{dead_letter="true",queue="{held}"}} 0.0' in text
+    assert f'queue="{held}",state="visible"}} 1.0' in text
+    assert f'dead_letter="false",queue="{held}"' not in text
+    assert f'sqs_broker_queue_backlog_per_worker{{dead_letter="true",queue="{held}"}}' not in text
+
+    fired = {(a.alert, a.subject) for a in alerts.evaluate(data).firing}
+    assert fired == {("SqsBrokerDeadLetterMessages", held)}
+    triggers = alerts.keda(data, "workers", "eu-west-1", target=5)["spec"]["triggers"]
+    assert [t["metadata"]["queueURL"].rsplit("/", 1)[-1] for t in triggers] == [work]
 
 
 @pytest.mark.django_db
