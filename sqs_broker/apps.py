@@ -102,12 +102,12 @@ def _install_transport(sender: Any = None, instance: Any = None, **kwargs: Any) 
     worker.install(instance.app, on_poison=_count_poison if app_settings.TELEMETRY else None)
 
 
-def _count_poison(queue: str) -> None:
+def _count_poison(queue: str, task: str | None) -> None:
     from sqs_broker.telemetry import recorder
 
     current = recorder.recorder()
     if current is not None:
-        current.poisoned(queue)
+        current.poisoned(queue, task)
 
 
 def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:

@@ -265,3 +265,25 @@ def test_missing_queue_line__other_errors_keep_their_traceback() -> None:
         )
     assert filter_.filter(record) is True
     assert record.exc_info is not None and record.getMessage() == "Message Error: boom"
+
+
+def test_example_project__missing_secret_key_names_a_command_a_clean_shell_has() -> None:
+    """Without DJANGO_SECRET_KEY the example project says how to make one with python3, and that
+    command, as printed, prints a key (a clean Debian shell has no ``python``)."""
+    import re
+    import shutil
+
+    env = {
+        k: v
+        for k, v in base_env().items()
+        if not k.startswith(("DJANGO_SECRET_KEY", "DJANGO_DEBUG"))
+    }
+    result = run_python("manage.py", "check", env=env, timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY is not set" in output, output[-2000:]
+    found = re.search(r"python3 -c '([^']+)'", output)
+    assert found is not None, output[-2000:]
+    python3 = shutil.which("python3")
+    assert python3 is not None
+    made = subprocess.run([python3, "-c", found[1]], capture_output=True, text=True, check=True)
+    assert len(made.stdout.strip()) >= 50

@@ -857,7 +857,31 @@ def test_recorder__poisoned_counted_under_its_own_name() -> None:
         0,
     )
     panels = dashboard_panels({"tasks": [task]})
-    assert panels["tasks"] == [] and panels["poison"] == [{"queue": "app-celery", "count": 2}]
+    expected = [{"queue": "app-celery", "task": None, "count": 2}]
+    assert panels["tasks"] == [] and panels["poison"] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recorder__poisoned_counted_under_the_task_it_names() -> None:
+    """An unregistered task's poison is counted under its name, listed as poison by that name."""
+    current = recorder.Recorder("w@poison", 10.0)
+    current.poisoned("app-celery", "app.tasks.forgotten")
+    current.poisoned("app-celery", None)
+    assert current.flush()
+    tasks = {t["name"]: t for t in read.snapshot(300)["tasks"]}
+    assert {n: t["poisoned"] for n, t in tasks.items()} == {
+        "app.tasks.forgotten": 1,
+        base.POISON_TASK: 1,
+    }
+    panels = dashboard_panels({"tasks": list(tasks.values())})
+    assert panels["tasks"] == []  # no run of either to show
+    assert sorted(panels["poison"], key=str) == sorted(
+        [
+            {"queue": "app-celery", "task": "app.tasks.forgotten", "count": 1},
+            {"queue": "app-celery", "task": None, "count": 1},
+        ],
+        key=str,
+    )
 
 
 @pytest.mark.django_db
@@ -866,9 +890,15 @@ def test_dashboard__poison_count_and_quarantine_queue_listed(viewer, sqs, unique
     queue = _seed(sqs, unique)
     sqs.create_queue(QueueName=f"{queue}-quarantine")
     key = (base.POISON_TASK, queue, base.minute_of(timezone.now()))
-    store.write({key: base.Counts(poisoned=3)}, "w@h")
+    named = ("app.tasks.forgotten", queue, base.minute_of(timezone.now()))
+    store.write({key: base.Counts(poisoned=3), named: base.Counts(poisoned=2)}, "w@h")
     page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
     assert 'id="sqs-poison"' in page and '<strong class="poisoned">3</strong>' in page
+    assert (
+        '(<code class="poison-task">app.tasks.forgotten</code>): <strong class="poisoned">2<'
+        in page
+    )
+    assert 'data-task="app.tasks.forgotten"' not in page  # no run: not in the task table
     assert f'data-queue="{queue}-quarantine"' in page
     row = page[page.index(f'data-queue="{queue}-quarantine"') :][:1500]
     assert "quarantine</span>" in row

@@ -9,8 +9,7 @@ default) and returns Django settings in Celery's ``CELERY_`` namespace;
     include(globals())
 
 Every bad value raises :class:`~django.core.exceptions.ImproperlyConfigured`
-naming the variable, what is wrong and the valid range. Messages never carry
-the value of a secret.
+naming the variable, what is wrong and the valid range, never a secret's value.
 """
 
 from __future__ import annotations
@@ -447,6 +446,7 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "CELERY_TASK_SERIALIZER": "json",
         "CELERY_RESULT_SERIALIZER": "json",
         "CELERY_ACCEPT_CONTENT": ["json"],
+        "CELERY_RESULT_EXTENDED": True,  # results keep the task's name (the task page's title)
     }
     transport = broker_transport(env, settings["CELERY_BROKER_URL"])
     if transport is not None:

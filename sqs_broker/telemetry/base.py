@@ -42,7 +42,7 @@ CounterKey = tuple[str, str, datetime]
 COUNT_FIELDS = (
     "received", "succeeded", "failed", "retried", "redelivered", "poisoned", "revoked",
 )  # fmt: skip
-#: The task name poison messages are counted under: no task could be read from them.
+#: The task name poison messages are counted under when no task name could be read from them.
 POISON_TASK = "(undecodable)"
 
 #: Upper bounds (seconds) of the run-time and queue-wait histogram buckets. Each
