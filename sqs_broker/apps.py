@@ -4,7 +4,8 @@
 the app; docs/architecture.md lists each hook. Defaults on:
 
 - ``SQS_BROKER_LOG_SCRUBBING``: the global log-record factory scrubs secrets;
-- ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001;
+- ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001 (and E018
+  when no credentials can be found at all);
 - ``SQS_BROKER_PUBLISH_GUARD``: the Celery app's ``amqp_cls`` gets the ETA
   guard and native SQS delays;
 - ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001;
