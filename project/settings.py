@@ -24,7 +24,8 @@ if not SECRET_KEY:
 
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set: set it (or DJANGO_SECRET_KEY_FILE, a file holding it) "
-            "to a long random string: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+            "to a long random string: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
     SECRET_KEY = "insecure-development-key-only-with-DJANGO_DEBUG"  # noqa: S105
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])

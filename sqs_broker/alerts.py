@@ -20,8 +20,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from sqs_broker.metrics import dead_letter_names
 from sqs_broker.schema import QueueRow, Stats
+from sqs_broker.topology import held_queues
 
 #: Severity label of every rule (Alertmanager routes on it).
 SEVERITY = "warning"
@@ -88,7 +88,7 @@ def rules(data: Stats, thresholds: Thresholds | None = None) -> dict[str, Any]:
     """Prometheus alerting rules for the queues in ``data`` (a ``gather()`` result)."""
     t = thresholds or Thresholds()
     queues = list(data.get("queues", []))
-    dead = dead_letter_names(queues)
+    dead = held_queues(queues)
     names = [q["name"] for q in queues]
     work = [n for n in names if n not in dead] or names
     letters = sorted(dead) or names
@@ -233,7 +233,7 @@ def evaluate(data: Stats, thresholds: Thresholds | None = None, telemetry: bool 
     t = thresholds or Thresholds()
     verdict = Verdict()
     queues = list(data.get("queues", []))
-    dead = dead_letter_names(queues)
+    dead = held_queues(queues)
     verdict.unknown.extend(str(e) for e in data.get("errors", []))
     depth_of: dict[str, int | None] = {}
     for queue in queues:
@@ -378,7 +378,7 @@ def work_queues(data: Stats, only: Sequence[str] = ()) -> list[QueueRow]:
     A name in ``only`` that is not among the deployment's queues is a ``ValueError``.
     """
     queues = list(data.get("queues", []))
-    dead = dead_letter_names(queues)
+    dead = held_queues(queues)
     rows = [q for q in queues if q["name"] not in dead]
     if only:
         known = {q["name"] for q in queues}

@@ -4,7 +4,8 @@
 the app; docs/architecture.md lists each hook. Defaults on:
 
 - ``SQS_BROKER_LOG_SCRUBBING``: the global log-record factory scrubs secrets;
-- ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001;
+- ``SQS_BROKER_START_GUARD``: a worker bootstep refuses to start on E001 (and E018
+  when no credentials can be found at all);
 - ``SQS_BROKER_PUBLISH_GUARD``: the Celery app's ``amqp_cls`` gets the ETA
   guard and native SQS delays;
 - ``SQS_BROKER_RUNSERVER``: ``runserver`` exits at once on E001;
@@ -118,12 +119,12 @@ def _install_transport(sender: Any = None, instance: Any = None, **kwargs: Any) 
     worker.install(instance.app, on_poison=_count_poison if app_settings.TELEMETRY else None)
 
 
-def _count_poison(queue: str) -> None:
+def _count_poison(queue: str, task: str | None) -> None:
     from sqs_broker.telemetry import recorder
 
     current = recorder.recorder()
     if current is not None:
-        current.poisoned(queue)
+        current.poisoned(queue, task)
 
 
 def _install_revocations(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:

@@ -180,6 +180,20 @@ def refuse_unsafe_start(app: Celery | None = None) -> None:
         raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
 
 
+def refuse_without_credentials(app: Celery) -> None:
+    """Raise ``ImproperlyConfigured`` (E018) when a worker could find no credentials at all.
+
+    Only with AWS's own endpoint (see :func:`sqs_broker.findings.missing_credentials`):
+    kombu would otherwise retry the connection a hundred times, showing the host as
+    localhost and a masked password that does not exist.
+    """
+    from sqs_broker import findings
+
+    finding = findings.missing_credentials(Topology.of(app))
+    if finding is not None:
+        raise ImproperlyConfigured(f"{finding.id}: {finding.message} {finding.hint}")
+
+
 def get_wsgi_application() -> WSGIHandler:
     """Django's WSGI application, after the start-up refusal."""
     from django.core.wsgi import get_wsgi_application as django_wsgi
@@ -209,6 +223,7 @@ class StartGuard(Step):
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         refuse_unsafe_start(parent.app)
+        refuse_without_credentials(parent.app)
         super().__init__(parent, **kwargs)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqs_broker.alerts import Thresholds
 from sqs_broker.findings.causes import MIN_RECEIVED, REDELIVERED
 from sqs_broker.schema import FindingRow, HealthRow, QueueRow, UnheldRow
+from sqs_broker.topology import held_queues
 
 #: Levels from worst to best; the summary's level is the worst of its parts.
 LEVELS = ("error", "warning", "ok")
@@ -52,15 +53,9 @@ def unheld_in_flight(
     return rows
 
 
-def _dead_letter_names(queues: Sequence[QueueRow]) -> set[str]:
-    return {q["dlq"]["name"] for q in queues if q["dlq"]} | {
-        q["name"] for q in queues if q.get("quarantine")
-    }
-
-
 def waiting(queues: Sequence[QueueRow], threshold: float) -> list[dict[str, Any]]:
     """Work queues whose oldest message is older than ``threshold`` seconds, oldest first."""
-    dead = _dead_letter_names(queues)
+    dead = held_queues(queues)
     rows = [
         {
             "queue": q["name"],

@@ -114,7 +114,7 @@ class LocalSQS:
         except ImportError:
             raise RuntimeError(
                 "moto[server] is not installed: pip install 'moto[server]' "
-                "(it is in sqs_broker's dev extra)."
+                "(it is sqs_broker's local extra)."
             ) from None
         self.port = self.port or free_port(self.host)
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell

@@ -15,7 +15,7 @@ the names they replace.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry
@@ -30,8 +30,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from sqs_broker import __version__
-from sqs_broker.schema import QueueRow, Stats
+from sqs_broker.schema import Stats
 from sqs_broker.telemetry.base import versions
+from sqs_broker.topology import held_queues
 
 #: Keys of a queue row that are message counts; each is also its ``state`` label.
 STATES = ("visible", "in_flight", "delayed")
@@ -43,11 +44,6 @@ PREFIX = "sqs_broker_"
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
-
-
-def dead_letter_names(queues: Sequence[QueueRow]) -> set[str]:
-    """Names of the queues that some queue's RedrivePolicy names as its dead-letter queue."""
-    return {dlq["name"] for q in queues if (dlq := q.get("dlq"))}
 
 
 class StatsCollector(Collector):
@@ -75,7 +71,7 @@ class StatsCollector(Collector):
     def queues(self) -> Iterator[Metric]:
         """Depths, settings, oldest age and backlog per worker of every queue and its DLQ."""
         queues = list(self.data.get("queues", []))
-        dead = dead_letter_names(queues)
+        dead = held_queues(queues)
         labels = ["queue", "dead_letter"]
         messages = GaugeMetricFamily(
             PREFIX + "queue_messages",

@@ -167,7 +167,7 @@ class CountColumns(models.Model):
     failed = models.PositiveIntegerField(_("failed"), default=0)
     retried = models.PositiveIntegerField(_("retried"), default=0)
     redelivered = models.PositiveIntegerField(_("redelivered"), default=0)
-    # Messages no task could be read from, moved to a dead-letter or quarantine queue.
+    # Messages no task could be made of, moved to a dead-letter or quarantine queue.
     poisoned = models.PositiveIntegerField(_("poison messages"), default=0)
     # Discarded by Celery's revoke path (a revoked id, or the task's own expiry passed).
     revoked = models.PositiveIntegerField(_("revoked"), default=0)

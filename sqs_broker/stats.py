@@ -44,7 +44,7 @@ from sqs_broker.schema import (
     Stats,
 )
 from sqs_broker.telemetry import read as telemetry_read
-from sqs_broker.topology import Topology, is_quarantine, quarantine_name
+from sqs_broker.topology import Topology, held_queues, is_quarantine, quarantine_name
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -451,8 +451,10 @@ def fill_consumers(queues: Sequence[QueueRow], workers: Sequence[Mapping[str, An
     """Set each row's live ``consumers`` and ``backlog_per_worker`` (visible ÷ max(1, consumers)).
 
     Dividing by 1 when no worker consumes the queue keeps the signal finite
-    for autoscalers: the whole backlog for the first worker to start.
+    for autoscalers: the whole backlog for the first worker to start. A
+    dead-letter or quarantine queue (:func:`held_queues`) is no backlog: none.
     """
+    held = held_queues(queues)
     counts: dict[str, int] = {}
     for worker in workers:
         if worker.get("alive"):
@@ -462,7 +464,7 @@ def fill_consumers(queues: Sequence[QueueRow], workers: Sequence[Mapping[str, An
         consumers = counts.get(queue["name"], 0)
         queue["consumers"] = consumers
         visible = queue.get("visible")
-        if visible is not None:
+        if visible is not None and queue["name"] not in held:
             queue["backlog_per_worker"] = round(visible / max(1, consumers), 3)
 
 

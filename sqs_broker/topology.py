@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -155,6 +155,20 @@ def queue_kind(name: str, prefix: str = "", exchange: str = DEFAULT_QUEUE) -> Qu
     if name.endswith(tail) and len(name) > len(head) + len(tail):
         return "pidbox"
     return "task"
+
+
+def held_queues(queues: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Names among ``queues`` (rows of ``stats.gather()``) that hold messages for a person.
+
+    A dead-letter queue (some row's ``dlq``) and a quarantine queue
+    (:func:`is_quarantine`) keep what failed, for triage: no worker is meant
+    to consume them, so they are no backlog, and holding messages there is a
+    dead letter, not an unconsumed queue. Every face (health strip, metrics,
+    alerts, scaling recipes, ``stats.json``) asks this one rule.
+    """
+    rows = list(queues)
+    found = {dlq["name"] for q in rows if (dlq := q.get("dlq"))}
+    return found | {q["name"] for q in rows if is_quarantine(q["name"])}
 
 
 def transport_options(app: Celery) -> dict[str, Any]:

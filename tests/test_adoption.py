@@ -56,7 +56,13 @@ from mysite.tasks import mul
 r = mul.delay(6, 7)
 value = r.get(timeout=60)
 row = TaskResult.objects.get(task_id=r.id)
-print("RESULT" + json.dumps([value, row.status, row.result]))
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+client = Client(HTTP_HOST="localhost")
+client.force_login(get_user_model().objects.get(username="root"))
+page = client.get("/admin/sqs_broker/dashboard/task/", {"id": r.id}).content.decode()
+print("RESULT" + json.dumps([value, row.status, row.result, row.task_name, page[:40000]]))
 """
 
 
@@ -187,6 +193,9 @@ def test_adoption__steps_adopt_the_app_into_a_new_project(
     finally:
         worker.stop()
     assert ran.returncode == 0, ran.stderr + worker.output()[-4000:]
-    value, status, stored = json.loads(ran.stdout.split("RESULT", 1)[1])
+    value, status, stored, name, page = json.loads(ran.stdout.split("RESULT", 1)[1])
     assert value == 42
     assert (status, stored) == ("SUCCESS", "42")
+    # include() turns on extended results: the task page names the task, not "Task ?".
+    assert name == "mysite.tasks.mul"
+    assert "mysite.tasks.mul" in page and "Task ?" not in page

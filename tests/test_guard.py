@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -265,3 +268,87 @@ def test_missing_queue_line__other_errors_keep_their_traceback() -> None:
         )
     assert filter_.filter(record) is True
     assert record.exc_info is not None and record.getMessage() == "Message Error: boom"
+
+
+def test_example_project__missing_secret_key_names_a_command_a_clean_shell_has() -> None:
+    """Without DJANGO_SECRET_KEY the example project says how to make one with python3, and that
+    command, as printed, prints a key (a clean Debian shell has no ``python``)."""
+    import re
+    import shutil
+
+    env = {
+        k: v
+        for k, v in base_env().items()
+        if not k.startswith(("DJANGO_SECRET_KEY", "DJANGO_DEBUG"))
+    }
+    result = run_python("manage.py", "check", env=env, timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY is not set" in output, output[-2000:]
+    found = re.search(r"python3 -c '([^']+)'", output)
+    assert found is not None, output[-2000:]
+    python3 = shutil.which("python3")
+    assert python3 is not None
+    made = subprocess.run([python3, "-c", found[1]], capture_output=True, text=True, check=True)
+    assert len(made.stdout.strip()) >= 50
+
+
+def _without_credentials(home: Path) -> dict[str, str]:
+    """This run's environment with no AWS credentials anywhere botocore looks, no endpoint."""
+    env = {k: v for k, v in base_env().items() if not k.startswith("AWS_")}
+    env.pop("SQS_ENDPOINT_URL", None)
+    return {
+        **env,
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": str(home / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "none"),
+        # No instance role to ask on this machine; without this botocore waits on it ~1 s.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SQS_REGION": "eu-west-1",
+        "DJANGO_SECRET_KEY": "x" * 50,
+    }
+
+
+def test_worker__no_credentials_at_all_stops_at_once_with_e018(tmp_path: Path) -> None:
+    """A real worker with no credentials and AWS's endpoint stops with E018, not 100 retries."""
+    began = time.monotonic()
+    result = run_python(
+        "-m", "celery", "-A", "project", "worker", "--pool=solo",
+        env=_without_credentials(tmp_path), timeout=60,
+    )  # fmt: skip
+    took = time.monotonic() - began
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "sqs_broker.E018" in output and "Unable to locate credentials" in output, output
+    assert "Trying again" not in output and "localhost" not in output, output[-3000:]
+    assert took < 30, took
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s" * 40},
+        {"SQS_ENDPOINT_URL": "http://127.0.0.1:9"},
+    ],
+    ids=["keys-in-environment", "endpoint-url"],
+)
+def test_missing_credentials__none_when_found_or_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, str]
+) -> None:
+    """No E018 when botocore finds keys or an endpoint URL names a local SQS; E018 otherwise."""
+    from sqs_broker import findings
+    from sqs_broker.topology import Topology
+
+    env = _without_credentials(tmp_path)
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name in ("HOME", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    bare = {k: v for k, v in env.items() if k.startswith("SQS_")}
+    found = findings.missing_credentials(Topology.of(make_app(bare)))
+    assert found is not None and found.id == "sqs_broker.E018"
+    for name, value in extra.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    app = make_app({**bare, **{k: v for k, v in extra.items() if k.startswith("SQS_")}})
+    assert findings.missing_credentials(Topology.of(app)) is None

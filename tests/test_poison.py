@@ -339,3 +339,28 @@ def test_check_envelope__task_shape_only_for_the_task_consumer() -> None:
         check_envelope(envelope, codecs, None, task=True)
     with pytest.raises(Poison, match="does not deserialize"):
         check_envelope(envelope, codecs, {"application/json"}, task=False)
+
+
+def test_identify__task_and_id_from_the_headers_only() -> None:
+    """The envelope's headers name the task and id (raw or base64-wrapped); nothing else is read."""
+    import base64
+
+    from kombu.transport import SQS as kombu_sqs
+
+    from sqs_broker.transport.poison import NAME_CHARS, identify
+
+    def unwrap(raw: Any) -> bytes:
+        channel = kombu_sqs.Channel.__new__(kombu_sqs.Channel)
+        return kombu_sqs.Channel._decode_python_message_body(channel, raw)
+
+    envelope = {"properties": {}, "headers": {"task": "app.t", "id": "i-1"}, "body": "e30="}
+    text = json.dumps(envelope)
+    assert identify(text, unwrap) == ("app.t", "i-1")
+    assert identify(base64.b64encode(text.encode()).decode(), unwrap) == ("app.t", "i-1")
+    assert identify("not json", unwrap) == (None, None)
+    assert identify(json.dumps({"properties": {}, "headers": None}), unwrap) == (None, None)
+    odd = {**envelope, "headers": {"task": 5, "id": "x" * 300}}
+    assert identify(json.dumps(odd), unwrap) == (None, "x" * NAME_CHARS)
+    # Protocol 1 names the task in the body, with the arguments: not read.
+    v1 = {"properties": {}, "body": "eyJ0YXNrIjogImFwcC50In0="}
+    assert identify(json.dumps(v1), unwrap) == (None, None)

@@ -183,9 +183,9 @@ def sent_and_received(sqs: Any, url: str, body: str, **kwargs: Any) -> dict[str,
 def test_move__to_the_quarantine_once_counted_once(sqs: Any, unique: str) -> None:
     """Moved, deleted, counted; the same message again (a lost delete) is not copied twice."""
     url = sqs.create_queue(QueueName=f"{unique}-q")["QueueUrl"]
-    counted: list[str] = []
+    counted: list[tuple[str, str | None]] = []
     mover = Quarantine(lambda _queue: sqs)
-    mover.on_poison = counted.append
+    mover.on_poison = lambda queue, task: counted.append((queue, task))
     attributes = {"trace": {"DataType": "String", "StringValue": "t-1"}}
     message = sent_and_received(sqs, url, "not json", MessageAttributes=attributes)
     assert mover.move(f"{unique}-q", url, message, "the SQS body is not JSON")
@@ -196,8 +196,41 @@ def test_move__to_the_quarantine_once_counted_once(sqs: Any, unique: str) -> Non
     assert len(moved) == 1, moved
     assert moved[0]["MessageAttributes"]["trace"]["StringValue"] == "t-1"
     assert moved[0]["MessageAttributes"][REASON]["StringValue"] == "the SQS body is not JSON"
-    assert (counted, mover.poisoned) == ([f"{unique}-q"], 1)
+    assert (counted, mover.poisoned) == ([(f"{unique}-q", None)], 1)
     assert depth(sqs, f"{unique}-q") == (0, 0)
+
+
+def test_move__names_the_task_and_id_never_the_arguments(
+    sqs: Any,
+    unique: str,
+    caplog: Any,
+    template: dict[str, Any],  # noqa: F811 - the fixture imported above
+) -> None:
+    """An envelope that names a task: counted under it, logged with its name and id, not as
+    base64 nor with its arguments; a body with no envelope: counted unnamed, its first bytes."""
+    from tests.test_transport import _unwrap
+
+    url = sqs.create_queue(QueueName=f"{unique}-q")["QueueUrl"]
+    counted: list[tuple[str, str | None]] = []
+    mover = Quarantine(lambda _queue: sqs)
+    mover.on_poison = lambda queue, task: counted.append((queue, task))
+    mover.identify = lambda body: poison.identify(body, _unwrap)
+    canary = "argument-canary-9f3e"
+    envelope = copy.deepcopy(template)
+    envelope["headers"].update(
+        {"task": "app.tasks.forgotten", "id": "task-id-1", "argsrepr": f"('{canary}',)"}
+    )
+    wrapped = base64.b64encode(json.dumps(envelope).encode()).decode()
+    caplog.set_level(logging.ERROR, logger="sqs_broker.transport.quarantine")
+    message = sent_and_received(sqs, url, wrapped)
+    assert mover.move(f"{unique}-q", url, message, "no task named 'app.tasks.forgotten'")
+    plain = sent_and_received(sqs, url, "plain words")
+    assert mover.move(f"{unique}-q", url, plain, "the SQS body is not a JSON kombu envelope")
+    assert counted == [(f"{unique}-q", "app.tasks.forgotten"), (f"{unique}-q", None)]
+    named, unnamed = [r.getMessage() for r in caplog.records]
+    assert named.endswith("; task 'app.tasks.forgotten', id 'task-id-1'"), named
+    assert wrapped[:12] not in named and canary not in named and "first bytes" not in named
+    assert unnamed.endswith("; first bytes: 'plain words'"), unnamed
 
 
 def test_move__straight_to_the_dead_letter_queue(sqs: Any, unique: str) -> None:
@@ -349,10 +382,11 @@ def take_all(sqs: Any, url: str) -> list[dict[str, Any]]:
     return found
 
 
-def poison_count(queue: str) -> int:
+def poison_count(queue: str, task: str | None = None) -> int:
     from sqs_broker.models import TaskCounter
 
-    return sum(TaskCounter.objects.filter(queue=queue).values_list("poisoned", flat=True))
+    rows = TaskCounter.objects.filter(queue=queue, **({"task": task} if task else {}))
+    return sum(rows.values_list("poisoned", flat=True))
 
 
 WORKER_SETTINGS = settings(
@@ -502,8 +536,9 @@ def test_worker__rejected_and_unrunnable_tasks_moved_not_deleted(
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
     app = make_app(env)
     journal = tmp_path / "journal"
+    tomorrow = app.send_task("project.demo.tasks.deployed_tomorrow", args=(1,)).id
     reasons = {
-        app.send_task("project.demo.tasks.deployed_tomorrow", args=(1,)).id: "no task named",
+        tomorrow: "no task named",
         app.send_task("project.demo.tasks.also_unknown").id: "no task named",
     }
     # Celery's publisher refuses these: put them as another client could.
@@ -537,6 +572,10 @@ def test_worker__rejected_and_unrunnable_tasks_moved_not_deleted(
     output = worker.output()
     # Each unregistered task was received once: copied at once, not left for redrives.
     assert output.count("Received unregistered task") == 2, output
+    # Counted and logged under its name (not "(undecodable)"), with its id, not as base64.
+    assert poison_count(name, "project.demo.tasks.deployed_tomorrow") == 1
+    assert f"task 'project.demo.tasks.deployed_tomorrow', id '{tomorrow}'" in output, output
+    assert "first bytes: 'eyJ" not in output, output
     if with_dlq:
         (big,) = [m for m in moved if m["Body"] == near_limit]
         assert SHORT in big["MessageAttributes"] and REASON not in big["MessageAttributes"]

@@ -269,6 +269,16 @@ def test_include__adds_settings_and_error_filter() -> None:
     )
 
 
+def test_include__extended_results_unless_the_project_chose() -> None:
+    """Results carry the task's name (the task page's title) unless the project said otherwise."""
+    namespace: dict[str, object] = {}
+    include(namespace, env={})
+    assert namespace["CELERY_RESULT_EXTENDED"] is True
+    chosen: dict[str, object] = {"CELERY_RESULT_EXTENDED": False}
+    include(chosen, env={})
+    assert chosen["CELERY_RESULT_EXTENDED"] is False
+
+
 def test_include__project_options_win_over_defaults() -> None:
     """Transport options the project set before include() stay; the environment fills the rest."""
     namespace = {

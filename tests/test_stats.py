@@ -316,6 +316,18 @@ def test_fill_consumers__divides_by_live_workers():
     assert got == {"a": (2, 5.0), "b": (1, 4.0), "c": (0, None)}
 
 
+def test_fill_consumers__no_backlog_for_held_queues():
+    """A dead-letter or quarantine queue counts its consumers but is no backlog."""
+    rows = [
+        {"name": "a", "visible": 6, "dlq": {"name": "a-dead"}},
+        {"name": "a-dead", "visible": 3},
+        {"name": "a-quarantine", "visible": 2},
+    ]
+    stats.fill_consumers(rows, [])
+    got = {r["name"]: (r["consumers"], r.get("backlog_per_worker")) for r in rows}
+    assert got == {"a": (0, 6.0), "a-dead": (0, None), "a-quarantine": (0, None)}
+
+
 @pytest.mark.django_db
 def test_gather__cloudwatch_ages_in_rows(sqs, sqs_endpoint, unique, settings):
     """With CloudWatch asked, gather() reads one GetMetricData per pass and says the source."""

@@ -671,6 +671,16 @@ def test_unconsumed__queues_with_messages_and_no_live_consumer() -> None:
     assert read.unconsumed(queues, workers) == ["busy", "orphan-of-lost"]
 
 
+def test_unconsumed__dead_letter_and_quarantine_queues_never() -> None:
+    """Queues holding messages for a person (dead-letter, quarantine) are not unconsumed."""
+    queues = [
+        {"name": "app-celery", "visible": 2, "dlq": {"name": "app-dead"}},
+        {"name": "app-dead", "visible": 4},
+        {"name": "app-celery-quarantine", "visible": 1},
+    ]
+    assert read.unconsumed(queues, []) == ["app-celery"]
+
+
 # --- the faces: stats.json, metrics, dashboard -----------------------------------
 
 
@@ -758,6 +768,36 @@ def test_metrics__worker_and_task_series(viewer, sqs, unique) -> None:
 
 
 @pytest.mark.django_db
+def test_quarantine_queue__held_on_every_face(viewer, sqs, unique) -> None:
+    """A quarantine queue holding poison is a dead letter on every face, never unconsumed."""
+    from sqs_broker import alerts
+
+    work, held = f"{unique}-celery", f"{unique}-celery-quarantine"
+    sqs.create_queue(QueueName=work)
+    url = sqs.create_queue(QueueName=held)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    _beat(f"alive-{unique}@h", 1, queues=[work])
+
+    data = viewer.get("/sqs/stats.json").json()
+    assert data["unconsumed_queues"] == []
+    row = next(q for q in data["queues"] if q["name"] == held)
+    assert (row["quarantine"], row["visible"], row.get("backlog_per_worker")) == (True, 1, None)
+    assert data["health"]["unconsumed_queues"] == []
+    assert data["health"]["dead_letter_queues"] == [held]
+
+    text = viewer.get("/sqs/metrics").content.decode()
+    assert f'sqs_broker_queue_unconsumed{{dead_letter="true",queue="{held}"}} 0.0' in text
+    assert f'queue="{held}",state="visible"}} 1.0' in text
+    assert f'dead_letter="false",queue="{held}"' not in text
+    assert f'sqs_broker_queue_backlog_per_worker{{dead_letter="true",queue="{held}"}}' not in text
+
+    fired = {(a.alert, a.subject) for a in alerts.evaluate(data).firing}
+    assert fired == {("SqsBrokerDeadLetterMessages", held)}
+    triggers = alerts.keda(data, "workers", "eu-west-1", target=5)["spec"]["triggers"]
+    assert [t["metadata"]["queueURL"].rsplit("/", 1)[-1] for t in triggers] == [work]
+
+
+@pytest.mark.django_db
 def test_dashboard__worker_and_task_panels(viewer, sqs, unique) -> None:
     """The admin dashboard shows worker states, the task table with rates, and the flag."""
     queue = _seed(sqs, unique)
@@ -817,7 +857,31 @@ def test_recorder__poisoned_counted_under_its_own_name() -> None:
         0,
     )
     panels = dashboard_panels({"tasks": [task]})
-    assert panels["tasks"] == [] and panels["poison"] == [{"queue": "app-celery", "count": 2}]
+    expected = [{"queue": "app-celery", "task": None, "count": 2}]
+    assert panels["tasks"] == [] and panels["poison"] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recorder__poisoned_counted_under_the_task_it_names() -> None:
+    """An unregistered task's poison is counted under its name, listed as poison by that name."""
+    current = recorder.Recorder("w@poison", 10.0)
+    current.poisoned("app-celery", "app.tasks.forgotten")
+    current.poisoned("app-celery", None)
+    assert current.flush()
+    tasks = {t["name"]: t for t in read.snapshot(300)["tasks"]}
+    assert {n: t["poisoned"] for n, t in tasks.items()} == {
+        "app.tasks.forgotten": 1,
+        base.POISON_TASK: 1,
+    }
+    panels = dashboard_panels({"tasks": list(tasks.values())})
+    assert panels["tasks"] == []  # no run of either to show
+    assert sorted(panels["poison"], key=str) == sorted(
+        [
+            {"queue": "app-celery", "task": "app.tasks.forgotten", "count": 1},
+            {"queue": "app-celery", "task": None, "count": 1},
+        ],
+        key=str,
+    )
 
 
 @pytest.mark.django_db
@@ -826,9 +890,15 @@ def test_dashboard__poison_count_and_quarantine_queue_listed(viewer, sqs, unique
     queue = _seed(sqs, unique)
     sqs.create_queue(QueueName=f"{queue}-quarantine")
     key = (base.POISON_TASK, queue, base.minute_of(timezone.now()))
-    store.write({key: base.Counts(poisoned=3)}, "w@h")
+    named = ("app.tasks.forgotten", queue, base.minute_of(timezone.now()))
+    store.write({key: base.Counts(poisoned=3), named: base.Counts(poisoned=2)}, "w@h")
     page = viewer.get("/admin/sqs_broker/dashboard/?window=300").content.decode()
     assert 'id="sqs-poison"' in page and '<strong class="poisoned">3</strong>' in page
+    assert (
+        '(<code class="poison-task">app.tasks.forgotten</code>): <strong class="poisoned">2<'
+        in page
+    )
+    assert 'data-task="app.tasks.forgotten"' not in page  # no run: not in the task table
     assert f'data-queue="{queue}-quarantine"' in page
     row = page[page.index(f'data-queue="{queue}-quarantine"') :][:1500]
     assert "quarantine</span>" in row

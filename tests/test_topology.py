@@ -7,6 +7,7 @@ from celery import Celery
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from sqs_broker import topology
 from sqs_broker.topology import Topology, celery_app, endpoint_url, entity_name
 from tests.support.env import base_env, make_app
 
@@ -89,3 +90,19 @@ def test_remote_control_names__recognised_and_fitted_to_80_characters() -> None:
     assert len(fitted) == 80 and fitted.startswith("p-aaa") and fitted.endswith("-celery-pidbox")
     assert fitted != topology.remote_control_sqs_name(long_b)
     assert topology.remote_control_sqs_name(long_a) == fitted
+
+
+def test_held_queues__dead_letter_and_quarantine_queues():
+    """Dead-letter queues (by a row's dlq) and quarantine queues hold; work queues do not."""
+    rows = [
+        {"name": "app-celery", "dlq": {"name": "app-dead"}},
+        {"name": "app-dead", "dlq": None},
+        {"name": "app-mail", "dlq": None},
+        {"name": "app-mail-quarantine", "dlq": None},
+        {"name": "app-jobs-quarantine.fifo"},
+    ]
+    assert topology.held_queues(rows) == {
+        "app-dead",
+        "app-mail-quarantine",
+        "app-jobs-quarantine.fifo",
+    }

@@ -15,6 +15,9 @@ from sqs_broker.dashboard import charts
 from sqs_broker.schema import FindingRow, Stats
 from sqs_broker.telemetry.base import POISON_TASK
 
+#: Counts of a task row that say a delivery became a task (the table shows those rows).
+RUN_OUTCOMES = ("received", "succeeded", "failed", "retried", "revoked")
+
 
 def panels(data: Stats) -> dict[str, Any]:
     """What the dashboard's worker and task panels draw from one ``gather()`` result."""
@@ -26,9 +29,12 @@ def panels(data: Stats) -> dict[str, Any]:
     tasks = []
     poison = []
     for task in data.get("tasks") or []:
-        if task["name"] == POISON_TASK:
-            poison.append({"queue": task["queue"], "count": task.get("poisoned", 0)})
-            continue
+        named = task["name"] != POISON_TASK
+        if task.get("poisoned"):
+            name = task["name"] if named else None
+            poison.append({"queue": task["queue"], "task": name, "count": task["poisoned"]})
+        if not named or not any(task.get(o) for o in RUN_OUTCOMES):
+            continue  # only poison: no run to show in the table
         series = task.get("series") or []
         tasks.append(
             {

@@ -55,6 +55,7 @@ from sqs_broker.findings.catalogue import CATALOGUE, UNCHECKABLE
 from sqs_broker.findings.causes import Measured
 from sqs_broker.findings.names import pycurl_missing
 from sqs_broker.findings.run import measured, offline, online, online_within
+from sqs_broker.findings.sts import missing_credentials
 from sqs_broker.findings.url import debug_with_url_credentials, unsafe_debug
 from sqs_broker.findings.visibility import registered_tasks
 
@@ -69,6 +70,7 @@ __all__ = [
     "debug_with_url_credentials",
     "make",
     "measured",
+    "missing_credentials",
     "offline",
     "online",
     "online_within",

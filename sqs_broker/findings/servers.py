@@ -38,7 +38,7 @@ def api_token(topo: Topology) -> Finding | None:
             ),
             _(
                 "Set SQS_BROKER_API_TOKEN to a random string of at least 16 characters "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or to None."
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), or to None."
             ),
         )
     return None

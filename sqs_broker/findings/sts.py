@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from sqs_broker import limits, sqs
 from sqs_broker.findings.base import Finding, make, register, seconds
-from sqs_broker.findings.failures import call_failed
+from sqs_broker.findings.failures import call_failed, failure
 from sqs_broker.redact import url_has_credentials
 
 if TYPE_CHECKING:
@@ -96,6 +96,43 @@ def sts(topo: Topology) -> list[Finding]:
     return found
 
 
+def _own_keys_everywhere(options: Mapping[str, object]) -> bool:
+    """Every predefined queue carries its own keys (and no STS role needs the main ones)."""
+    queues = options.get("predefined_queues") or {}
+    return bool(
+        isinstance(queues, Mapping)
+        and queues
+        and not options.get("sts_role_arn")
+        and all(isinstance(q, Mapping) and q.get("access_key_id") for q in queues.values())
+    )
+
+
+def missing_credentials(topo: Topology) -> Finding | None:
+    """E018 before any call: AWS's own endpoint and no credentials where botocore looks.
+
+    The worker's start guard asks this, so that a worker started without keys
+    stops at once with the finding ``sqs_check`` gives, instead of kombu
+    retrying "Unable to locate credentials" a hundred times. An endpoint URL
+    (a local SQS), keys in the broker URL or in every predefined queue, or
+    any credentials of botocore's chain (environment, files, container, instance
+    role) mean nothing is said here.
+    """
+    if not topo.is_sqs or topo.endpoint or topo.credentials[0]:
+        return None
+    if _own_keys_everywhere(topo.options):
+        return None
+    import botocore.session
+
+    action = "celery worker"
+    try:
+        found = botocore.session.get_session().get_credentials()
+    except Exception as exc:  # partial or unreadable credentials: kombu would fail on them too
+        return call_failed(exc, action) if sqs.failure_kind(exc) == "credentials" else None
+    if found is not None:
+        return None
+    return failure("credentials", "Unable to locate credentials", action, None)
+
+
 @register("access", gate=True)
 def identity(topo: Topology) -> list[Finding]:
     """I005, I009, E017, E018, E019: whom the main credentials resolve to."""
@@ -103,14 +140,7 @@ def identity(topo: Topology) -> list[Finding]:
         who = sqs.caller_identity(topo)
     except Exception as exc:  # every failure becomes a finding, never a traceback
         kind = sqs.failure_kind(exc)
-        options = topo.options
-        queues = options.get("predefined_queues") or {}
-        if (
-            kind == "credentials"
-            and queues
-            and not options.get("sts_role_arn")
-            and all(isinstance(q, Mapping) and q.get("access_key_id") for q in queues.values())
-        ):
+        if kind == "credentials" and _own_keys_everywhere(topo.options):
             # Every queue carries its own keys: the main credentials are not needed.
             return []
         if kind == "other" and topo.endpoint:

@@ -400,6 +400,7 @@ def _celery_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "CELERY_TASK_SERIALIZER": "json",
         "CELERY_RESULT_SERIALIZER": "json",
         "CELERY_ACCEPT_CONTENT": ["json"],
+        "CELERY_RESULT_EXTENDED": True,  # results keep the task's name (the task page's title)
     }
     transport = broker_transport(env, settings["CELERY_BROKER_URL"])
     if transport is not None:

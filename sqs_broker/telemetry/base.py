@@ -43,7 +43,7 @@ COUNT_FIELDS = (
     "received", "succeeded", "failed", "retried", "redelivered", "poisoned", "revoked",
     "offloaded", "offloaded_bytes",
 )  # fmt: skip
-#: The task name poison messages are counted under: no task could be read from them.
+#: The task name poison messages are counted under when no task name could be read from them.
 POISON_TASK = "(undecodable)"
 
 #: Upper bounds (seconds) of the run-time and queue-wait histogram buckets. Each

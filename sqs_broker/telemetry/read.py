@@ -25,6 +25,7 @@ from sqs_broker.telemetry.base import (
     hour_of,
     minute_of,
 )
+from sqs_broker.topology import held_queues
 
 
 def worker_state(
@@ -252,12 +253,18 @@ def _add_buckets(
 def unconsumed(
     queues: Iterable[Mapping[str, Any]], workers: Iterable[Mapping[str, Any]]
 ) -> list[str]:
-    """Queues holding messages that no live worker consumes."""
+    """Queues holding messages that no live worker consumes.
+
+    Dead-letter and quarantine queues (:func:`sqs_broker.topology.held_queues`)
+    hold messages for a person, not for a worker: never unconsumed.
+    """
+    queues = list(queues)
     consumed = {name for w in workers if w.get("alive") for name in w.get("queues") or ()}
+    skipped = consumed | held_queues(queues)
     return [
         q["name"]
         for q in queues
-        if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in consumed
+        if (q.get("visible") or 0) + (q.get("delayed") or 0) > 0 and q["name"] not in skipped
     ]
 
 

@@ -144,9 +144,13 @@ class Recorder:
         # Clocks of SQS and the worker differ by a little: a negative wait is zero.
         self._add(task, queue, **observation("wait", max(0.0, seconds)))
 
-    def poisoned(self, queue: str) -> None:
-        """A message of ``queue`` that no task could be made of, moved out of the way."""
-        self._add(POISON_TASK, queue, poisoned=1)
+    def poisoned(self, queue: str, task: str | None = None) -> None:
+        """A message of ``queue`` that no task could be made of, moved out of the way.
+
+        Counted under the task it names (an unregistered one, say), else
+        under :data:`POISON_TASK`.
+        """
+        self._add(task or POISON_TASK, queue, poisoned=1)
 
     def revoked(self, task: str, queue: str) -> None:
         """Celery's revoke path discarded a delivery of ``task`` unrun (revoked or expired)."""

@@ -69,6 +69,7 @@ from sqs_broker.transport.poison import (
     check_envelope,
     contract_of,
     envelope_of,
+    identify,
 )
 from sqs_broker.transport.quarantine import Quarantine
 from sqs_broker.transport.receiving import MAX_RECEIVE, NO_QUEUE_CODES, QoS, Receiving
@@ -153,6 +154,7 @@ class Channel(RemoteControl, Receiving, SQSChannel):
         self._remote_init()
         self.quarantine = Quarantine(self._release_client)
         self.quarantine.on_poison = self._count_poison
+        self.quarantine.identify = self._identify
         self._contracts: dict[str, Contract] = {}
         self._task_consumers: weakref.WeakSet[Any] = weakref.WeakSet()
         # Rejected deliveries waiting to be moved: [queue, url, SQS message, reason].
@@ -177,21 +179,27 @@ class Channel(RemoteControl, Receiving, SQSChannel):
 
     # --- the consumers' contracts ------------------------------------------------------
 
-    def serve_tasks(self, consumer: Any, on_poison: Callable[[str], None] | None = None) -> None:
+    def serve_tasks(
+        self, consumer: Any, on_poison: Callable[[str, str | None], None] | None = None
+    ) -> None:
         """Mark ``consumer`` (a kombu Consumer) as Celery's task consumer; set the counter.
 
         Called by the worker's bootstep (:mod:`sqs_broker.transport.worker`)
         before the consumer consumes. ``on_poison`` is called once per poison
-        message, of any channel of this connection, with its queue's name.
+        message, of any channel of this connection, with its queue's name and
+        the task it names (``None`` when none can be read).
         """
         self._task_consumers.add(consumer)
         # On the transport: every channel of this connection counts with it.
         self.connection.on_poison = on_poison
 
-    def _count_poison(self, queue: str) -> None:
+    def _count_poison(self, queue: str, task: str | None) -> None:
         counter = self.connection.on_poison
         if counter is not None:
-            counter(queue)
+            counter(queue, task)
+
+    def _identify(self, body: Any) -> tuple[str | None, str | None]:
+        return identify(body, self._decode_python_message_body)
 
     def basic_consume(
         self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any

@@ -32,6 +32,7 @@ __all__ = [
     "check_task",
     "contract_of",
     "envelope_of",
+    "identify",
     "is_quarantine",
     "quarantine_name",
 ]
@@ -97,6 +98,30 @@ def envelope_of(body: Any, unwrap: Callable[[Any], bytes]) -> tuple[dict[str, An
     if not isinstance(envelope, dict) or "properties" not in envelope:
         raise Poison("the SQS body is JSON but not a kombu envelope (no properties)")
     return envelope, text
+
+
+#: Characters of a task name or id :func:`identify` gives at most (the telemetry's column).
+NAME_CHARS = 255
+
+
+def identify(body: Any, unwrap: Callable[[Any], bytes]) -> tuple[str | None, str | None]:
+    """The task name and id an SQS body's kombu envelope names, each ``None`` where unreadable.
+
+    Read from the envelope's headers (Celery's protocol 2) only: the body,
+    which holds the arguments, is never decoded here. What a person may be
+    shown of a poison message, and what its poison is counted under.
+    """
+    try:
+        headers = envelope_of(body, unwrap)[0].get("headers")
+    except Poison:
+        return None, None
+    if not isinstance(headers, dict):
+        return None, None
+
+    def name(value: Any) -> str | None:
+        return value[:NAME_CHARS] if isinstance(value, str) and value else None
+
+    return name(headers.get("task")), name(headers.get("id"))
 
 
 def check_envelope(

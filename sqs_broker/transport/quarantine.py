@@ -11,7 +11,9 @@ reason, the source queue and the message id as attributes when they fit
 
 Each message is counted once (``on_poison``, and :attr:`Quarantine.poisoned`)
 and logged once, however often it comes back: a bounded memory of message ids
-remembers what was counted, copied, or found too large to copy.
+remembers what was counted, copied, or found too large to copy. Where its
+kombu envelope names a task (``identify``), the count and the log line name
+that task and its id; else the log shows the body's first bytes.
 """
 
 from __future__ import annotations
@@ -159,8 +161,11 @@ class Quarantine:
         self._client_of = client_of
         self._targets: dict[str, tuple[Target, float]] = {}
         self._seen: OrderedDict[str, str] = OrderedDict()
-        #: Called once per poison message with its queue's SQS name (the worker's counter).
-        self.on_poison: Callable[[str], None] | None = None
+        #: Called once per poison message with its queue's SQS name and the task it names,
+        #: if any (the worker's counter).
+        self.on_poison: Callable[[str, str | None], None] | None = None
+        #: The task name and id an SQS body names (:func:`sqs_broker.transport.poison.identify`).
+        self.identify: Callable[[Any], tuple[str | None, str | None]] | None = None
         #: Poison messages counted by this channel, each once.
         self.poisoned = 0
 
@@ -174,14 +179,14 @@ class Quarantine:
         while len(self._seen) > self.memory:
             self._seen.popitem(last=False)
 
-    def _count(self, queue: str, message_id: str) -> None:
+    def _count(self, queue: str, message_id: str, task: str | None = None) -> None:
         if message_id in self._seen:
             return
         self._remember(message_id, COUNTED)
         self.poisoned += 1
         if self.on_poison is not None:
             try:
-                self.on_poison(queue)
+                self.on_poison(queue, task)
             except Exception:  # a counter must never stop a move
                 logger.exception("Counting a poison message of queue %s failed", queue)
 
@@ -195,8 +200,15 @@ class Quarantine:
         """
         message_id = str(message.get("MessageId", "?"))
         raw = message.get("Body", "")
-        first = scrub(repr(raw[:SHOWN_BYTES] if isinstance(raw, str | bytes) else raw))
-        self._count(queue, message_id)
+        task, task_id = self._identified(raw)
+        if task is not None or task_id is not None:
+            # What a person can act on; never the arguments.
+            first = scrub(f"task {task!r}, id {task_id!r}")
+        else:
+            first = "first bytes: " + scrub(
+                repr(raw[:SHOWN_BYTES] if isinstance(raw, str | bytes) else raw)
+            )
+        self._count(queue, message_id, task)
         state = self._seen.get(message_id)
         try:
             client = self._client_of(queue)
@@ -212,7 +224,7 @@ class Quarantine:
                     logger.error(
                         "Poison message %s on queue %s (%s) is larger than %s queue %s takes "
                         "(%d bytes): it is left in the queue, and moved only if that queue "
-                        "takes it later; first bytes: %s",
+                        "takes it later; %s",
                         message_id,
                         queue,
                         reason,
@@ -228,7 +240,7 @@ class Quarantine:
         except Exception as exc:
             logger.error(
                 "Poison message %s on queue %s (%s) could not be moved: %s. It is left in the "
-                "queue and comes back after its visibility timeout; first bytes: %s",
+                "queue and comes back after its visibility timeout; %s",
                 message_id,
                 queue,
                 reason,
@@ -237,8 +249,7 @@ class Quarantine:
             )
             return False
         logger.error(
-            "Poison message %s on queue %s moved to %s queue %s (reason in %s): %s; first "
-            "bytes: %s",
+            "Poison message %s on queue %s moved to %s queue %s (reason in %s): %s; %s",
             message_id,
             queue,
             target.kind,
@@ -248,6 +259,15 @@ class Quarantine:
             first,
         )
         return True
+
+    def _identified(self, body: Any) -> tuple[str | None, str | None]:
+        if self.identify is None:
+            return None, None
+        try:
+            return self.identify(body)
+        except Exception:  # naming a message must never stop its move
+            logger.debug("Reading the task of a poison message failed", exc_info=True)
+            return None, None
 
     def target(self, client: Any, queue: str, url: str) -> Target:
         """Where ``queue``'s poison goes: its dead-letter queue, else its quarantine queue."""

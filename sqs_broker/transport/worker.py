@@ -24,8 +24,9 @@ from celery import signals
 
 from sqs_broker.celery_types import StartStopStep
 
-#: The poison counter :func:`install` was given (called with a queue's SQS name).
-_on_poison: Callable[[str], None] | None = None
+#: The poison counter :func:`install` was given (called with a queue's SQS name and the
+#: task the message names, ``None`` when none can be read).
+_on_poison: Callable[[str, str | None], None] | None = None
 _connected = False
 
 
@@ -68,7 +69,7 @@ def on_task_rejected(
         _tell(message, f"Celery rejected it as an invalid task ({type(exc).__name__}: {exc})")
 
 
-def install(app: Any, on_poison: Callable[[str], None] | None = None) -> None:
+def install(app: Any, on_poison: Callable[[str, str | None], None] | None = None) -> None:
     """Add :class:`PoisonStep` to ``app``'s workers and connect the signals; safe twice."""
     global _connected, _on_poison
     _on_poison = on_poison

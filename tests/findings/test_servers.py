@@ -23,6 +23,8 @@ def test_e024__a_token_stats_json_would_refuse(token: object) -> None:
         e024 = servers.api_token(app_for())
     assert e024 is not None and e024.id == "sqs_broker.E024"
     assert SHORT not in e024.message + e024.hint
+    # A clean shell has python3, not python: the hint's command runs there as written.
+    assert "python3 -c 'import secrets" in e024.hint
 
 
 @pytest.mark.parametrize("token", [None, "", "a-long-enough-token-0123"])
