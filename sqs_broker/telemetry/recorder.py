@@ -1,7 +1,6 @@
 """Worker-side recording without Celery events: heartbeats and per-minute task counters.
 
-SQS carries neither Celery events nor remote control, so workers record
-what they see themselves and write it to the database through the ORM:
+SQS carries no Celery events, so workers record what they see and write it through the ORM:
 
 * Every process that runs tasks holds a :class:`Recorder`: counters kept in
   memory, keyed by task name, queue and minute. Signal handlers only add to
@@ -19,19 +18,16 @@ what they see themselves and write it to the database through the ORM:
 * The main process's recorder belongs to :class:`TelemetryStep`, a worker
   bootstep (Celery swallows exceptions in signal handlers; a bootstep also
   sees the worker's warm shutdown, which alone marks the heartbeat stopped).
-* The heartbeat carries the consumer's progress, which the transport reports
-  from the event loop to :mod:`sqs_broker.transport.liveness`: the readers
-  show a worker whose heartbeats arrive but whose consumer is silent as
-  ``"stalled"``. A change between stalled and consuming is written at once,
-  not at the next interval.
+* The heartbeat carries the consumer's progress (from the event loop, through
+  :mod:`sqs_broker.transport.liveness`): a worker whose heartbeats arrive but whose
+  consumer is silent shows as ``"stalled"``, a change of it written at once.
 
 Writes are additive (``F()`` increments), so several processes and several
 workers can write the same rows at once; rows are touched in a fixed order
 so PostgreSQL cannot deadlock two flushes, and "database is locked" from
 SQLite is retried. A flush that still fails keeps its counts for the next one.
 
-This module runs in workers only; :mod:`sqs_broker.telemetry.store` writes,
-:mod:`sqs_broker.telemetry.read` is the faces' side and is never imported here.
+Workers only: :mod:`.store` writes; :mod:`.read` (the faces' side) is never imported here.
 """
 
 from __future__ import annotations
@@ -350,13 +346,18 @@ def queue_label(routing_key: str | None) -> str:
     return name
 
 
+def _sqs_message(request: Any) -> dict[str, Any]:
+    """The SQS message (kombu's ``delivery_info["sqs_message"]``) behind a worker request."""
+    info = getattr(getattr(request, "message", None), "delivery_info", None) or {}
+    return info.get("sqs_message") or {}
+
+
 def receive_count(request: Any) -> int:
     """``ApproximateReceiveCount`` of the SQS message behind a worker request; 1 if unknown."""
-    message = getattr(request, "message", None)
-    info = getattr(message, "delivery_info", None) or {}
-    sqs_message = info.get("sqs_message") or {}
     try:
-        return int((sqs_message.get("Attributes") or {}).get("ApproximateReceiveCount", 1))
+        return int(
+            (_sqs_message(request).get("Attributes") or {}).get("ApproximateReceiveCount", 1)
+        )
     except (TypeError, ValueError):
         return 1
 
@@ -367,10 +368,7 @@ def sent_timestamp(request: Any) -> float | None:
     kombu asks SQS for it on receive when the transport option
     ``fetch_message_attributes`` names it (sqs_broker.settings does); ``None`` otherwise.
     """
-    message = getattr(request, "message", None)
-    info = getattr(message, "delivery_info", None) or {}
-    sqs_message = info.get("sqs_message") or {}
-    raw = (sqs_message.get("Attributes") or {}).get("SentTimestamp")
+    raw = (_sqs_message(request).get("Attributes") or {}).get("SentTimestamp")
     try:
         return int(raw) / 1000 if raw is not None else None
     except (TypeError, ValueError):
@@ -379,9 +377,7 @@ def sent_timestamp(request: Any) -> float | None:
 
 def offloaded_size(request: Any) -> int | None:
     """The stored size of the offloaded message behind a worker request; ``None`` if inline."""
-    message = getattr(request, "message", None)
-    info = getattr(message, "delivery_info", None) or {}
-    return payloads.stored_size((info.get("sqs_message") or {}).get("MessageAttributes"))
+    return payloads.stored_size(_sqs_message(request).get("MessageAttributes"))
 
 
 def _routing_key(request: Any) -> str | None:
