@@ -652,6 +652,28 @@ def test_requests__watchdog_ends_a_request_with_no_answer() -> None:
     requests.close(1.0)
 
 
+def test_requests__posted_work_runs_though_the_hub_closed_first() -> None:
+    """What another thread posts (an acknowledgement's delete) is never dropped by the close."""
+    import threading
+
+    from kombu.asynchronous import Hub
+
+    from sqs_broker.transport.io import Requests
+
+    hub = Hub()
+    requests = Requests(2)
+    requests.attach(hub)
+    ran: list[str] = []
+    poster = threading.Thread(target=lambda: requests.post(lambda: ran.append("before")))
+    poster.start()
+    poster.join()
+    assert ran == []  # waits for the hub, which never turns again
+    requests.close(1.0)
+    assert ran == ["before"]
+    requests.post(lambda: ran.append("after"))
+    assert ran == ["before", "after"]
+
+
 @with_worker
 def test_worker__receives_and_deletes_batched_with_a_backlog(
     start_worker: Any, sqs: Any, sqs_endpoint: str, unique: str, tmp_path: Path

@@ -124,11 +124,17 @@ class Requests:
         return request
 
     def post(self, function: Callable[[], None]) -> None:
-        """Run ``function`` on the hub thread soon; callable from any thread."""
+        """Run ``function`` on the hub thread soon; callable from any thread.
+
+        Once closed there is no hub to run it: it runs at once, on the caller's thread.
+        """
         with self._lock:
-            if self.closed:
-                return
-            self._done.append((None, function, None))
+            closed = self.closed
+            if not closed:
+                self._done.append((None, function, None))
+        if closed:
+            self._call(function)
+            return
         self._wake()
 
     def pending(self, operation: str | None = None) -> list[Request]:
@@ -219,7 +225,11 @@ class Requests:
             if self._watchdog is not None:
                 self._watchdog.cancel()
         for request, answer, error in leftover:
-            if request is not None and request.on_late is not None and error is None:
+            if request is None:
+                # Posted to the hub and not run yet (an acknowledgement from another
+                # thread, say): run now, or a delete collected just before the close is lost.
+                self._call(answer)
+            elif request.on_late is not None and error is None:
                 self._call(request.on_late, answer)
         started = time.monotonic()
         others = [r.future for r in self._pending if r.future and r.operation != "ReceiveMessage"]
