@@ -11,6 +11,7 @@ its endpoint is a tripwire while it runs. Helpers live in ``tests/support/``.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -131,6 +132,28 @@ def bucket(unique: str, s3: Any, sqs_endpoint: str) -> Iterator[str]:
     ):
         yield unique
     payloads.forget_clients()
+
+
+@pytest.fixture
+def plain_factory() -> Iterator[None]:
+    """The stock log-record factory for the test, the process's own afterwards."""
+    before = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)
+    yield
+    logging.setLogRecordFactory(before)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright, one per module of browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as playwright:
+        launched = launch(playwright)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture

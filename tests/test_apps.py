@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from celery import Celery
@@ -13,15 +12,6 @@ from django.test import override_settings
 from sqs_broker.apps import install_hooks
 from sqs_broker.guard import StartGuard
 from sqs_broker.management.commands.runserver import next_runserver
-
-
-@pytest.fixture
-def plain_factory() -> Iterator[None]:
-    """The stock log-record factory for the test, the process's own afterwards."""
-    before = logging.getLogRecordFactory()
-    logging.setLogRecordFactory(logging.LogRecord)
-    yield
-    logging.setLogRecordFactory(before)
 
 
 def _installed(app: Celery) -> dict[str, bool]:

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 
 from project.csp import HEADER
+from tests.support.browser import MARKS, WATCH_CSP
 from tests.support.env import base_env, make_app
 from tests.support.queues import queue_with_dlq
 
@@ -21,25 +22,7 @@ from tests.support.queues import queue_with_dlq
 # made here (creating the user) are still plain synchronous calls.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -58,15 +41,6 @@ def _login(page, live_server) -> None:
     page.fill("#id_password", "pw-for-browser-tests")
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/sqs_broker/dashboard/")
-
-
-#: Records every CSP violation the page reports, before any of its scripts run.
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
-});
-"""
 
 
 def _watch_csp(page) -> list[str]:

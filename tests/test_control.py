@@ -3,25 +3,13 @@ the app's hooks only with SQS_BROKER_REMOTE_CONTROL."""
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterator
 
-import pytest
 from celery import Celery
 from django.test import override_settings
 
 from sqs_broker import control
 from sqs_broker.apps import install_hooks
-
-
-@pytest.fixture
-def plain_factory() -> Iterator[None]:
-    """The stock log-record factory for the test, the process's own afterwards."""
-    before = logging.getLogRecordFactory()
-    logging.setLogRecordFactory(logging.LogRecord)
-    yield
-    logging.setLogRecordFactory(before)
 
 
 def test_install__one_reply_queue_per_thread_for_every_call() -> None:

@@ -16,38 +16,14 @@ from django.test import override_settings
 
 from project.csp import HEADER
 from sqs_broker.models import Revocation
+from tests.support.browser import MARKS, WATCH_CSP
 from tests.support.remote import ACTIVE, SCHEDULED, Control, beat, remote_app
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-CHROMIUM = "/usr/bin/chromium"
 DASHBOARD = "/admin/sqs_broker/dashboard/"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
-
-#: Records every CSP violation the page reports, before any of its scripts run.
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
-});
-"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
+pytestmark = MARKS
 
 
 @pytest.fixture

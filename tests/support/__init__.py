@@ -8,6 +8,7 @@
 - ``localserver``: this run's moto server (one per pytest process).
 - ``proxy``, ``movesqs``: endpoints put between a client and moto.
 - ``promtool``, ``users``, ``files``: promtool, users with permissions, a clone's files.
+- ``browser``: Debian's chromium for Playwright, the browser tests' marks, the CSP watcher.
 - ``remote``: Celery's remote control answered as named workers would, heartbeats.
 - ``nodeaws``: a second SQS and S3 (``local-aws-sqs``, ``s3rver`` on Node.js), not moto.
 
