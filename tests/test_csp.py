@@ -10,7 +10,8 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from project.csp import HEADER, POLICY, StrictCSPMiddleware
-from tests.test_browser import CHROMIUM, _login, _watch_csp, browser  # noqa: F401 - fixture
+from tests.support.browser import CHROMIUM
+from tests.test_browser import _login, _watch_csp
 
 
 def _directives(header: str) -> dict[str, list[str]]:
