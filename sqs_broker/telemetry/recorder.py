@@ -223,9 +223,8 @@ class Recorder:
                 now_stalled = bool(self._reading(self.liveness).stalled)
                 changed, stalled = now_stalled != stalled, now_stalled
             now = time.monotonic()
-            if changed or now >= next_flush:
-                self.flush()
-                next_flush = now + self.interval
+            if changed or now >= next_flush:  # a failed flush (a locked table): again within 1 s
+                next_flush = now + (self.interval if self.flush() else min(self.interval, 1.0))
 
     def _progress(self) -> dict[str, object] | None:
         """The consumer's progress for the heartbeat; None where no heartbeat is written."""

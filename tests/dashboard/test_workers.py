@@ -352,8 +352,10 @@ def test_real_worker__revoke_from_the_page_keeps_a_queued_task_from_running(
         hostname = _answering(app, worker)
         journal = tmp_path / "journal"
         kept = app.send_task("project.demo.tasks.journal", args=[str(journal), "kept"], countdown=6)
+        # Room for the page's calls before its ETA, even on a loaded machine.
+        doomed_eta = time.monotonic() + 25
         doomed = app.send_task(
-            "project.demo.tasks.journal", args=[str(journal), "doomed"], countdown=6
+            "project.demo.tasks.journal", args=[str(journal), "doomed"], countdown=25
         )
         client.force_login(user_with(*ALL))
 
@@ -373,7 +375,8 @@ def test_real_worker__revoke_from_the_page_keeps_a_queued_task_from_running(
         page = response.content.decode()
         assert f"Revoke broadcast of {doomed.id}: done by {hostname}." in page, page
         assert _wait(lambda: "kept" in (journal.read_text() if journal.exists() else ""), 30)
-        time.sleep(2)  # both ETAs have passed: the revoked one would have run by now
+        # Both ETAs passed: the revoked one would have run by now.
+        time.sleep(max(0.0, doomed_eta - time.monotonic()) + 3)
     assert [line.split()[0] for line in journal.read_text().splitlines()] == ["kept"]
     assert kept.id not in {r.task_id for r in Revocation.objects.all()}
 
