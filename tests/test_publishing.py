@@ -192,10 +192,12 @@ def test_guard__the_duplicate_it_prevents(start_worker, unique, sqs) -> None:
     )
     worker = start_worker(env)
     app = guarded_app(env)
+    # A countdown long enough that the worker holds the message past its visibility timeout
+    # even when its first receive comes seconds late on a loaded machine.
     with override_settings(SQS_BROKER_ETA_GUARD="off", SQS_BROKER_NATIVE_DELAY=False):
-        held = app.send_task(ADD, args=(1, 1), countdown=5)
+        held = app.send_task(ADD, args=(1, 1), countdown=12)
     native = app.send_task(ADD, args=(2, 2), countdown=5)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
         output = worker.output()
         if executions(output, held.id) >= 2 and executions(output, native.id) >= 1:
