@@ -459,24 +459,6 @@ def test_held_by_worker__only_the_part_beyond_sqs_delay_counts() -> None:
 BIG = "x" * 3_000_000
 
 
-@pytest.fixture
-def bucket(unique: str, sqs_endpoint: str) -> Iterator[str]:
-    """An S3 bucket on the moto server, and settings that offload to it."""
-    import boto3
-
-    from sqs_broker import payloads
-
-    s3 = boto3.client("s3", endpoint_url=sqs_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket=unique)
-    payloads.forget_clients()
-    with override_settings(
-        SQS_BROKER_LARGE_PAYLOAD_BUCKET=unique,
-        SQS_BROKER_LARGE_PAYLOAD_ENDPOINT_URL=sqs_endpoint,
-    ):
-        yield unique
-    payloads.forget_clients()
-
-
 def s3_objects(endpoint: str, bucket: str) -> dict[str, bytes]:
     """Every object of ``bucket``: key -> content."""
     import boto3
